@@ -1,0 +1,105 @@
+"""Every closed vocabulary of the engine, in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Table(StrEnum):
+    """The seven tables of the input data contract."""
+
+    CUSTOMERS = "customers"
+    PRODUCTS = "products"
+    ORDERS = "orders"
+    ORDER_ITEMS = "order_items"
+    ORDER_EVENTS = "order_events"
+    EVENTS = "events"
+    STOCK_EVENTS = "stock_events"
+
+
+class Gender(StrEnum):
+    FEMALE = "f"
+    MALE = "m"
+    UNKNOWN = "unknown"
+
+
+class OrderStatus(StrEnum):
+    """Status of an order, and of the events in its life."""
+
+    PLACED = "placed"
+    PROCESSING = "processing"
+    PAID = "paid"
+    HANDED_TO_CARRIER = "handed_to_carrier"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+
+
+class EventType(StrEnum):
+    VIEW = "view"
+    CART_ADD = "cart_add"
+    CART_REMOVE = "cart_remove"
+    WISHLIST_ADD = "wishlist_add"
+    REVIEW = "review"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class MessageKind(StrEnum):
+    MARKETING = "marketing"
+    TRANSACTIONAL = "transactional"
+
+
+class Decision(StrEnum):
+    SEND = "send"
+    HOLDOUT = "holdout"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+class SkipReason(StrEnum):
+    NO_CONSENT = "no_consent"
+    SUPPRESSED = "suppressed"
+    NO_EMAIL = "no_email"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_PHONE = "invalid_phone"
+    FREQUENCY_CAP = "frequency_cap"
+    QUIET_HOURS = "quiet_hours"
+    DUPLICATE = "duplicate"
+    HOLDOUT = "holdout"
+
+
+class SendStatus(StrEnum):
+    """States of a send-ledger entry."""
+
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class QuarantineReason(StrEnum):
+    """Why an input row was set aside instead of used."""
+
+    MISSING_VALUE = "missing_value"
+    UNPARSEABLE_DATE = "unparseable_date"
+    UNPARSEABLE_NUMBER = "unparseable_number"
+    UNPARSEABLE_BOOL = "unparseable_bool"
+    NEGATIVE_VALUE = "negative_value"
+    NON_POSITIVE_QUANTITY = "non_positive_quantity"
+    OUT_OF_RANGE = "out_of_range"
+    DUPLICATE_ID = "duplicate_id"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_PHONE = "invalid_phone"
+    UNKNOWN_ENUM = "unknown_enum"
+    UNKNOWN_TIMEZONE = "unknown_timezone"
+    INVALID_COUNTRY = "invalid_country"
+    DANGLING_FOREIGN_KEY = "dangling_foreign_key"
+    # importer-specific reasons
+    MISSING_CUSTOMER = "missing_customer"
+    NON_PRODUCT_CODE = "non_product_code"
+    ZERO_PRICE = "non_positive_price"
