@@ -41,6 +41,7 @@ class Column:
     nullable: bool = False  # an empty cell is allowed
     values: tuple[str, ...] = ()  # allowed values for ENUM
     min_value: float | None = None  # inclusive lower bound for numbers
+    max_value: float | None = None  # inclusive upper bound for numbers
     positive: bool = False  # strictly greater than zero
     default: str | None = None  # value for an empty cell of a nullable column
 
@@ -137,7 +138,6 @@ SPECS: dict[Table, TableSpec] = {
             Column("quantity", Kind.INT, positive=True),
             Column("unit_price", Kind.FLOAT, min_value=0.0),
         ),
-        key=("order_id", "product_id"),
         foreign_keys=(
             ForeignKey("order_id", Table.ORDERS, "order_id"),
             ForeignKey("product_id", Table.PRODUCTS, "product_id"),
@@ -160,7 +160,7 @@ SPECS: dict[Table, TableSpec] = {
             Column("product_id", Kind.ID),
             Column("type", Kind.ENUM, values=tuple(t.value for t in EventType)),
             Column("at", Kind.DATETIME),
-            Column("rating", Kind.INT, required=False, nullable=True, min_value=1),
+            Column("rating", Kind.INT, required=False, nullable=True, min_value=1, max_value=5),
             Column("text", Kind.STR, required=False, nullable=True),
         ),
         time_column="at",
