@@ -73,9 +73,7 @@ class TableSpec:
 
 
 _ORDER_STATUSES = tuple(s.value for s in OrderStatus)
-_EVENT_STATUSES = tuple(
-    s.value for s in OrderStatus if s is not OrderStatus.PLACED
-)
+_EVENT_STATUSES = tuple(s.value for s in OrderStatus if s is not OrderStatus.PLACED)
 
 SPECS: dict[Table, TableSpec] = {
     Table.CUSTOMERS: TableSpec(
@@ -193,3 +191,18 @@ LOAD_ORDER: tuple[Table, ...] = (
 )
 
 QUARANTINE_COLUMNS = ("table", "row", "column", "reason")
+
+
+class ContractError(ValueError):
+    """A source is unusable as a whole: a missing file or a missing required column.
+
+    The message is one line that names the file and, where it applies, the column.
+    """
+
+
+def check_columns(spec: TableSpec, columns: list[str], source: str) -> None:
+    """Raise ContractError naming the file and the first missing required column."""
+    missing = [c for c in spec.required_columns if c not in columns]
+    if missing:
+        more = f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise ContractError(f"{source}: missing required column '{missing[0]}'{more}")

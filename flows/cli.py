@@ -1,0 +1,210 @@
+"""The ``loyalty`` command: the demo, the daily run, the generator, importers and serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+if TYPE_CHECKING:
+    from tasks.report import RunSummary
+
+app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
+import_app = typer.Typer(help="Map real shop exports onto the data contract.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+out = Console()
+err = Console(stderr=True)
+
+# Safe defaults for Prefect on this project: no telemetry, patient first start (migrations take ~25 s).
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def _prefect_env(verbose: bool) -> None:
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _run_daily(data: str, as_of: date, dry_run: bool) -> RunSummary:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.daily_run import daily_run
+    from tasks.aws import s3_client
+    from tasks.contract import ContractError
+    from tasks.settings import Settings
+    from tasks.sources import check_source
+
+    settings = Settings()
+    try:
+        check_source(data, lambda: s3_client(settings))
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    runner = ThreadPoolTaskRunner(max_workers=settings.task_workers)
+    with err.status(f"Running the daily run for {as_of} under Prefect…", spinner="dots"):
+        try:
+            return daily_run.with_options(task_runner=runner)(as_of=as_of, dry_run=dry_run, data=data)
+        except ContractError as exc:
+            raise _fail(str(exc)) from None
+
+
+def _print_summary(summary: RunSummary) -> None:
+    out.print(f"\n[bold]Daily run for {summary.as_of}[/]" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
+    data = RichTable("customers", "", box=None, show_header=False)
+    data.add_row("loaded", str(summary.customers_loaded))
+    data.add_row("quarantined rows (all tables)", str(summary.quarantined))
+    for table, reasons in summary.quarantined_by_reason.items():
+        for reason, n in reasons.items():
+            data.add_row(f"  {table}: {reason}", str(n))
+    out.print(data)
+    segments = RichTable("segment", "customers", title="Segments", title_justify="left")
+    for name, n in summary.segments.items():
+        segments.add_row(name, str(n))
+    out.print(segments)
+    messages = RichTable("messages", "count", title="Messages", title_justify="left")
+    for name in (
+        "planned",
+        "to_send",
+        "rendered",
+        "sent",
+        "already_sent",
+        "failed",
+        "retry_later",
+        "parked",
+        "skipped",
+    ):
+        messages.add_row(name.replace("_", " "), str(getattr(summary, name)))
+    for reason, n in summary.skipped_by_reason.items():
+        messages.add_row(f"  skipped: {reason}", str(n))
+    out.print(messages)
+    out.print(f"[bold]{summary.headline()}[/]")
+    out.print(f"Outbox: {summary.outbox_index}\nRun folder: {summary.run_dir}")
+
+
+def _emit(summary: RunSummary, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
+    else:
+        _print_summary(summary)
+
+
+@app.command()
+def run(
+    as_of: Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")],
+    data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and record, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run the daily flow on any contract folder for one date."""
+    _prefect_env(verbose)
+    from tasks.settings import Settings
+
+    day = _parse_date(as_of)
+    _emit(_run_daily(data or Settings().data, day, dry_run), as_json)
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=50, help="How many customers the demo shop has.")] = 2000,
+    days: Annotated[int, typer.Option(min=30, help="Days of history.")] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed makes the same shop.")] = 7,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and record, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Generate a demo shop, start a local AWS, and run the daily flow for its last day."""
+    _prefect_env(verbose)
+    from tasks.synth import DEFAULT_END, generate_shop, write_shop
+
+    from tasks.local_aws import local_aws
+    from tasks.settings import Settings
+
+    # The local SES takes what the demo sends as fast as it comes.
+    os.environ.setdefault("LOYALTY_EMAIL_RATE", "200")
+    settings = Settings()
+    shop = settings.output_dir / "demo-shop" / f"c{customers}-d{days}-s{seed}"
+    if not (shop / "stock_events.csv").exists():
+        with err.status(f"Generating a demo shop: {customers} customers, {days} days…"):
+            write_shop(generate_shop(customers=customers, days=days, seed=seed, end=DEFAULT_END), shop)
+    with err.status("Starting a local AWS (moto on 127.0.0.1)…"):
+        aws = local_aws(settings.aws_region, settings.sender)
+        aws.__enter__()
+    try:
+        summary = _run_daily(str(shop), DEFAULT_END, dry_run)
+    finally:
+        aws.__exit__(None, None, None)
+    _emit(summary, as_json)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the contract tables to.")],
+    customers: Annotated[int, typer.Option(min=1)] = 10_000,
+    days: Annotated[int, typer.Option(min=1)] = 365,
+    seed: Annotated[int, typer.Option()] = 7,
+    end: Annotated[str | None, typer.Option(help="Last day of the history, YYYY-MM-DD.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Generate a believable demo shop (deterministic by seed) as contract tables."""
+    from tasks.synth import DEFAULT_END, generate_shop, write_shop
+
+    if fmt not in ("csv", "parquet"):
+        raise _fail(f"--format must be csv or parquet, not {fmt!r}")
+    last = _parse_date(end) if end else DEFAULT_END
+    with err.status(f"Generating {customers} customers over {days} days…"):
+        frames = generate_shop(customers=customers, days=days, seed=seed, end=last)
+        written = write_shop(frames, out_dir, fmt="csv" if fmt == "csv" else "parquet")
+    for table, path in written.items():
+        out.print(f"{table.value:<13} {len(frames[table]):>10,} rows  {path}")
+
+
+@import_app.command("online-retail")
+def import_online_retail(
+    file: Annotated[Path, typer.Argument(help="The UCI Online Retail CSV export.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the contract tables to.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON.")] = False,
+) -> None:
+    """Import the UCI Online Retail export: invoices to orders, bad lines to quarantine."""
+    from tasks import importers
+
+    try:
+        result = importers.import_online_retail(file)
+    except (importers.SourceFormatError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    result.write(out_dir)
+    summary = result.summary()
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    for key, value in summary.items():
+        out.print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    app()

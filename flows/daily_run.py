@@ -1,0 +1,58 @@
+"""The daily run: one shop's day from raw tables to sent messages, for one ``as_of`` date."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.calendar import business_date, flow_run_id
+from tasks.compose import render_messages
+from tasks.delivery import deliver_shard
+from tasks.features import profile_customers
+from tasks.paths import RunPaths
+from tasks.planner import plan_day
+from tasks.report import RunSummary, build_summary, report_run
+from tasks.settings import Settings
+from tasks.snapshot import load_snapshot
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+def daily_run(as_of: date | None = None, dry_run: bool = False, data: str | None = None) -> RunSummary:
+    """Run a shop's day: load, validate, profile, plan, render and send, then report.
+
+    Args:
+        as_of: The business date; data after it is invisible. Default: today in the shop's time zone.
+        dry_run: Render and record everything, send nothing.
+        data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
+    """
+    settings = Settings()
+    as_of = as_of or business_date(settings.shop_timezone)
+    dry_run = dry_run or settings.dry_run
+    paths = RunPaths.for_day(settings.output_dir, as_of)
+    logger = get_run_logger()
+    if dry_run:
+        logger.warning("DRY RUN: messages are rendered to the outbox, nothing is sent")
+
+    # 1-2. Load the tables as of the date; bad rows go to quarantine.
+    snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
+    # 3. One profile row per customer: recency, frequency, monetary.
+    segments = profile_customers(paths, as_of)
+    # 6. Who hears what: candidates through the gates into a sharded send plan.
+    plan = plan_day(paths, as_of, settings)
+    # 7a. Render every message before sending any: a template error stops the run here.
+    rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
+    # 7b. Send shard by shard through the ledger (skipped in a dry run).
+    delivery: Counter[str] = Counter()
+    if not dry_run:
+        for counts in deliver_shard.map(
+            unmapped(paths), plan.shards, unmapped(settings), unmapped(flow_run_id())
+        ).result():
+            delivery.update(counts)
+    # 8. Report: summary file, outbox index, artifacts.
+    summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery)
+    summary = report_run(summary, paths, plan.shards)
+    logger.info(summary.headline())
+    return summary

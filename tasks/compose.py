@@ -1,0 +1,134 @@
+"""Compose messages: build each customer's template context and render a shard of the plan."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from babel.dates import format_date
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.campaigns import Campaign, load_catalog
+from tasks.outbox import message_stem, write_message
+from tasks.paths import RunPaths
+from tasks.render import MessageContext, make_environment, render_message, template_locale
+from tasks.settings import Settings
+from tasks.tokens import coupon_code, signing_key, unsubscribe_url
+
+# Columns of the plan shard that composing needs (joined from customers and profile).
+SHARD_COLUMNS = (
+    "idempotency_key",
+    "customer_id",
+    "campaign",
+    "channel",
+    "kind",
+    "email",
+    "first_name",
+    "locale",
+    "days_since_last_order",
+)
+
+RENDERED_COLUMNS = (
+    "idempotency_key",
+    "customer_id",
+    "campaign",
+    "channel",
+    "kind",
+    "locale",
+    "to_address",
+    "to_name",
+    "subject",
+    "html",
+    "text",
+    "unsubscribe_url",
+    "html_file",
+    "text_file",
+)
+
+
+def _none_if_missing(value: object) -> object:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
+
+
+def build_context(
+    row: dict[str, object], campaign: Campaign, settings: Settings, key: bytes, as_of: date, locale: str
+) -> MessageContext:
+    """Build the typed template context for one plan row."""
+    first_name = _none_if_missing(row["first_name"])
+    days = _none_if_missing(row["days_since_last_order"])
+    context: dict[str, object] = {
+        "first_name": str(first_name).strip() or None if first_name is not None else None,
+        "locale": locale,
+        "shop_name": settings.shop_name,
+        "shop_url": settings.shop_url,
+        "unsubscribe_url": unsubscribe_url(
+            key, settings.unsubscribe_base_url, str(row["customer_id"]), str(row["channel"])
+        ),
+        "days_since_last_order": int(str(days)) if days is not None else None,
+    }
+    if campaign.offer is not None:
+        context["coupon_code"] = coupon_code(key, campaign.offer.coupon_prefix, str(row["idempotency_key"]))
+        context["percent_off"] = campaign.offer.percent_off
+        valid_until = as_of + timedelta(days=campaign.offer.valid_days)
+        context["coupon_valid_until"] = format_date(valid_until, format="long", locale=locale)
+    return MessageContext.model_validate(context)
+
+
+def render_shard(
+    shard: pd.DataFrame,
+    campaigns: dict[str, Campaign],
+    env: jinja2.Environment,
+    settings: Settings,
+    key: bytes,
+    as_of: date,
+    outbox: Path,
+) -> pd.DataFrame:
+    """Render every message of a plan shard, write it to the outbox, and return the rendered rows."""
+    out: list[dict[str, object]] = []
+    for row in shard.to_dict("records"):
+        campaign = campaigns[str(row["campaign"])]
+        locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
+        context = build_context(row, campaign, settings, key, as_of, locale)
+        rendered = render_message(env, campaign.template, context)
+        html_file, text_file = write_message(
+            outbox,
+            message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
+            rendered.html,
+            rendered.text,
+        )
+        out.append(
+            {
+                "idempotency_key": row["idempotency_key"],
+                "customer_id": row["customer_id"],
+                "campaign": campaign.name,
+                "channel": row["channel"],
+                "kind": row["kind"],
+                "locale": locale,
+                "to_address": row["email"],
+                "to_name": context.first_name,
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+                "unsubscribe_url": context.unsubscribe_url,
+                "html_file": html_file,
+                "text_file": text_file,
+            }
+        )
+    return pd.DataFrame(out, columns=list(RENDERED_COLUMNS))
+
+
+@task(cache_policy=NO_CACHE)
+def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
+    """Render one shard of the plan into messages and the outbox; return how many."""
+    campaigns = load_catalog(settings.campaigns_dir)
+    env = make_environment(settings.templates_dir)
+    rendered = render_shard(
+        pd.read_parquet(paths.send_shard(shard)), campaigns, env, settings, signing_key(settings), as_of, paths.outbox
+    )
+    target = paths.rendered_shard(shard)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rendered.to_parquet(target, index=False)
+    return len(rendered)

@@ -1,0 +1,62 @@
+"""The outbox: every rendered message as files a person can open, plus an index page."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One rendered message on disk. The index shows ids, never names or addresses."""
+
+    key: str
+    customer_id: str
+    campaign: str
+    channel: str
+    locale: str
+    html_file: str
+    text_file: str
+
+
+def message_stem(campaign: str, customer_id: str, channel: str) -> str:
+    """Return the file name stem of a message in the outbox."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in customer_id)
+    return f"{campaign}/{safe}-{channel}"
+
+
+def write_message(outbox: Path, stem: str, html_body: str, text_body: str) -> tuple[str, str]:
+    """Write one message's HTML and text; return their paths relative to the outbox."""
+    html_path, text_path = outbox / f"{stem}.html", outbox / f"{stem}.txt"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(html_body, encoding="utf-8")
+    text_path.write_text(text_body, encoding="utf-8")
+    return f"{stem}.html", f"{stem}.txt"
+
+
+def write_index(outbox: Path, entries: Iterable[OutboxEntry], title: str) -> Path:
+    """Write ``index.html`` listing every message with links to its HTML and text."""
+    rows = [
+        f"<tr><td>{html.escape(e.campaign)}</td><td>{html.escape(e.customer_id)}</td>"
+        f"<td>{html.escape(e.channel)}</td><td>{html.escape(e.locale)}</td>"
+        f'<td><a href="{html.escape(e.html_file)}">HTML</a> · <a href="{html.escape(e.text_file)}">text</a></td>'
+        f"<td><code>{html.escape(e.key)}</code></td></tr>"
+        for e in sorted(entries, key=lambda e: (e.campaign, e.customer_id, e.channel))
+    ]
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:Helvetica,Arial,sans-serif;margin:2em;color:#222}}
+table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}}
+th{{background:#f4f4f7}}code{{font-size:12px;color:#666}}</style></head>
+<body><h1>{html.escape(title)}</h1><p>{len(rows)} messages rendered.</p>
+<table><thead><tr><th>campaign</th><th>customer</th><th>channel</th><th>locale</th><th>message</th>
+<th>idempotency key</th></tr></thead><tbody>
+{"".join(rows)}
+</tbody></table></body></html>
+"""
+    outbox.mkdir(parents=True, exist_ok=True)
+    path = outbox / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,144 @@
+"""The run report: a JSON summary file, the outbox index and Prefect artifacts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from tasks.outbox import OutboxEntry, write_index
+from tasks.paths import RunPaths
+from tasks.planner import PlanSummary
+from tasks.snapshot import SnapshotSummary
+
+DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
+
+
+class RunSummary(BaseModel):
+    """What one daily run did, in numbers a person can read. No PII."""
+
+    as_of: date
+    dry_run: bool
+    customers_loaded: int
+    quarantined: int
+    quarantined_by_reason: dict[str, dict[str, int]]
+    rows: dict[str, dict[str, int]]
+    segments: dict[str, int]
+    planned: int
+    to_send: int
+    rendered: int
+    sent: int
+    already_sent: int
+    failed: int
+    retry_later: int
+    parked: int
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    run_dir: str
+    outbox_index: str
+
+    def headline(self) -> str:
+        """Return the one line that says what happened."""
+        if self.dry_run:
+            return f"DRY RUN: nothing was sent. {self.rendered} messages rendered to {self.outbox_index}"
+        if self.sent == 0 and self.already_sent:
+            return f"Nothing new to send: all {self.already_sent} planned messages were sent earlier (ledger)."
+        return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed)."
+
+
+def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
+    """Read what every render shard wrote to the outbox."""
+    entries: list[OutboxEntry] = []
+    for shard in shards:
+        frame = pd.read_parquet(
+            paths.rendered_shard(shard),
+            columns=["idempotency_key", "customer_id", "campaign", "channel", "locale", "html_file", "text_file"],
+        )
+        entries.extend(
+            OutboxEntry(
+                key=r[0], customer_id=r[1], campaign=r[2], channel=r[3], locale=r[4], html_file=r[5], text_file=r[6]
+            )
+            for r in frame.itertuples(index=False)
+        )
+    return entries
+
+
+def build_summary(
+    as_of: date,
+    dry_run: bool,
+    paths: RunPaths,
+    snapshot: SnapshotSummary,
+    segments: dict[str, int],
+    plan: PlanSummary,
+    rendered: int,
+    delivery: Counter[str],
+) -> RunSummary:
+    """Put every step's numbers into one summary."""
+    return RunSummary(
+        as_of=as_of,
+        dry_run=dry_run,
+        customers_loaded=snapshot.rows["customers"]["clean"],
+        quarantined=snapshot.quarantined,
+        quarantined_by_reason=snapshot.quarantined_by_reason,
+        rows=snapshot.rows,
+        segments=segments,
+        planned=plan.planned,
+        to_send=plan.to_send,
+        rendered=rendered,
+        skipped=sum(plan.skipped_by_reason.values()),
+        skipped_by_reason=plan.skipped_by_reason,
+        run_dir=str(paths.root),
+        outbox_index=str(paths.outbox / "index.html"),
+        **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},
+    )
+
+
+def summary_markdown(summary: RunSummary) -> str:
+    """Render the summary as the markdown shown in the Prefect UI."""
+    lines = [f"# Daily run {summary.as_of}", "", f"**{summary.headline()}**", "", "## Data", ""]
+    lines += ["| table | input | clean | quarantined | after as_of |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {t} | {c['input']} | {c['clean']} | {c['quarantined']} | {c['future']} |" for t, c in summary.rows.items()
+    ]
+    if summary.quarantined:
+        lines += ["", "Quarantined rows by reason (see `quarantine.csv`):", ""]
+        for table, reasons in summary.quarantined_by_reason.items():
+            lines += [f"- {table}: " + ", ".join(f"{r} {n}" for r, n in reasons.items())]
+    lines += ["", "## Segments", "", "| segment | customers |", "|---|---:|"]
+    lines += [f"| {s} | {n} |" for s, n in summary.segments.items()]
+    lines += ["", "## Messages", "", "| outcome | messages |", "|---|---:|"]
+    for name in (
+        "planned",
+        "to_send",
+        "rendered",
+        "sent",
+        "already_sent",
+        "failed",
+        "retry_later",
+        "parked",
+        "skipped",
+    ):
+        lines.append(f"| {name} | {getattr(summary, name)} |")
+    lines += [f"| skipped: {r} | {n} |" for r, n in summary.skipped_by_reason.items()]
+    return "\n".join(lines) + "\n"
+
+
+@task(cache_policy=NO_CACHE)
+def report_run(summary: RunSummary, paths: RunPaths, shards: list[int]) -> RunSummary:
+    """Write the outbox index, the JSON summary and the run's Prefect artifacts."""
+    write_index(paths.outbox, collect_outbox(paths, shards), f"Outbox {summary.as_of}")
+    paths.summary.write_text(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+    key = "daily-run"
+    create_markdown_artifact(markdown=summary_markdown(summary), key=key, description=summary.headline())
+    create_table_artifact(
+        table=[{"segment": s, "customers": n} for s, n in summary.segments.items()],
+        key=f"{key}-segments",
+        description="Customers per segment",
+    )
+    return summary
