@@ -1,13 +1,20 @@
-"""Shared plumbing for the test suite: data locations, fake AWS, Prefect."""
+"""Shared plumbing for the test suite: data locations, fake AWS, a local moto server, Prefect."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import urllib.request
 
 import pytest
 
+from tasks.local_aws import FAKE_CREDENTIALS, _free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+REGION = "eu-central-1"
+SENDER = "Loyalty Test Shop <hello@shop.example.com>"
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +23,51 @@ def shared_data() -> Path:
     path = Path(os.environ.get("LOYALTY_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
     assert path.is_dir(), f"shared data folder not found at {path}"
     return path
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every test gets fake AWS credentials and its own state and output folders."""
+    for key, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "LOYALTY_AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LOYALTY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LOYALTY_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("LOYALTY_AWS_REGION", REGION)
+    monkeypatch.setenv("LOYALTY_SENDER", SENDER)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for the session; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean local AWS for one test, with the sender verified; yields the endpoint URL."""
+    import boto3
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"), timeout=10).close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    boto3.client("ses", region_name=REGION).verify_email_identity(EmailAddress="hello@shop.example.com")
+    yield moto_server
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the whole session (it takes ~25 s to start here)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

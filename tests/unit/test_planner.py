@@ -1,0 +1,72 @@
+"""The win-back plan: who is a candidate, which gate stops whom, and the idempotency key."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from tasks.campaigns import load_catalog
+from tasks.enums import Channel, Table
+from tasks.features import build_profile
+from tasks.planner import plan_campaign, win_back_candidates
+from tasks.settings import PROJECT_ROOT
+from tasks.sources import load_raw
+from tasks.suppression import SuppressionList
+from tests.shops import add_rows, tiny_shop, write_shop
+from tasks.validation import validate_snapshot
+
+WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
+
+
+def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type: ignore[no-untyped-def]
+    snapshot = validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop"))), as_of)
+    customers = snapshot.frames[Table.CUSTOMERS]
+    profile = build_profile(customers, snapshot.frames[Table.ORDERS], as_of)
+    candidates = win_back_candidates(WIN_BACK, profile)
+    return plan_campaign(WIN_BACK, candidates, customers, {Channel.EMAIL: suppressed}, as_of)
+
+
+def test_customer_lapsed_90_to_180_days_is_planned_once_per_lapse(tmp_path: Path) -> None:
+    # C1's last order was 2024-02-01: day 90 is 2024-05-01, day 180 is 2024-07-30
+    first_day = _plan(tmp_path, tiny_shop(), date(2024, 5, 1))
+    a_month_later = _plan(tmp_path, tiny_shop(), date(2024, 6, 1))
+
+    assert list(first_day["customer_id"]) == ["C1"]
+    assert first_day.loc[0, "decision"] == "send"
+    assert first_day.loc[0, "idempotency_key"] == "win_back/1/email/C1/2024-05-01"
+    assert a_month_later.loc[0, "idempotency_key"] == first_day.loc[0, "idempotency_key"]
+
+
+def test_outside_the_window_nobody_is_planned(tmp_path: Path) -> None:
+    assert _plan(tmp_path, tiny_shop(), date(2024, 4, 30)).empty
+    assert _plan(tmp_path, tiny_shop(), date(2024, 7, 31)).empty
+
+
+def test_gates_give_one_reason_each(tmp_path: Path) -> None:
+    base = {"gender": "f", "locale": "en", "timezone": "UTC", "country": "GB", "created_at": "2023-01-01",
+            "sms_opt_in": "false"}
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [
+        {**base, "customer_id": "N1", "email": "", "email_opt_in": "true"},
+        {**base, "customer_id": "N2", "email": "n2@example.com", "email_opt_in": "false"},
+        {**base, "customer_id": "N3", "email": "n3@example.com", "email_opt_in": "true"},
+    ])
+    frames = add_rows(frames, Table.ORDERS, [
+        {"order_id": f"ON{i}", "customer_id": f"N{i}", "created_at": "2024-02-01", "status": "delivered",
+         "total": "1", "currency": "EUR"} for i in (1, 2, 3)
+    ])
+    suppressions = SuppressionList(tmp_path / "s.sqlite")
+    suppressions.add(Channel.EMAIL, "N3@Example.com", "hard_bounce")
+
+    plan = _plan(tmp_path, frames, date(2024, 6, 1), suppressions.hashes(Channel.EMAIL)).set_index("customer_id")
+
+    assert plan.loc["C1", "decision"] == "send"
+    assert dict(plan.loc[["N1", "N2", "N3"], "reason"]) == {"N1": "no_email", "N2": "no_consent", "N3": "suppressed"}
+    assert set(plan.loc[["N1", "N2", "N3"], "decision"]) == {"skipped"}
+
+
+def test_send_time_is_ten_in_the_morning_in_the_customers_zone(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, tiny_shop(), date(2024, 6, 1))
+
+    assert plan.loc[0, "send_at"] == pd.Timestamp("2024-06-01T07:00:00Z")  # 10:00 in Moscow (UTC+3)

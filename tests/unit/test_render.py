@@ -1,0 +1,90 @@
+"""Templates: escaping, strictness, locale fallback, and golden renderings per campaign and locale."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.render import MessageContext, RenderError, make_environment, render_message
+from tasks.settings import PROJECT_ROOT
+
+TEMPLATES = PROJECT_ROOT / "templates"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+CONTEXT = MessageContext(
+    first_name="Anna",
+    locale="en",
+    shop_name="Loyalty Flows Demo Shop",
+    shop_url="https://shop.example.com",
+    unsubscribe_url="https://shop.example.com/unsubscribe?c=C1&ch=email&t=abc",
+    days_since_last_order=121,
+    coupon_code="BACK-ABCDEFGH",
+    percent_off=15,
+    coupon_valid_until="June 15, 2024",
+)
+
+
+def test_script_in_a_name_is_escaped_in_html_but_kept_in_text() -> None:
+    env = make_environment(TEMPLATES)
+    context = CONTEXT.model_copy(update={"first_name": "<script>alert(1)</script>"})
+
+    message = render_message(env, "win_back", context)
+
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in message.html
+    assert "<script>alert(1)</script>" in message.text  # plain text is not HTML
+
+
+def test_undefined_variable_fails_with_the_template_name(tmp_path: Path) -> None:
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    body = tmp_path / "templates" / "win_back" / "pl" / "body.txt.j2"
+    body.write_text(body.read_text(encoding="utf-8") + "\n{{ loyalty_points }}\n", encoding="utf-8")
+    env = make_environment(tmp_path / "templates")
+
+    with pytest.raises(RenderError) as err:
+        render_message(env, "win_back", CONTEXT.model_copy(update={"locale": "pl"}))
+
+    assert str(err.value) == "template win_back/pl/body.txt.j2: 'loyalty_points' is undefined"
+
+
+def test_templates_cannot_reach_python_internals(tmp_path: Path) -> None:
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    subject = tmp_path / "templates" / "win_back" / "en" / "subject.txt.j2"
+    subject.write_text("{{ shop_name.__class__.__mro__[1].__subclasses__() }}", encoding="utf-8")
+
+    with pytest.raises(RenderError, match="win_back/en/subject.txt.j2"):
+        render_message(make_environment(tmp_path / "templates"), "win_back", CONTEXT)
+
+
+def test_unknown_locale_falls_back_to_english() -> None:
+    message = render_message(make_environment(TEMPLATES), "win_back", CONTEXT.model_copy(update={"locale": "de"}))
+
+    assert message.subject == "Anna, we miss you: 15% off, just for you"
+
+
+def test_missing_first_name_gives_a_graceful_greeting() -> None:
+    message = render_message(
+        make_environment(TEMPLATES), "win_back", CONTEXT.model_copy(update={"first_name": None, "locale": "ru"})
+    )
+
+    assert message.subject.startswith("Мы скучаем")
+    assert message.text.startswith("Здравствуйте!")
+    assert "None" not in message.html
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "pl"])
+def test_win_back_matches_its_golden_rendering(locale: str) -> None:
+    """Rewrite with UPDATE_GOLDEN=1 and review the diff."""
+    message = render_message(make_environment(TEMPLATES), "win_back", CONTEXT.model_copy(update={"locale": locale}))
+    folder = GOLDEN / "win_back" / locale
+    parts = {"subject.txt": message.subject + "\n", "body.html": message.html, "body.txt": message.text}
+
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in parts.items():
+            (folder / name).write_text(text, encoding="utf-8")
+    for name, text in parts.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"

@@ -1,0 +1,168 @@
+"""The data contract: every row accounted for, bad rows quarantined with a reason, point-in-time."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.contract import ContractError
+from tasks.enums import Table
+from tasks.sources import check_source, load_raw
+from tasks.validation import validate_snapshot
+from tests.shops import add_rows, tiny_shop, write_shop
+
+AS_OF = date(2024, 6, 1)
+
+BASE = {
+    "email": "x@example.com", "gender": "m", "locale": "en", "timezone": "UTC", "country": "GB",
+    "created_at": "2023-01-01T00:00:00Z", "email_opt_in": "true", "sms_opt_in": "false",
+}
+
+
+def _validate(tmp_path: Path, frames: dict[Table, pd.DataFrame], as_of: date = AS_OF):  # type: ignore[no-untyped-def]
+    return validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop"))), as_of)
+
+
+def test_clean_shop_has_no_quarantine(tmp_path: Path) -> None:
+    snapshot = _validate(tmp_path, tiny_shop())
+
+    assert snapshot.quarantine.empty
+    assert len(snapshot.frames[Table.CUSTOMERS]) == 3
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        ({"customer_id": "C9", "email": "bad@@example.com"}, "email", "invalid_email"),
+        ({"customer_id": "C9", "phone": "call me"}, "phone", "invalid_phone"),
+        ({"customer_id": "C9", "birth_date": "1990-13-45"}, "birth_date", "unparseable_date"),
+        ({"customer_id": "C9", "gender": "x"}, "gender", "unknown_enum"),
+        ({"customer_id": "C9", "timezone": "Mars/Olympus"}, "timezone", "unknown_timezone"),
+        ({"customer_id": "C9", "created_at": "yesterday"}, "created_at", "unparseable_date"),
+        ({"customer_id": "C9", "email_opt_in": "maybe"}, "email_opt_in", "unparseable_bool"),
+        ({"customer_id": "C1"}, "customer_id", "duplicate_id"),
+        ({"customer_id": ""}, "customer_id", "missing_value"),
+    ],
+)
+def test_bad_customer_row_is_quarantined_with_its_reason(
+    tmp_path: Path, row: dict[str, str], column: str, reason: str
+) -> None:
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [{**BASE, **row}])
+
+    snapshot = _validate(tmp_path, frames)
+
+    q = snapshot.quarantine
+    assert q.to_dict("records") == [{"table": "customers", "row": 4, "column": column, "reason": reason}]
+    assert len(snapshot.frames[Table.CUSTOMERS]) == 3
+
+
+def test_negative_quantity_and_dangling_keys_are_quarantined(tmp_path: Path) -> None:
+    frames = add_rows(tiny_shop(), Table.ORDER_ITEMS, [
+        {"order_id": "O1", "product_id": "P1", "quantity": "-2", "unit_price": "1"},
+        {"order_id": "O404", "product_id": "P1", "quantity": "1", "unit_price": "1"},
+        {"order_id": "O1", "product_id": "P404", "quantity": "1", "unit_price": "1"},
+        {"order_id": "O1", "product_id": "P1", "quantity": "two", "unit_price": "1"},
+    ])
+    frames = add_rows(frames, Table.ORDERS, [
+        {"order_id": "O3", "customer_id": "C404", "created_at": "2024-01-01", "status": "paid", "total": "1", "currency": "EUR"},
+    ])
+
+    q = _validate(tmp_path, frames).quarantine
+
+    got = {(r["table"], r["row"], r["column"], r["reason"]) for r in q.to_dict("records")}
+    assert got == {
+        ("orders", 3, "customer_id", "dangling_foreign_key"),
+        ("order_items", 3, "quantity", "non_positive_quantity"),
+        ("order_items", 4, "order_id", "dangling_foreign_key"),
+        ("order_items", 5, "product_id", "dangling_foreign_key"),
+        ("order_items", 6, "quantity", "unparseable_number"),
+    }
+
+
+def test_every_input_row_is_accounted_for(tmp_path: Path) -> None:
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [
+        {**BASE, "customer_id": "C7", "email": "nope"},
+        {**BASE, "customer_id": "C8", "created_at": "2030-01-01T00:00:00Z"},
+        {**BASE, "customer_id": "C9"},
+    ])
+    frames = add_rows(frames, Table.EVENTS, [
+        {"customer_id": "C1", "product_id": "P1", "type": "review", "at": "2024-02-05", "rating": "9"},
+        {"customer_id": "C1", "product_id": "P1", "type": "teleport", "at": "2024-02-05"},
+        {"customer_id": "C1", "product_id": "P1", "type": "view", "at": "2031-02-05"},
+    ])
+
+    snapshot = _validate(tmp_path, frames)
+
+    for table, counts in snapshot.counts.items():
+        assert counts.clean + counts.quarantined + counts.future == counts.input, table
+        assert len(snapshot.frames[table]) == counts.clean
+    assert snapshot.counts[Table.CUSTOMERS].future == 1
+    assert snapshot.counts[Table.EVENTS].quarantined == 2
+    assert len(snapshot.quarantine) == sum(c.quarantined for c in snapshot.counts.values())
+
+
+def test_phones_are_normalised_to_e164_in_the_customers_country(tmp_path: Path) -> None:
+    customers = _validate(tmp_path, tiny_shop()).frames[Table.CUSTOMERS].set_index("customer_id")
+
+    assert customers.loc["C1", "phone"] == "+79123456789"  # "8 (912) 345-67-89" in RU
+    assert customers.loc["C2", "phone"] == "+48512345678"  # "512 345 678" in PL
+    assert pd.isna(customers.loc["C3", "phone"])
+
+
+def test_records_after_as_of_are_invisible(tmp_path: Path) -> None:
+    early = _validate(tmp_path, tiny_shop(), as_of=date(2024, 3, 1))
+
+    orders = early.frames[Table.ORDERS]
+    assert list(orders["order_id"]) == ["O1"]  # O2 was placed 2024-05-20
+    assert early.counts[Table.ORDER_ITEMS].future == 1  # its items vanish with it
+    assert len(early.frames[Table.STOCK_EVENTS]) == 1  # 2024-03-01T00:00 is inside the as_of day
+    assert early.quarantine.empty
+    day_before = _validate(tmp_path, tiny_shop(), as_of=date(2024, 2, 29))
+    assert day_before.frames[Table.STOCK_EVENTS].empty
+
+
+def test_the_whole_as_of_day_is_visible(tmp_path: Path) -> None:
+    snapshot = _validate(tmp_path, tiny_shop(), as_of=date(2024, 5, 20))
+
+    assert "O2" in set(snapshot.frames[Table.ORDERS]["order_id"])
+
+
+def test_unknown_extra_columns_are_kept(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    frames[Table.CUSTOMERS] = frames[Table.CUSTOMERS].assign(loyalty_tier=["gold", "", "silver"])
+
+    customers = _validate(tmp_path, frames).frames[Table.CUSTOMERS]
+
+    assert list(customers["loyalty_tier"]) == ["gold", "", "silver"]
+
+
+def test_parquet_and_csv_give_the_same_snapshot(tmp_path: Path) -> None:
+    from_csv = validate_snapshot(load_raw(str(write_shop(tiny_shop(), tmp_path / "csv"))), AS_OF)
+    from_parquet = validate_snapshot(load_raw(str(write_shop(tiny_shop(), tmp_path / "pq", fmt="parquet"))), AS_OF)
+
+    for table in Table:
+        pd.testing.assert_frame_equal(from_csv.frames[table], from_parquet.frames[table], check_dtype=False)
+
+
+def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    frames[Table.ORDERS] = frames[Table.ORDERS].drop(columns=["total"])
+    folder = write_shop(frames, tmp_path / "shop")
+
+    with pytest.raises(ContractError) as err:
+        check_source(str(folder))
+
+    assert str(err.value) == f"{folder / 'orders.csv'}: missing required column 'total'"
+    with pytest.raises(ContractError, match=r"orders.csv: missing required column 'total'"):
+        load_raw(str(folder))
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    folder = write_shop(tiny_shop(), tmp_path / "shop")
+    (folder / "stock_events.csv").unlink()
+
+    with pytest.raises(ContractError, match=r"stock_events.csv: file not found"):
+        load_raw(str(folder))
