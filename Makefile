@@ -1,0 +1,39 @@
+# The two commands of the README, plus the checks they run. Each installs what it needs:
+# uv from PyPI if it is not on PATH (into .tools/), then the locked dependencies (uv.lock).
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+DEMO_ARGS ?=
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test lint types unit bench sync
+
+## Run the main job on the embedded default: a demo shop, local state, a local AWS.
+demo: sync
+	$(UV) run --frozen loyalty demo $(DEMO_ARGS)
+
+## Run every check: lint, types, the whole test suite.
+test: sync lint types
+	$(UV) run --frozen pytest
+
+lint: sync
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+types: sync
+	$(UV) run --frozen mypy
+
+unit: sync
+	$(UV) run --frozen pytest tests/unit
+
+bench: sync
+	$(UV) run --frozen python bench/daily_run.py --customers 100000
+
+sync: $(UV)
+	$(UV) sync --frozen --quiet
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
