@@ -7,7 +7,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,10 +58,12 @@ def _run_daily(data: str, as_of: date, dry_run: bool) -> RunSummary:
         check_source(data, lambda: s3_client(settings))
     except ContractError as exc:
         raise _fail(str(exc)) from None
-    runner = ThreadPoolTaskRunner(max_workers=settings.task_workers)
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.task_workers)
     with err.status(f"Running the daily run for {as_of} under Prefect…", spinner="dots"):
         try:
-            return daily_run.with_options(task_runner=runner)(as_of=as_of, dry_run=dry_run, data=data)
+            return daily_run.with_options(task_runner=runner)(  # type: ignore[arg-type]  # Prefect's runner generics
+                as_of=as_of, dry_run=dry_run, data=data
+            )
         except ContractError as exc:
             raise _fail(str(exc)) from None
 

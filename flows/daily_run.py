@@ -19,7 +19,7 @@ from tasks.settings import Settings
 from tasks.snapshot import load_snapshot
 
 
-@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
 def daily_run(as_of: date | None = None, dry_run: bool = False, data: str | None = None) -> RunSummary:
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
 

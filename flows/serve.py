@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows.daily_run import daily_run
 
 if TYPE_CHECKING:
-    from prefect.deployments.runner import RunnerDeployment
-
     from tasks.settings import Settings
 
 # 06:00 in the shop's time zone: before the CRM team's day starts, after the night's orders are in.
@@ -29,9 +28,12 @@ def _summary(docstring: str | None) -> str:
 
 def deployments(settings: Settings) -> list[RunnerDeployment]:
     """Build every deployment of the project, scheduled in the shop's time zone."""
-    # Flow.to_deployment has no ``timezone`` argument in Prefect 3.8.8: a Cron schedule carries it.
+    # RunnerDeployment.from_flow is what Flow.to_deployment calls; to_deployment itself is typed
+    # "RunnerDeployment | Coroutine" and returns a coroutine when called from async code. Neither
+    # takes a ``timezone`` in Prefect 3.8.8: the Cron schedule carries it.
     return [
-        daily_run.to_deployment(
+        RunnerDeployment.from_flow(
+            daily_run,
             name="daily-run",
             schedule=Cron(DAILY_RUN_CRON, timezone=settings.shop_timezone),
             parameters={"dry_run": False},

@@ -88,7 +88,8 @@ def render_shard(
 ) -> pd.DataFrame:
     """Render every message of a plan shard, write it to the outbox, and return the rendered rows."""
     out: list[dict[str, object]] = []
-    for row in shard.to_dict("records"):
+    for record in shard.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
         campaign = campaigns[str(row["campaign"])]
         locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
         context = build_context(row, campaign, settings, key, as_of, locale)

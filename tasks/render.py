@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
@@ -90,7 +91,7 @@ def _render_part(env: jinja2.Environment, name: str, values: dict[str, object]) 
     except jinja2.UndefinedError as exc:
         where = _failing_template(sys.exc_info()[2]) or name
         raise RenderError(f"template {where}: {exc.message}") from None
-    except jinja2.sandbox.SecurityError as exc:
+    except SecurityError as exc:
         raise RenderError(f"template {name}: not allowed in a template ({exc})") from None
 
 

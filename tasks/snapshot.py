@@ -36,7 +36,10 @@ def summarise(snapshot: ValidatedSnapshot) -> SnapshotSummary:
         return {"input": c.input, "clean": c.clean, "quarantined": c.quarantined, "future": c.future}
 
     by_reason: dict[str, dict[str, int]] = {}
-    for (table, reason), n in snapshot.quarantine.groupby(["table", "reason"]).size().items():
+    sizes = snapshot.quarantine.groupby(["table", "reason"]).size()
+    for table, reason, n in zip(
+        sizes.index.get_level_values(0), sizes.index.get_level_values(1), sizes.to_numpy(), strict=True
+    ):
         by_reason.setdefault(str(table), {})[str(reason)] = int(n)
     return SnapshotSummary(
         rows={t.value: as_dict(c) for t, c in snapshot.counts.items()}, quarantined_by_reason=by_reason

@@ -64,8 +64,13 @@ def _read(table: Table, name: str, data: Path | io.BytesIO, key: str | None = No
         if suffix.endswith(".parquet"):
             frame = pd.read_parquet(data)
         else:
-            compression = "gzip" if suffix.endswith(".gz") else None
-            frame = pd.read_csv(data, dtype=str, keep_default_na=False, na_filter=False, compression=compression)
+            frame = pd.read_csv(
+                data,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                compression="gzip" if suffix.endswith(".gz") else None,
+            )
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise ContractError(f"{name}: cannot be read ({type(exc).__name__})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]

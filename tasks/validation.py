@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -106,8 +107,8 @@ class _Rows:
         self.column = np.full(len(frame), "", dtype=object)
 
     @property
-    def good(self) -> np.ndarray:
-        return self.reason == ""
+    def good(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.reason == "", dtype=bool)
 
     def fail(self, mask: np.ndarray | pd.Series, column: str, reason: R) -> None:
         hit = np.asarray(mask, dtype=bool) & self.good
@@ -134,9 +135,9 @@ def _validate_table(
         if column.name not in frame.columns:  # optional column absent from the file
             out[column.name] = pd.Series(pd.NA, index=frame.index, dtype=object)
             continue
-        values, bad = _parse(column, frame[column.name], out)
+        values, failures = _parse(column, frame[column.name], out)
         out[column.name] = values
-        for reason, mask in bad:
+        for reason, mask in failures:
             rows.fail(mask, column.name, reason)
         if column.name == spec.time_column:
             future = rows.good & (values >= cutoff).to_numpy(dtype=bool, na_value=False)

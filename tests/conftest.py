@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-
-import urllib.request
 
 import pytest
 

@@ -16,34 +16,92 @@ def tiny_shop() -> dict[Table, pd.DataFrame]:
     """A clean shop: three customers (ru, pl, en), one lapsed 121 days, one recent, one never ordered."""
     customers = pd.DataFrame(
         [
-            ["C1", "anna@example.com", "8 (912) 345-67-89", "Анна", "Иванова", "f", "1990-02-28", "ru", "Europe/Moscow", "RU",
-             "2023-01-01T10:00:00Z", "true", "2023-01-01T10:00:00Z", "false", ""],
-            ["C2", "ola@example.com", "512 345 678", "Ola", "Nowak", "f", "1988-02-29", "pl", "Europe/Warsaw", "PL",
-             "2023-01-01T10:00:00Z", "true", "2023-01-01T10:00:00Z", "true", "2023-01-01T10:00:00Z"],
-            ["C3", "bob@example.com", "", "Bob", "Smith", "m", "", "en", "Europe/London", "GB",
-             "2023-01-01T10:00:00Z", "true", "", "false", ""],
+            [
+                "C1",
+                "anna@example.com",
+                "8 (912) 345-67-89",
+                "Анна",
+                "Иванова",
+                "f",
+                "1990-02-28",
+                "ru",
+                "Europe/Moscow",
+                "RU",
+                "2023-01-01T10:00:00Z",
+                "true",
+                "2023-01-01T10:00:00Z",
+                "false",
+                "",
+            ],
+            [
+                "C2",
+                "ola@example.com",
+                "512 345 678",
+                "Ola",
+                "Nowak",
+                "f",
+                "1988-02-29",
+                "pl",
+                "Europe/Warsaw",
+                "PL",
+                "2023-01-01T10:00:00Z",
+                "true",
+                "2023-01-01T10:00:00Z",
+                "true",
+                "2023-01-01T10:00:00Z",
+            ],
+            [
+                "C3",
+                "bob@example.com",
+                "",
+                "Bob",
+                "Smith",
+                "m",
+                "",
+                "en",
+                "Europe/London",
+                "GB",
+                "2023-01-01T10:00:00Z",
+                "true",
+                "",
+                "false",
+                "",
+            ],
         ],
         columns=[c.name for c in SPECS[Table.CUSTOMERS].columns],
     )
     products = pd.DataFrame(
-        [["P1", "Cat food 2kg", "cat_food", "12.50", "EUR", "true", "", "", "2023-01-01T00:00:00Z"],
-         ["P2", "Dog ball", "dog_toys", "4.00", "EUR", "true", "", "", "2023-01-01T00:00:00Z"]],
+        [
+            ["P1", "Cat food 2kg", "cat_food", "12.50", "EUR", "true", "", "", "2023-01-01T00:00:00Z"],
+            ["P2", "Dog ball", "dog_toys", "4.00", "EUR", "true", "", "", "2023-01-01T00:00:00Z"],
+        ],
         columns=[c.name for c in SPECS[Table.PRODUCTS].columns],
     )
     orders = pd.DataFrame(
-        [["O1", "C1", "2024-02-01T12:00:00Z", "delivered", "25.00", "EUR"],
-         ["O2", "C2", "2024-05-20T12:00:00Z", "delivered", "4.00", "EUR"]],
+        [
+            ["O1", "C1", "2024-02-01T12:00:00Z", "delivered", "25.00", "EUR"],
+            ["O2", "C2", "2024-05-20T12:00:00Z", "delivered", "4.00", "EUR"],
+        ],
         columns=[c.name for c in SPECS[Table.ORDERS].columns],
     )
-    items = pd.DataFrame([["O1", "P1", "2", "12.50"], ["O2", "P2", "1", "4.00"]],
-                         columns=["order_id", "product_id", "quantity", "unit_price"])
+    items = pd.DataFrame(
+        [["O1", "P1", "2", "12.50"], ["O2", "P2", "1", "4.00"]],
+        columns=["order_id", "product_id", "quantity", "unit_price"],
+    )
     order_events = pd.DataFrame([["O1", "delivered", "2024-02-03T09:00:00Z"]], columns=["order_id", "status", "at"])
-    events = pd.DataFrame([["C1", "P1", "review", "2024-02-05T09:00:00Z", "5", "great"]],
-                          columns=["customer_id", "product_id", "type", "at", "rating", "text"])
+    events = pd.DataFrame(
+        [["C1", "P1", "review", "2024-02-05T09:00:00Z", "5", "great"]],
+        columns=["customer_id", "product_id", "type", "at", "rating", "text"],
+    )
     stock = pd.DataFrame([["P2", "false", "2024-03-01T00:00:00Z"]], columns=["product_id", "in_stock", "at"])
     return {
-        Table.CUSTOMERS: customers, Table.PRODUCTS: products, Table.ORDERS: orders, Table.ORDER_ITEMS: items,
-        Table.ORDER_EVENTS: order_events, Table.EVENTS: events, Table.STOCK_EVENTS: stock,
+        Table.CUSTOMERS: customers,
+        Table.PRODUCTS: products,
+        Table.ORDERS: orders,
+        Table.ORDER_ITEMS: items,
+        Table.ORDER_EVENTS: order_events,
+        Table.EVENTS: events,
+        Table.STOCK_EVENTS: stock,
     }
 
 

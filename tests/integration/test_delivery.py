@@ -22,8 +22,14 @@ def _batch(n: int) -> list[Outgoing]:
     for i in range(n):
         key = f"win_back/1/email/C{i}/2024-05-01"
         message = EmailMessageOut(
-            key=key, to_address=f"c{i}@example.com", to_name=f"Name{i}", subject="Hi", html="<p>Hi</p>",
-            text="Hi\n", kind=MessageKind.MARKETING, unsubscribe_url="https://u.example.com/x",
+            key=key,
+            to_address=f"c{i}@example.com",
+            to_name=f"Name{i}",
+            subject="Hi",
+            html="<p>Hi</p>",
+            text="Hi\n",
+            kind=MessageKind.MARKETING,
+            unsubscribe_url="https://u.example.com/x",
             unsubscribe_mailto="unsub@example.com",
         )
         claim = Claim(key=key, campaign="win_back", channel="email", customer_id=f"C{i}", kind="marketing", run_id="r")

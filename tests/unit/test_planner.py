@@ -14,8 +14,8 @@ from tasks.planner import plan_campaign, win_back_candidates
 from tasks.settings import PROJECT_ROOT
 from tasks.sources import load_raw
 from tasks.suppression import SuppressionList
-from tests.shops import add_rows, tiny_shop, write_shop
 from tasks.validation import validate_snapshot
+from tests.shops import add_rows, tiny_shop, write_shop
 
 WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
 
@@ -45,17 +45,38 @@ def test_outside_the_window_nobody_is_planned(tmp_path: Path) -> None:
 
 
 def test_gates_give_one_reason_each(tmp_path: Path) -> None:
-    base = {"gender": "f", "locale": "en", "timezone": "UTC", "country": "GB", "created_at": "2023-01-01",
-            "sms_opt_in": "false"}
-    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [
-        {**base, "customer_id": "N1", "email": "", "email_opt_in": "true"},
-        {**base, "customer_id": "N2", "email": "n2@example.com", "email_opt_in": "false"},
-        {**base, "customer_id": "N3", "email": "n3@example.com", "email_opt_in": "true"},
-    ])
-    frames = add_rows(frames, Table.ORDERS, [
-        {"order_id": f"ON{i}", "customer_id": f"N{i}", "created_at": "2024-02-01", "status": "delivered",
-         "total": "1", "currency": "EUR"} for i in (1, 2, 3)
-    ])
+    base = {
+        "gender": "f",
+        "locale": "en",
+        "timezone": "UTC",
+        "country": "GB",
+        "created_at": "2023-01-01",
+        "sms_opt_in": "false",
+    }
+    frames = add_rows(
+        tiny_shop(),
+        Table.CUSTOMERS,
+        [
+            {**base, "customer_id": "N1", "email": "", "email_opt_in": "true"},
+            {**base, "customer_id": "N2", "email": "n2@example.com", "email_opt_in": "false"},
+            {**base, "customer_id": "N3", "email": "n3@example.com", "email_opt_in": "true"},
+        ],
+    )
+    frames = add_rows(
+        frames,
+        Table.ORDERS,
+        [
+            {
+                "order_id": f"ON{i}",
+                "customer_id": f"N{i}",
+                "created_at": "2024-02-01",
+                "status": "delivered",
+                "total": "1",
+                "currency": "EUR",
+            }
+            for i in (1, 2, 3)
+        ],
+    )
     suppressions = SuppressionList(tmp_path / "s.sqlite")
     suppressions.add(Channel.EMAIL, "N3@Example.com", "hard_bounce")
 

@@ -55,7 +55,7 @@ def test_templates_cannot_reach_python_internals(tmp_path: Path) -> None:
     subject = tmp_path / "templates" / "win_back" / "en" / "subject.txt.j2"
     subject.write_text("{{ shop_name.__class__.__mro__[1].__subclasses__() }}", encoding="utf-8")
 
-    with pytest.raises(RenderError, match="win_back/en/subject.txt.j2"):
+    with pytest.raises(RenderError, match=r"win_back/en/subject\.txt\.j2"):
         render_message(make_environment(tmp_path / "templates"), "win_back", CONTEXT)
 
 

@@ -17,8 +17,14 @@ from tests.shops import add_rows, tiny_shop, write_shop
 AS_OF = date(2024, 6, 1)
 
 BASE = {
-    "email": "x@example.com", "gender": "m", "locale": "en", "timezone": "UTC", "country": "GB",
-    "created_at": "2023-01-01T00:00:00Z", "email_opt_in": "true", "sms_opt_in": "false",
+    "email": "x@example.com",
+    "gender": "m",
+    "locale": "en",
+    "timezone": "UTC",
+    "country": "GB",
+    "created_at": "2023-01-01T00:00:00Z",
+    "email_opt_in": "true",
+    "sms_opt_in": "false",
 }
 
 
@@ -60,15 +66,30 @@ def test_bad_customer_row_is_quarantined_with_its_reason(
 
 
 def test_negative_quantity_and_dangling_keys_are_quarantined(tmp_path: Path) -> None:
-    frames = add_rows(tiny_shop(), Table.ORDER_ITEMS, [
-        {"order_id": "O1", "product_id": "P1", "quantity": "-2", "unit_price": "1"},
-        {"order_id": "O404", "product_id": "P1", "quantity": "1", "unit_price": "1"},
-        {"order_id": "O1", "product_id": "P404", "quantity": "1", "unit_price": "1"},
-        {"order_id": "O1", "product_id": "P1", "quantity": "two", "unit_price": "1"},
-    ])
-    frames = add_rows(frames, Table.ORDERS, [
-        {"order_id": "O3", "customer_id": "C404", "created_at": "2024-01-01", "status": "paid", "total": "1", "currency": "EUR"},
-    ])
+    frames = add_rows(
+        tiny_shop(),
+        Table.ORDER_ITEMS,
+        [
+            {"order_id": "O1", "product_id": "P1", "quantity": "-2", "unit_price": "1"},
+            {"order_id": "O404", "product_id": "P1", "quantity": "1", "unit_price": "1"},
+            {"order_id": "O1", "product_id": "P404", "quantity": "1", "unit_price": "1"},
+            {"order_id": "O1", "product_id": "P1", "quantity": "two", "unit_price": "1"},
+        ],
+    )
+    frames = add_rows(
+        frames,
+        Table.ORDERS,
+        [
+            {
+                "order_id": "O3",
+                "customer_id": "C404",
+                "created_at": "2024-01-01",
+                "status": "paid",
+                "total": "1",
+                "currency": "EUR",
+            },
+        ],
+    )
 
     q = _validate(tmp_path, frames).quarantine
 
@@ -83,16 +104,24 @@ def test_negative_quantity_and_dangling_keys_are_quarantined(tmp_path: Path) -> 
 
 
 def test_every_input_row_is_accounted_for(tmp_path: Path) -> None:
-    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [
-        {**BASE, "customer_id": "C7", "email": "nope"},
-        {**BASE, "customer_id": "C8", "created_at": "2030-01-01T00:00:00Z"},
-        {**BASE, "customer_id": "C9"},
-    ])
-    frames = add_rows(frames, Table.EVENTS, [
-        {"customer_id": "C1", "product_id": "P1", "type": "review", "at": "2024-02-05", "rating": "9"},
-        {"customer_id": "C1", "product_id": "P1", "type": "teleport", "at": "2024-02-05"},
-        {"customer_id": "C1", "product_id": "P1", "type": "view", "at": "2031-02-05"},
-    ])
+    frames = add_rows(
+        tiny_shop(),
+        Table.CUSTOMERS,
+        [
+            {**BASE, "customer_id": "C7", "email": "nope"},
+            {**BASE, "customer_id": "C8", "created_at": "2030-01-01T00:00:00Z"},
+            {**BASE, "customer_id": "C9"},
+        ],
+    )
+    frames = add_rows(
+        frames,
+        Table.EVENTS,
+        [
+            {"customer_id": "C1", "product_id": "P1", "type": "review", "at": "2024-02-05", "rating": "9"},
+            {"customer_id": "C1", "product_id": "P1", "type": "teleport", "at": "2024-02-05"},
+            {"customer_id": "C1", "product_id": "P1", "type": "view", "at": "2031-02-05"},
+        ],
+    )
 
     snapshot = _validate(tmp_path, frames)
 
