@@ -1,0 +1,71 @@
+"""The ``loyalty`` command as a user runs it, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tasks.enums import Table
+from tests.shops import tiny_shop, write_shop
+
+LOYALTY = [sys.executable, "-m", "flows.cli"]
+
+
+def _run(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "200"}
+    return subprocess.run([*LOYALTY, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def test_missing_required_column_is_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    frames[Table.CUSTOMERS] = frames[Table.CUSTOMERS].drop(columns=["email"])
+    shop = write_shop(frames, tmp_path / "shop")
+
+    result = _run(["run", "--data", str(shop), "--as-of", "2024-06-01"], tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {shop / 'customers.csv'}: missing required column 'email'"
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_bad_date_argument_is_refused_without_traceback(tmp_path: Path) -> None:
+    result = _run(["run", "--data", str(tmp_path), "--as-of", "01.06.2024"], tmp_path)
+
+    assert result.returncode == 2
+    assert "is not a date (YYYY-MM-DD)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_import_online_retail_accounts_for_every_line(shared_data: Path, tmp_path: Path) -> None:
+    result = _run(
+        ["import", "online-retail", str(shared_data / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r"), "--json"],
+        tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["quarantined_by_reason"]["missing_customer"] == 10_057
+    assert summary["imported_rows"] + summary["quarantined_rows"] == 40_000
+    assert sum(summary["quarantined_by_reason"].values()) == summary["quarantined_rows"]
+    assert (tmp_path / "r" / "orders.csv").exists()
+
+
+def test_imported_online_retail_runs_through_the_daily_flow(shared_data: Path, tmp_path: Path) -> None:
+    imported = _run(
+        ["import", "online-retail", str(shared_data / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r")],
+        tmp_path,
+    )
+    assert imported.returncode == 0, imported.stderr
+
+    result = _run(["run", "--data", str(tmp_path / "r"), "--as-of", "2011-12-09", "--dry-run", "--json"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["dry_run"] is True and summary["sent"] == 0
+    assert summary["quarantined"] == 0
+    assert summary["customers_loaded"] > 3000
+    # the export has no emails or consents: every lapsed candidate is skipped with a reason
+    assert summary["to_send"] == 0 and summary["skipped_by_reason"].get("no_email", 0) > 0

@@ -1,0 +1,119 @@
+"""The daily flow under a real Prefect server, sending through a local SES."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+
+from flows.daily_run import daily_run
+from tasks.enums import Channel, Table
+from tasks.suppression import SuppressionList
+from tests.conftest import REGION
+from tests.shops import add_rows, tiny_shop, write_shop
+
+AS_OF = date(2024, 6, 1)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _lapsed_shop(n: int) -> dict[Table, pd.DataFrame]:
+    """The tiny shop plus n customers whose last order was 100 days before AS_OF, in three locales."""
+    locales = [("ru", "RU", "Europe/Moscow", "Мария"), ("pl", "PL", "Europe/Warsaw", "Zofia"), ("en", "GB", "Europe/London", "")]
+    customers, orders = [], []
+    for i in range(n):
+        locale, country, zone, name = locales[i % 3]
+        customers.append({
+            "customer_id": f"L{i:04d}", "email": f"l{i}@example.com", "first_name": name, "gender": "f",
+            "locale": locale, "timezone": zone, "country": country, "created_at": "2023-01-01T00:00:00Z",
+            "email_opt_in": "false" if i % 10 == 9 else "true", "sms_opt_in": "false",
+        })
+        orders.append({"order_id": f"OL{i:04d}", "customer_id": f"L{i:04d}", "created_at": "2024-02-22T10:00:00Z",
+                       "status": "delivered", "total": "10", "currency": "EUR"})
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, customers)
+    return add_rows(frames, Table.ORDERS, orders)
+
+
+def _ses_sent() -> int:
+    return int(boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"])
+
+
+def test_second_run_for_the_same_day_sends_nothing(aws: str, tmp_path: Path) -> None:
+    shop = write_shop(_lapsed_shop(30), tmp_path / "shop")
+
+    first = daily_run(as_of=AS_OF, data=str(shop))
+    second = daily_run(as_of=AS_OF, data=str(shop))
+
+    # C1 (lapsed 121 days) + 27 of the 30 new customers (every tenth has no consent)
+    assert first.sent == 28
+    assert first.skipped_by_reason == {"no_consent": 3}
+    assert second.sent == 0
+    assert second.already_sent == 28
+    assert _ses_sent() == 28
+    assert "Nothing new to send" in second.headline()
+
+
+def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> None:
+    frames = add_rows(_lapsed_shop(3), Table.CUSTOMERS, [{"customer_id": "BAD", "email": "x@@y", "created_at": "2023-01-01"}])
+    shop = write_shop(frames, tmp_path / "shop")
+
+    summary = daily_run(as_of=AS_OF, data=str(shop))
+
+    run_dir = Path(summary.run_dir)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["sent"] == summary.sent == 4  # C1 and the three lapsed customers
+    assert saved["quarantined_by_reason"] == {"customers": {"invalid_email": 1}}
+    quarantine = pd.read_csv(run_dir / "quarantine.csv")
+    assert quarantine.to_dict("records") == [{"table": "customers", "row": 7, "column": "email", "reason": "invalid_email"}]
+    index = (run_dir / "outbox" / "index.html").read_text()
+    assert index.count("<tr><td>win_back</td>") == 4
+    ru = (run_dir / "outbox" / "win_back" / "L0000-email.html").read_text()
+    assert "Здравствуйте, Мария!" in ru
+    assert "x@@y" not in saved.__repr__() and "@example.com" not in index
+
+
+def test_dry_run_renders_but_sends_and_claims_nothing(aws: str, tmp_path: Path) -> None:
+    shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
+
+    dry = daily_run(as_of=AS_OF, data=str(shop), dry_run=True)
+    real = daily_run(as_of=AS_OF, data=str(shop))
+
+    assert dry.dry_run and dry.sent == 0 and dry.rendered == 7
+    assert dry.headline().startswith("DRY RUN")
+    assert real.sent == 7  # the dry run left no claims behind
+    assert _ses_sent() == 7
+
+
+def test_suppressed_address_is_not_sent(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = write_shop(_lapsed_shop(3), tmp_path / "shop")
+    SuppressionList(tmp_path / "state" / "suppressions.sqlite").add(Channel.EMAIL, "l1@example.com", "complaint")
+
+    summary = daily_run(as_of=AS_OF, data=str(shop))
+
+    assert summary.sent == 3
+    assert summary.skipped_by_reason == {"suppressed": 1}
+
+
+def test_template_error_stops_the_run_before_anything_is_sent(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tasks.render import RenderError
+    from tasks.settings import PROJECT_ROOT
+
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT_ROOT / "templates", templates)
+    (templates / "win_back" / "pl" / "subject.txt.j2").write_text("{{ frist_name }}", encoding="utf-8")
+    monkeypatch.setenv("LOYALTY_TEMPLATES_DIR", str(templates))
+    monkeypatch.setenv("LOYALTY_SHARD_SIZE", "2")  # several shards: none may send
+    shop = write_shop(_lapsed_shop(9), tmp_path / "shop")
+
+    with pytest.raises(RenderError, match=r"win_back/pl/subject\.txt\.j2: 'frist_name' is undefined"):
+        daily_run(as_of=AS_OF, data=str(shop))
+
+    assert _ses_sent() == 0

@@ -1,0 +1,253 @@
+"""`loyalty serve` and `prefect deploy` against a real Prefect server (a subprocess on 127.0.0.1).
+
+Slow: the server migrates a fresh SQLite database first (~25-60 s here), once for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tasks.local_aws import _free_port
+
+pytestmark = pytest.mark.timeout(400)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVE = "from flows.serve import serve_all; from tasks.settings import Settings; serve_all(Settings())"
+DEPLOYMENT = "daily-run/daily-run"
+SERVER_STARTUP_TIMEOUT = 180.0
+T = TypeVar("T")
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    home: Path
+    startup_seconds: float
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a process that talks to this server (and never sends telemetry)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            DO_NOT_TRACK="1",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else "(no output)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float = 20.0) -> None:
+    """Signal the process group, then kill it if it is still there after the grace period."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            return
+    # Children (uvicorn, flow-run subprocesses) may outlive the leader: clear the whole group.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@contextmanager
+def _spawn(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a process in its own group, output to ``log``; always stop the group on the way out."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield proc
+        finally:
+            _stop(proc)
+
+
+def _wait_for(what: str, probe: Callable[[], T | None], timeout: float, alive: Callable[[], str | None]) -> T:
+    """Poll ``probe`` until it returns something; fail early if a process we depend on died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if (died := alive()) is not None:
+            pytest.fail(f"{died} while waiting for {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(1.0)
+
+
+def _exited(proc: subprocess.Popen[bytes], log: Path) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if proc.poll() is None:
+            return None
+        return f"{' '.join(proc.args[:4])}… exited with {proc.returncode}:\n{_tail(log)}"  # type: ignore[index]
+
+    return check
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """A Prefect server with a fresh SQLite database; the scheduler looks for work every 5 s."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    server = PrefectServer(f"http://127.0.0.1:{port}/api", home, startup_seconds=0.0)
+    env = server.env(PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_SERVER_UI_ENABLED="false")
+    del env["PREFECT_API_URL"]
+    log = home / "server.log"
+    args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    started = time.monotonic()
+    with _spawn(args, env, log, cwd=home) as proc:
+
+        def healthy() -> bool | None:
+            try:
+                return httpx.get(f"{server.api_url}/health", timeout=2.0).status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        _wait_for("the Prefect server's /api/health", healthy, SERVER_STARTUP_TIMEOUT, _exited(proc, log))
+        server.startup_seconds = time.monotonic() - started
+        print(f"\nPrefect server healthy after {server.startup_seconds:.1f} s")
+        yield server
+
+
+@contextmanager
+def _client(server: PrefectServer) -> Iterator[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        yield client
+
+
+def _deployment(server: PrefectServer, predicate: Callable[[Any], bool] = lambda d: True) -> Any | None:
+    from prefect.exceptions import ObjectNotFound
+
+    with _client(server) as client:
+        try:
+            deployment = client.read_deployment_by_name(DEPLOYMENT)
+        except ObjectNotFound:
+            return None
+    return deployment if predicate(deployment) else None
+
+
+def _scheduled_runs(server: PrefectServer, deployment_id: Any) -> list[Any] | None:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with _client(server) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    scheduled = [r for r in runs if r.state and r.state.is_scheduled()]
+    return scheduled or None
+
+
+def _assert_daily_at_six(deployment: Any, timezone: str) -> None:
+    [schedule] = deployment.schedules
+    assert schedule.active
+    assert schedule.schedule.cron == "0 6 * * *"
+    assert schedule.schedule.timezone == timezone
+
+
+def _assert_runs_at_six_local(runs: list[Any], timezone: str) -> None:
+    starts = sorted(r.expected_start_time for r in runs)
+    local = [s.astimezone(ZoneInfo(timezone)) for s in starts]
+    assert all((t.hour, t.minute) == (6, 0) for t in local), local
+    now = datetime.now(UTC)
+    assert now < starts[0] <= now + timedelta(days=1, minutes=1)
+    assert all(b - a == timedelta(days=1) or _dst_day(a, b, timezone) for a, b in zip(starts, starts[1:], strict=False))
+
+
+def _dst_day(a: datetime, b: datetime, timezone: str) -> bool:
+    """A day across a DST change is 23 or 25 hours long."""
+    return abs((b - a) - timedelta(days=1)) == timedelta(hours=1) and a.astimezone(ZoneInfo(timezone)).utcoffset() != (
+        b.astimezone(ZoneInfo(timezone)).utcoffset()
+    )
+
+
+def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    # given: a shop in Warsaw, and `loyalty serve`'s function running against the server
+    timezone = "Europe/Warsaw"
+    env = prefect_server.env(LOYALTY_SHOP_TIMEZONE=timezone)
+    log = tmp_path / "serve.log"
+    started = time.monotonic()
+    with _spawn([sys.executable, "-c", SERVE], env, log, cwd=REPO_ROOT) as serve:
+        # when: the deployment is registered
+        deployment = _wait_for(f"deployment {DEPLOYMENT}", lambda: _deployment(prefect_server), 120, _exited(serve, log))
+        registered = time.monotonic() - started
+        # then: daily at 06:00 in the shop's zone, dry_run off, parameters typed for the UI form
+        _assert_daily_at_six(deployment, timezone)
+        assert deployment.parameters == {"dry_run": False}
+        assert deployment.entrypoint == "flows/daily_run.py:daily_run"
+        assert not deployment.paused
+        props = deployment.parameter_openapi_schema["properties"]
+        assert props["dry_run"]["type"] == "boolean"
+        assert {"type": "string", "format": "date"} in props["as_of"]["anyOf"]
+        assert props["data"]["description"]
+        # and: the server's scheduler has put tomorrow's run(s) at 06:00 Warsaw time
+        runs = _wait_for("scheduled runs", lambda: _scheduled_runs(prefect_server, deployment.id), 60, _exited(serve, log))
+        _assert_runs_at_six_local(runs, timezone)
+        scheduled = time.monotonic() - started
+        # when: the operator stops `loyalty serve` (Ctrl-C)
+        _stop(serve, signal.SIGTERM)
+    # then: the schedule is paused, so runs do not pile up with nobody to execute them
+    paused = _wait_for("the schedule to be paused", lambda: _deployment(prefect_server, lambda d: d.paused), 30, lambda: None)
+    assert paused.paused
+    print(
+        f"\nserve: deployment registered {registered:.1f} s, runs scheduled {scheduled:.1f} s after start "
+        f"(server startup {prefect_server.startup_seconds:.1f} s)"
+    )
+
+
+def test_prefect_deploy_of_prefect_yaml_schedules_the_same_run(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    # given: a process work pool named as in prefect.yaml, and a shop in Novosibirsk
+    timezone = "Asia/Novosibirsk"
+    env = prefect_server.env(LOYALTY_SHOP_TIMEZONE=timezone, PREFECT_CLI_PROMPT="false")
+    prefect = [sys.executable, "-m", "prefect"]
+    pool = subprocess.run(
+        [*prefect, "work-pool", "create", "loyalty-process", "--type", "process", "--overwrite"],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    # when: an operator deploys prefect.yaml from the repository root
+    started = time.monotonic()
+    deploy = subprocess.run(
+        [*prefect, "deploy", "--all"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180
+    )
+    took = time.monotonic() - started
+    assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+    # then: the same deployment as `loyalty serve` builds, on the work pool, at 06:00 Novosibirsk time
+    deployment = _deployment(prefect_server, lambda d: d.work_pool_name == "loyalty-process")
+    assert deployment is not None, deploy.stdout
+    _assert_daily_at_six(deployment, timezone)
+    assert deployment.parameters == {"dry_run": False}
+    assert deployment.entrypoint == "flows/daily_run.py:daily_run"
+    assert deployment.description == "Run a shop's day: load, validate, profile, plan, render and send, then report."
+    assert sorted(deployment.tags) == ["daily", "loyalty-flows"]
+    assert deployment.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}
+    ]
+    print(f"\nprefect deploy --all took {took:.1f} s")
