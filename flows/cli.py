@@ -208,5 +208,24 @@ def import_online_retail(
         out.print(f"{key}: {value}")
 
 
+@app.command()
+def serve(
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet", help="Show Prefect's logs.")] = True,
+) -> None:
+    """Serve every deployment (daily-run at 06:00 shop time) from this process against a Prefect server."""
+    _prefect_env(verbose)
+    from prefect.settings import get_current_settings
+
+    from flows.serve import serve_all
+    from tasks.settings import PROJECT_ROOT, Settings
+
+    if not get_current_settings().api.url:
+        raise _fail(
+            "no Prefect server configured: start one (prefect server start --host 127.0.0.1) and set PREFECT_API_URL"
+        )
+    os.chdir(PROJECT_ROOT)  # deployment entrypoints are recorded relative to the working directory
+    serve_all(Settings())
+
+
 if __name__ == "__main__":
     app()

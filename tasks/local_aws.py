@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ def local_aws(region: str, sender: str) -> Iterator[str]:
 
     The environment is restored and the server stopped on exit.
     """
+    # moto's web server logs every request; the demo's own summary says what was sent
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

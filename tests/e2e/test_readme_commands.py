@@ -1,0 +1,58 @@
+"""The README's first command, as a new user runs it: `make demo`, twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _make_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "DEMO_ARGS": " ".join(args),
+        "COLUMNS": "200",
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    return subprocess.run(
+        ["make", "--no-print-directory", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=800, env=env,
+        check=False,
+    )
+
+
+def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> None:
+    first = _make_demo(tmp_path, "--customers", "400", "--json")
+    assert first.returncode == 0, first.stderr[-3000:]
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+
+    second = _make_demo(tmp_path, "--customers", "400", "--json")
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+
+    assert summary["sent"] > 0
+    assert summary["customers_loaded"] + summary["rows"]["customers"]["quarantined"] == summary["rows"]["customers"]["input"]
+    assert summary["quarantined"] > 0  # the demo shop has some dirty contacts
+    assert again["sent"] == 0
+    assert again["already_sent"] == summary["sent"]
+    index = Path(summary["outbox_index"])
+    assert index.is_file()
+    assert index.read_text().count("<tr><td>win_back</td>") == summary["rendered"]
+
+
+def test_demo_prints_a_readable_summary(tmp_path: Path) -> None:
+    result = _make_demo(tmp_path, "--customers", "200", "--dry-run")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for words in ("Daily run for 2026-11-20", "loaded", "quarantined", "Segments", "planned", "skipped", "Outbox:"):
+        assert words in out
+    assert "DRY RUN: nothing was sent" in out
+    assert "Traceback" not in out + result.stderr
