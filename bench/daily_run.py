@@ -68,7 +68,7 @@ def main() -> None:
     frames = timed(results, "synth: generate", lambda: generate_shop(args.customers, args.days, args.seed, as_of))
     rows = {t.value: len(f) for t, f in frames.items()}
     timed(results, "synth: write csv", lambda: write_shop(frames, shop))
-    del frames
+    frames.clear()  # free the memory before the run
 
     settings = Settings()
     paths = RunPaths.for_day(settings.output_dir, as_of)

@@ -142,10 +142,9 @@ def demo(
 ) -> None:
     """Generate a demo shop, start a local AWS, and run the daily flow for its last day."""
     _prefect_env(verbose)
-    from tasks.synth import DEFAULT_END, generate_shop, write_shop
-
     from tasks.local_aws import local_aws
     from tasks.settings import Settings
+    from tasks.synth import DEFAULT_END, generate_shop, write_shop
 
     # The local SES takes what the demo sends as fast as it comes.
     os.environ.setdefault("LOYALTY_EMAIL_RATE", "200")

@@ -10,6 +10,11 @@ Per table, every input row lands in exactly one place:
 
 The time column is checked first, so a row from the future never shows up in
 today's quarantine.
+
+A foreign key resolves against every parent row present in the input, clean or
+quarantined: a typo in a customer's email quarantines that customer (campaigns
+never see them) but must not erase their order history from analytics.  Only
+keys that no parent row has are ``dangling_foreign_key``.
 """
 
 from __future__ import annotations
@@ -78,12 +83,14 @@ def validate_snapshot(raw: dict[Table, RawTable], as_of: date) -> ValidatedSnaps
     cutoff = visible_until(as_of)
     frames: dict[Table, pd.DataFrame] = {}
     future_keys: dict[Table, pd.Index] = {}
+    known_keys: dict[Table, pd.Index] = {}
     quarantines: list[pd.DataFrame] = []
     counts: dict[Table, TableCounts] = {}
     for table in LOAD_ORDER:
-        result = _validate_table(SPECS[table], raw[table], cutoff, frames, future_keys)
+        result = _validate_table(SPECS[table], raw[table], cutoff, known_keys, future_keys)
         frames[table] = result.clean
         future_keys[table] = result.future_keys
+        known_keys[table] = result.known_keys
         quarantines.append(result.quarantine)
         counts[table] = result.counts
         assert result.counts.clean + result.counts.quarantined + result.counts.future == result.counts.input
@@ -96,6 +103,7 @@ class _TableResult:
     clean: pd.DataFrame
     quarantine: pd.DataFrame
     future_keys: pd.Index
+    known_keys: pd.Index  # keys of every visible row, clean or quarantined
     counts: TableCounts
 
 
@@ -120,7 +128,7 @@ def _validate_table(
     spec: TableSpec,
     raw: RawTable,
     cutoff: pd.Timestamp,
-    parents: dict[Table, pd.DataFrame],
+    parent_keys: dict[Table, pd.Index],
     parent_future: dict[Table, pd.Index],
 ) -> _TableResult:
     frame = raw.frame
@@ -149,7 +157,7 @@ def _validate_table(
             inherited = rows.good & out[fk.column].isin(parent_future[fk.table]).to_numpy()
             rows.reason[inherited] = "future"
             future |= inherited
-        known = out[fk.column].isin(parents[fk.table][fk.ref_column]).to_numpy()
+        known = out[fk.column].isin(parent_keys[fk.table]).to_numpy()
         rows.fail(~known, fk.column, R.DANGLING_FOREIGN_KEY)
 
     if spec.key:
@@ -175,8 +183,12 @@ def _validate_table(
     )
     key_col = spec.key[0] if spec.key else None
     future_keys = pd.Index(out.loc[future, key_col].unique()) if key_col else pd.Index([])
+    visible = ~future & (out[key_col] != "").to_numpy() if key_col else future
+    known_keys = pd.Index(out.loc[visible, key_col].unique()) if key_col else pd.Index([])
     counts = TableCounts(input=len(frame), clean=int(good.sum()), quarantined=int(bad.sum()), future=int(future.sum()))
-    return _TableResult(clean=clean, quarantine=quarantine, future_keys=future_keys, counts=counts)
+    return _TableResult(
+        clean=clean, quarantine=quarantine, future_keys=future_keys, known_keys=known_keys, counts=counts
+    )
 
 
 _Bad = list[tuple[R, "np.ndarray | pd.Series"]]
@@ -185,9 +197,9 @@ _Parser = Callable[[Column, pd.Series, pd.DataFrame], _Parsed]
 
 
 def _text(series: pd.Series) -> pd.Series:
-    """Return cells as stripped strings, empty for missing."""
-    if series.dtype == object and all(isinstance(v, str) for v in series.iloc[:64]):
-        return series.astype(str).str.strip()
+    """Return cells as stripped strings, empty for missing (None, NaN, NA), whatever the file type."""
+    if series.dtype == object:
+        return series.where(series.notna(), "").astype(str).str.strip()
     return series.astype("string").fillna("").astype(object).astype(str).str.strip()
 
 

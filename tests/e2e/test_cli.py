@@ -41,7 +41,14 @@ def test_bad_date_argument_is_refused_without_traceback(tmp_path: Path) -> None:
 
 def test_import_online_retail_accounts_for_every_line(shared_data: Path, tmp_path: Path) -> None:
     result = _run(
-        ["import", "online-retail", str(shared_data / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r"), "--json"],
+        [
+            "import",
+            "online-retail",
+            str(shared_data / "online_retail_lines_sample.csv"),
+            "--out",
+            str(tmp_path / "r"),
+            "--json",
+        ],
         tmp_path,
     )
 

@@ -23,7 +23,12 @@ def _make_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     }
     env.pop("AWS_ENDPOINT_URL", None)
     return subprocess.run(
-        ["make", "--no-print-directory", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=800, env=env,
+        ["make", "--no-print-directory", "demo"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        env=env,
         check=False,
     )
 
@@ -38,7 +43,10 @@ def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> Non
     again = json.loads(second.stdout.strip().splitlines()[-1])
 
     assert summary["sent"] > 0
-    assert summary["customers_loaded"] + summary["rows"]["customers"]["quarantined"] == summary["rows"]["customers"]["input"]
+    assert (
+        summary["customers_loaded"] + summary["rows"]["customers"]["quarantined"]
+        == summary["rows"]["customers"]["input"]
+    )
     assert summary["quarantined"] > 0  # the demo shop has some dirty contacts
     assert again["sent"] == 0
     assert again["already_sent"] == summary["sent"]

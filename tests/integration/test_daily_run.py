@@ -23,17 +23,38 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 def _lapsed_shop(n: int) -> dict[Table, pd.DataFrame]:
     """The tiny shop plus n customers whose last order was 100 days before AS_OF, in three locales."""
-    locales = [("ru", "RU", "Europe/Moscow", "Мария"), ("pl", "PL", "Europe/Warsaw", "Zofia"), ("en", "GB", "Europe/London", "")]
+    locales = [
+        ("ru", "RU", "Europe/Moscow", "Мария"),
+        ("pl", "PL", "Europe/Warsaw", "Zofia"),
+        ("en", "GB", "Europe/London", ""),
+    ]
     customers, orders = [], []
     for i in range(n):
         locale, country, zone, name = locales[i % 3]
-        customers.append({
-            "customer_id": f"L{i:04d}", "email": f"l{i}@example.com", "first_name": name, "gender": "f",
-            "locale": locale, "timezone": zone, "country": country, "created_at": "2023-01-01T00:00:00Z",
-            "email_opt_in": "false" if i % 10 == 9 else "true", "sms_opt_in": "false",
-        })
-        orders.append({"order_id": f"OL{i:04d}", "customer_id": f"L{i:04d}", "created_at": "2024-02-22T10:00:00Z",
-                       "status": "delivered", "total": "10", "currency": "EUR"})
+        customers.append(
+            {
+                "customer_id": f"L{i:04d}",
+                "email": f"l{i}@example.com",
+                "first_name": name,
+                "gender": "f",
+                "locale": locale,
+                "timezone": zone,
+                "country": country,
+                "created_at": "2023-01-01T00:00:00Z",
+                "email_opt_in": "false" if i % 10 == 9 else "true",
+                "sms_opt_in": "false",
+            }
+        )
+        orders.append(
+            {
+                "order_id": f"OL{i:04d}",
+                "customer_id": f"L{i:04d}",
+                "created_at": "2024-02-22T10:00:00Z",
+                "status": "delivered",
+                "total": "10",
+                "currency": "EUR",
+            }
+        )
     frames = add_rows(tiny_shop(), Table.CUSTOMERS, customers)
     return add_rows(frames, Table.ORDERS, orders)
 
@@ -58,7 +79,9 @@ def test_second_run_for_the_same_day_sends_nothing(aws: str, tmp_path: Path) -> 
 
 
 def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> None:
-    frames = add_rows(_lapsed_shop(3), Table.CUSTOMERS, [{"customer_id": "BAD", "email": "x@@y", "created_at": "2023-01-01"}])
+    frames = add_rows(
+        _lapsed_shop(3), Table.CUSTOMERS, [{"customer_id": "BAD", "email": "x@@y", "created_at": "2023-01-01"}]
+    )
     shop = write_shop(frames, tmp_path / "shop")
 
     summary = daily_run(as_of=AS_OF, data=str(shop))
@@ -68,7 +91,9 @@ def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> N
     assert saved["sent"] == summary.sent == 4  # C1 and the three lapsed customers
     assert saved["quarantined_by_reason"] == {"customers": {"invalid_email": 1}}
     quarantine = pd.read_csv(run_dir / "quarantine.csv")
-    assert quarantine.to_dict("records") == [{"table": "customers", "row": 7, "column": "email", "reason": "invalid_email"}]
+    assert quarantine.to_dict("records") == [
+        {"table": "customers", "row": 7, "column": "email", "reason": "invalid_email"}
+    ]
     index = (run_dir / "outbox" / "index.html").read_text()
     assert index.count("<tr><td>win_back</td>") == 4
     ru = (run_dir / "outbox" / "win_back" / "L0000-email.html").read_text()

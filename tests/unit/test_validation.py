@@ -195,3 +195,32 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ContractError, match=r"stock_events.csv: file not found"):
         load_raw(str(folder))
+
+
+def test_orders_of_a_quarantined_customer_keep_their_history(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    frames[Table.CUSTOMERS].loc[0, "email"] = "anna@@example.com"  # C1's email has a typo
+
+    snapshot = _validate(tmp_path, frames)
+
+    assert snapshot.quarantine.to_dict("records") == [
+        {"table": "customers", "row": 1, "column": "email", "reason": "invalid_email"}
+    ]
+    assert "C1" not in set(snapshot.frames[Table.CUSTOMERS]["customer_id"])  # never messaged
+    assert "O1" in set(snapshot.frames[Table.ORDERS]["order_id"])  # but the purchase still counts
+
+
+def test_missing_values_in_parquet_are_empty_not_the_text_none(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    customers = frames[Table.CUSTOMERS].astype(object)
+    customers.loc[:, "email"] = [f"c{i}@example.com" for i in range(3)]
+    customers = pd.concat([customers] * 30, ignore_index=True)  # more than any sample of leading rows
+    customers["customer_id"] = [f"C{i}" for i in range(len(customers))]
+    customers.loc[len(customers) - 1, "email"] = None
+    frames[Table.CUSTOMERS] = customers
+    folder = write_shop(frames, tmp_path / "pq", fmt="parquet")
+
+    snapshot = validate_snapshot(load_raw(str(folder)), AS_OF)
+
+    assert snapshot.quarantine.empty
+    assert snapshot.frames[Table.CUSTOMERS]["email"].isna().sum() == 1
