@@ -5,12 +5,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table as RichTable
 
 if TYPE_CHECKING:
@@ -59,13 +71,52 @@ def _run_daily(data: str, as_of: date, dry_run: bool) -> RunSummary:
     except ContractError as exc:
         raise _fail(str(exc)) from None
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.task_workers)
-    with err.status(f"Running the daily run for {as_of} under Prefect…", spinner="dots"):
+    with _progress_bars(skip={"send"} if dry_run or settings.dry_run else set()):
         try:
             return daily_run.with_options(task_runner=runner)(  # type: ignore[arg-type]  # Prefect's runner generics
                 as_of=as_of, dry_run=dry_run, data=data
             )
         except ContractError as exc:
             raise _fail(str(exc)) from None
+
+
+@contextmanager
+def _progress_bars(skip: set[str]) -> Iterator[None]:
+    """Show a bar per step on a terminal while the flow runs; stay silent otherwise."""
+    from tasks import progress
+
+    if not err.is_terminal:
+        yield
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bars:
+        ids: dict[str, TaskID] = {}
+        lock = threading.Lock()
+
+        def on_progress(step: str, amount: int, total: int | None) -> None:
+            if step in skip:
+                return
+            with lock:
+                if step not in ids:
+                    for other in ids.values():  # an earlier step without a size is done now
+                        if bars.tasks[other].total is None:
+                            bars.update(other, total=1, completed=1)
+                    ids[step] = bars.add_task(step, total=total)
+                if total is not None:
+                    bars.update(ids[step], total=total)
+                bars.advance(ids[step], amount)
+
+        progress.listen(on_progress)
+        try:
+            yield
+        finally:
+            progress.listen(None)
 
 
 def _print_summary(summary: RunSummary) -> None:

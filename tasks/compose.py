@@ -11,6 +11,7 @@ from babel.dates import format_date
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import progress
 from tasks.campaigns import Campaign, load_catalog
 from tasks.outbox import message_stem, write_message
 from tasks.paths import RunPaths
@@ -126,10 +127,12 @@ def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings
     """Render one shard of the plan into messages and the outbox; return how many."""
     campaigns = load_catalog(settings.campaigns_dir)
     env = make_environment(settings.templates_dir)
+    progress.advance("render", 0, None)
     rendered = render_shard(
         pd.read_parquet(paths.send_shard(shard)), campaigns, env, settings, signing_key(settings), as_of, paths.outbox
     )
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)
+    progress.advance("render", len(rendered))
     return len(rendered)

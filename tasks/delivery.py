@@ -13,6 +13,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import progress
 from tasks.aws import ses_client
 from tasks.channels import (
     Channel,
@@ -77,6 +78,7 @@ def deliver(
         outcome = _deliver_one(item, ledger, channel, bucket, parked)
         with lock:
             counts[outcome] += 1
+        progress.advance("send", 1)
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
         list(pool.map(one, batch))

@@ -8,6 +8,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import progress
 from tasks.enums import OrderStatus, Table
 from tasks.paths import RunPaths
 from tasks.snapshot import read_table
@@ -63,6 +64,7 @@ def segment_sizes(profile: pd.DataFrame) -> dict[str, int]:
 @task(cache_policy=NO_CACHE)
 def profile_customers(paths: RunPaths, as_of: date) -> dict[str, int]:
     """Build the customer profile as of a date; return segment sizes."""
+    progress.advance("profile")
     customers = read_table(paths, Table.CUSTOMERS, ["customer_id"])
     orders = read_table(paths, Table.ORDERS, ["order_id", "customer_id", "created_at", "status", "total"])
     profile = build_profile(customers, orders, as_of)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,3 +48,8 @@ class RunPaths:
     @property
     def summary(self) -> Path:
         return self.root / "summary.json"
+
+    def reset(self) -> None:
+        """Remove what an earlier run of the same day wrote, so nothing stale mixes in."""
+        for step in ("snapshot", "profile", "plan", "render", "outbox"):
+            shutil.rmtree(self.root / step, ignore_errors=True)

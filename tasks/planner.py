@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from tasks import progress
 from tasks.campaigns import Campaign, load_catalog
 from tasks.compose import SHARD_COLUMNS
 from tasks.enums import Channel, Decision, MessageKind, SkipReason, Table
@@ -145,6 +146,7 @@ def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[pd.D
 @task(cache_policy=NO_CACHE)
 def plan_day(paths: RunPaths, as_of: date, settings: Settings) -> PlanSummary:
     """Decide who hears what today: candidates, gates, decisions, and send shards."""
+    progress.advance("plan")
     campaigns = load_catalog(settings.campaigns_dir)
     customers = read_table(paths, Table.CUSTOMERS)
     profile = pd.read_parquet(paths.profile)
@@ -160,6 +162,9 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings) -> PlanSummary:
     shards = shard_plan(plan, people, settings.shard_size)
     for number, shard in enumerate(shards, start=1):
         shard.to_parquet(paths.send_shard(number), index=False)
+    to_send = sum(len(s) for s in shards)
+    progress.advance("render", 0, to_send)
+    progress.advance("send", 0, to_send)
     skipped = plan.loc[plan["decision"] == Decision.SKIPPED.value, "reason"].value_counts()
     return PlanSummary(
         planned=len(plan),

@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from tasks import progress
 from tasks.aws import s3_client
 from tasks.contract import LOAD_ORDER
 from tasks.enums import Table
@@ -63,7 +64,9 @@ def read_table(paths: RunPaths, table: Table, columns: list[str] | None = None) 
 @task(cache_policy=NO_CACHE)
 def load_snapshot(source: str, as_of: date, paths: RunPaths, settings: Settings) -> SnapshotSummary:
     """Load and validate the shop's tables as of a date; quarantine bad rows."""
+    progress.advance("load and validate")
     raw = load_raw(source, lambda: s3_client(settings))
+    paths.reset()
     snapshot = validate_snapshot(raw, as_of)
     write_snapshot(snapshot, paths)
     return summarise(snapshot)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import gzip as gzip_module
 import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tasks.contract import LOAD_ORDER, SPECS, ContractError, check_columns
@@ -64,19 +68,34 @@ def _read(table: Table, name: str, data: Path | io.BytesIO, key: str | None = No
         if suffix.endswith(".parquet"):
             frame = pd.read_parquet(data)
         else:
-            frame = pd.read_csv(
-                data,
-                dtype=str,
-                keep_default_na=False,
-                na_filter=False,
-                compression="gzip" if suffix.endswith(".gz") else None,
-            )
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+            frame = _read_csv_as_text(data, gzip=suffix.endswith(".gz"))
+    except (ValueError, OSError, pd.errors.ParserError, pa.ArrowException) as exc:
         raise ContractError(f"{name}: cannot be read ({type(exc).__name__})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     check_columns(SPECS[table], list(frame.columns), name)
     frame[ROW] = range(1, len(frame) + 1)
     return RawTable(table=table, frame=frame, source=name)
+
+
+def _read_csv_as_text(data: Path | io.BytesIO, gzip: bool) -> pd.DataFrame:
+    """Read every cell as text (empty stays empty) with Arrow's multithreaded reader and Arrow strings.
+
+    Every column is read as a string: the contract, not type inference, decides what a cell means
+    (an id "0012" stays "0012").
+    """
+    raw = data.getvalue() if isinstance(data, io.BytesIO) else data.read_bytes()
+    if gzip:
+        raw = gzip_module.decompress(raw)
+    first_line = raw.split(b"\n", 1)[0].decode("utf-8-sig")
+    names = next(csv.reader([first_line]))
+    table = pacsv.read_csv(
+        pa.BufferReader(raw),
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
+    )
+    return table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
 
 
 def check_source(source: str, s3_client: S3ClientFactory | None = None) -> None:

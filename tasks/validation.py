@@ -20,8 +20,12 @@ keys that no parent row has are ``dangling_foreign_key``.
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -29,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 
 from tasks.contract import LOAD_ORDER, QUARANTINE_COLUMNS, SPECS, Column, Kind, TableSpec
@@ -154,10 +160,10 @@ def _validate_table(
     for fk in spec.foreign_keys:
         if spec.time_column is None and fk.table in parent_future:
             # e.g. order_items of an order placed after as_of: invisible with it
-            inherited = rows.good & out[fk.column].isin(parent_future[fk.table]).to_numpy()
+            inherited = rows.good & _isin(out[fk.column], parent_future[fk.table])
             rows.reason[inherited] = "future"
             future |= inherited
-        known = out[fk.column].isin(parent_keys[fk.table]).to_numpy()
+        known = _isin(out[fk.column], parent_keys[fk.table])
         rows.fail(~known, fk.column, R.DANGLING_FOREIGN_KEY)
 
     if spec.key:
@@ -183,7 +189,7 @@ def _validate_table(
     )
     key_col = spec.key[0] if spec.key else None
     future_keys = pd.Index(out.loc[future, key_col].unique()) if key_col else pd.Index([])
-    visible = ~future & (out[key_col] != "").to_numpy() if key_col else future
+    visible = ~future & (out[key_col].fillna("") != "").to_numpy(dtype=bool) if key_col else future
     known_keys = pd.Index(out.loc[visible, key_col].unique()) if key_col else pd.Index([])
     counts = TableCounts(input=len(frame), clean=int(good.sum()), quarantined=int(bad.sum()), future=int(future.sum()))
     return _TableResult(
@@ -196,11 +202,25 @@ _Parsed = tuple[pd.Series, _Bad]
 _Parser = Callable[[Column, pd.Series, pd.DataFrame], _Parsed]
 
 
+def _isin(series: pd.Series, values: Iterable[object]) -> npt.NDArray[np.bool_]:
+    """Return which cells are among ``values``, with Arrow's hash lookup (pandas' isin is slow on Arrow strings)."""
+    keys = pa.array([str(v) for v in values if v is not None and v is not pd.NA], type=pa.string())
+    if isinstance(series.dtype, pd.StringDtype):
+        cells = pa.array(series.array, type=pa.string())
+    else:
+        cells = pa.array(series.astype(object).where(series.notna(), None), type=pa.string(), from_pandas=True)
+    found = pc.is_in(cells, value_set=keys)
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _text(series: pd.Series) -> pd.Series:
-    """Return cells as stripped strings, empty for missing (None, NaN, NA), whatever the file type."""
-    if series.dtype == object:
-        return series.where(series.notna(), "").astype(str).str.strip()
-    return series.astype("string").fillna("").astype(object).astype(str).str.strip()
+    """Return cells as stripped Arrow strings, empty for missing (None, NaN, NA), whatever the file type."""
+    if not isinstance(series.dtype, pd.StringDtype):  # Parquet: typed or object columns
+        series = series.astype(object).where(series.notna(), "").astype(str).astype(_TEXT)
+    return series.fillna("").str.strip()
+
+
+_TEXT = pd.StringDtype("pyarrow")
 
 
 def _parse(column: Column, series: pd.Series, parsed: pd.DataFrame) -> _Parsed:
@@ -252,8 +272,8 @@ def _integer(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
 
 def _bool(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
     lower = text.str.lower()
-    values = lower.isin(_TRUE)
-    return values, [(R.UNPARSEABLE_BOOL, ~values & ~lower.isin(_FALSE))]
+    values = pd.Series(_isin(lower, _TRUE), index=text.index)
+    return values, [(R.UNPARSEABLE_BOOL, ~values.to_numpy() & ~_isin(lower, _FALSE))]
 
 
 def _datetime(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
@@ -268,15 +288,15 @@ def _date(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
 
 def _enum(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
     lower = text.str.lower()
-    return lower, [(R.UNKNOWN_ENUM, ~lower.isin(column.values))]
+    return lower, [(R.UNKNOWN_ENUM, ~_isin(lower, column.values))]
 
 
 def _email(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
-    normal = text.map(_normalise_email)
+    normal = _map_unique(_normalise_email, text)
     return normal, [(R.INVALID_EMAIL, normal.isna())]
 
 
-@functools.lru_cache(maxsize=1 << 20)
+@functools.lru_cache(maxsize=1 << 16)
 def _normalise_email(value: str) -> str | None:
     if not value:
         return None
@@ -289,14 +309,13 @@ def _normalise_email(value: str) -> str | None:
 def _phone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
     # national formats ("8 (912) 345-67-89") need the row's country, parsed before this column
     country = parsed["country"].fillna("").astype(str) if "country" in parsed.columns else text.map(lambda _: "")
-    normal = pd.Series(
-        [_normalise_phone(r, c) for r, c in zip(text, country, strict=True)], index=text.index, dtype=object
-    )
+    pairs = pd.Series(text.astype(str) + "\x1f" + country.astype(str), index=text.index)
+    normal = _map_unique(_normalise_phone, pairs)
     return normal, [(R.INVALID_PHONE, normal.isna())]
 
 
-@functools.lru_cache(maxsize=1 << 20)
-def _normalise_phone(raw: str, country: str) -> str | None:
+def _normalise_phone(pair: str) -> str | None:
+    raw, _, country = pair.partition("\x1f")
     if not raw:
         return None
     try:
@@ -308,13 +327,35 @@ def _normalise_phone(raw: str, country: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Below this many distinct values, starting worker processes costs more than it saves.
+PARALLEL_MIN_VALUES = 20_000
+
+
+def _map_unique(func: Callable[[str], str | None], values: pd.Series) -> pd.Series:
+    """Apply a slow per-value check once per distinct value, on every core when there are many."""
+    distinct = [str(v) for v in pd.unique(values.to_numpy(dtype=object))]
+    workers = os.cpu_count() or 1
+    if len(distinct) < PARALLEL_MIN_VALUES or workers < 2:
+        results = [func(v) for v in distinct]
+    else:
+        try:
+            # spawn, not fork: the flow runs threads, and forking a threaded process can deadlock
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(func, distinct, chunksize=max(1, len(distinct) // (workers * 8))))
+        except (BrokenProcessPool, OSError):
+            # e.g. a calling script without an `if __name__ == "__main__"` guard: do it here instead
+            results = [func(v) for v in distinct]
+    lookup = dict(zip(distinct, results, strict=True))
+    return pd.Series([lookup[str(v)] for v in values.to_numpy(dtype=object)], index=values.index, dtype=object)
+
+
 @functools.cache
 def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
 def _timezone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
-    return text, [(R.UNKNOWN_TIMEZONE, ~text.isin(_zones()))]
+    return text, [(R.UNKNOWN_TIMEZONE, ~_isin(text, _zones()))]
 
 
 _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -322,7 +363,7 @@ _COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 def _country(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
     upper = text.str.upper()
-    return upper, [(R.INVALID_COUNTRY, ~upper.isin(_COUNTRIES))]
+    return upper, [(R.INVALID_COUNTRY, ~_isin(upper, _COUNTRIES))]
 
 
 def _currency(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:

@@ -224,3 +224,16 @@ def test_missing_values_in_parquet_are_empty_not_the_text_none(tmp_path: Path) -
 
     assert snapshot.quarantine.empty
     assert snapshot.frames[Table.CUSTOMERS]["email"].isna().sum() == 1
+
+
+def test_many_contacts_are_checked_on_every_core_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks import validation
+
+    emails = pd.Series([f"user{i}@example.com" for i in range(300)] + ["bad@@example.com", "", "user1@example.com"])
+    serial = validation._map_unique(validation._normalise_email, emails)
+    monkeypatch.setattr(validation, "PARALLEL_MIN_VALUES", 10)
+
+    parallel = validation._map_unique(validation._normalise_email, emails)
+
+    pd.testing.assert_series_equal(serial, parallel)
+    assert parallel.isna().sum() == 2
