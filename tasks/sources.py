@@ -95,7 +95,8 @@ def _read_csv_as_text(data: Path | io.BytesIO, gzip: bool) -> pd.DataFrame:
             column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
         ),
     )
-    return table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
+    frame: pd.DataFrame = table.to_pandas(types_mapper=lambda _: pd.StringDtype("pyarrow"))
+    return frame
 
 
 def check_source(source: str, s3_client: S3ClientFactory | None = None) -> None:
