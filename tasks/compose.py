@@ -74,7 +74,9 @@ def build_context(
         context["coupon_code"] = coupon_code(key, campaign.offer.coupon_prefix, str(row["idempotency_key"]))
         context["percent_off"] = campaign.offer.percent_off
         valid_until = as_of + timedelta(days=campaign.offer.valid_days)
-        context["coupon_valid_until"] = format_date(valid_until, format="long", locale=locale)
+        # day and month in the locale's grammar ("4 декабря", "4 grudnia", "December 4"); no year for a
+        # two-week coupon, and no trailing "г." to collide with the sentence's full stop
+        context["coupon_valid_until"] = format_date(valid_until, format="d MMMM" if locale != "en" else "MMMM d", locale=locale)
     return MessageContext.model_validate(context)
 
 

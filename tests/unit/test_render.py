@@ -88,3 +88,21 @@ def test_win_back_matches_its_golden_rendering(locale: str) -> None:
             (folder / name).write_text(text, encoding="utf-8")
     for name, text in parts.items():
         assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"
+
+
+@pytest.mark.parametrize(("locale", "expected"), [("ru", "4 декабря"), ("pl", "4 grudnia"), ("en", "December 4")])
+def test_coupon_date_is_written_in_the_customers_language(locale: str, expected: str) -> None:
+    from datetime import date
+
+    from tasks.campaigns import load_catalog
+    from tasks.compose import build_context
+    from tasks.settings import Settings
+
+    campaign = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
+    row = {"first_name": "Anna", "customer_id": "C1", "channel": "email", "idempotency_key": "k",
+           "days_since_last_order": 120}
+
+    context = build_context(row, campaign, Settings(), b"key", date(2026, 11, 20), locale)
+
+    assert context.coupon_valid_until == expected
+    assert context.coupon_code is not None and context.coupon_code.startswith("BACK-")
