@@ -121,12 +121,15 @@ def _progress_bars(skip: set[str]) -> Iterator[None]:
 
 def _print_summary(summary: RunSummary) -> None:
     out.print(f"\n[bold]Daily run for {summary.as_of}[/]" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
-    data = RichTable("customers", "", box=None, show_header=False)
-    data.add_row("loaded", str(summary.customers_loaded))
-    data.add_row("quarantined rows (all tables)", str(summary.quarantined))
+    data = RichTable("data", "rows", title="Data", title_justify="left")
+    customers = summary.rows["customers"]
+    data.add_row("customers loaded", str(summary.customers_loaded))
+    data.add_row("customers quarantined", str(customers["quarantined"]))
+    data.add_row("rows quarantined, all tables", str(summary.quarantined))
     for table, reasons in summary.quarantined_by_reason.items():
         for reason, n in reasons.items():
             data.add_row(f"  {table}: {reason}", str(n))
+    data.add_row("rows after as_of (not yet visible)", str(sum(r["future"] for r in summary.rows.values())))
     out.print(data)
     segments = RichTable("segment", "customers", title="Segments", title_justify="left")
     for name, n in summary.segments.items():
