@@ -136,20 +136,8 @@ def _print_summary(summary: RunSummary) -> None:
         segments.add_row(name, str(n))
     out.print(segments)
     messages = RichTable("messages", "count", title="Messages", title_justify="left")
-    for name in (
-        "planned",
-        "to_send",
-        "rendered",
-        "sent",
-        "already_sent",
-        "failed",
-        "retry_later",
-        "parked",
-        "skipped",
-    ):
-        messages.add_row(name.replace("_", " "), str(getattr(summary, name)))
-    for reason, n in summary.skipped_by_reason.items():
-        messages.add_row(f"  skipped: {reason}", str(n))
+    for name, n in summary.message_counts():
+        messages.add_row(("  " if name.startswith("skipped:") else "") + name.replace("_", " "), str(n))
     out.print(messages)
     out.print(f"[bold]{summary.headline()}[/]")
     out.print(f"Outbox: {summary.outbox_index}\nRun folder: {summary.run_dir}")

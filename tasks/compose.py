@@ -76,7 +76,9 @@ def build_context(
         valid_until = as_of + timedelta(days=campaign.offer.valid_days)
         # day and month in the locale's grammar ("4 декабря", "4 grudnia", "December 4"); no year for a
         # two-week coupon, and no trailing "г." to collide with the sentence's full stop
-        context["coupon_valid_until"] = format_date(valid_until, format="d MMMM" if locale != "en" else "MMMM d", locale=locale)
+        context["coupon_valid_until"] = format_date(
+            valid_until, format="d MMMM" if locale != "en" else "MMMM d", locale=locale
+        )
     return MessageContext.model_validate(context)
 
 

@@ -18,6 +18,8 @@ from tasks.planner import PlanSummary
 from tasks.snapshot import SnapshotSummary
 
 DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
+# The message counts a summary shows, in the order a person reads them.
+MESSAGE_COUNTS = ("planned", "to_send", "rendered", *DELIVERY_OUTCOMES, "skipped")
 
 
 class RunSummary(BaseModel):
@@ -42,6 +44,11 @@ class RunSummary(BaseModel):
     skipped_by_reason: dict[str, int]
     run_dir: str
     outbox_index: str
+
+    def message_counts(self) -> list[tuple[str, int]]:
+        """Return (name, count) for every message count, then skipped ones per reason."""
+        counts: list[tuple[str, int]] = [(name, int(getattr(self, name))) for name in MESSAGE_COUNTS]
+        return counts + [(f"skipped: {reason}", n) for reason, n in self.skipped_by_reason.items()]
 
     def headline(self) -> str:
         """Return the one line that says what happened."""
@@ -113,19 +120,7 @@ def summary_markdown(summary: RunSummary) -> str:
     lines += ["", "## Segments", "", "| segment | customers |", "|---|---:|"]
     lines += [f"| {s} | {n} |" for s, n in summary.segments.items()]
     lines += ["", "## Messages", "", "| outcome | messages |", "|---|---:|"]
-    for name in (
-        "planned",
-        "to_send",
-        "rendered",
-        "sent",
-        "already_sent",
-        "failed",
-        "retry_later",
-        "parked",
-        "skipped",
-    ):
-        lines.append(f"| {name} | {getattr(summary, name)} |")
-    lines += [f"| skipped: {r} | {n} |" for r, n in summary.skipped_by_reason.items()]
+    lines += [f"| {name} | {n} |" for name, n in summary.message_counts()]
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,10 @@ import pytest
 
 from tasks.local_aws import FAKE_CREDENTIALS, _free_port
 
+# Prefect servers started by tests (and their subprocesses) send no telemetry.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-central-1"
 SENDER = "Loyalty Test Shop <hello@shop.example.com>"

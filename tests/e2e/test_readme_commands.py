@@ -60,7 +60,15 @@ def test_demo_prints_a_readable_summary(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for words in ("Daily run for 2026-11-20", "customers loaded", "quarantined", "Segments", "planned", "skipped", "Outbox:"):
+    for words in (
+        "Daily run for 2026-11-20",
+        "customers loaded",
+        "quarantined",
+        "Segments",
+        "planned",
+        "skipped",
+        "Outbox:",
+    ):
         assert words in out
     assert "DRY RUN: nothing was sent" in out
     assert "Traceback" not in out + result.stderr

@@ -98,7 +98,30 @@ def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> N
     assert index.count("<tr><td>win_back</td>") == 4
     ru = (run_dir / "outbox" / "win_back" / "L0000-email.html").read_text()
     assert "Здравствуйте, Мария!" in ru
-    assert "x@@y" not in saved.__repr__() and "@example.com" not in index
+    assert "@" not in json.dumps(saved) and "@example.com" not in index
+
+
+def test_the_ui_shows_a_report_without_personal_data(aws: str, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
+
+    summary = daily_run(as_of=AS_OF, data=str(shop))
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["daily-run"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert artifacts and artifacts[0].type == "markdown"
+    report = str(artifacts[0].data)
+    assert f"Sent {summary.sent} new messages" in report
+    assert "| sent | 7 |" in report
+    for personal in ("@example.com", "Мария", "Zofia", "Анна", "+7"):
+        assert personal not in report
 
 
 def test_dry_run_renders_but_sends_and_claims_nothing(aws: str, tmp_path: Path) -> None:

@@ -99,8 +99,13 @@ def test_coupon_date_is_written_in_the_customers_language(locale: str, expected:
     from tasks.settings import Settings
 
     campaign = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
-    row = {"first_name": "Anna", "customer_id": "C1", "channel": "email", "idempotency_key": "k",
-           "days_since_last_order": 120}
+    row = {
+        "first_name": "Anna",
+        "customer_id": "C1",
+        "channel": "email",
+        "idempotency_key": "k",
+        "days_since_last_order": 120,
+    }
 
     context = build_context(row, campaign, Settings(), b"key", date(2026, 11, 20), locale)
 
