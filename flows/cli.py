@@ -8,9 +8,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -56,7 +57,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _run_daily(data: str, as_of: date, dry_run: bool) -> RunSummary:
+def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = None) -> RunSummary:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.daily_run import daily_run
@@ -74,7 +75,7 @@ def _run_daily(data: str, as_of: date, dry_run: bool) -> RunSummary:
     with _progress_bars(skip={"send"} if dry_run or settings.dry_run else set()):
         try:
             return daily_run.with_options(task_runner=runner)(  # type: ignore[arg-type]  # Prefect's runner generics
-                as_of=as_of, dry_run=dry_run, data=data
+                as_of=as_of, dry_run=dry_run, data=data, now=now
             )
         except ContractError as exc:
             raise _fail(str(exc)) from None
@@ -137,7 +138,7 @@ def _print_summary(summary: RunSummary) -> None:
     out.print(segments)
     messages = RichTable("messages", "count", title="Messages", title_justify="left")
     for name, n in summary.message_counts():
-        messages.add_row(("  " if name.startswith("skipped:") else "") + name.replace("_", " "), str(n))
+        messages.add_row(("  " if ":" in name else "") + name.replace("_", " "), str(n))
     out.print(messages)
     out.print(f"[bold]{summary.headline()}[/]")
     out.print(f"Outbox: {summary.outbox_index}\nRun folder: {summary.run_dir}")
@@ -157,13 +158,25 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and record, send nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    now: Annotated[
+        str | None, typer.Option(help="Pretend the run sends at this ISO time (simulations); default: now.")
+    ] = None,
 ) -> None:
     """Run the daily flow on any contract folder for one date."""
     _prefect_env(verbose)
     from tasks.settings import Settings
 
     day = _parse_date(as_of)
-    _emit(_run_daily(data or Settings().data, day, dry_run), as_json)
+    moment = _parse_moment(now) if now else None
+    _emit(_run_daily(data or Settings().data, day, dry_run, moment), as_json)
+
+
+def _parse_moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--now {value!r} is not an ISO date-time (e.g. 2026-11-20T06:00:00+03:00)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _parse_date(value: str) -> date:
@@ -199,7 +212,9 @@ def demo(
         aws = local_aws(settings.aws_region, settings.sender)
         aws.__enter__()
     try:
-        summary = _run_daily(str(shop), DEFAULT_END, dry_run)
+        # the demo lives on its last day: it sends at 06:00 that morning, shop time
+        morning = datetime.combine(DEFAULT_END, time(6), tzinfo=ZoneInfo(settings.shop_timezone))
+        summary = _run_daily(str(shop), DEFAULT_END, dry_run, morning)
     finally:
         aws.__exit__(None, None, None)
     _emit(summary, as_json)
@@ -247,6 +262,44 @@ def import_online_retail(
         return
     for key, value in summary.items():
         out.print(f"{key}: {value}")
+
+
+@app.command()
+def why(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id in the shop's data.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="The run's date, YYYY-MM-DD.")],
+) -> None:
+    """Explain why a customer did or did not get each message on a day, from that day's plan."""
+    import pandas as pd
+
+    from tasks.paths import RunPaths
+    from tasks.planner import explain
+    from tasks.settings import Settings
+
+    paths = RunPaths.for_day(Settings().output_dir, _parse_date(as_of))
+    if not paths.plan.exists():
+        raise _fail(f"no plan for {as_of} under {paths.root}: run `loyalty run --as-of {as_of}` first")
+    rows = explain(pd.read_parquet(paths.plan), customer_id)
+    if rows.empty:
+        profile = pd.read_parquet(paths.profile) if paths.profile.exists() else pd.DataFrame(columns=["customer_id"])
+        known = profile.loc[profile["customer_id"].astype(str) == customer_id]
+        if known.empty:
+            out.print(
+                f"{customer_id} is not a (clean) customer on {as_of}: see {paths.quarantine} if their row was quarantined."
+            )
+        else:
+            days = known.iloc[0]["days_since_last_order"]
+            facts = "never ordered" if pd.isna(days) else f"last order {int(days)} days before"
+            out.print(f"{customer_id} was no campaign's candidate on {as_of} ({facts}).")
+        return
+    table = RichTable(
+        "campaign", "step", "channel", "decision", "reason", "send at (UTC)", title=f"{customer_id} on {as_of}"
+    )
+    for r in rows.itertuples(index=False):
+        table.add_row(
+            str(r.campaign), str(r.step), str(r.channel), str(r.decision), str(r.reason or "-"), str(r.send_at)[:16]
+        )
+    out.print(table)
 
 
 @app.command()

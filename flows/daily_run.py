@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.calendar import business_date, flow_run_id
+from tasks.calendar import business_date, flow_run_id, sending_moment
 from tasks.compose import render_messages
 from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
@@ -20,13 +20,16 @@ from tasks.snapshot import load_snapshot
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
-def daily_run(as_of: date | None = None, dry_run: bool = False, data: str | None = None) -> RunSummary:
+def daily_run(
+    as_of: date | None = None, dry_run: bool = False, data: str | None = None, now: datetime | None = None
+) -> RunSummary:
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
 
     Args:
         as_of: The business date; data after it is invisible. Default: today in the shop's time zone.
         dry_run: Render and record everything, send nothing.
         data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
+        now: When the run sends, for judging lateness. Default: the real time; the demo sets it to simulate its day.
     """
     settings = Settings()
     as_of = as_of or business_date(settings.shop_timezone)
@@ -41,7 +44,7 @@ def daily_run(as_of: date | None = None, dry_run: bool = False, data: str | None
     # 3. One profile row per customer: recency, frequency, monetary.
     segments = profile_customers(paths, as_of)
     # 6. Who hears what: candidates through the gates into a sharded send plan.
-    plan = plan_day(paths, as_of, settings)
+    plan = plan_day(paths, as_of, settings, now or sending_moment())
     # 7a. Render every message before sending any: a template error stops the run here.
     rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
     # 7b. Send shard by shard through the ledger (skipped in a dry run).

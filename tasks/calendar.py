@@ -19,3 +19,8 @@ def business_date(shop_timezone: str) -> date:
 def flow_run_id() -> str:
     """Return the current flow run's id, or a fresh one outside Prefect."""
     return str(flow_run.id or uuid.uuid4())
+
+
+def sending_moment() -> datetime:
+    """Return when this run sends: now. A backfill of an old day sends late, and lateness is judged on it."""
+    return datetime.now(ZoneInfo("UTC"))

@@ -52,6 +52,10 @@ class Campaign(BaseModel):
     send_hour_local: int = Field(10, ge=0, le=23, description="Hour of day, customer's time, to send at.")
     offer: Offer | None = None
     step: int = 1
+    holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the audience held out to measure uplift.")
+    max_delay_days: int = Field(
+        0, ge=0, le=365, description="How late a message may still go out: deferrals and backfills past it are skipped."
+    )
 
 
 class CatalogError(ValueError):

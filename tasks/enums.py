@@ -71,6 +71,7 @@ class SkipReason(StrEnum):
     QUIET_HOURS = "quiet_hours"
     DUPLICATE = "duplicate"
     HOLDOUT = "holdout"
+    TOO_LATE = "too_late"
 
 
 class SendStatus(StrEnum):

@@ -19,7 +19,7 @@ from tasks.snapshot import SnapshotSummary
 
 DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
 # The message counts a summary shows, in the order a person reads them.
-MESSAGE_COUNTS = ("planned", "to_send", "rendered", *DELIVERY_OUTCOMES, "skipped")
+MESSAGE_COUNTS = ("planned", "to_send", "rendered", *DELIVERY_OUTCOMES, "holdout", "deferred", "skipped")
 
 
 class RunSummary(BaseModel):
@@ -40,6 +40,9 @@ class RunSummary(BaseModel):
     failed: int
     retry_later: int
     parked: int
+    holdout: int
+    deferred: int
+    deferred_by_reason: dict[str, int]
     skipped: int
     skipped_by_reason: dict[str, int]
     run_dir: str
@@ -48,14 +51,16 @@ class RunSummary(BaseModel):
     def message_counts(self) -> list[tuple[str, int]]:
         """Return (name, count) for every message count, then skipped ones per reason."""
         counts: list[tuple[str, int]] = [(name, int(getattr(self, name))) for name in MESSAGE_COUNTS]
+        counts += [(f"deferred: {reason}", n) for reason, n in self.deferred_by_reason.items()]
         return counts + [(f"skipped: {reason}", n) for reason, n in self.skipped_by_reason.items()]
 
     def headline(self) -> str:
         """Return the one line that says what happened."""
         if self.dry_run:
             return f"DRY RUN: nothing was sent. {self.rendered} messages rendered to {self.outbox_index}"
-        if self.sent == 0 and self.already_sent:
-            return f"Nothing new to send: all {self.already_sent} planned messages were sent earlier (ledger)."
+        earlier = self.already_sent + self.skipped_by_reason.get("duplicate", 0)
+        if self.sent == 0 and earlier:
+            return f"Nothing new to send: {earlier} messages were sent earlier (the ledger remembers)."
         return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed)."
 
 
@@ -98,6 +103,9 @@ def build_summary(
         planned=plan.planned,
         to_send=plan.to_send,
         rendered=rendered,
+        holdout=plan.by_decision.get("holdout", 0),
+        deferred=plan.by_decision.get("deferred", 0),
+        deferred_by_reason=plan.deferred_by_reason,
         skipped=sum(plan.skipped_by_reason.values()),
         skipped_by_reason=plan.skipped_by_reason,
         run_dir=str(paths.root),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,19 @@ class Settings(BaseSettings):
         None,
         description="Endpoint for every AWS client (a local moto server, say). AWS_ENDPOINT_URL works too.",
     )
+    ledger_backend: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite",
+        description="Where the send ledger lives: a SQLite file in the state folder, or a DynamoDB table.",
+    )
+    ledger_table: str = Field(
+        "loyalty-send-ledger", description="DynamoDB table of the send ledger (when ledger_backend is dynamodb)."
+    )
+    ledger_lease_seconds: int = Field(
+        900,
+        gt=0,
+        description="Seconds a claim may stay unmarked before it counts as abandoned (UNKNOWN): "
+        "marketing is then never resent, transactional is resent.",
+    )
     sender: str = Field(
         "Loyalty Flows Demo <hello@shop.example.com>",
         description="From: address; its identity must be verified in SES.",
@@ -49,6 +63,15 @@ class Settings(BaseSettings):
     )
     email_rate: float = Field(14.0, gt=0, description="Email messages per second (the SES account's max send rate).")
     sms_rate: float = Field(1.0, gt=0, description="SMS parts per second (the SNS/End User Messaging throughput).")
+    sms_sender_id: str = Field(
+        "LoyaltyDemo",
+        max_length=11,
+        pattern=r"^[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*$",
+        description="Alphanumeric SMS sender ID: 1-11 letters or digits, at least one letter (where the country allows it).",
+    )
+    sms_max_parts: int = Field(
+        3, ge=1, le=10, description="Most parts one SMS may take; a longer text is refused before it is sent."
+    )
     send_concurrency: int = Field(8, ge=1, le=64, description="Concurrent provider calls inside one shard.")
     shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
@@ -61,5 +84,24 @@ class Settings(BaseSettings):
         None,
         description="HMAC key for unsubscribe tokens. Unset: a random key is created once in the state folder.",
     )
+    feedback_queue_url: str | None = Field(
+        None,
+        description=(
+            "SQS queue (subscribed to the SNS topic SES sends bounces and complaints to) read by the"
+            " process_feedback flow. Unset: only SMS opt-outs are read."
+        ),
+    )
     shop_name: str = Field("Loyalty Flows Demo Shop", description="Shop name shown in messages.")
     shop_url: str = Field("https://shop.example.com", description="Shop home page used in messages.")
+    quiet_hours_start: int = Field(
+        21, ge=0, le=23, description="Local hour quiet hours start: nothing is sent after it."
+    )
+    quiet_hours_end: int = Field(
+        9, ge=0, le=23, description="Local hour quiet hours end: deferred messages go out then."
+    )
+    quiet_hours_by_country: dict[str, tuple[int, int]] = Field(
+        default_factory=dict,
+        description='Per-country quiet hours as JSON, e.g. {"PL": [20, 8]} (ISO-2 country: [start, end]).',
+    )
+    marketing_per_day: int = Field(1, ge=0, description="Marketing messages a customer may get in one day.")
+    marketing_per_week: int = Field(3, ge=0, description="Marketing messages a customer may get in any 7 days.")

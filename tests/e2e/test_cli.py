@@ -76,3 +76,19 @@ def test_imported_online_retail_runs_through_the_daily_flow(shared_data: Path, t
     assert summary["customers_loaded"] > 3000
     # the export has no emails or consents: every lapsed candidate is skipped with a reason
     assert summary["to_send"] == 0 and summary["skipped_by_reason"].get("no_email", 0) > 0
+
+
+def test_why_explains_each_decision_for_a_customer(tmp_path: Path) -> None:
+    frames = tiny_shop()
+    shop = write_shop(frames, tmp_path / "shop")
+    ran = _run(
+        ["run", "--data", str(shop), "--as-of", "2024-06-01", "--now", "2024-06-01T03:00:00Z", "--dry-run"], tmp_path
+    )
+    assert ran.returncode == 0, ran.stderr
+
+    lapsed = _run(["why", "C1", "--as-of", "2024-06-01"], tmp_path)
+    recent = _run(["why", "C2", "--as-of", "2024-06-01"], tmp_path)
+
+    assert lapsed.returncode == 0, lapsed.stderr
+    assert "win_back" in lapsed.stdout and "email" in lapsed.stdout and "send" in lapsed.stdout
+    assert "no campaign's candidate" in recent.stdout and "last order 12 days before" in recent.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import boto3
@@ -12,11 +12,13 @@ import pytest
 
 from flows.daily_run import daily_run
 from tasks.enums import Channel, Table
+from tasks.gates import in_holdout
 from tasks.suppression import SuppressionList
 from tests.conftest import REGION
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
+MORNING = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # the runs below send on their own day
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -59,6 +61,13 @@ def _lapsed_shop(n: int) -> dict[Table, pd.DataFrame]:
     return add_rows(frames, Table.ORDERS, orders)
 
 
+def _held_out(customer_ids: list[str]) -> list[str]:
+    """Customers the win-back's 10% holdout sets aside this quarter (the same stable hash the planner uses)."""
+    ids = pd.Series(customer_ids)
+    mask = in_holdout(ids, "win_back", pd.Series(["2024Q2"] * len(ids)), 0.1)  # the lapses began in Q2 2024
+    return list(ids[mask])
+
+
 def _ses_sent() -> int:
     return int(boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"])
 
@@ -66,15 +75,17 @@ def _ses_sent() -> int:
 def test_second_run_for_the_same_day_sends_nothing(aws: str, tmp_path: Path) -> None:
     shop = write_shop(_lapsed_shop(30), tmp_path / "shop")
 
-    first = daily_run(as_of=AS_OF, data=str(shop))
-    second = daily_run(as_of=AS_OF, data=str(shop))
+    first = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+    second = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
-    # C1 (lapsed 121 days) + 27 of the 30 new customers (every tenth has no consent)
-    assert first.sent == 28
+    # C1 (lapsed 121 days) + 27 of the 30 new customers (every tenth has no consent); 10% held out
+    held_out = _held_out(["C1", *[f"L{i:04d}" for i in range(30) if i % 10 != 9]])
+    assert first.holdout == len(held_out) >= 1
+    assert first.sent == 28 - len(held_out)
     assert first.skipped_by_reason == {"no_consent": 3}
     assert second.sent == 0
-    assert second.already_sent == 28
-    assert _ses_sent() == 28
+    assert second.skipped_by_reason == {"no_consent": 3, "duplicate": first.sent}
+    assert _ses_sent() == first.sent
     assert "Nothing new to send" in second.headline()
 
 
@@ -84,7 +95,7 @@ def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> N
     )
     shop = write_shop(frames, tmp_path / "shop")
 
-    summary = daily_run(as_of=AS_OF, data=str(shop))
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     run_dir = Path(summary.run_dir)
     saved = json.loads((run_dir / "summary.json").read_text())
@@ -108,7 +119,7 @@ def test_the_ui_shows_a_report_without_personal_data(aws: str, tmp_path: Path) -
 
     shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
 
-    summary = daily_run(as_of=AS_OF, data=str(shop))
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
@@ -127,8 +138,8 @@ def test_the_ui_shows_a_report_without_personal_data(aws: str, tmp_path: Path) -
 def test_dry_run_renders_but_sends_and_claims_nothing(aws: str, tmp_path: Path) -> None:
     shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
 
-    dry = daily_run(as_of=AS_OF, data=str(shop), dry_run=True)
-    real = daily_run(as_of=AS_OF, data=str(shop))
+    dry = daily_run(as_of=AS_OF, data=str(shop), dry_run=True, now=MORNING)
+    real = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     assert dry.dry_run and dry.sent == 0 and dry.rendered == 7
     assert dry.headline().startswith("DRY RUN")
@@ -140,7 +151,7 @@ def test_suppressed_address_is_not_sent(aws: str, tmp_path: Path, monkeypatch: p
     shop = write_shop(_lapsed_shop(3), tmp_path / "shop")
     SuppressionList(tmp_path / "state" / "suppressions.sqlite").add(Channel.EMAIL, "l1@example.com", "complaint")
 
-    summary = daily_run(as_of=AS_OF, data=str(shop))
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     assert summary.sent == 3
     assert summary.skipped_by_reason == {"suppressed": 1}
@@ -162,6 +173,6 @@ def test_template_error_stops_the_run_before_anything_is_sent(
     shop = write_shop(_lapsed_shop(9), tmp_path / "shop")
 
     with pytest.raises(RenderError, match=r"win_back/pl/subject\.txt\.j2: 'frist_name' is undefined"):
-        daily_run(as_of=AS_OF, data=str(shop))
+        daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     assert _ses_sent() == 0

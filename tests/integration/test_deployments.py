@@ -158,8 +158,9 @@ def test_daily_run_parameters_render_as_a_form() -> None:
     (daily,) = [d for d in deployments(settings()) if d.name == "daily-run"]
     schema = daily._parameter_openapi_schema.model_dump()
     props = schema["properties"]
-    # then: exactly the flow's three parameters, typed, each described from the docstring's Args
-    assert list(props) == ["as_of", "dry_run", "data"]
+    # then: exactly the flow's four parameters, typed, each described from the docstring's Args
+    assert list(props) == ["as_of", "dry_run", "data", "now"]
+    assert {"type": "string", "format": "date-time"} in props["now"]["anyOf"]
     assert {"type": "string", "format": "date"} in props["as_of"]["anyOf"]
     assert props["dry_run"]["type"] == "boolean"
     assert {"type": "string"} in props["data"]["anyOf"]

@@ -1,0 +1,125 @@
+"""Holdout, quiet hours, the frequency budget and lateness: decisions a marketer can predict."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+
+from tasks.gates import (
+    DeliveryRules,
+    QuietHours,
+    frequency_budget,
+    holdout_period,
+    in_holdout,
+    local_send_time,
+    too_late,
+)
+
+DAY = date(2026, 3, 6)
+
+
+def _send(hour: int, zone: str = "Europe/Warsaw", country: str = "PL", rules: DeliveryRules | None = None):  # type: ignore[no-untyped-def]
+    send_at, moved = local_send_time(DAY, hour, pd.Series([zone]), pd.Series([country]), rules or DeliveryRules())
+    return send_at[0].tz_convert(zone), bool(moved[0])
+
+
+def test_a_send_inside_the_day_is_not_moved() -> None:
+    at, moved = _send(10)
+
+    assert (at.date(), at.hour, moved) == (DAY, 10, False)
+
+
+def test_an_evening_send_moves_to_nine_next_morning() -> None:
+    at, moved = _send(22)
+
+    assert (at.date(), at.hour, moved) == (date(2026, 3, 7), 9, True)
+
+
+def test_an_early_send_waits_for_nine_the_same_day() -> None:
+    at, moved = _send(7, zone="Asia/Vladivostok", country="RU")
+
+    assert (at.date(), at.hour, moved) == (DAY, 9, True)
+
+
+def test_country_override_applies_only_to_that_country() -> None:
+    rules = DeliveryRules(quiet_by_country={"PL": QuietHours(start=20, end=8)})
+
+    pl_at, pl_moved = _send(20, rules=rules)
+    ru_at, ru_moved = _send(20, zone="Europe/Moscow", country="RU", rules=rules)
+
+    assert (pl_at.date(), pl_at.hour, pl_moved) == (date(2026, 3, 7), 8, True)
+    assert (ru_at.hour, ru_moved) == (20, False)
+
+
+def test_holdout_is_stable_and_near_its_share() -> None:
+    customers = pd.Series([f"C{i}" for i in range(20_000)])
+    period = holdout_period(pd.Series(["2026-03-01"] * len(customers)))
+
+    first = in_holdout(customers, "win_back", period, 0.1)
+    again = in_holdout(customers, "win_back", period, 0.1)
+    other_campaign = in_holdout(customers, "birthday", period, 0.1)
+
+    assert (first == again).all()
+    assert 0.09 < first.mean() < 0.11
+    assert (first != other_campaign).any()  # each campaign draws its own control group
+
+
+def _plan(rows: list[tuple[str, str, int, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"customer_id": c, "campaign": n, "step": 1, "occurrence": "2026-03-01", "priority": p, "channel": ch}
+            for c, n, p, ch in rows
+        ]
+    )
+
+
+NO_HISTORY = pd.DataFrame({"customer_id": pd.Series(dtype=object), "day": pd.Series(dtype="datetime64[ns]")})
+
+
+def test_highest_priority_wins_the_day_and_channels_count_once() -> None:
+    plan = _plan(
+        [
+            ("C1", "weekly_sale", 10, "email"),
+            ("C1", "birthday", 90, "email"),
+            ("C1", "birthday", 90, "sms"),
+            ("C2", "weekly_sale", 10, "email"),
+        ]
+    )
+
+    over = frequency_budget(plan, NO_HISTORY, DAY, DeliveryRules())
+
+    assert list(over) == [True, False, False, False]
+
+
+def test_weekly_cap_counts_the_six_days_before() -> None:
+    history = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C1", "C1", "C2"],
+            "day": pd.to_datetime(["2026-03-01", "2026-03-03", "2026-03-05", "2026-02-27"]),
+        }
+    )
+    plan = _plan([("C1", "win_back", 60, "email"), ("C2", "win_back", 60, "email")])
+
+    over = frequency_budget(plan, history, DAY, DeliveryRules(marketing_per_day=1, marketing_per_week=3))
+
+    assert list(over) == [True, False]  # C1 had 3 in the window; C2's message was 7 days ago
+
+
+def test_budget_does_not_depend_on_row_order() -> None:
+    plan = _plan([("C1", "a", 50, "email"), ("C1", "b", 50, "email"), ("C1", "c", 70, "email")])
+
+    forward = frequency_budget(plan, NO_HISTORY, DAY, DeliveryRules())
+    backward = frequency_budget(plan.iloc[::-1].reset_index(drop=True), NO_HISTORY, DAY, DeliveryRules())
+
+    assert list(forward) == [True, True, False]
+    assert list(backward) == [False, True, True]
+
+
+def test_a_backfill_past_the_campaigns_delay_is_too_late() -> None:
+    send_at = pd.Series(pd.to_datetime(["2026-03-08T07:00:00Z", "2026-03-08T07:00:00Z"]))
+    now = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+    late = too_late(send_at, now, pd.Series([2, 30]))
+
+    assert list(late) == [True, False]  # a birthday greeting a week late: no; a win-back: yes
