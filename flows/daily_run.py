@@ -14,7 +14,7 @@ from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
 from tasks.paths import RunPaths
 from tasks.planner import plan_day
-from tasks.report import RunSummary, build_summary, report_run
+from tasks.report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
 from tasks.settings import Settings
 from tasks.snapshot import load_snapshot
 
@@ -49,13 +49,22 @@ def daily_run(
     rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
     # 7b. Send shard by shard through the ledger (skipped in a dry run).
     delivery: Counter[str] = Counter()
+    ledger: dict[str, int] = {}
     if not dry_run:
-        for counts in deliver_shard.map(
-            unmapped(paths), plan.shards, unmapped(settings), unmapped(flow_run_id())
-        ).result():
+        run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
+        shards = deliver_shard.map(
+            unmapped(paths),
+            plan.shards,
+            unmapped(settings),
+            unmapped(run_id),
+            unmapped(progress),
+            unmapped(plan.to_send),
+        )
+        for counts in shards.result():
             delivery.update(counts)
+        ledger = ledger_report(settings, run_id, paths)
     # 8. Report: summary file, outbox index, artifacts.
-    summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery)
+    summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger)
     summary = report_run(summary, paths, plan.shards)
     logger.info(summary.headline())
     return summary

@@ -10,8 +10,10 @@ from botocore.config import Config
 from tasks.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ses import SESClient
+    from mypy_boto3_sns import SNSClient
 
 
 def _config() -> Config:
@@ -30,6 +32,16 @@ def client(service: str, settings: Settings) -> Any:
 def ses_client(settings: Settings) -> SESClient:
     """Build an SES (v1) client: raw sends keep every header."""
     return client("ses", settings)  # type: ignore[no-any-return]
+
+
+def dynamodb_client(settings: Settings) -> DynamoDBClient:
+    """Build a DynamoDB client (the ledger's AWS backend)."""
+    return client("dynamodb", settings)  # type: ignore[no-any-return]
+
+
+def sns_client(settings: Settings) -> SNSClient:
+    """Build an SNS client (SMS)."""
+    return client("sns", settings)  # type: ignore[no-any-return]
 
 
 def s3_client(settings: Settings) -> S3Client:

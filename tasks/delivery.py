@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from uuid import UUID
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.artifacts import update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.variables import Variable
 
 from tasks import progress
-from tasks.aws import ses_client
+from tasks.aws import dynamodb_client, ses_client
 from tasks.channels import (
     Channel,
     EmailMessageOut,
+    OutboundMessage,
     PermanentSendError,
     QuotaExceededError,
     SesEmailChannel,
     TransientSendError,
+    cost,
 )
 from tasks.enums import MessageKind
-from tasks.ledger import Claim, Ledger, SqliteLedger
+from tasks.ledger import Claim, Ledger, open_ledger
 from tasks.paths import RunPaths
 from tasks.settings import Settings
 
@@ -57,54 +63,118 @@ class TokenBucket:
 class Outgoing:
     """A message with what the ledger records about it."""
 
-    message: EmailMessageOut
+    message: OutboundMessage
     claim: Claim
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter for transient failures; throttling waits longer."""
+
+    attempts: int = 5  # tries per message, the first included
+    base: float = 0.2
+    cap: float = 5.0
+
+    def delay(self, attempt: int, throttled: bool) -> float:
+        ceiling = min(self.cap, self.base * (2 ** (attempt + (1 if throttled else 0))))
+        return random.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message: no address, no text, only ids and codes."""
+
+    key: str
+    customer_id: str
+    channel: str
+    outcome: str
+    attempts: int
+    provider_id: str | None = None
+    reason: str | None = None
+
+
+# Messages between two looks at the kill switch.
+SWITCH_EVERY = 200
+
+
 def deliver(
-    batch: Sequence[Outgoing], ledger: Ledger, channel: Channel, bucket: TokenBucket, concurrency: int
-) -> Counter[str]:
-    """Claim, send and mark every message; return counts per outcome.
+    batch: Sequence[Outgoing],
+    ledger: Ledger,
+    channel: Channel,
+    bucket: TokenBucket,
+    concurrency: int,
+    backoff: Backoff = Backoff(),
+    stopped: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Outcome]:
+    """Claim, send and mark every message; return one outcome per message.
 
     Outcomes: ``sent``; ``already_sent`` (the ledger had the key: nothing sent);
-    ``failed`` (permanent); ``retry_later`` (transient: claim released);
-    ``parked`` (the channel's quota ran out: not attempted).
+    ``failed`` (permanent); ``retry_later`` (still transient after every backoff:
+    claim released for a later run); ``parked`` (the channel's daily quota ran out,
+    or its kill switch is on: not attempted, claim released).
     """
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
     parked = threading.Event()
-
-    def one(item: Outgoing) -> None:
-        outcome = _deliver_one(item, ledger, channel, bucket, parked)
-        with lock:
-            counts[outcome] += 1
-        progress.advance("send", 1)
-
+    outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
-        list(pool.map(one, batch))
-    return counts
+        for start in range(0, len(batch), SWITCH_EVERY):
+            if stopped():
+                parked.set()
+            chunk = batch[start : start + SWITCH_EVERY]
+            for outcome in pool.map(
+                lambda item: _deliver_one(item, ledger, channel, bucket, parked, backoff, sleep), chunk
+            ):
+                outcomes.append(outcome)
+                progress.advance("send", 1)
+    return outcomes
 
 
-def _deliver_one(item: Outgoing, ledger: Ledger, channel: Channel, bucket: TokenBucket, parked: threading.Event) -> str:
+def _deliver_one(
+    item: Outgoing,
+    ledger: Ledger,
+    channel: Channel,
+    bucket: TokenBucket,
+    parked: threading.Event,
+    backoff: Backoff,
+    sleep: Callable[[float], None],
+) -> Outcome:
+    claim = item.claim
+
+    def outcome(name: str, attempts: int, provider_id: str | None = None, reason: str | None = None) -> Outcome:
+        return Outcome(claim.key, claim.customer_id, claim.channel, name, attempts, provider_id, reason)
+
     if parked.is_set():
-        return "parked"
-    if not ledger.claim(item.claim):
-        return "already_sent"
-    bucket.acquire()
-    try:
-        provider_id = channel.send(item.message)
-    except TransientSendError:
-        ledger.release(item.claim.key)
-        return "retry_later"
-    except QuotaExceededError:
-        ledger.release(item.claim.key)
-        parked.set()
-        return "parked"
-    except PermanentSendError as exc:
-        ledger.mark_failed(item.claim.key, str(exc))
-        return "failed"
-    ledger.mark_sent(item.claim.key, provider_id)
-    return "sent"
+        return outcome("parked", 0)
+    if not ledger.claim(claim):
+        return outcome("already_sent", 0)
+    for attempt in range(backoff.attempts):
+        if parked.is_set():
+            ledger.release(claim.key)
+            return outcome("parked", attempt)
+        bucket.acquire(cost(item.message))
+        try:
+            provider_id = channel.send(item.message)
+        except TransientSendError as exc:
+            if attempt + 1 < backoff.attempts:
+                sleep(backoff.delay(attempt, exc.throttled))
+                continue
+            ledger.release(claim.key)
+            return outcome("retry_later", attempt + 1, reason=str(exc))
+        except QuotaExceededError as exc:
+            ledger.release(claim.key)
+            parked.set()
+            return outcome("parked", attempt + 1, reason=str(exc))
+        except PermanentSendError as exc:
+            ledger.mark_failed(claim.key, str(exc))
+            return outcome("failed", attempt + 1, reason=str(exc))
+        ledger.mark_sent(claim.key, provider_id)
+        return outcome("sent", attempt + 1, provider_id=provider_id)
+    raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def tally(outcomes: Sequence[Outcome]) -> Counter[str]:
+    """Count outcomes by name."""
+    return Counter(o.outcome for o in outcomes)
 
 
 _BUCKETS: dict[tuple[str, float], TokenBucket] = {}
@@ -145,21 +215,71 @@ def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: s
     return items
 
 
+def channel_paused(channel: str, settings: Settings) -> bool:
+    """Return whether an operator stopped a channel: the setting, or the Prefect Variable ``paused_channels``.
+
+    The Variable (a list of channel names, or a comma-separated string) can be set in the UI during a run;
+    delivery looks at it between batches.
+    """
+    if channel in settings.paused_channels:
+        return True
+    try:
+        value = Variable.get(PAUSED_VARIABLE, default=None)
+    except Exception:
+        return False
+    names: list[object] = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+    return channel in {str(n).strip() for n in names}
+
+
+PAUSED_VARIABLE = "paused_channels"
+
+_SENT_SO_FAR: Counter[str] = Counter()
+_SENT_LOCK = threading.Lock()
+
+
+def _report_progress(artifact_id: str | None, done: int, total: int) -> None:
+    """Move the run's progress artifact by ``done`` messages (shards run in threads of one process)."""
+    if artifact_id is None or total == 0:
+        return
+    with _SENT_LOCK:
+        _SENT_SO_FAR[artifact_id] += done
+        share = min(100.0, 100.0 * _SENT_SO_FAR[artifact_id] / total)
+    update_progress_artifact(artifact_id=UUID(artifact_id), progress=share)
+
+
 @task(cache_policy=NO_CACHE)
-def deliver_shard(paths: RunPaths, shard: int, settings: Settings, run_id: str) -> dict[str, int]:
-    """Send one rendered shard by email through the ledger; return counts per outcome."""
+def deliver_shard(
+    paths: RunPaths, shard: int, settings: Settings, run_id: str, progress_artifact: str | None = None, total: int = 0
+) -> dict[str, int]:
+    """Send one rendered shard through the ledger; write per-message outcomes; return counts."""
     rendered = pd.read_parquet(paths.rendered_shard(shard))
-    ledger = SqliteLedger(settings.state_dir / "ledger.sqlite")
+    ledger = open_ledger(settings, dynamodb_client)
+    outcomes: list[Outcome] = []
     try:
         channel = SesEmailChannel(ses_client(settings), settings.sender, settings.ses_configuration_set)
-        counts = deliver(
-            outgoing_from_rendered(rendered, settings, run_id),
-            ledger,
-            channel,
-            process_bucket("email", settings.email_rate),
-            settings.send_concurrency,
-        )
+        items = outgoing_from_rendered(rendered, settings, run_id)
+        for start in range(0, len(items), PROGRESS_EVERY):
+            chunk = items[start : start + PROGRESS_EVERY]
+            outcomes += deliver(
+                chunk,
+                ledger,
+                channel,
+                process_bucket(channel.name, settings.email_rate),
+                settings.send_concurrency,
+                stopped=lambda: channel_paused(channel.name, settings),
+            )
+            _report_progress(progress_artifact, len(chunk), total)
     finally:
         ledger.close()
+    target = paths.delivery_shard(shard)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([asdict(o) for o in outcomes], columns=list(Outcome.__dataclass_fields__)).to_parquet(
+        target, index=False
+    )
+    counts = tally(outcomes)
     get_run_logger().info("shard %d: %s", shard, dict(counts))
     return dict(counts)
+
+
+# Messages between two moves of the progress artifact.
+PROGRESS_EVERY = 1000

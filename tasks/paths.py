@@ -41,6 +41,9 @@ class RunPaths:
     def rendered_shard(self, number: int) -> Path:
         return self.root / "render" / f"rendered-{number:05d}.parquet"
 
+    def delivery_shard(self, number: int) -> Path:
+        return self.root / "delivery" / f"outcomes-{number:05d}.parquet"
+
     @property
     def outbox(self) -> Path:
         return self.root / "outbox"
@@ -51,5 +54,5 @@ class RunPaths:
 
     def reset(self) -> None:
         """Remove what an earlier run of the same day wrote, so nothing stale mixes in."""
-        for step in ("snapshot", "profile", "plan", "render", "outbox"):
+        for step in ("snapshot", "profile", "plan", "render", "outbox", "delivery"):
             shutil.rmtree(self.root / step, ignore_errors=True)

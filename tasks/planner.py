@@ -35,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from tasks import progress
+from tasks.aws import dynamodb_client
 from tasks.campaigns import Campaign, load_catalog
 from tasks.compose import SHARD_COLUMNS
 from tasks.enums import Channel, Decision, MessageKind, SkipReason, Table
@@ -48,7 +49,7 @@ from tasks.gates import (
     too_late,
     window_open,
 )
-from tasks.ledger import SqliteLedger
+from tasks.ledger import open_ledger
 from tasks.paths import RunPaths
 from tasks.settings import Settings
 from tasks.snapshot import read_table
@@ -259,7 +260,7 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
         for c in campaigns.values()
     ]
     plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=list(PLAN_COLUMNS))
-    ledger = SqliteLedger(settings.state_dir / "ledger.sqlite")
+    ledger = open_ledger(settings, dynamodb_client)
     try:
         already = {k for k in plan["idempotency_key"] if ledger.status(k) is not None}
     finally:

@@ -8,18 +8,32 @@ from datetime import date
 
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from tasks.aws import dynamodb_client
+from tasks.enums import MessageKind
+from tasks.ledger import open_ledger
 from tasks.outbox import OutboxEntry, write_index
 from tasks.paths import RunPaths
 from tasks.planner import PlanSummary
+from tasks.settings import Settings
 from tasks.snapshot import SnapshotSummary
 
 DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
 # The message counts a summary shows, in the order a person reads them.
-MESSAGE_COUNTS = ("planned", "to_send", "rendered", *DELIVERY_OUTCOMES, "holdout", "deferred", "skipped")
+MESSAGE_COUNTS = (
+    "planned",
+    "to_send",
+    "rendered",
+    *DELIVERY_OUTCOMES,
+    "holdout",
+    "deferred",
+    "skipped",
+    "unknown",
+    "resent_transactional",
+)
 
 
 class RunSummary(BaseModel):
@@ -45,6 +59,8 @@ class RunSummary(BaseModel):
     deferred_by_reason: dict[str, int]
     skipped: int
     skipped_by_reason: dict[str, int]
+    unknown: int = 0
+    resent_transactional: int = 0
     run_dir: str
     outbox_index: str
 
@@ -62,6 +78,41 @@ class RunSummary(BaseModel):
         if self.sent == 0 and earlier:
             return f"Nothing new to send: {earlier} messages were sent earlier (the ledger remembers)."
         return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed)."
+
+
+def start_send_progress(total: int) -> str | None:
+    """Create the progress artifact that delivery moves while a long send runs."""
+    if total == 0:
+        return None
+    return str(create_progress_artifact(progress=0.0, description=f"Sending {total} messages"))
+
+
+@task(cache_policy=NO_CACHE)
+def ledger_report(settings: Settings, run_id: str, paths: RunPaths) -> dict[str, int]:
+    """List crash-left entries (UNKNOWN: marketing never resent) and transactional resends in ``ledger.csv``."""
+    ledger = open_ledger(settings, dynamodb_client)
+    try:
+        unknown = ledger.expire()
+        resent = [e for e in ledger.entries(run_id) if e.attempts > 1 and e.kind == MessageKind.TRANSACTIONAL.value]
+    finally:
+        ledger.close()
+    rows = [
+        {
+            "key": e.key,
+            "customer_id": e.customer_id,
+            "channel": e.channel,
+            "kind": e.kind,
+            "status": e.status,
+            "attempts": e.attempts,
+            "note": note,
+        }
+        for note, entries in (("unknown: not resent", unknown), ("resent after a crash", resent))
+        for e in entries
+    ]
+    pd.DataFrame(rows, columns=["key", "customer_id", "channel", "kind", "status", "attempts", "note"]).to_csv(
+        paths.root / "ledger.csv", index=False
+    )
+    return {"unknown": len(unknown), "resent_transactional": len(resent)}
 
 
 def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
@@ -90,6 +141,7 @@ def build_summary(
     plan: PlanSummary,
     rendered: int,
     delivery: Counter[str],
+    ledger: dict[str, int] | None = None,
 ) -> RunSummary:
     """Put every step's numbers into one summary."""
     return RunSummary(
@@ -109,6 +161,7 @@ def build_summary(
         skipped=sum(plan.skipped_by_reason.values()),
         skipped_by_reason=plan.skipped_by_reason,
         run_dir=str(paths.root),
+        **(ledger or {}),
         outbox_index=str(paths.outbox / "index.html"),
         **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},
     )

@@ -103,5 +103,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-country quiet hours as JSON, e.g. {"PL": [20, 8]} (ISO-2 country: [start, end]).',
     )
+    paused_channels: set[str] = Field(
+        default_factory=set,
+        description='Kill switch: channels not to send on, as JSON (["sms"]). The Prefect Variable paused_channels works too.',
+    )
     marketing_per_day: int = Field(1, ge=0, description="Marketing messages a customer may get in one day.")
     marketing_per_week: int = Field(3, ge=0, description="Marketing messages a customer may get in any 7 days.")
