@@ -29,7 +29,7 @@ from tasks.channels import (
     TransientSendError,
     cost,
 )
-from tasks.enums import MessageKind
+from tasks.enums import MessageKind, SendStatus
 from tasks.ledger import Claim, Ledger, open_ledger
 from tasks.paths import RunPaths
 from tasks.settings import Settings
@@ -109,7 +109,8 @@ def deliver(
 ) -> list[Outcome]:
     """Claim, send and mark every message; return one outcome per message.
 
-    Outcomes: ``sent``; ``already_sent`` (the ledger had the key: nothing sent);
+    Outcomes: ``sent``; ``already_sent`` (the ledger had the key: nothing sent); ``unknown`` (a crash
+    left the key claimed past its lease: marketing is not resent);
     ``failed`` (permanent); ``retry_later`` (still transient after every backoff:
     claim released for a later run); ``parked`` (the channel's daily quota ran out,
     or its kill switch is on: not attempted, claim released).
@@ -145,13 +146,17 @@ def _deliver_one(
 
     if parked.is_set():
         return outcome("parked", 0)
+    # take the rate token before the claim, so a crash leaves few claims between claim and send
+    bucket.acquire(cost(item.message))
     if not ledger.claim(claim):
-        return outcome("already_sent", 0)
+        # UNKNOWN: a crash left it claimed past the lease; marketing is never resent
+        return outcome("unknown" if ledger.status(claim.key) is SendStatus.UNKNOWN else "already_sent", 0)
     for attempt in range(backoff.attempts):
         if parked.is_set():
             ledger.release(claim.key)
             return outcome("parked", attempt)
-        bucket.acquire(cost(item.message))
+        if attempt:
+            bucket.acquire(cost(item.message))
         try:
             provider_id = channel.send(item.message)
         except TransientSendError as exc:

@@ -38,7 +38,7 @@ from tasks import progress
 from tasks.aws import dynamodb_client
 from tasks.campaigns import Campaign, load_catalog
 from tasks.compose import SHARD_COLUMNS
-from tasks.enums import Channel, Decision, MessageKind, SkipReason, Table
+from tasks.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table
 from tasks.gates import (
     DeliveryRules,
     QuietHours,
@@ -217,6 +217,15 @@ def marketing_history(output_dir: Path, as_of: date, days: int = 6) -> pd.DataFr
     return pd.concat(frames, ignore_index=True)
 
 
+def current_suppressions(suppressions: SuppressionList) -> dict[Channel, frozenset[str]]:
+    """Return suppressed address hashes and customer ids per channel.
+
+    The hashes include the addresses that customers suppressed by id were messaged at, so
+    re-importing them under a new id, or moving the address to another record, changes nothing.
+    """
+    return {channel: suppressions.hashes(channel) | suppressions.customers(channel) for channel in Channel}
+
+
 def delivery_rules(settings: Settings) -> DeliveryRules:
     """Build quiet hours and the frequency budget from settings."""
     return DeliveryRules(
@@ -252,8 +261,8 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     campaigns = load_catalog(settings.campaigns_dir)
     customers = read_table(paths, Table.CUSTOMERS)
     profile = pd.read_parquet(paths.profile)
-    suppressions = SuppressionList(settings.state_dir / "suppressions.sqlite")
-    suppressed = {channel: suppressions.hashes(channel) for channel in Channel}
+    suppressions = SuppressionList.for_settings(settings)
+    suppressed = current_suppressions(suppressions)
     rules = delivery_rules(settings)
     plans = [
         plan_campaign(c, win_back_candidates(c, profile), customers, suppressed, as_of, rules)
@@ -262,7 +271,10 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=list(PLAN_COLUMNS))
     ledger = open_ledger(settings, dynamodb_client)
     try:
-        already = {k for k in plan["idempotency_key"] if ledger.status(k) is not None}
+        # sent or failed for good: a duplicate. Claimed or unknown ones go to delivery, whose claim applies the
+        # lease (a crashed transactional send is retried; marketing is not)
+        final = {SendStatus.SENT, SendStatus.FAILED}
+        already = {k for k in plan["idempotency_key"] if ledger.status(k) in final}
     finally:
         ledger.close()
     history = marketing_history(settings.output_dir, as_of)
@@ -271,6 +283,8 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     plan.to_parquet(paths.plan, index=False)
     people = customers.merge(profile[["customer_id", "days_since_last_order"]], on="customer_id", how="left")
     shards = shard_plan(plan, people, settings.shard_size)
+    for shard in shards:  # remembered before sending: an unsubscribe by id then covers the address too
+        suppressions.remember(Channel.EMAIL, zip(shard["customer_id"], shard["email"], strict=True))
     for number, shard in enumerate(shards, start=1):
         shard.to_parquet(paths.send_shard(number), index=False)
     to_send = sum(len(s) for s in shards)

@@ -22,6 +22,7 @@ from tasks.settings import Settings
 from tasks.snapshot import SnapshotSummary
 
 DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
+# "unknown" from delivery is folded into the ledger report's count of UNKNOWN entries
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",

@@ -68,6 +68,13 @@ class SuppressionList:
                 " channel TEXT NOT NULL, customer_id TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,"
                 " at TEXT NOT NULL, PRIMARY KEY (channel, customer_id, topic))"
             )
+            # which address (hash) each customer was messaged at: an unsubscribe by customer id then
+            # also covers that address after the customer is re-imported under another id
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS messaged_addresses ("
+                " channel TEXT NOT NULL, customer_id TEXT NOT NULL, address_hash TEXT NOT NULL,"
+                " PRIMARY KEY (channel, customer_id, address_hash))"
+            )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SuppressionList:
@@ -119,11 +126,25 @@ class SuppressionList:
             )
             return cursor.rowcount == 1
 
+    def remember(self, channel: Channel, customers_and_addresses: Iterable[tuple[str, str]]) -> None:
+        """Record the addresses customers are messaged at (hashed), for unsubscribes by customer id."""
+        rows = [(Channel(channel).value, c, address_hash(a)) for c, a in customers_and_addresses]
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO messaged_addresses VALUES (?, ?, ?)", rows)
+
     def hashes(self, channel: Channel) -> frozenset[str]:
         """Return the hashes of every suppressed address on a channel."""
         with self._transaction() as db:
             rows = db.execute("SELECT address_hash FROM suppressions WHERE channel = ?", (Channel(channel).value,))
-            return frozenset(r[0] for r in rows)
+            direct = frozenset(r[0] for r in rows)
+            # addresses of customers suppressed by id (unsubscribe links), wherever they turn up again
+            rows = db.execute(
+                "SELECT m.address_hash FROM messaged_addresses m JOIN customer_suppressions s"
+                " ON s.customer_id = m.customer_id AND s.channel IN (m.channel, ?) AND s.topic = ?"
+                " WHERE m.channel = ?",
+                (_ALL_CHANNELS, _WHOLE_CHANNEL, Channel(channel).value),
+            )
+            return direct | frozenset(r[0] for r in rows)
 
     def customers(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
         """Return the customers who must not hear anything on a channel, or on one topic of it.
