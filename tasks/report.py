@@ -21,8 +21,8 @@ from tasks.planner import PlanSummary
 from tasks.settings import Settings
 from tasks.snapshot import SnapshotSummary
 
-DELIVERY_OUTCOMES = ("sent", "already_sent", "failed", "retry_later", "parked")
-# "unknown" from delivery is folded into the ledger report's count of UNKNOWN entries
+# "unknown": a crash left the key claimed past its lease; a marketing message is then not resent
+DELIVERY_OUTCOMES = ("sent", "already_sent", "unknown", "failed", "retry_later", "parked")
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",
@@ -60,7 +60,8 @@ class RunSummary(BaseModel):
     deferred_by_reason: dict[str, int]
     skipped: int
     skipped_by_reason: dict[str, int]
-    unknown: int = 0
+    unknown: int
+    unknown_in_ledger: int = 0
     resent_transactional: int = 0
     run_dir: str
     outbox_index: str
@@ -113,7 +114,7 @@ def ledger_report(settings: Settings, run_id: str, paths: RunPaths) -> dict[str,
     pd.DataFrame(rows, columns=["key", "customer_id", "channel", "kind", "status", "attempts", "note"]).to_csv(
         paths.root / "ledger.csv", index=False
     )
-    return {"unknown": len(unknown), "resent_transactional": len(resent)}
+    return {"unknown_in_ledger": len(unknown), "resent_transactional": len(resent)}
 
 
 def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
