@@ -265,6 +265,63 @@ def import_online_retail(
 
 
 @app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="First date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last date (included), YYYY-MM-DD.")],
+    data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and record, send nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary per day.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Replay the daily run for every date in a range, in order; the ledger skips what was sent."""
+    _prefect_env(verbose)
+    from flows.backfill import backfill as backfill_flow
+    from flows.backfill import days_between
+    from tasks.aws import s3_client
+    from tasks.contract import ContractError
+    from tasks.settings import Settings
+    from tasks.sources import check_source
+
+    settings = Settings()
+    first, last = _parse_date(start), _parse_date(end)
+    try:
+        days_between(first, last)
+        check_source(data or settings.data, lambda: s3_client(settings))
+        summaries = backfill_flow(start=first, end=last, data=data or settings.data, dry_run=dry_run)
+    except (ContractError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    for summary in summaries:
+        if as_json:
+            sys.stdout.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        else:
+            out.print(f"{summary.as_of}: {summary.headline()}")
+
+
+@app.command("serve-unsubscribe")
+def serve_unsubscribe_command(
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless behind a proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the one-click unsubscribe endpoint (POST suppresses, GET only shows a confirmation page)."""
+    from tasks.settings import Settings
+    from tasks.unsubscribe import serve_unsubscribe
+
+    serve_unsubscribe(Settings(), host=host, port=port)
+
+
+@app.command("process-feedback")
+def process_feedback_command(
+    max_messages: Annotated[int, typer.Option(help="Most queue messages to read in this run.")] = 10_000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Read SES bounces and complaints (SQS) and SMS opt-outs into the suppression list."""
+    _prefect_env(verbose)
+    from flows.process_feedback import process_feedback
+
+    out.print(process_feedback(max_messages=max_messages).headline())
+
+
+@app.command()
 def why(
     customer_id: Annotated[str, typer.Argument(help="The customer's id in the shop's data.")],
     as_of: Annotated[str, typer.Option("--as-of", help="The run's date, YYYY-MM-DD.")],
