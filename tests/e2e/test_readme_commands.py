@@ -72,3 +72,24 @@ def test_demo_prints_a_readable_summary(tmp_path: Path) -> None:
         assert words in out
     assert "DRY RUN: nothing was sent" in out
     assert "Traceback" not in out + result.stderr
+
+
+def test_no_email_or_phone_appears_in_logs_at_debug(tmp_path: Path) -> None:
+    import pandas as pd
+
+    env_level = {"PREFECT_LOGGING_LEVEL": "DEBUG"}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=800,
+        env={**os.environ, **env_level, "PREFECT_HOME": str(tmp_path / "prefect"), "DEMO_ARGS": "--customers 300",
+             "COLUMNS": "200"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = result.stdout + result.stderr
+    assert "DEBUG" in logs  # the run really logged at DEBUG
+    shop = next((Path(os.environ["LOYALTY_OUTPUT_DIR"]) / "demo-shop").iterdir())
+    customers = pd.read_csv(shop / "customers.csv", dtype=str, keep_default_na=False)
+    leaked = [v for col in ("email", "phone", "last_name") for v in customers[col] if v and v in logs]
+    assert leaked == [], f"{len(leaked)} personal values in the logs"
+    summary = json.loads((Path(os.environ["LOYALTY_OUTPUT_DIR"]) / "2026-11-20" / "summary.json").read_text())
+    assert not any(v and v in json.dumps(summary) for v in customers["email"])
