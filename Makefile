@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint types unit bench sync
+.PHONY: demo test lint types unit bench bench-delivery sync
 
 ## Run the main job on the embedded default: a demo shop, local state, a local AWS.
 demo: sync
@@ -30,6 +30,10 @@ unit: sync
 
 bench: sync
 	$(UV) run --frozen python bench/daily_run.py --customers 100000
+
+## The send path against a bare boto3 loop on one local SES (moto is the ceiling: about 100 msg/s here).
+bench-delivery: sync
+	$(UV) run --frozen python bench/delivery.py --messages 20000
 
 sync: $(UV)
 	$(UV) sync --frozen --quiet

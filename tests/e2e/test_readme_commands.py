@@ -79,9 +79,18 @@ def test_no_email_or_phone_appears_in_logs_at_debug(tmp_path: Path) -> None:
 
     env_level = {"PREFECT_LOGGING_LEVEL": "DEBUG"}
     result = subprocess.run(
-        ["make", "--no-print-directory", "demo"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=800,
-        env={**os.environ, **env_level, "PREFECT_HOME": str(tmp_path / "prefect"), "DEMO_ARGS": "--customers 300",
-             "COLUMNS": "200"},
+        ["make", "--no-print-directory", "demo"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=800,
+        env={
+            **os.environ,
+            **env_level,
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "DEMO_ARGS": "--customers 300",
+            "COLUMNS": "200",
+        },
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

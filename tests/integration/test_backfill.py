@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import boto3
@@ -22,7 +22,7 @@ def _ses_sent() -> int:
 def test_a_backfilled_week_sends_each_message_once(aws: str, tmp_path: Path) -> None:
     shop = write_shop(tiny_shop(), tmp_path / "shop")
     # C1 lapses (90 days) on 2024-05-01; the week is backfilled a day later
-    soon_after = datetime(2024, 5, 8, 9, tzinfo=timezone.utc)
+    soon_after = datetime(2024, 5, 8, 9, tzinfo=UTC)
 
     week = backfill(start=date(2024, 4, 29), end=date(2024, 5, 5), data=str(shop), now=soon_after)
     again = backfill(start=date(2024, 4, 29), end=date(2024, 5, 5), data=str(shop), now=soon_after)
@@ -36,7 +36,7 @@ def test_a_backfilled_week_sends_each_message_once(aws: str, tmp_path: Path) -> 
 
 def test_messages_older_than_their_campaign_allows_are_skipped_too_late(aws: str, tmp_path: Path) -> None:
     shop = write_shop(tiny_shop(), tmp_path / "shop")
-    months_later = datetime(2024, 9, 1, 9, tzinfo=timezone.utc)  # win-back allows 30 days
+    months_later = datetime(2024, 9, 1, 9, tzinfo=UTC)  # win-back allows 30 days
 
     (day,) = backfill(start=date(2024, 5, 1), end=date(2024, 5, 1), data=str(shop), now=months_later)
 
