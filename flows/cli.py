@@ -203,6 +203,7 @@ def demo(
 
     # The local SES takes what the demo sends as fast as it comes.
     os.environ.setdefault("LOYALTY_EMAIL_RATE", "200")
+    os.environ.setdefault("LOYALTY_SMS_RATE", "50")
     settings = Settings()
     shop = settings.output_dir / "demo-shop" / f"c{customers}-d{days}-s{seed}"
     if not (shop / "stock_events.csv").exists():

@@ -13,9 +13,10 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import progress
 from tasks.campaigns import Campaign, load_catalog
+from tasks.enums import Channel
 from tasks.outbox import message_stem, write_message
 from tasks.paths import RunPaths
-from tasks.render import MessageContext, make_environment, render_message, template_locale
+from tasks.render import MessageContext, Rendered, make_environment, render_message, render_sms, template_locale
 from tasks.settings import Settings
 from tasks.tokens import coupon_code, signing_key, unsubscribe_url
 
@@ -27,6 +28,7 @@ SHARD_COLUMNS = (
     "channel",
     "kind",
     "email",
+    "phone",
     "first_name",
     "locale",
     "days_since_last_order",
@@ -98,11 +100,17 @@ def render_shard(
         campaign = campaigns[str(row["campaign"])]
         locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
         context = build_context(row, campaign, settings, key, as_of, locale)
-        rendered = render_message(env, campaign.template, context)
+        sms = row["channel"] == Channel.SMS.value
+        # an SMS is its text alone: no subject, no HTML; the opt-out link is the unsubscribe URL in the text
+        rendered = (
+            Rendered(subject="", html="", text=render_sms(env, campaign.template, context))
+            if sms
+            else render_message(env, campaign.template, context)
+        )
         html_file, text_file = write_message(
             outbox,
             message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
-            rendered.html,
+            None if sms else rendered.html,
             rendered.text,
         )
         out.append(
@@ -113,7 +121,7 @@ def render_shard(
                 "channel": row["channel"],
                 "kind": row["kind"],
                 "locale": locale,
-                "to_address": row["email"],
+                "to_address": row["phone"] if sms else row["email"],
                 "to_name": context.first_name,
                 "subject": rendered.subject,
                 "html": rendered.html,

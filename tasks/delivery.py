@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from uuid import UUID
 
 import pandas as pd
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
 from tasks import progress
-from tasks.aws import dynamodb_client, ses_client
+from tasks.aws import dynamodb_client, ses_client, sns_client
 from tasks.channels import (
     Channel,
     EmailMessageOut,
@@ -26,9 +27,12 @@ from tasks.channels import (
     PermanentSendError,
     QuotaExceededError,
     SesEmailChannel,
+    SmsMessageOut,
+    SnsSmsChannel,
     TransientSendError,
     cost,
 )
+from tasks.enums import Channel as ChannelName
 from tasks.enums import MessageKind, SendStatus
 from tasks.ledger import Claim, Ledger, open_ledger
 from tasks.paths import RunPaths
@@ -197,17 +201,27 @@ def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: s
     items = []
     for row in rendered.to_dict("records"):
         kind = MessageKind(str(row["kind"]))
-        message = EmailMessageOut(
-            key=str(row["idempotency_key"]),
-            to_address=str(row["to_address"]),
-            to_name=None if row["to_name"] is None else str(row["to_name"]),
-            subject=str(row["subject"]),
-            html=str(row["html"]),
-            text=str(row["text"]),
-            kind=kind,
-            unsubscribe_url=str(row["unsubscribe_url"]),
-            unsubscribe_mailto=settings.unsubscribe_mailto,
-        )
+        message: OutboundMessage
+        if row["channel"] == ChannelName.SMS.value:
+            message = SmsMessageOut(
+                key=str(row["idempotency_key"]),
+                to_phone=str(row["to_address"]),
+                text=str(row["text"]),
+                kind=kind,
+                opt_out_url=str(row["unsubscribe_url"]),
+            )
+        else:
+            message = EmailMessageOut(
+                key=str(row["idempotency_key"]),
+                to_address=str(row["to_address"]),
+                to_name=None if row["to_name"] is None else str(row["to_name"]),
+                subject=str(row["subject"]),
+                html=str(row["html"]),
+                text=str(row["text"]),
+                kind=kind,
+                unsubscribe_url=str(row["unsubscribe_url"]),
+                unsubscribe_mailto=settings.unsubscribe_mailto,
+            )
         claim = Claim(
             key=message.key,
             campaign=str(row["campaign"]),
@@ -218,6 +232,15 @@ def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: s
         )
         items.append(Outgoing(message=message, claim=claim))
     return items
+
+
+def open_channel(name: str, settings: Settings) -> tuple[Channel, TokenBucket]:
+    """Return the provider channel for a channel name and this process's token bucket for it."""
+    if name == ChannelName.SMS.value:
+        sms = SnsSmsChannel(sns_client(settings), settings.sms_sender_id, settings.sms_max_parts)
+        return sms, process_bucket(sms.name, settings.sms_rate)  # tokens are SMS parts
+    email = SesEmailChannel(ses_client(settings), settings.sender, settings.ses_configuration_set)
+    return email, process_bucket(email.name, settings.email_rate)
 
 
 def channel_paused(channel: str, settings: Settings) -> bool:
@@ -256,24 +279,25 @@ def _report_progress(artifact_id: str | None, done: int, total: int) -> None:
 def deliver_shard(
     paths: RunPaths, shard: int, settings: Settings, run_id: str, progress_artifact: str | None = None, total: int = 0
 ) -> dict[str, int]:
-    """Send one rendered shard through the ledger; write per-message outcomes; return counts."""
+    """Send one rendered shard through the ledger, channel by channel; write per-message outcomes; return counts."""
     rendered = pd.read_parquet(paths.rendered_shard(shard))
     ledger = open_ledger(settings, dynamodb_client)
     outcomes: list[Outcome] = []
     try:
-        channel = SesEmailChannel(ses_client(settings), settings.sender, settings.ses_configuration_set)
-        items = outgoing_from_rendered(rendered, settings, run_id)
-        for start in range(0, len(items), PROGRESS_EVERY):
-            chunk = items[start : start + PROGRESS_EVERY]
-            outcomes += deliver(
-                chunk,
-                ledger,
-                channel,
-                process_bucket(channel.name, settings.email_rate),
-                settings.send_concurrency,
-                stopped=lambda: channel_paused(channel.name, settings),
-            )
-            _report_progress(progress_artifact, len(chunk), total)
+        for name, rows in rendered.groupby("channel", sort=True):
+            channel, bucket = open_channel(str(name), settings)
+            items = outgoing_from_rendered(rows, settings, run_id)
+            for start in range(0, len(items), PROGRESS_EVERY):
+                chunk = items[start : start + PROGRESS_EVERY]
+                outcomes += deliver(
+                    chunk,
+                    ledger,
+                    channel,
+                    bucket,
+                    settings.send_concurrency,
+                    stopped=partial(channel_paused, channel.name, settings),
+                )
+                _report_progress(progress_artifact, len(chunk), total)
     finally:
         ledger.close()
     target = paths.delivery_shard(shard)

@@ -27,13 +27,20 @@ def message_stem(campaign: str, customer_id: str, channel: str) -> str:
     return f"{campaign}/{safe}-{channel}"
 
 
-def write_message(outbox: Path, stem: str, html_body: str, text_body: str) -> tuple[str, str]:
-    """Write one message's HTML and text; return their paths relative to the outbox."""
-    html_path, text_path = outbox / f"{stem}.html", outbox / f"{stem}.txt"
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(html_body, encoding="utf-8")
+def write_message(outbox: Path, stem: str, html_body: str | None, text_body: str) -> tuple[str, str]:
+    """Write one message's HTML (none for an SMS) and text; return their paths relative to the outbox."""
+    text_path = outbox / f"{stem}.txt"
+    text_path.parent.mkdir(parents=True, exist_ok=True)
     text_path.write_text(text_body, encoding="utf-8")
+    if html_body is None:
+        return "", f"{stem}.txt"
+    (outbox / f"{stem}.html").write_text(html_body, encoding="utf-8")
     return f"{stem}.html", f"{stem}.txt"
+
+
+def _links(entry: OutboxEntry) -> str:
+    text = f'<a href="{html.escape(entry.text_file)}">text</a>'
+    return f'<a href="{html.escape(entry.html_file)}">HTML</a> · {text}' if entry.html_file else text
 
 
 def write_index(outbox: Path, entries: Iterable[OutboxEntry], title: str) -> Path:
@@ -41,7 +48,7 @@ def write_index(outbox: Path, entries: Iterable[OutboxEntry], title: str) -> Pat
     rows = [
         f"<tr><td>{html.escape(e.campaign)}</td><td>{html.escape(e.customer_id)}</td>"
         f"<td>{html.escape(e.channel)}</td><td>{html.escape(e.locale)}</td>"
-        f'<td><a href="{html.escape(e.html_file)}">HTML</a> · <a href="{html.escape(e.text_file)}">text</a></td>'
+        f"<td>{_links(e)}</td>"
         f"<td><code>{html.escape(e.key)}</code></td></tr>"
         for e in sorted(entries, key=lambda e: (e.campaign, e.customer_id, e.channel))
     ]

@@ -284,7 +284,9 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     people = customers.merge(profile[["customer_id", "days_since_last_order"]], on="customer_id", how="left")
     shards = shard_plan(plan, people, settings.shard_size)
     for shard in shards:  # remembered before sending: an unsubscribe by id then covers the address too
-        suppressions.remember(Channel.EMAIL, zip(shard["customer_id"], shard["email"], strict=True))
+        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
+            rows = shard.loc[shard["channel"] == channel.value]
+            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
     for number, shard in enumerate(shards, start=1):
         shard.to_parquet(paths.send_shard(number), index=False)
     to_send = sum(len(s) for s in shards)

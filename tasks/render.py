@@ -1,7 +1,8 @@
 """Render messages from Jinja2 templates: one pure function over a typed context.
 
 Templates live in ``templates/<template>/<locale>/`` as ``subject.txt.j2``,
-``body.html.j2`` and ``body.txt.j2``.  They run sandboxed (marketers edit them),
+``body.html.j2`` and ``body.txt.j2`` for email, and ``sms.txt.j2`` for a
+campaign that also speaks by SMS.  They run sandboxed (marketers edit them),
 with ``StrictUndefined`` (a missing variable is an error naming the template,
 never a blank) and HTML autoescaping for every ``*.html.j2``.
 """
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 DEFAULT_LOCALE = "en"
 PARTS = ("subject.txt.j2", "body.html.j2", "body.txt.j2")
+SMS_PART = "sms.txt.j2"
 
 
 class RenderError(ValueError):
@@ -79,6 +81,12 @@ def render_message(env: jinja2.Environment, template: str, context: MessageConte
     values = context.model_dump()
     subject, html, text = (_render_part(env, f"{template}/{locale}/{part}", values) for part in PARTS)
     return Rendered(subject=" ".join(subject.split()), html=html, text=text.strip() + "\n")
+
+
+def render_sms(env: jinja2.Environment, template: str, context: MessageContext) -> str:
+    """Render the SMS text of one message: one line, whitespace collapsed (every character costs)."""
+    locale = template_locale(env, template, context.locale)
+    return " ".join(_render_part(env, f"{template}/{locale}/{SMS_PART}", context.model_dump()).split())
 
 
 def _render_part(env: jinja2.Environment, name: str, values: dict[str, object]) -> str:

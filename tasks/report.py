@@ -61,6 +61,7 @@ class RunSummary(BaseModel):
     skipped: int
     skipped_by_reason: dict[str, int]
     unknown: int
+    sent_by_channel: dict[str, int] = {}
     unknown_in_ledger: int = 0
     resent_transactional: int = 0
     run_dir: str
@@ -68,7 +69,11 @@ class RunSummary(BaseModel):
 
     def message_counts(self) -> list[tuple[str, int]]:
         """Return (name, count) for every message count, then skipped ones per reason."""
-        counts: list[tuple[str, int]] = [(name, int(getattr(self, name))) for name in MESSAGE_COUNTS]
+        counts: list[tuple[str, int]] = []
+        for name in MESSAGE_COUNTS:
+            counts.append((name, int(getattr(self, name))))
+            if name == "sent" and len(self.sent_by_channel) > 1:
+                counts += [(f"sent: {channel}", n) for channel, n in self.sent_by_channel.items()]
         counts += [(f"deferred: {reason}", n) for reason, n in self.deferred_by_reason.items()]
         return counts + [(f"skipped: {reason}", n) for reason, n in self.skipped_by_reason.items()]
 
@@ -134,6 +139,16 @@ def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
     return entries
 
 
+def sent_by_channel(paths: RunPaths, shards: list[int]) -> dict[str, int]:
+    """Count the messages sent in this run per channel, from the delivery outcome files."""
+    files = [paths.delivery_shard(s) for s in shards if paths.delivery_shard(s).exists()]
+    if not files:
+        return {}
+    outcomes = pd.concat([pd.read_parquet(f, columns=["channel", "outcome"]) for f in files], ignore_index=True)
+    sent = outcomes.loc[outcomes["outcome"] == "sent", "channel"].value_counts().sort_index()
+    return {str(k): int(v) for k, v in sent.items()}
+
+
 def build_summary(
     as_of: date,
     dry_run: bool,
@@ -163,6 +178,7 @@ def build_summary(
         skipped=sum(plan.skipped_by_reason.values()),
         skipped_by_reason=plan.skipped_by_reason,
         run_dir=str(paths.root),
+        sent_by_channel={} if dry_run else sent_by_channel(paths, plan.shards),
         **(ledger or {}),
         outbox_index=str(paths.outbox / "index.html"),
         **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},

@@ -176,3 +176,57 @@ def test_template_error_stops_the_run_before_anything_is_sent(
         daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
 
     assert _ses_sent() == 0
+
+
+def _sms_in_moto(endpoint: str) -> list[dict[str, str]]:
+    """The SMS moto's SNS backend recorded (phone_number, message, message_id)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        return list(json.load(response)["sns"]["SMS"])
+
+
+def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tasks.settings import PROJECT_ROOT
+    from tasks.sms import sms_parts
+
+    campaigns = tmp_path / "campaigns"
+    shutil.copytree(PROJECT_ROOT / "campaigns", campaigns)
+    yaml_file = campaigns / "win_back.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("channels: [email]", "channels: [email, sms]"))
+    monkeypatch.setenv("LOYALTY_CAMPAIGNS_DIR", str(campaigns))
+    monkeypatch.setenv("LOYALTY_SMS_RATE", "100")
+    frames = _lapsed_shop(12)
+    customers = frames[Table.CUSTOMERS]
+    phones = {  # ru and pl numbers as shops store them; SMS opt-in for all but L0004
+        f"L{i:04d}": f"8 (912) 345-67-{i:02d}" if i % 3 == 0 else f"512 345 6{i:02d}" for i in range(12) if i % 3 != 2
+    }
+    customers["phone"] = customers["customer_id"].map(phones).fillna(customers["phone"])
+    opted = customers["customer_id"].isin([c for c in phones if c != "L0004"])
+    customers.loc[opted, ["sms_opt_in", "sms_opt_in_at"]] = ["true", "2023-01-01T00:00:00Z"]
+    shop = write_shop(frames, tmp_path / "shop")
+    SuppressionList(tmp_path / "state" / "suppressions.sqlite").add(Channel.SMS, "+48512345601", "sms_opt_out")
+
+    first = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+    outbox = Path(first.run_dir) / "outbox" / "win_back"
+    sms_files = sorted(p.name for p in outbox.glob("*-sms.*"))
+    second = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+
+    # SMS: opted in, a phone, not held out (the same customers as on email), not opted out by phone (L0001)
+    want = sorted(set(c for c in phones if c not in ("L0004", "L0001")) - set(_held_out(list(phones))))
+    sms = _sms_in_moto(aws)
+    assert len(sms) == len(want) == first.sent_by_channel["sms"] >= 3
+    assert len({m["phone_number"] for m in sms}) == len(sms)  # nobody got two
+    assert {m["phone_number"][:3] for m in sms} <= {"+79", "+48"}
+    for message in sms:
+        assert "ch=sms" in message["message"] and "https://" in message["message"]  # the opt-out link
+        assert sms_parts(message["message"]).parts <= 3
+    assert first.sent_by_channel["email"] == _ses_sent() == first.sent - len(sms)
+    plan = pd.read_parquet(Path(first.run_dir) / "plan" / "plan.parquet")
+    assert plan.loc[plan["customer_id"] == "L0001"].set_index("channel")["reason"].to_dict()["sms"] == "suppressed"
+    assert second.sent == 0 and len(_sms_in_moto(aws)) == len(sms)
+    assert sms_files == [f"{c}-sms.txt" for c in want]  # an SMS has its text only in the outbox
