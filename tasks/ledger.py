@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     from tasks.settings import Settings
 
 LEASE = timedelta(minutes=15)
+# Keys per lookup: SQLite's bound-parameter limit is far above; DynamoDB BatchGetItem takes at most 100.
+_SQLITE_BATCH = 500
+_DYNAMODB_BATCH = 100
+_UNPROCESSED_ATTEMPTS = 8
 """How long a claim is trusted to be in flight before it counts as abandoned."""
 
 
@@ -142,6 +147,9 @@ class Ledger(Protocol):
 
     def status(self, key: str) -> SendStatus | None:
         """Return the entry's status, or None if the key was never claimed."""
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, SendStatus]:
+        """Return the status of every key the ledger holds among ``keys`` (batched: for planning a day)."""
 
     def count(self, run_id: str | None = None) -> dict[str, int]:
         """Count entries per status, for one run or in all (for reports)."""
@@ -303,6 +311,17 @@ class SqliteLedger:
         with self._lock:
             row = self._db.execute("SELECT status FROM sends WHERE key = ?", (key,)).fetchone()
         return None if row is None else SendStatus(row[0])
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, SendStatus]:
+        found: dict[str, SendStatus] = {}
+        wanted = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(wanted), _SQLITE_BATCH):
+                batch = wanted[start : start + _SQLITE_BATCH]
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(f"SELECT key, status FROM sends WHERE key IN ({marks})", batch)
+                found.update((key, SendStatus(status)) for key, status in rows)
+        return found
 
     def count(self, run_id: str | None = None) -> dict[str, int]:
         query = "SELECT status, COUNT(*) FROM sends"
@@ -503,6 +522,30 @@ class DynamoDbLedger:
     def status(self, key: str) -> SendStatus | None:
         item = self._get(key)
         return None if item is None else SendStatus(item["status"]["S"])
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, SendStatus]:
+        found: dict[str, SendStatus] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _DYNAMODB_BATCH):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": _s(k)} for k in wanted[start : start + _DYNAMODB_BATCH]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "pk, #status",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                }
+            }
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item["pk"]["S"]] = SendStatus(item["status"]["S"])
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after every retry")
+        return found
 
     def _scan(self, condition: str | None = None, **values: str) -> Iterator[dict[str, AttributeValueTypeDef]]:
         kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}

@@ -274,7 +274,7 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
         # sent or failed for good: a duplicate. Claimed or unknown ones go to delivery, whose claim applies the
         # lease (a crashed transactional send is retried; marketing is not)
         final = {SendStatus.SENT, SendStatus.FAILED}
-        already = {k for k in plan["idempotency_key"] if ledger.status(k) in final}
+        already = {k for k, status in ledger.statuses(plan["idempotency_key"]).items() if status in final}
     finally:
         ledger.close()
     history = marketing_history(settings.output_dir, as_of)

@@ -104,6 +104,22 @@ def test_sent_is_remembered_across_instances(store: Store) -> None:
     second.close()
 
 
+def test_statuses_answers_for_a_day_of_keys_in_one_call(ledger: Ledger) -> None:
+    keys = [f"win_back/1/email/C{i}/2024-05-01" for i in range(250)]  # more than one DynamoDB batch (100)
+    for i, key in enumerate(keys[:240]):
+        ledger.claim(_claim(key=key))
+        if i % 3 == 0:
+            ledger.mark_sent(key, f"provider-{i}")
+        elif i % 3 == 1:
+            ledger.mark_failed(key, "MessageRejected")
+
+    found = ledger.statuses([*keys, keys[0]])  # never claimed ones are absent; repeats are harmless
+
+    assert found == {key: ledger.status(key) for key in keys[:240]}
+    assert sorted(found.values()).count(SendStatus.SENT) == 80
+    assert ledger.statuses([]) == {}
+
+
 def test_released_claim_can_be_claimed_again(ledger: Ledger) -> None:
     ledger.claim(_claim())
 
