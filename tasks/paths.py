@@ -52,7 +52,28 @@ class RunPaths:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def earlier(self) -> Path:
+        return self.root / "earlier"
+
     def reset(self) -> None:
-        """Remove what an earlier run of the same day wrote, so nothing stale mixes in."""
-        for step in ("snapshot", "profile", "plan", "render", "outbox", "delivery"):
+        """Make room for a new run of the same day; keep what the earlier run decided and did.
+
+        The earlier run's plan, outbox, per-message outcomes, summary and reports move to
+        ``earlier/<n>/`` (a rename: cheap however many messages); what can be recomputed from
+        the data (snapshot, profile, rendered shards) is removed.
+        """
+        kept = [self.root / name for name in _KEPT if (self.root / name).exists()]
+        if kept:
+            self.earlier.mkdir(parents=True, exist_ok=True)
+            number = 1 + max((int(p.name) for p in self.earlier.iterdir() if p.name.isdigit()), default=0)
+            target = self.earlier / str(number)
+            target.mkdir()
+            for path in kept:
+                path.rename(target / path.name)
+        for step in ("snapshot", "profile", "render"):
             shutil.rmtree(self.root / step, ignore_errors=True)
+
+
+# What a run of a day leaves that a later run of the same day must not erase.
+_KEPT = ("plan", "outbox", "delivery", "summary.json", "ledger.csv", "quarantine.csv")

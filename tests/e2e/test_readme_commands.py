@@ -37,6 +37,8 @@ def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> Non
     first = _make_demo(tmp_path, "--customers", "400", "--json")
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout.strip().splitlines()[-1])
+    index = Path(summary["outbox_index"])
+    assert index.read_text().count("<tr><td>win_back</td>") == summary["rendered"]
 
     second = _make_demo(tmp_path, "--customers", "400", "--json")
     assert second.returncode == 0, second.stderr[-3000:]
@@ -50,9 +52,11 @@ def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> Non
     assert summary["quarantined"] > 0  # the demo shop has some dirty contacts
     assert again["sent"] == 0
     assert again["skipped_by_reason"]["duplicate"] == summary["sent"]  # the plan knows them from the ledger
-    index = Path(summary["outbox_index"])
-    assert index.is_file()
-    assert index.read_text().count("<tr><td>win_back</td>") == summary["rendered"]
+    # the second run keeps what the first one sent: its outbox and outcomes move to earlier/1/
+    earlier = Path(summary["run_dir"]) / "earlier" / "1"
+    assert (earlier / "outbox" / "index.html").read_text().count("<tr><td>win_back</td>") == summary["rendered"]
+    assert json.loads((earlier / "summary.json").read_text())["sent"] == summary["sent"]
+    assert len(list((earlier / "delivery").glob("*.parquet"))) >= 1
 
 
 def test_demo_prints_a_readable_summary(tmp_path: Path) -> None:
