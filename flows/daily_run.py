@@ -39,32 +39,36 @@ def daily_run(
     if dry_run:
         logger.warning("DRY RUN: messages are rendered to the outbox, nothing is sent")
 
-    # 1-2. Load the tables as of the date; bad rows go to quarantine.
-    snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
-    # 3. One profile row per customer: recency, frequency, monetary.
-    segments = profile_customers(paths, as_of)
-    # 6. Who hears what: candidates through the gates into a sharded send plan.
-    plan = plan_day(paths, as_of, settings, now or sending_moment())
-    # 7a. Render every message before sending any: a template error stops the run here.
-    rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
-    # 7b. Send shard by shard through the ledger (skipped in a dry run).
-    delivery: Counter[str] = Counter()
-    ledger: dict[str, int] = {}
-    if not dry_run:
-        run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
-        shards = deliver_shard.map(
-            unmapped(paths),
-            plan.shards,
-            unmapped(settings),
-            unmapped(run_id),
-            unmapped(progress),
-            unmapped(plan.to_send),
-        )
-        for counts in shards.result():
-            delivery.update(counts)
-        ledger = ledger_report(settings, run_id, paths)
-    # 8. Report: summary file, outbox index, artifacts.
-    summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger)
-    summary = report_run(summary, paths, plan.shards)
+    def waiting() -> None:
+        logger.warning("Another run of %s is writing its folder; waiting for it to finish", as_of)
+
+    with paths.exclusive(on_wait=waiting):
+        # 1-2. Load the tables as of the date; bad rows go to quarantine.
+        snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
+        # 3. One profile row per customer: recency, frequency, monetary.
+        segments = profile_customers(paths, as_of)
+        # 6. Who hears what: candidates through the gates into a sharded send plan.
+        plan = plan_day(paths, as_of, settings, now or sending_moment())
+        # 7a. Render every message before sending any: a template error stops the run here.
+        rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
+        # 7b. Send shard by shard through the ledger (skipped in a dry run).
+        delivery: Counter[str] = Counter()
+        ledger: dict[str, int] = {}
+        if not dry_run:
+            run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
+            shards = deliver_shard.map(
+                unmapped(paths),
+                plan.shards,
+                unmapped(settings),
+                unmapped(run_id),
+                unmapped(progress),
+                unmapped(plan.to_send),
+            )
+            for counts in shards.result():
+                delivery.update(counts)
+            ledger = ledger_report(settings, run_id, paths)
+        # 8. Report: summary file, outbox index, artifacts.
+        summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger)
+        summary = report_run(summary, paths, plan.shards)
     logger.info(summary.headline())
     return summary

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -55,6 +58,26 @@ class RunPaths:
     @property
     def earlier(self) -> Path:
         return self.root / "earlier"
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Hold the day's folder for one run at a time; a second run of the same day waits its turn.
+
+        An OS file lock (``flock``): released by the kernel when the holder exits or is killed, so a
+        crashed run never leaves the day locked. The ledger, not this lock, keeps sends exactly once;
+        the lock keeps two runs from writing the same files.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".run.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def reset(self) -> None:
         """Make room for a new run of the same day; keep what the earlier run decided and did.

@@ -156,7 +156,10 @@ def test_faults_and_a_killed_process_still_send_everyone_at_most_once(faulty_aws
     assert again.unknown <= 2 * 4  # at most the sends in flight when it died: 2 shards x concurrency 4
 
 
-def test_two_runs_of_the_same_day_at_once_send_each_message_once(faulty_aws: FaultyAws, tmp_path: Path) -> None:
+@pytest.mark.parametrize("folders", ["one output folder each", "one shared output folder"])
+def test_two_runs_of_the_same_day_at_once_send_each_message_once(
+    faulty_aws: FaultyAws, tmp_path: Path, folders: str
+) -> None:
     from prefect.settings import get_current_settings
 
     shop = write_shop(_lapsed(200), tmp_path / "shop")
@@ -167,7 +170,9 @@ def test_two_runs_of_the_same_day_at_once_send_each_message_once(faulty_aws: Fau
         f"s = daily_run(as_of=date(2024, 6, 1), data={str(shop)!r}, now=datetime(2024, 6, 1, 3, tzinfo=timezone.utc))\n"
         "sys.stdout.write(s.model_dump_json())\n"
     )
-    # two workers sharing one ledger (the state folder), each with its own output folder
+    # two workers sharing one ledger (the state folder), with their own output folders or one (then the
+    # second waits for the day's folder lock and finds everything sent)
+    shared = folders == "one shared output folder"
     runs = [
         subprocess.Popen(
             [sys.executable, "-c", script],
@@ -178,7 +183,7 @@ def test_two_runs_of_the_same_day_at_once_send_each_message_once(faulty_aws: Fau
             env={
                 **os.environ,
                 "PREFECT_API_URL": str(get_current_settings().api.url),
-                "LOYALTY_OUTPUT_DIR": str(tmp_path / f"out-{n}"),
+                "LOYALTY_OUTPUT_DIR": str(tmp_path / ("out" if shared else f"out-{n}")),
             },
         )
         for n in range(2)
@@ -188,6 +193,10 @@ def test_two_runs_of_the_same_day_at_once_send_each_message_once(faulty_aws: Fau
     summaries = [json.loads(o) for o in outputs]
     received = faulty_aws.emails_per_recipient(REGION)
     assert max(received.values()) == 1
-    assert sum(s["sent"] for s in summaries) == sum(received.values()) == summaries[0]["to_send"]
+    assert sum(s["sent"] for s in summaries) == sum(received.values()) == max(s["to_send"] for s in summaries)
     for summary in summaries:
         assert summary["retry_later"] == summary["failed"] == 0
+    if shared:  # one after the other: the later run found everything sent, and kept the earlier run's files
+        assert sorted(s["sent"] for s in summaries)[0] == 0
+        day = tmp_path / "out" / "2024-06-01"
+        assert json.loads((day / "earlier" / "1" / "summary.json").read_text())["sent"] == sum(received.values())
