@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,9 @@ from tasks.suppression import SuppressionList, SuppressionReason
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-# boto3-stubs has no SQS extra installed here; the queue client is typed loosely.
-SQSClient = Any
 
 SQS_BATCH = 10  # the most SQS returns or deletes in one call
 RECEIVE_WAIT_SECONDS = 1  # a short long-poll: an empty answer then means the queue is really empty
@@ -179,7 +179,7 @@ def drain_queue(
             MaxNumberOfMessages=min(SQS_BATCH, max_messages - summary.received),
             WaitTimeSeconds=wait_seconds,
         )
-        messages: list[dict[str, Any]] = response.get("Messages", [])
+        messages = response.get("Messages", [])
         if not messages:
             break
         summary = summary.merge(_handle_batch(sqs, queue_url, suppressions, messages))
@@ -187,7 +187,7 @@ def drain_queue(
 
 
 def _handle_batch(
-    sqs: SQSClient, queue_url: str, suppressions: SuppressionList, messages: list[dict[str, Any]]
+    sqs: SQSClient, queue_url: str, suppressions: SuppressionList, messages: Sequence[MessageTypeDef]
 ) -> FeedbackSummary:
     to_suppress: dict[SuppressionReason, list[str]] = {}
     handled: list[str] = []
