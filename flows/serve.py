@@ -11,13 +11,17 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from flows.backfill import backfill
 from flows.daily_run import daily_run
+from flows.process_feedback import process_feedback
 
 if TYPE_CHECKING:
     from tasks.settings import Settings
 
 # 06:00 in the shop's time zone: before the CRM team's day starts, after the night's orders are in.
 DAILY_RUN_CRON = "0 6 * * *"
+# Bounces and complaints reach the suppression list within a quarter of an hour.
+FEEDBACK_CRON = "*/15 * * * *"
 TAGS = ["loyalty-flows"]
 
 
@@ -39,6 +43,21 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             parameters={"dry_run": False},
             description=_summary(daily_run.description),
             tags=[*TAGS, "daily"],
+        ),
+        RunnerDeployment.from_flow(
+            process_feedback,
+            name="process-feedback",
+            schedule=Cron(FEEDBACK_CRON, timezone=settings.shop_timezone),
+            description=_summary(process_feedback.description),
+            tags=[*TAGS, "feedback"],
+        ),
+        # no schedule: an engineer starts it from the UI ("Custom run") with the dates to replay
+        RunnerDeployment.from_flow(
+            backfill,
+            name="backfill",
+            parameters={"dry_run": False},
+            description=_summary(backfill.description),
+            tags=[*TAGS, "backfill"],
         ),
     ]
 

@@ -57,7 +57,7 @@ def render_like_prefect_deploy(config: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(templated, dict)
     # prefect/cli/deploy/_schedules.py:34 — schedules against the (empty) step outputs; a placeholder
     # still unresolved here becomes "".
-    templated["schedules"] = apply_values(templated["schedules"], {})
+    templated["schedules"] = apply_values(templated.get("schedules", []), {})
     return templated
 
 
@@ -143,7 +143,8 @@ def test_yaml_timezone_is_blank_when_the_variable_is_unset() -> None:
     # when
     rendered = [render_like_prefect_deploy(c) for c in yaml_deployments()]
     # then: prefect.yaml's comment tells operators to export it before `prefect deploy`
-    assert [s["timezone"] for c in rendered for s in c["schedules"]] == [""]
+    zones = [s["timezone"] for c in rendered for s in c["schedules"]]
+    assert len(zones) == 2 and set(zones) == {""}  # daily-run and process-feedback
     assert "export LOYALTY_SHOP_TIMEZONE" in PREFECT_YAML.read_text(encoding="utf-8")
 
 
@@ -169,3 +170,12 @@ def test_daily_run_parameters_render_as_a_form() -> None:
     assert schema["required"] == []
     # and: dry_run defaults to false in the deployment, so a scheduled run sends
     assert daily.parameters == {"dry_run": False}
+
+
+def test_backfill_is_started_by_hand_with_its_dates() -> None:
+    (backfill,) = [d for d in deployments(settings()) if d.name == "backfill"]
+    schema = backfill._parameter_openapi_schema.model_dump()
+    # no schedule: an engineer runs it from the UI, which asks for the two dates
+    assert not backfill.schedules
+    assert schema["required"] == ["start", "end"]
+    assert schema["properties"]["start"] == {**schema["properties"]["start"], "type": "string", "format": "date"}
