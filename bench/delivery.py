@@ -300,13 +300,15 @@ class Clock:
         return round(1000 * self.phases[name]["cpu_seconds"] / count, 2) if count else 0.0
 
 
-def deliver_all(paths: Any, shards: list[int], settings: Any, run_id: str, total: int) -> Counter[str]:
-    """``deliver_shard.fn`` per shard, in order (the flow maps them over its task runner)."""
+def deliver_all(paths: Any, plan: Any, settings: Any, run_id: str, total: int) -> Counter[str]:
+    """``deliver_shard.fn`` per shard, wave by wave, each at its planned time (the flow maps them over its task
+    runner; its simulated clock sends each wave at its time, as here)."""
     from tasks.delivery import deliver_shard
 
     counts: Counter[str] = Counter()
-    for shard in shards:
-        counts.update(deliver_shard.fn(paths, shard, settings, run_id, None, total))
+    for wave in plan.waves:
+        for shard in wave.shards:
+            counts.update(deliver_shard.fn(paths, shard, settings, run_id, None, total, wave.at))
     return counts
 
 
@@ -435,9 +437,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         profiles: list[cProfile.Profile] = []
         if args.profile:
             with profile_all_threads(profiles):
-                counts = clock("engine: deliver", lambda: deliver_all(paths, plan.shards, settings, run_id, rendered))
+                counts = clock("engine: deliver", lambda: deliver_all(paths, plan, settings, run_id, rendered))
         else:
-            counts = clock("engine: deliver", lambda: deliver_all(paths, plan.shards, settings, run_id, rendered))
+            counts = clock("engine: deliver", lambda: deliver_all(paths, plan, settings, run_id, rendered))
         engine_sent = counts["sent"]
         engine_ses_delta = sent_last_24h(endpoint) - before
         ledger = open_ledger(settings, dynamodb_client)
@@ -449,7 +451,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         before = sent_last_24h(endpoint)
         rerun = clock(
             "engine: deliver again (rerun)",
-            lambda: deliver_all(paths, plan.shards, settings, str(uuid.uuid4()), rendered),
+            lambda: deliver_all(paths, plan, settings, str(uuid.uuid4()), rendered),
         )
         rerun_ses_delta = sent_last_24h(endpoint) - before
 

@@ -32,6 +32,9 @@ SHARD_COLUMNS = (
     "first_name",
     "locale",
     "days_since_last_order",
+    "send_at",
+    "timezone",
+    "country",
 )
 
 RENDERED_COLUMNS = (
@@ -49,6 +52,9 @@ RENDERED_COLUMNS = (
     "unsubscribe_url",
     "html_file",
     "text_file",
+    "send_at",
+    "timezone",
+    "country",
 )
 
 
@@ -129,6 +135,9 @@ def render_shard(
                 "unsubscribe_url": context.unsubscribe_url,
                 "html_file": html_file,
                 "text_file": text_file,
+                "send_at": row["send_at"],
+                "timezone": row["timezone"],
+                "country": row["country"],
             }
         )
     return pd.DataFrame(out, columns=list(RENDERED_COLUMNS))

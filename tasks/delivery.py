@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import partial
 from uuid import UUID
 
@@ -34,8 +35,10 @@ from tasks.channels import (
 )
 from tasks.enums import Channel as ChannelName
 from tasks.enums import MessageKind, SendStatus
+from tasks.gates import quiet_now
 from tasks.ledger import Claim, Ledger, open_ledger
 from tasks.paths import RunPaths
+from tasks.planner import delivery_rules
 from tasks.settings import Settings
 
 
@@ -277,12 +280,30 @@ def _report_progress(artifact_id: str | None, done: int, total: int) -> None:
 
 @task(cache_policy=NO_CACHE)
 def deliver_shard(
-    paths: RunPaths, shard: int, settings: Settings, run_id: str, progress_artifact: str | None = None, total: int = 0
+    paths: RunPaths,
+    shard: int,
+    settings: Settings,
+    run_id: str,
+    progress_artifact: str | None = None,
+    total: int = 0,
+    moment: datetime | None = None,
 ) -> dict[str, int]:
-    """Send one rendered shard through the ledger, channel by channel; write per-message outcomes; return counts."""
+    """Send one rendered shard through the ledger, channel by channel; write per-message outcomes; return counts.
+
+    ``moment`` is when the shard goes out (default: now). A message whose customer is inside their
+    quiet hours then (a run that started late, a backfill at night) is held, unclaimed: it stays
+    unsent for a later run, never goes out at night.
+    """
     rendered = pd.read_parquet(paths.rendered_shard(shard))
+    quiet = quiet_now(moment or datetime.now(UTC), rendered["timezone"], rendered["country"], delivery_rules(settings))
+    outcomes: list[Outcome] = [
+        Outcome(str(key), str(customer), str(channel), HELD_QUIET_HOURS, 0)
+        for key, customer, channel in rendered.loc[quiet, ["idempotency_key", "customer_id", "channel"]].itertuples(
+            index=False
+        )
+    ]
+    rendered = rendered.loc[~quiet]
     ledger = open_ledger(settings, dynamodb_client)
-    outcomes: list[Outcome] = []
     try:
         for name, rows in rendered.groupby("channel", sort=True):
             channel, bucket = open_channel(str(name), settings)
@@ -309,6 +330,9 @@ def deliver_shard(
     get_run_logger().info("shard %d: %s", shard, dict(counts))
     return dict(counts)
 
+
+# The outcome of a message not attempted because its customer was in quiet hours when its shard went out.
+HELD_QUIET_HOURS = "held_quiet_hours"
 
 # Messages between two moves of the progress artifact.
 PROGRESS_EVERY = 1000

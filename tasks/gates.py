@@ -53,6 +53,24 @@ def holdout_period(occurrence: pd.Series) -> pd.Series:
     return days.dt.year.astype(str) + "Q" + days.dt.quarter.astype(str)
 
 
+def quiet_now(
+    moment: datetime, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules
+) -> npt.NDArray[np.bool_]:
+    """Return which customers are inside their quiet hours at ``moment`` (their local clock, their country's rule)."""
+    zones = timezones.fillna("UTC").astype(str)
+    country = countries.fillna("").astype(str).str.upper()
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    hours = pd.Series(0, index=zones.index)
+    for zone, members in zones.groupby(zones).groups.items():
+        hours.loc[members] = stamp.tz_convert(str(zone)).hour
+    quiet = pd.Series(False, index=zones.index)
+    for code in set(country):
+        rows = country == code
+        quiet |= rows & rules.quiet_by_country.get(code, rules.quiet).contains(hours)
+    return np.asarray(quiet.to_numpy(dtype=bool), dtype=bool)
+
+
 def local_send_time(
     day: date, hour: int, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules
 ) -> tuple[pd.Series, pd.Series]:

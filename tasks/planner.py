@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -236,6 +237,13 @@ def delivery_rules(settings: Settings) -> DeliveryRules:
     )
 
 
+class Wave(BaseModel):
+    """The shards whose messages go out at one moment (a send hour in some customers' time zone)."""
+
+    at: datetime
+    shards: list[int]
+
+
 class PlanSummary(BaseModel):
     """What the plan decided, per campaign: counts per decision and reason, and the send shards."""
 
@@ -245,13 +253,22 @@ class PlanSummary(BaseModel):
     deferred_by_reason: dict[str, int]
     skipped_by_reason: dict[str, int]
     shards: list[int]
+    waves: list[Wave] = []
 
 
-def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[pd.DataFrame]:
-    """Cut the rows to send into shards of ``size``, joined with what composing needs."""
-    send = plan.loc[plan["decision"] == Decision.SEND.value].sort_values("idempotency_key")
+def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[tuple[datetime, pd.DataFrame]]:
+    """Cut the rows to send into waves by send time, and each wave into shards of at most ``size``.
+
+    Returns (send time, shard) in sending order, joined with what composing needs; a shard
+    never mixes two send times, so a wave is sent by its own shards.
+    """
+    send = plan.loc[plan["decision"] == Decision.SEND.value].sort_values(["send_at", "idempotency_key"])
     send = send.merge(people, on="customer_id", how="left")[list(SHARD_COLUMNS)]
-    return [send.iloc[i : i + size].reset_index(drop=True) for i in range(0, len(send), size)]
+    shards: list[tuple[datetime, pd.DataFrame]] = []
+    for at, wave in send.groupby("send_at", sort=True):
+        moment = cast(pd.Timestamp, at).to_pydatetime()
+        shards += [(moment, wave.iloc[i : i + size].reset_index(drop=True)) for i in range(0, len(wave), size)]
+    return shards
 
 
 @task(cache_policy=NO_CACHE)
@@ -283,13 +300,15 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     plan.to_parquet(paths.plan, index=False)
     people = customers.merge(profile[["customer_id", "days_since_last_order"]], on="customer_id", how="left")
     shards = shard_plan(plan, people, settings.shard_size)
-    for shard in shards:  # remembered before sending: an unsubscribe by id then covers the address too
+    waves: dict[datetime, list[int]] = {}
+    for number, (at, shard) in enumerate(shards, start=1):
+        # remembered before sending: an unsubscribe by id then covers the address too
         for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
             rows = shard.loc[shard["channel"] == channel.value]
             suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
-    for number, shard in enumerate(shards, start=1):
         shard.to_parquet(paths.send_shard(number), index=False)
-    to_send = sum(len(s) for s in shards)
+        waves.setdefault(at, []).append(number)
+    to_send = sum(len(s) for _, s in shards)
     progress.advance("render", 0, to_send)
     progress.advance("send", 0, to_send)
     skipped = plan.loc[plan["decision"] == Decision.SKIPPED.value, "reason"].value_counts()
@@ -301,6 +320,7 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
         deferred_by_reason={str(k): int(v) for k, v in deferred.items()},
         skipped_by_reason={str(k): int(v) for k, v in skipped.items()},
         shards=list(range(1, len(shards) + 1)),
+        waves=[Wave(at=at, shards=numbers) for at, numbers in waves.items()],
     )
 
 

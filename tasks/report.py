@@ -22,7 +22,7 @@ from tasks.settings import Settings
 from tasks.snapshot import SnapshotSummary
 
 # "unknown": a crash left the key claimed past its lease; a marketing message is then not resent
-DELIVERY_OUTCOMES = ("sent", "already_sent", "unknown", "failed", "retry_later", "parked")
+DELIVERY_OUTCOMES = ("sent", "already_sent", "unknown", "failed", "retry_later", "parked", "held_quiet_hours")
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",
@@ -55,6 +55,7 @@ class RunSummary(BaseModel):
     failed: int
     retry_later: int
     parked: int
+    held_quiet_hours: int = 0
     holdout: int
     deferred: int
     deferred_by_reason: dict[str, int]

@@ -230,3 +230,25 @@ def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed
     assert plan.loc[plan["customer_id"] == "L0001"].set_index("channel")["reason"].to_dict()["sms"] == "suppressed"
     assert second.sent == 0 and len(_sms_in_moto(aws)) == len(sms)
     assert sms_files == [f"{c}-sms.txt" for c in want]  # an SMS has its text only in the outbox
+
+
+def test_a_run_that_starts_at_night_holds_every_message_until_a_daytime_run(aws: str, tmp_path: Path) -> None:
+    shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
+    night = datetime(2024, 6, 1, 23, 30, tzinfo=UTC)  # Moscow 02:30, Warsaw 01:30, London 00:30
+
+    late = daily_run(as_of=AS_OF, data=str(shop), now=night)
+    morning = daily_run(as_of=date(2024, 6, 2), data=str(shop), now=datetime(2024, 6, 2, 3, 0, tzinfo=UTC))
+
+    assert late.to_send == late.held_quiet_hours == 7 and late.sent == 0  # C1 and six lapsed: nobody at night
+    assert morning.sent == 7  # not dropped: the next day's run sends them, each at 10:00 their time
+
+
+def test_waves_go_out_in_send_time_order_one_per_time_zone(aws: str, tmp_path: Path) -> None:
+    shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+
+    assert summary.sent == 7
+    shards = sorted(Path(summary.run_dir).glob("plan/send-*.parquet"))  # numbered in sending order
+    zones = [pd.read_parquet(s)["timezone"].unique().tolist() for s in shards]
+    # 10:00 local: Moscow (07:00 UTC), then Warsaw (08:00 UTC), then London (09:00 UTC), a shard each
+    assert zones == [["Europe/Moscow"], ["Europe/Warsaw"], ["Europe/London"]]

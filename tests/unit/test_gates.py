@@ -13,6 +13,7 @@ from tasks.gates import (
     holdout_period,
     in_holdout,
     local_send_time,
+    quiet_now,
     too_late,
 )
 
@@ -50,6 +51,16 @@ def test_country_override_applies_only_to_that_country() -> None:
 
     assert (pl_at.date(), pl_at.hour, pl_moved) == (date(2026, 3, 7), 8, True)
     assert (ru_at.hour, ru_moved) == (20, False)
+
+
+def test_who_is_in_quiet_hours_at_a_moment_follows_their_own_clock_and_country() -> None:
+    zones = pd.Series(["Europe/Moscow", "Europe/London", "Asia/Vladivostok", "Europe/Warsaw", None])
+    countries = pd.Series(["RU", "GB", "RU", "PL", ""])
+    rules = DeliveryRules(quiet_by_country={"PL": QuietHours(start=22, end=6)})
+    # 19:30 UTC in March: Moscow 22:30, London 19:30, Vladivostok 05:30, Warsaw 20:30 (PL quiet from 22), UTC 19:30
+    moment = datetime(2026, 3, 6, 19, 30, tzinfo=UTC)
+
+    assert quiet_now(moment, zones, countries, rules).tolist() == [True, False, True, False, False]
 
 
 def test_holdout_is_stable_and_near_its_share() -> None:
