@@ -73,7 +73,7 @@ def main() -> None:
     settings = Settings()
     paths = RunPaths.for_day(settings.output_dir, as_of)
     snapshot = timed(results, "load + validate", lambda: load_snapshot.fn(str(shop), as_of, paths, settings))
-    timed(results, "profile", lambda: profile_customers.fn(paths, as_of))
+    timed(results, "profile", lambda: profile_customers.fn(paths, as_of, settings))
     plan = timed(results, "plan", lambda: plan_day.fn(paths, as_of, settings))
     rendered = timed(
         results, "render (all shards)", lambda: sum(render_messages.fn(paths, s, as_of, settings) for s in plan.shards)

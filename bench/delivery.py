@@ -424,7 +424,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
         print("engine", flush=True)
         clock("engine: load + validate", lambda: load_snapshot.fn(str(shop), AS_OF, paths, settings))
-        clock("engine: profile", lambda: profile_customers.fn(paths, AS_OF))
+        clock("engine: profile", lambda: profile_customers.fn(paths, AS_OF, settings))
         plan = clock("engine: plan", lambda: plan_day.fn(paths, AS_OF, settings, sending_at))
         rendered = clock(
             "engine: render", lambda: sum(render_messages.fn(paths, s, AS_OF, settings) for s in plan.shards)

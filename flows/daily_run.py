@@ -13,6 +13,7 @@ from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.compose import render_messages
 from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
+from tasks.kpis import report_kpis
 from tasks.paths import RunPaths
 from tasks.planner import plan_day
 from tasks.report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
@@ -46,8 +47,10 @@ def daily_run(
     with paths.exclusive(on_wait=waiting):
         # 1-2. Load the tables as of the date; bad rows go to quarantine.
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
-        # 3. One profile row per customer: recency, frequency, monetary.
-        segments = profile_customers(paths, as_of)
+        # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
+        segments = profile_customers(paths, as_of, settings)
+        # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
+        kpis = report_kpis(paths, as_of, settings)
         # 6. Who hears what: candidates through the gates into a sharded send plan.
         plan = plan_day(paths, as_of, settings, now or sending_moment())
         # 7a. Render every message before sending any: a template error stops the run here.
@@ -74,7 +77,7 @@ def daily_run(
                     delivery.update(counts)
             ledger = ledger_report(settings, run_id, paths)
         # 8. Report: summary file, outbox index, artifacts.
-        summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger)
+        summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis)
         summary = report_run(summary, paths, plan.shards)
     logger.info(summary.headline())
     return summary

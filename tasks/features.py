@@ -1,38 +1,117 @@
-"""The customer profile: one row per customer as of a date."""
+"""The customer profile: one row per customer as of a date, and what goes with it.
+
+``build_profile`` turns the day's clean tables into:
+
+* the profile (``PROFILE_DTYPES``): recency, frequency, monetary value, tenure and rhythm;
+  RFM scores and segment (``tasks/rfm.py``); lifecycle stage (``tasks/lifecycle.py``);
+  predicted value (``tasks/clv.py``); VIP; top interest (``tasks/interests.py``); the latest
+  incident (``tasks/unhappy.py``); days until the birthday (``tasks/birthdays.py``); consent;
+* interests per (customer, category), replenishment per (customer, product) and incidents,
+  written beside the profile for campaigns that need the detail.
+
+Purchases are orders that were not cancelled. Days are the customer's local days (their time
+zone), so two orders either side of midnight UTC on one local evening are one purchase day.
+Missing stays missing: a customer who never bought has no recency, no rhythm and no prediction
+(``<NA>``), never a made-up number, and segments treat a missing value as not matching.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import progress
+from tasks.birthdays import days_until_birthday
 from tasks.enums import OrderStatus, Table
+from tasks.interests import category_affinity, top_category
+from tasks.lifecycle import RETURN_GOALS, lifecycle_stage
 from tasks.paths import RunPaths
+from tasks.profile_schema import PROFILE_DTYPES
+from tasks.replenishment import replenishment
+from tasks.rfm import rfm_segment, score
+from tasks.settings import Settings
 from tasks.snapshot import read_table
+from tasks.unhappy import incidents, latest_incident
 
-# Orders that did not turn into a purchase do not count towards R, F or M.
-NOT_PURCHASES = frozenset({OrderStatus.CANCELLED.value})
-
-PROFILE_COLUMNS = (
-    "customer_id",
-    "orders",
-    "first_order_at",
-    "last_order_at",
-    "days_since_last_order",
-    "monetary_total",
-    "avg_order_value",
-)
+# Orders that did not turn into a purchase (cancelled), or were refunded (returned), do not count towards R, F or M.
+NOT_PURCHASES = frozenset({OrderStatus.CANCELLED.value, OrderStatus.RETURNED.value})
 
 
-def build_profile(customers: pd.DataFrame, orders: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Compute recency, frequency and monetary value for every customer as of a date.
+@dataclass(frozen=True)
+class ProfileRules:
+    """The shop's choices the profile depends on (from settings)."""
 
-    Customers without a purchase get 0 orders, 0 spend and no last-order date
-    (``days_since_last_order`` is missing, never a made-up number).
-    """
+    return_goal_days: int = RETURN_GOALS["monthly"]
+    lifecycle_factors: tuple[float, float, float] = (1.5, 3.0, 6.0)
+    rfm_recency_edges: tuple[float, float, float, float] | None = None
+    rfm_frequency_edges: tuple[float, float, float, float] | None = None
+    rfm_monetary_edges: tuple[float, float, float, float] | None = None
+    vip_share: float = 0.05
+    interest_half_life_days: float = 90.0
+    unhappy_window_days: int = 90
+    unhappy_max_rating: int = 2
+    late_after_days: int = 7
+    clv_horizon_days: int = 365
+    clv_discount_rate: float = 0.10
+    replenish_min_purchases: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProfileRules:
+        return cls(
+            return_goal_days=RETURN_GOALS[settings.return_goal],
+            lifecycle_factors=settings.lifecycle_factors,
+            rfm_recency_edges=settings.rfm_recency_edges,
+            rfm_frequency_edges=settings.rfm_frequency_edges,
+            rfm_monetary_edges=settings.rfm_monetary_edges,
+            vip_share=settings.vip_share,
+            interest_half_life_days=settings.interest_half_life_days,
+            unhappy_window_days=settings.unhappy_window_days,
+            unhappy_max_rating=settings.unhappy_max_rating,
+            late_after_days=settings.late_after_days,
+            clv_horizon_days=settings.clv_horizon_days,
+            clv_discount_rate=settings.clv_discount_rate,
+            replenish_min_purchases=settings.replenish_min_purchases,
+        )
+
+
+@dataclass(frozen=True)
+class ProfileParts:
+    """The profile and the detail tables written beside it."""
+
+    profile: pd.DataFrame
+    interests: pd.DataFrame
+    replenishment: pd.DataFrame
+    incidents: pd.DataFrame
+
+
+def _empty(table: Table, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def local_day(at: pd.Series, zones: pd.Series) -> pd.Series:
+    """Return each UTC timestamp's calendar day in the matching time zone (naive midnight)."""
+    zones = zones.fillna("UTC").astype(str)
+    out = pd.Series(pd.NaT, index=at.index, dtype="datetime64[ns]")
+    for zone, members in zones.groupby(zones, sort=False).groups.items():
+        out.loc[members] = at.loc[members].dt.tz_convert(str(zone)).dt.tz_localize(None).dt.floor("D")
+    return out
+
+
+def purchases_by_day(customers: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per (customer, local purchase day): the day's spend; cancelled orders left out."""
+    bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at", "total"]]
+    zones = bought["customer_id"].map(customers.set_index("customer_id")["timezone"])
+    bought = bought.assign(day=local_day(bought["created_at"], zones))
+    return bought.groupby(["customer_id", "day"], sort=True, observed=True)["total"].sum().reset_index()
+
+
+def _rfm_base(customers: pd.DataFrame, orders: pd.DataFrame, days: pd.DataFrame, as_of: date) -> pd.DataFrame:
     bought = orders.loc[~orders["status"].isin(NOT_PURCHASES)]
     per_customer = bought.groupby("customer_id", sort=False).agg(
         orders=("order_id", "size"),
@@ -40,34 +119,222 @@ def build_profile(customers: pd.DataFrame, orders: pd.DataFrame, as_of: date) ->
         last_order_at=("created_at", "max"),
         monetary_total=("total", "sum"),
     )
+    gaps = days["day"].diff().dt.days.where(days["customer_id"].eq(days["customer_id"].shift()))
+    rhythm = (
+        days.assign(gap=gaps)
+        .groupby("customer_id", sort=False)
+        .agg(
+            purchase_days=("day", "size"),
+            first_day=("day", "min"),
+            last_day=("day", "max"),
+            median_gap=("gap", "median"),
+        )
+    )
     profile = customers[["customer_id"]].merge(per_customer, how="left", left_on="customer_id", right_index=True)
+    profile = profile.merge(rhythm, how="left", left_on="customer_id", right_index=True)
     profile["orders"] = profile["orders"].fillna(0).astype("int64")
+    profile["purchase_days"] = profile["purchase_days"].fillna(0).astype("int64")
     profile["monetary_total"] = profile["monetary_total"].fillna(0.0).round(2)
-    profile["avg_order_value"] = (profile["monetary_total"] / profile["orders"].where(profile["orders"] > 0)).round(2)
-    as_of_ts = pd.Timestamp(as_of, tz="UTC")
-    last_day = profile["last_order_at"].dt.floor("D")
-    profile["days_since_last_order"] = (as_of_ts - last_day).dt.days.astype("Int64")
-    return profile[list(PROFILE_COLUMNS)].reset_index(drop=True)
+    buyers = profile["orders"] > 0
+    profile["avg_order_value"] = (
+        (profile["monetary_total"] / profile["orders"].where(buyers)).round(2).astype("Float64")
+    )
+    today = pd.Timestamp(as_of)
+    profile["days_since_last_order"] = (today - profile["last_day"]).dt.days.astype("Int64")
+    profile["tenure_days"] = (today - profile["first_day"]).dt.days.astype("Int64")
+    span = (profile["last_day"] - profile["first_day"]).dt.days
+    profile["avg_interpurchase_days"] = (
+        span / (profile["purchase_days"] - 1).where(profile["purchase_days"] > 1)
+    ).astype("Float64")
+    return profile
 
 
-def segment_sizes(profile: pd.DataFrame) -> dict[str, int]:
-    """Count customers per recency band: the first, coarse segments."""
-    days = profile["days_since_last_order"]
-    return {
-        "never_ordered": int(days.isna().sum()),
-        "active_0_89d": int((days < 90).sum()),
-        "lapsing_90_180d": int(days.between(90, 180).sum()),
-        "lost_over_180d": int((days > 180).sum()),
-    }
+def build_profile(
+    tables: Mapping[Table, pd.DataFrame], as_of: date, rules: ProfileRules = ProfileRules()
+) -> ProfileParts:
+    """Compute every customer's profile as of a date from the day's clean tables."""
+    customers = tables[Table.CUSTOMERS]
+    orders = tables[Table.ORDERS]
+    days = purchases_by_day(customers, orders)
+    profile = _rfm_base(customers, orders, days, as_of)
+
+    # RFM: scores among buyers, and the named segment
+    buyers = profile["orders"] > 0
+    profile["r_score"] = score(profile["days_since_last_order"].where(buyers), rules.rfm_recency_edges, False)
+    profile["f_score"] = score(profile["purchase_days"].where(buyers), rules.rfm_frequency_edges)
+    profile["m_score"] = score(profile["monetary_total"].where(buyers), rules.rfm_monetary_edges)
+    profile["rfm_segment"] = rfm_segment(profile["r_score"], profile["f_score"])
+    profile["lifecycle"] = lifecycle_stage(
+        profile["purchase_days"],
+        profile["days_since_last_order"],
+        profile["median_gap"],
+        rules.return_goal_days,
+        rules.lifecycle_factors,
+    )
+
+    # predicted value: BG/NBD + Gamma-Gamma over local purchase days, in days
+    value = predicted_value(days, as_of, rules.clv_horizon_days, rules.clv_discount_rate)
+    profile = profile.merge(value, how="left", on="customer_id")
+    profile["prediction_basis"] = profile["prediction_basis"].fillna("none").astype("string")
+    profile["vip"] = _vip(profile, rules.vip_share)
+
+    # interests, replenishment, incidents
+    lines = _purchase_lines(tables, customers)
+    interests = category_affinity(
+        lines,
+        tables.get(Table.EVENTS, _empty(Table.EVENTS, ["customer_id", "product_id", "type", "at", "rating"])),
+        _categories(tables),
+        as_of,
+        rules.interest_half_life_days,
+    )
+    profile["top_category"] = profile["customer_id"].map(top_category(interests)).astype("string")
+    refills = replenishment(lines, as_of, rules.replenish_min_purchases)
+    found = incidents(
+        orders,
+        tables.get(Table.ORDER_EVENTS, _empty(Table.ORDER_EVENTS, ["order_id", "status", "at"])),
+        tables.get(Table.EVENTS, _empty(Table.EVENTS, ["customer_id", "product_id", "type", "at", "rating"])),
+        rules.unhappy_max_rating,
+        rules.late_after_days,
+    )
+    found = found.loc[found["at"] < pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)]
+    latest = latest_incident(found, as_of, rules.unhappy_window_days)
+    profile = profile.merge(latest, how="left", on="customer_id")
+    profile["unhappy"] = profile["unhappy"].astype("boolean").fillna(False).astype(bool)
+    profile["unhappy_reason"] = profile["unhappy_reason"].astype("string")
+    profile["days_since_unhappy"] = profile["days_since_unhappy"].astype("Int64")
+
+    # who they are and what they agreed to
+    people = customers.set_index("customer_id")
+    ids = profile["customer_id"]
+    profile["days_until_birthday"] = days_until_birthday(ids.map(people["birth_date"]), as_of).to_numpy()
+    for flag in ("email_opt_in", "sms_opt_in"):
+        profile[flag] = ids.map(people[flag]).astype("boolean").fillna(False).astype(bool).to_numpy()
+    profile["has_email"] = ids.map(people["email"]).notna().to_numpy()
+    profile["has_phone"] = ids.map(people["phone"]).notna().to_numpy()
+    for column in ("locale", "country", "gender"):
+        profile[column] = ids.map(people[column]).astype("string").to_numpy()
+    profile = profile[list(PROFILE_DTYPES)].astype(PROFILE_DTYPES)
+    return ProfileParts(
+        profile=profile.reset_index(drop=True), interests=interests, replenishment=refills, incidents=found
+    )
+
+
+VALUE_COLUMNS = (
+    "customer_id",
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_order_value",
+    "predicted_clv",
+    "days_until_next_order",
+    "prediction_basis",
+)
+
+
+def predicted_value(days: pd.DataFrame, as_of: date, horizon_days: int, yearly_discount: float) -> pd.DataFrame:
+    """Fit BG/NBD and Gamma-Gamma on the shop's purchase days (in weeks) and predict for every buyer.
+
+    Returns ``VALUE_COLUMNS`` per buyer, ``prediction_basis`` = ``bgnbd``. When the shop's history is too
+    thin to fit (fewer than two repeat buyers, or the optimiser fails) it returns no rows: the profile then
+    leaves the predictions missing (basis ``none``) rather than inventing them.
+    """
+    from tasks import clv  # scipy only when a profile is built
+
+    transactions = days.rename(columns={"day": "date", "total": "amount"})
+    try:
+        summary = clv.summary_data(transactions, as_of, time_unit="weeks")
+        bgnbd = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+        gamma_gamma = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
+    except (clv.ClvDataError, clv.ClvFitError):
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in VALUE_COLUMNS})
+    weeks = max(1, round(horizon_days / 7))
+    weekly_discount = (1 + yearly_discount) ** (1 / 52) - 1
+    predicted = clv.predict(bgnbd, gamma_gamma, summary, weeks, weekly_discount)
+    x, t_x, big_t = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    return pd.DataFrame(
+        {
+            "customer_id": summary.index.to_numpy(),
+            "p_alive": predicted["p_alive"].round(4).to_numpy(),
+            "expected_purchases_90d": clv.expected_purchases(bgnbd, 90 / 7, x, t_x, big_t).round(3),
+            "expected_order_value": predicted["expected_order_value"].round(2).to_numpy(),
+            "predicted_clv": predicted["clv"].round(2).to_numpy(),
+            "days_until_next_order": np.round(predicted["next_purchase_in"].to_numpy() * 7).astype("int64"),
+            "prediction_basis": "bgnbd",
+        }
+    )
+
+
+def _vip(profile: pd.DataFrame, share: float) -> pd.Series:
+    """The top ``share`` of buyers by predicted value; by spend where there is no prediction."""
+    buyers = profile["orders"] > 0
+    value = profile["predicted_clv"].astype("Float64").fillna(profile["monetary_total"]).where(buyers)
+    if not buyers.any():
+        return pd.Series(False, index=profile.index)
+    cutoff = value.dropna().quantile(1 - share)
+    return (value >= cutoff).fillna(False).astype(bool) & buyers
+
+
+def _categories(tables: Mapping[Table, pd.DataFrame]) -> pd.Series:
+    products = tables.get(Table.PRODUCTS)
+    if products is None or products.empty:
+        return pd.Series(dtype="object")
+    return products.set_index("product_id")["category"]
+
+
+def _purchase_lines(tables: Mapping[Table, pd.DataFrame], customers: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per purchased order line: customer_id, order_id, product_id, amount, at, day (local)."""
+    orders = tables[Table.ORDERS]
+    items = tables.get(Table.ORDER_ITEMS)
+    if items is None or items.empty:
+        return pd.DataFrame(
+            {
+                "customer_id": pd.Series(dtype="object"),
+                "order_id": pd.Series(dtype="object"),
+                "product_id": pd.Series(dtype="object"),
+                "amount": pd.Series(dtype="float64"),
+                "at": pd.Series(dtype="datetime64[ns, UTC]"),
+                "day": pd.Series(dtype="datetime64[ns]"),
+            }
+        )
+    bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]]
+    lines = items[["order_id", "product_id", "quantity", "unit_price"]].merge(bought, on="order_id", how="inner")
+    zones = lines["customer_id"].map(customers.set_index("customer_id")["timezone"])
+    return pd.DataFrame(
+        {
+            "customer_id": lines["customer_id"],
+            "order_id": lines["order_id"],
+            "product_id": lines["product_id"],
+            "amount": lines["quantity"].astype(float) * lines["unit_price"].astype(float),
+            "at": lines["created_at"],
+            "day": local_day(lines["created_at"], zones),
+        }
+    )
+
+
+def lifecycle_sizes(profile: pd.DataFrame) -> dict[str, int]:
+    """Count customers per lifecycle stage, in the stages' order."""
+    counts = profile["lifecycle"].value_counts()
+    return {stage: int(counts.get(stage, 0)) for stage in ("prospect", "new", "active", "at_risk", "lapsed", "lost")}
 
 
 @task(cache_policy=NO_CACHE)
-def profile_customers(paths: RunPaths, as_of: date) -> dict[str, int]:
-    """Build the customer profile as of a date; return segment sizes."""
+def profile_customers(paths: RunPaths, as_of: date, settings: Settings) -> dict[str, int]:
+    """Build the profile and its detail tables as of a date, snapshot the segments; return segment sizes.
+
+    Sizes: customers per lifecycle stage, then per named segment of ``campaigns/segments.yaml``
+    (a customer may be in several).
+    """
+    from tasks.segments import assign_segments, load_segments, segment_sizes, write_snapshot
+
     progress.advance("profile")
-    customers = read_table(paths, Table.CUSTOMERS, ["customer_id"])
-    orders = read_table(paths, Table.ORDERS, ["order_id", "customer_id", "created_at", "status", "total"])
-    profile = build_profile(customers, orders, as_of)
+    catalog = settings.campaigns_dir / "segments.yaml"
+    segments = load_segments(catalog) if catalog.exists() else []  # a bad expression stops the run here
+    tables = {table: read_table(paths, table) for table in Table}
+    parts = build_profile(tables, as_of, ProfileRules.from_settings(settings))
     paths.profile.parent.mkdir(parents=True, exist_ok=True)
-    profile.to_parquet(paths.profile, index=False)
-    return segment_sizes(profile)
+    parts.profile.to_parquet(paths.profile, index=False)
+    parts.interests.to_parquet(paths.profile.with_name("interests.parquet"), index=False)
+    parts.replenishment.to_parquet(paths.profile.with_name("replenishment.parquet"), index=False)
+    parts.incidents.to_parquet(paths.profile.with_name("incidents.parquet"), index=False)
+    write_snapshot(paths, assign_segments(parts.profile, segments))
+    sizes = {f"lifecycle: {stage}": n for stage, n in lifecycle_sizes(parts.profile).items()}
+    return sizes | segment_sizes(parts.profile, segments)

@@ -35,6 +35,11 @@ class RunPaths:
         return self.root / "profile" / "profile.parquet"
 
     @property
+    def segments(self) -> Path:
+        """The day's primary segment per customer; ``reset`` leaves it: a re-run overwrites it."""
+        return self.root / "segments" / "membership.parquet"
+
+    @property
     def plan(self) -> Path:
         return self.root / "plan" / "plan.parquet"
 

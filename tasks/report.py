@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from tasks.aws import dynamodb_client
 from tasks.enums import MessageKind
+from tasks.kpis import Kpis
 from tasks.ledger import open_ledger
 from tasks.outbox import OutboxEntry, write_index
 from tasks.paths import RunPaths
@@ -63,6 +64,7 @@ class RunSummary(BaseModel):
     skipped_by_reason: dict[str, int]
     unknown: int
     sent_by_channel: dict[str, int] = {}
+    kpis: Kpis | None = None
     unknown_in_ledger: int = 0
     resent_transactional: int = 0
     run_dir: str
@@ -160,6 +162,7 @@ def build_summary(
     rendered: int,
     delivery: Counter[str],
     ledger: dict[str, int] | None = None,
+    kpis: Kpis | None = None,
 ) -> RunSummary:
     """Put every step's numbers into one summary."""
     return RunSummary(
@@ -180,6 +183,7 @@ def build_summary(
         skipped_by_reason=plan.skipped_by_reason,
         run_dir=str(paths.root),
         sent_by_channel={} if dry_run else sent_by_channel(paths, plan.shards),
+        kpis=kpis,
         **(ledger or {}),
         outbox_index=str(paths.outbox / "index.html"),
         **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},

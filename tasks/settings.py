@@ -109,3 +109,34 @@ class Settings(BaseSettings):
     )
     marketing_per_day: int = Field(1, ge=0, description="Marketing messages a customer may get in one day.")
     marketing_per_week: int = Field(3, ge=0, description="Marketing messages a customer may get in any 7 days.")
+    return_goal: Literal["weekly", "monthly", "quarterly"] = Field(
+        "monthly", description="How often the shop wants buyers back; lifecycle stages follow from it."
+    )
+    lifecycle_factors: tuple[float, float, float] = Field(
+        (1.5, 3.0, 6.0),
+        description="Multiples of a customer's rhythm that end the active, at-risk and lapsed stages, as JSON.",
+    )
+    rfm_recency_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending day counts cutting recency into scores 5..1, as JSON. Unset: quintiles."
+    )
+    rfm_frequency_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending purchase-day counts cutting frequency into scores 1..5. Unset: quintiles."
+    )
+    rfm_monetary_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending spend totals cutting monetary value into scores 1..5. Unset: quintiles."
+    )
+    vip_share: float = Field(0.05, gt=0, lt=1, description="Share of buyers who are VIP, by predicted value.")
+    interest_half_life_days: float = Field(90.0, gt=0, description="Half-life of a signal in category interests.")
+    unhappy_window_days: int = Field(90, ge=1, description="How long after an incident a customer counts as unhappy.")
+    unhappy_max_rating: int = Field(2, ge=1, le=4, description="Review ratings at or below this are incidents.")
+    late_after_days: int = Field(
+        7, ge=1, description="Without a promised date, a delivery later than this after the order is late."
+    )
+    clv_horizon_days: int = Field(365, ge=1, description="Horizon of predicted customer value.")
+    clv_discount_rate: float = Field(0.10, ge=0, lt=1, description="Yearly discount rate of predicted value.")
+    traffic_drop_threshold: float = Field(
+        0.4, gt=0, lt=1, description="A day's views this far below the 28-day mean raise the traffic-drop alert."
+    )
+    replenish_min_purchases: int = Field(
+        3, ge=2, description="Distinct purchase days of a product that make it a regular re-buy."
+    )

@@ -23,7 +23,7 @@ WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
 def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type: ignore[no-untyped-def]
     snapshot = validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop"))), as_of)
     customers = snapshot.frames[Table.CUSTOMERS]
-    profile = build_profile(customers, snapshot.frames[Table.ORDERS], as_of)
+    profile = build_profile(snapshot.frames, as_of).profile
     candidates = win_back_candidates(WIN_BACK, profile)
     return plan_campaign(WIN_BACK, candidates, customers, {Channel.EMAIL: suppressed}, as_of)
 
