@@ -17,7 +17,7 @@ Missing stays missing: a customer who never bought has no recency, no rhythm and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -150,13 +150,20 @@ def _rfm_base(customers: pd.DataFrame, orders: pd.DataFrame, days: pd.DataFrame,
 
 
 def build_profile(
-    tables: Mapping[Table, pd.DataFrame], as_of: date, rules: ProfileRules = ProfileRules()
+    tables: Mapping[Table, pd.DataFrame],
+    as_of: date,
+    rules: ProfileRules = ProfileRules(),
+    step_done: Callable[[str], None] = lambda name: None,
 ) -> ProfileParts:
-    """Compute every customer's profile as of a date from the day's clean tables."""
+    """Compute every customer's profile as of a date from the day's clean tables.
+
+    ``step_done`` is called with each step's name as it finishes (the benchmark times them).
+    """
     customers = tables[Table.CUSTOMERS]
     orders = tables[Table.ORDERS]
     days = purchases_by_day(customers, orders)
     profile = _rfm_base(customers, orders, days, as_of)
+    step_done("recency, frequency, monetary")
 
     # RFM: scores among buyers, and the named segment
     buyers = profile["orders"] > 0
@@ -171,12 +178,14 @@ def build_profile(
         rules.return_goal_days,
         rules.lifecycle_factors,
     )
+    step_done("RFM scores and lifecycle")
 
     # predicted value: BG/NBD + Gamma-Gamma over local purchase days, in days
     value = predicted_value(days, as_of, rules.clv_horizon_days, rules.clv_discount_rate)
     profile = profile.merge(value, how="left", on="customer_id")
     profile["prediction_basis"] = profile["prediction_basis"].fillna("none").astype("string")
     profile["vip"] = _vip(profile, rules.vip_share)
+    step_done("predicted value (BG/NBD + Gamma-Gamma)")
 
     # interests, replenishment, incidents
     lines = _purchase_lines(tables, customers)
@@ -188,7 +197,9 @@ def build_profile(
         rules.interest_half_life_days,
     )
     profile["top_category"] = profile["customer_id"].map(top_category(interests)).astype("string")
+    step_done("interests")
     refills = replenishment(lines, as_of, rules.replenish_min_purchases)
+    step_done("replenishment")
     found = incidents(
         orders,
         tables.get(Table.ORDER_EVENTS, _empty(Table.ORDER_EVENTS, ["order_id", "status", "at"])),
@@ -202,6 +213,7 @@ def build_profile(
     profile["unhappy"] = profile["unhappy"].astype("boolean").fillna(False).astype(bool)
     profile["unhappy_reason"] = profile["unhappy_reason"].astype("string")
     profile["days_since_unhappy"] = profile["days_since_unhappy"].astype("Int64")
+    step_done("incidents")
 
     # who they are and what they agreed to
     people = customers.set_index("customer_id")
@@ -214,6 +226,7 @@ def build_profile(
     for column in ("locale", "country", "gender"):
         profile[column] = ids.map(people[column]).astype("string").to_numpy()
     profile = profile[list(PROFILE_DTYPES)].astype(PROFILE_DTYPES)
+    step_done("birthdays, consent, dtypes")
     return ProfileParts(
         profile=profile.reset_index(drop=True), interests=interests, replenishment=refills, incidents=found
     )

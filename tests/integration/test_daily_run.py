@@ -110,6 +110,15 @@ def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> N
     ru = (run_dir / "outbox" / "win_back" / "L0000-email.html").read_text()
     assert "Здравствуйте, Мария!" in ru
     assert "@" not in json.dumps(saved) and "@example.com" not in index
+    # the day's profile, segment snapshot and KPIs are written beside the messages
+    profile = pd.read_parquet(run_dir / "profile" / "profile.parquet")
+    assert len(profile) == saved["customers_loaded"] and "@example.com" not in profile.to_csv()
+    membership = pd.read_parquet(run_dir / "segments" / "membership.parquet")
+    assert sorted(membership["customer_id"]) == sorted(profile["customer_id"])
+    assert saved["segments"]["lifecycle: lapsed"] >= 3  # the lapsed customers of the shop
+    assert json.loads((run_dir / "kpis" / "kpis.json").read_text())["buyers"] == saved["kpis"]["buyers"] > 0
+    for chart in ("cohorts.png", "views.png"):
+        assert (run_dir / "kpis" / chart).read_bytes().startswith(b"\x89PNG")
 
 
 def test_the_ui_shows_a_report_without_personal_data(aws: str, tmp_path: Path) -> None:
