@@ -18,7 +18,7 @@ Missing stays missing: a customer who never bought has no recency, no rhythm and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 import numpy as np
@@ -63,21 +63,9 @@ class ProfileRules:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileRules:
-        return cls(
-            return_goal_days=RETURN_GOALS[settings.return_goal],
-            lifecycle_factors=settings.lifecycle_factors,
-            rfm_recency_edges=settings.rfm_recency_edges,
-            rfm_frequency_edges=settings.rfm_frequency_edges,
-            rfm_monetary_edges=settings.rfm_monetary_edges,
-            vip_share=settings.vip_share,
-            interest_half_life_days=settings.interest_half_life_days,
-            unhappy_window_days=settings.unhappy_window_days,
-            unhappy_max_rating=settings.unhappy_max_rating,
-            late_after_days=settings.late_after_days,
-            clv_horizon_days=settings.clv_horizon_days,
-            clv_discount_rate=settings.clv_discount_rate,
-            replenish_min_purchases=settings.replenish_min_purchases,
-        )
+        """Take every rule from the setting of the same name; the return goal is named, in days here."""
+        same = {f.name: getattr(settings, f.name) for f in fields(cls) if f.name != "return_goal_days"}
+        return cls(return_goal_days=RETURN_GOALS[settings.return_goal], **same)
 
 
 @dataclass(frozen=True)
