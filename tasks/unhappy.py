@@ -37,11 +37,16 @@ def incidents(
         frames.append(low.assign(order_id=None, reason="low_rating")[list(INCIDENT_COLUMNS)])
     wanted = [s.value for s in (OrderStatus.DELIVERED, OrderStatus.RETURNED, OrderStatus.CANCELLED, OrderStatus.PAID)]
     relevant = order_events.loc[order_events["status"].isin(wanted), ["order_id", "status", "at"]]
-    by_status = relevant.groupby(["order_id", "status"], sort=False, observed=True)["at"].min().unstack("status")
+    if relevant.empty:
+        by_status = pd.DataFrame(index=pd.Index([], name="order_id"))
+    else:
+        by_status = relevant.groupby(["order_id", "status"], sort=False, observed=True)["at"].min().unstack("status")
     facts = orders.set_index("order_id")[["customer_id", "created_at"]].join(by_status, how="inner")
 
     def at(status: OrderStatus) -> pd.Series:
-        return facts[status.value] if status.value in facts.columns else pd.Series(pd.NaT, index=facts.index)
+        if status.value in facts.columns:
+            return pd.to_datetime(facts[status.value], utc=True)
+        return pd.Series(pd.NaT, index=facts.index, dtype="datetime64[ns, UTC]")
 
     delivered = at(OrderStatus.DELIVERED)
     if "promised_delivery_at" in orders.columns:

@@ -303,3 +303,21 @@ def test_profile_of_a_small_shop_has_no_made_up_numbers(tmp_path: Path) -> None:
     assert set(prospects["lifecycle"]) == {"prospect"} and set(prospects["rfm_segment"]) == {"no_purchase"}
     assert set(buyers["lifecycle"]) <= {"new", "active", "at_risk", "lapsed", "lost"}
     assert 0 < profile["vip"].sum() <= 0.06 * len(buyers) + 1
+
+
+def test_a_shop_without_order_events_or_reviews_has_no_incidents() -> None:
+    orders = pd.DataFrame(
+        {"order_id": ["o1"], "customer_id": ["A"], "created_at": [_utc("2026-02-01")], "status": ["placed"]}
+    )
+    no_events = pd.DataFrame(
+        {
+            "order_id": pd.Series(dtype="string"),
+            "status": pd.Series(dtype="string"),
+            "at": pd.Series(dtype="datetime64[ns, UTC]"),
+        }
+    )
+    no_reviews = pd.DataFrame(
+        {"customer_id": [], "product_id": [], "type": [], "at": pd.Series(dtype="datetime64[ns, UTC]")}
+    )
+
+    assert incidents(orders, no_events, no_reviews).empty
