@@ -84,11 +84,14 @@ def _empty(table: Table, columns: list[str]) -> pd.DataFrame:
 
 def local_day(at: pd.Series, zones: pd.Series) -> pd.Series:
     """Return each UTC timestamp's calendar day in the matching time zone (naive midnight)."""
-    zones = zones.fillna("UTC").astype(str)
-    out = pd.Series(pd.NaT, index=at.index, dtype="datetime64[ns]")
-    for zone, members in zones.groupby(zones, sort=False).groups.items():
-        out.loc[members] = at.loc[members].dt.tz_convert(str(zone)).dt.tz_localize(None).dt.floor("D")
-    return out
+    zone_codes, zone_names = pd.factorize(zones.fillna("UTC").astype(str))
+    stamps = pd.DatetimeIndex(at)
+    out = np.full(len(at), np.datetime64("NaT"), dtype="datetime64[ns]")
+    for code, zone in enumerate(zone_names):
+        mask = zone_codes == code
+        local = stamps[mask].tz_convert(str(zone)).tz_localize(None).floor("D")
+        out[mask] = local.to_numpy()
+    return pd.Series(out, index=at.index)
 
 
 def purchases_by_day(customers: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
@@ -297,7 +300,13 @@ def _purchase_lines(tables: Mapping[Table, pd.DataFrame], customers: pd.DataFram
             }
         )
     bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]]
-    lines = items[["order_id", "product_id", "quantity", "unit_price"]].merge(bought, on="order_id", how="inner")
+    # join by position (a hash lookup per line) rather than a merge that copies every column
+    position = pd.Index(bought["order_id"]).get_indexer(pd.Index(items["order_id"]))
+    found = position >= 0
+    lines = items.loc[found, ["order_id", "product_id", "quantity", "unit_price"]].reset_index(drop=True)
+    lines["customer_id"] = bought["customer_id"].to_numpy()[position[found]]
+    lines["created_at"] = bought["created_at"].to_numpy()[position[found]]
+    lines["created_at"] = pd.to_datetime(lines["created_at"], utc=True)
     zones = lines["customer_id"].map(customers.set_index("customer_id")["timezone"])
     return pd.DataFrame(
         {

@@ -35,30 +35,33 @@ def incidents(
     if "rating" in events.columns:
         low = events.loc[(events["type"] == EventType.REVIEW.value) & (events["rating"] <= max_rating)]
         frames.append(low.assign(order_id=None, reason="low_rating")[list(INCIDENT_COLUMNS)])
-    wanted = [s.value for s in (OrderStatus.DELIVERED, OrderStatus.RETURNED, OrderStatus.CANCELLED, OrderStatus.PAID)]
-    relevant = order_events.loc[order_events["status"].isin(wanted), ["order_id", "status", "at"]]
-    if relevant.empty:
-        by_status = pd.DataFrame(index=pd.Index([], name="order_id"))
-    else:
-        by_status = relevant.groupby(["order_id", "status"], sort=False, observed=True)["at"].min().unstack("status")
-    facts = orders.set_index("order_id")[["customer_id", "created_at"]].join(by_status, how="inner")
+    facts = orders[["order_id", "customer_id", "created_at"]].set_index("order_id")
+    # each status's first time per order, by integer position: no string group-by over millions of events
+    position = facts.index.get_indexer(pd.Index(order_events["order_id"]))
+    stamps = pd.to_datetime(order_events["at"], utc=True).to_numpy(dtype="datetime64[ns]").view("int64")
+    status = order_events["status"].to_numpy(dtype=object)
 
-    def at(status: OrderStatus) -> pd.Series:
-        if status.value in facts.columns:
-            return pd.to_datetime(facts[status.value], utc=True)
-        return pd.Series(pd.NaT, index=facts.index, dtype="datetime64[ns, UTC]")
+    def at(wanted: OrderStatus) -> pd.Series:
+        first = np.full(len(facts), np.iinfo(np.int64).max, dtype=np.int64)
+        hit = (status == wanted.value) & (position >= 0)
+        np.minimum.at(first, position[hit], stamps[hit])
+        seen = first != np.iinfo(np.int64).max
+        values = np.where(seen, first, np.iinfo(np.int64).min).view("datetime64[ns]")  # int64 min is NaT
+        return pd.Series(pd.to_datetime(values, utc=True), index=facts.index)
 
     delivered = at(OrderStatus.DELIVERED)
     if "promised_delivery_at" in orders.columns:
-        promised = pd.to_datetime(orders.set_index("order_id")["promised_delivery_at"], errors="coerce", utc=True)
-        promise = promised.reindex(facts.index)
+        promise = pd.Series(
+            pd.to_datetime(orders["promised_delivery_at"], errors="coerce", utc=True).to_numpy(), index=facts.index
+        )
     else:
         promise = pd.Series(pd.NaT, index=facts.index, dtype="datetime64[ns, UTC]")
     promise = promise.fillna(facts["created_at"] + pd.Timedelta(days=late_after_days))
+    returned, cancelled, paid = at(OrderStatus.RETURNED), at(OrderStatus.CANCELLED), at(OrderStatus.PAID)
     cases = {
         "late_delivery": (delivered > promise, delivered),
-        "returned": (at(OrderStatus.RETURNED).notna(), at(OrderStatus.RETURNED)),
-        "cancelled": (at(OrderStatus.CANCELLED).notna() & at(OrderStatus.PAID).notna(), at(OrderStatus.CANCELLED)),
+        "returned": (returned.notna(), returned),
+        "cancelled": (cancelled.notna() & paid.notna(), cancelled),
     }
     for reason, (hit, when) in cases.items():
         rows = facts.loc[hit.fillna(False).astype(bool)]

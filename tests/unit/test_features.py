@@ -321,3 +321,23 @@ def test_a_shop_without_order_events_or_reviews_has_no_incidents() -> None:
     )
 
     assert incidents(orders, no_events, no_reviews).empty
+
+
+def test_products_without_a_category_add_nothing_and_belong_to_nobody_else() -> None:
+    categories = pd.Series({"p1": "books", "p2": None})
+    lines = pd.DataFrame(
+        {
+            "customer_id": ["A", "B"],
+            "order_id": ["o1", "o2"],
+            "product_id": ["p1", "p2"],  # B bought only an uncategorised product
+            "amount": [10.0, 10.0],
+            "at": [_utc("2026-02-25"), _utc("2026-02-25")],
+        }
+    )
+    events = pd.DataFrame(
+        {"customer_id": ["B"], "product_id": ["ghost"], "type": ["view"], "at": [_utc("2026-02-28")], "rating": [None]}
+    )
+
+    affinity = category_affinity(lines, events, categories, AS_OF)
+
+    assert affinity.to_dict("records") == [{"customer_id": "A", "category": "books", "affinity": 1.0}]

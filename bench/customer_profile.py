@@ -1,12 +1,12 @@
 """Benchmark the customer profile: N customers with about ten orders each, time per step and peak RSS.
 
-    uv run python bench/profile.py --customers 1000000
+    uv run python bench/customer_profile.py --customers 1000000
 
 The shop is drawn with numpy (not the demo generator, whose buyers order about twice a year):
 85% of customers buy, Poisson(10) + 1 orders each over three years, 1-2 lines per order, a paid
 and a delivered event per order (4% returned, 2% cancelled after payment, 8% late), one
-behaviour event per order (views, cart adds, wishlists, reviews). The tables go through Parquet
-and come back with the dtypes the daily run reads, then ``build_profile`` runs once with a
+behaviour event per order (views, cart adds, wishlists, reviews). The tables are drawn in a child
+process, go through Parquet and come back with the dtypes the daily run reads, then ``build_profile`` runs once with a
 timer on each of its steps. Target: under 2 minutes and 6 GB for 1,000,000 customers.
 Prints a table and writes JSON to bench/results/profile-<customers>.json.
 """
@@ -18,6 +18,8 @@ import json
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -170,7 +172,14 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--generate-to", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate_to is not None:  # the child process: draw the shop, write it, print row counts
+        shop = make_shop(args.customers, args.seed)
+        for name, frame in shop.items():
+            frame.to_parquet(args.generate_to / f"{name}.parquet", index=False)
+        print(json.dumps({name: len(frame) for name, frame in shop.items()}))
+        return
 
     from tasks.enums import Table
     from tasks.features import build_profile
@@ -179,11 +188,10 @@ def main() -> None:
     steps: list[dict[str, Any]] = []
     try:
         started = time.perf_counter()
-        shop = make_shop(args.customers, args.seed)
-        for name, frame in shop.items():
-            frame.to_parquet(work / f"{name}.parquet", index=False)
-        rows = {name: len(frame) for name, frame in shop.items()}
-        del shop
+        # drawn in a child process, so this process's peak RSS is the profile's alone
+        child = [sys.executable, __file__, "--customers", str(args.customers), "--seed", str(args.seed)]
+        made = subprocess.run([*child, "--generate-to", str(work)], capture_output=True, text=True, check=True)
+        rows = json.loads(made.stdout.strip().splitlines()[-1])
         print(f"shop: {rows} in {time.perf_counter() - started:.1f} s", flush=True)
         tables = {t: pd.read_parquet(work / f"{t.value}.parquet") for t in Table}
         print(f"read back: peak RSS {peak_rss_mb():,.0f} MB", flush=True)
