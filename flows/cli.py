@@ -295,7 +295,7 @@ def profile(
 ) -> None:
     """Build every customer's profile as of a date (no Prefect, no sending) and write it as Parquet.
 
-    Interests, replenishment and incidents are written beside it (<out>.interests.parquet, ...).
+    Interests, replenishment, incidents and purchase days are written beside it (<out>.interests.parquet, ...).
     """
     from tasks.contract import ContractError
     from tasks.features import ProfileRules, build_profile
@@ -310,10 +310,7 @@ def profile(
     except ContractError as exc:
         raise _fail(str(exc)) from None
     parts = build_profile(snapshot.frames, day, ProfileRules.from_settings(settings))
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    parts.profile.to_parquet(out_file, index=False)
-    for name in ("interests", "replenishment", "incidents"):
-        getattr(parts, name).to_parquet(out_file.with_suffix(f".{name}.parquet"), index=False)
+    parts.write(out_file)
     counts = {
         "customers": len(parts.profile),
         "prediction_basis": parts.profile["prediction_basis"].value_counts().to_dict(),

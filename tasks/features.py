@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,9 +77,26 @@ class ProfileParts:
     interests: pd.DataFrame
     replenishment: pd.DataFrame
     incidents: pd.DataFrame
+    purchase_days: pd.DataFrame  # (customer_id, day, total): what the KPIs are computed from
+
+    def write(self, profile_file: Path) -> None:
+        """Write the profile, and each detail table beside it as ``<name>.parquet``."""
+        profile_file.parent.mkdir(parents=True, exist_ok=True)
+        self.profile.to_parquet(profile_file, index=False)
+        for name in DETAILS:
+            getattr(self, name).to_parquet(detail_file(profile_file, name), index=False)
 
 
-def _empty(table: Table, columns: list[str]) -> pd.DataFrame:
+# The detail tables written beside the profile.
+DETAILS = ("interests", "replenishment", "incidents", "purchase_days")
+
+
+def detail_file(profile_file: Path, name: str) -> Path:
+    """Where a detail table of a profile is written: ``profile.interests.parquet`` beside ``profile.parquet``."""
+    return profile_file.with_suffix(f".{name}.parquet")
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
@@ -180,9 +198,10 @@ def build_profile(
 
     # interests, replenishment, incidents
     lines = _purchase_lines(tables, customers)
+    events = tables.get(Table.EVENTS, _empty(["customer_id", "product_id", "type", "at", "rating"]))
     interests = category_affinity(
         lines,
-        tables.get(Table.EVENTS, _empty(Table.EVENTS, ["customer_id", "product_id", "type", "at", "rating"])),
+        events,
         _categories(tables),
         as_of,
         rules.interest_half_life_days,
@@ -193,8 +212,8 @@ def build_profile(
     step_done("replenishment")
     found = incidents(
         orders,
-        tables.get(Table.ORDER_EVENTS, _empty(Table.ORDER_EVENTS, ["order_id", "status", "at"])),
-        tables.get(Table.EVENTS, _empty(Table.EVENTS, ["customer_id", "product_id", "type", "at", "rating"])),
+        tables.get(Table.ORDER_EVENTS, _empty(["order_id", "status", "at"])),
+        events,
         rules.unhappy_max_rating,
         rules.late_after_days,
     )
@@ -219,7 +238,11 @@ def build_profile(
     profile = profile[list(PROFILE_DTYPES)].astype(PROFILE_DTYPES)
     step_done("birthdays, consent, dtypes")
     return ProfileParts(
-        profile=profile.reset_index(drop=True), interests=interests, replenishment=refills, incidents=found
+        profile=profile.reset_index(drop=True),
+        interests=interests,
+        replenishment=refills,
+        incidents=found,
+        purchase_days=days,
     )
 
 
@@ -320,6 +343,10 @@ def _purchase_lines(tables: Mapping[Table, pd.DataFrame], customers: pd.DataFram
     )
 
 
+# The tables the profile reads (stock events are for campaigns, not for the profile).
+PROFILE_INPUTS = (Table.CUSTOMERS, Table.PRODUCTS, Table.ORDERS, Table.ORDER_ITEMS, Table.ORDER_EVENTS, Table.EVENTS)
+
+
 def lifecycle_sizes(profile: pd.DataFrame) -> dict[str, int]:
     """Count customers per lifecycle stage, in the stages' order."""
     counts = profile["lifecycle"].value_counts()
@@ -338,13 +365,9 @@ def profile_customers(paths: RunPaths, as_of: date, settings: Settings) -> dict[
     progress.advance("profile")
     catalog = settings.campaigns_dir / "segments.yaml"
     segments = load_segments(catalog) if catalog.exists() else []  # a bad expression stops the run here
-    tables = {table: read_table(paths, table) for table in Table}
+    tables = {table: read_table(paths, table) for table in PROFILE_INPUTS}
     parts = build_profile(tables, as_of, ProfileRules.from_settings(settings))
-    paths.profile.parent.mkdir(parents=True, exist_ok=True)
-    parts.profile.to_parquet(paths.profile, index=False)
-    parts.interests.to_parquet(paths.profile.with_name("interests.parquet"), index=False)
-    parts.replenishment.to_parquet(paths.profile.with_name("replenishment.parquet"), index=False)
-    parts.incidents.to_parquet(paths.profile.with_name("incidents.parquet"), index=False)
+    parts.write(paths.profile)
     write_snapshot(paths, assign_segments(parts.profile, segments))
     sizes = {f"lifecycle: {stage}": n for stage, n in lifecycle_sizes(parts.profile).items()}
     return sizes | segment_sizes(parts.profile, segments)

@@ -145,14 +145,12 @@ def retention_cohorts(days: pd.DataFrame, as_of: date, months: int = 12) -> pd.D
 @task(cache_policy=NO_CACHE)
 def report_kpis(paths: RunPaths, as_of: date, settings: Settings) -> Kpis:
     """Compute the day's KPIs; write kpis.json, cohorts.csv and two PNG charts; publish them as artifacts."""
-    from tasks.features import purchases_by_day
+    from tasks.features import detail_file
 
     progress.advance("KPIs")
     profile = pd.read_parquet(paths.profile)
-    customers = read_table(paths, Table.CUSTOMERS, ["customer_id", "timezone"])
-    orders = read_table(paths, Table.ORDERS, ["order_id", "customer_id", "created_at", "status", "total"])
+    days = pd.read_parquet(detail_file(paths.profile, "purchase_days"))  # the profile step's local purchase days
     events = read_table(paths, Table.EVENTS, ["type", "at"])
-    days = purchases_by_day(customers, orders)
     views = events.loc[events["type"] == EventType.VIEW.value, "at"]
     kpis = compute_kpis(profile, days, views, as_of, settings.traffic_drop_threshold)
     cohorts = retention_cohorts(days, as_of)

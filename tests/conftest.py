@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -74,3 +75,9 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+def sms_in_moto(endpoint: str) -> list[dict[str, str]]:
+    """The SMS moto's SNS backend recorded: message_id, phone_number, message (attributes are not kept)."""
+    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
+        return list(json.load(response)["sns"]["SMS"])

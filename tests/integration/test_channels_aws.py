@@ -3,8 +3,6 @@ made before any call, and SES/SNS faults (injected with botocore ``before-send``
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +23,7 @@ from tasks.channels import (
     TransientSendError,
 )
 from tasks.enums import MessageKind
-from tests.conftest import REGION, SENDER
+from tests.conftest import REGION, SENDER, sms_in_moto
 
 PHONE = "+48500100200"
 OPT_OUT = "https://s.example.com/o/AbC1"
@@ -59,12 +57,6 @@ def _email() -> EmailMessageOut:
         unsubscribe_url="https://u.example.com/x",
         unsubscribe_mailto="unsub@example.com",
     )
-
-
-def _sms_in_moto(endpoint: str) -> list[dict[str, str]]:
-    """The SMS moto's SNS backend recorded: message_id, phone_number, message (attributes are not kept)."""
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
-        return list(json.load(response)["sns"]["SMS"])
 
 
 def _capture_publish(client: Any) -> list[dict[str, str]]:
@@ -115,7 +107,7 @@ def test_an_sms_is_published_and_moto_records_it(aws: str) -> None:
 
     message_id = channel.send(_sms())
 
-    assert _sms_in_moto(aws) == [{"message_id": message_id, "phone_number": PHONE, "message": _sms().text}]
+    assert sms_in_moto(aws) == [{"message_id": message_id, "phone_number": PHONE, "message": _sms().text}]
 
 
 def test_a_cyrillic_sms_arrives_unchanged(aws: str) -> None:
@@ -123,7 +115,7 @@ def test_a_cyrillic_sms_arrives_unchanged(aws: str) -> None:
 
     SnsSmsChannel(_client("sns"), "LoyaltyDemo").send(_sms(text=text))
 
-    assert [sms["message"] for sms in _sms_in_moto(aws)] == [text]
+    assert [sms["message"] for sms in sms_in_moto(aws)] == [text]
 
 
 @pytest.mark.parametrize(
@@ -157,7 +149,7 @@ def test_refused_sms_never_reach_sns(aws: str, message: SmsMessageOut, error: ty
         SnsSmsChannel(client, "LoyaltyDemo", max_parts=3).send(message)
 
     assert requests == []
-    assert _sms_in_moto(aws) == []
+    assert sms_in_moto(aws) == []
     assert "48500100200" not in str(caught.value)
     assert message.text not in str(caught.value)
 
@@ -170,7 +162,7 @@ def test_an_sms_sns_rejects_is_failed_for_good_without_the_number_or_text(aws: s
         channel.send(_sms(text="a" * 1601, kind=MessageKind.TRANSACTIONAL, opt_out_url=None))
 
     assert str(caught.value) == "InvalidParameter"
-    assert _sms_in_moto(aws) == []
+    assert sms_in_moto(aws) == []
 
 
 # --- faults, classified the same way for SES and SNS -----------------------------------------------------------
@@ -220,7 +212,7 @@ def test_sns_faults_are_classified(
         SnsSmsChannel(client, "LoyaltyDemo").send(_sms())
 
     _assert_classified(caught, code, expected, throttled)
-    assert _sms_in_moto(aws) == []
+    assert sms_in_moto(aws) == []
 
 
 def test_an_unreachable_endpoint_is_transient(aws: str) -> None:

@@ -14,7 +14,7 @@ from flows.daily_run import daily_run
 from tasks.enums import Channel, Table
 from tasks.gates import in_holdout
 from tasks.suppression import SuppressionList
-from tests.conftest import REGION
+from tests.conftest import REGION, sms_in_moto
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
@@ -187,14 +187,6 @@ def test_template_error_stops_the_run_before_anything_is_sent(
     assert _ses_sent() == 0
 
 
-def _sms_in_moto(endpoint: str) -> list[dict[str, str]]:
-    """The SMS moto's SNS backend recorded (phone_number, message, message_id)."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=10) as response:
-        return list(json.load(response)["sns"]["SMS"])
-
-
 def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed(
     aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,7 +219,7 @@ def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed
 
     # SMS: opted in, a phone, not held out (the same customers as on email), not opted out by phone (L0001)
     want = sorted(set(c for c in phones if c not in ("L0004", "L0001")) - set(_held_out(list(phones))))
-    sms = _sms_in_moto(aws)
+    sms = sms_in_moto(aws)
     assert len(sms) == len(want) == first.sent_by_channel["sms"] >= 3
     assert len({m["phone_number"] for m in sms}) == len(sms)  # nobody got two
     assert {m["phone_number"][:3] for m in sms} <= {"+79", "+48"}
@@ -237,7 +229,7 @@ def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed
     assert first.sent_by_channel["email"] == _ses_sent() == first.sent - len(sms)
     plan = pd.read_parquet(Path(first.run_dir) / "plan" / "plan.parquet")
     assert plan.loc[plan["customer_id"] == "L0001"].set_index("channel")["reason"].to_dict()["sms"] == "suppressed"
-    assert second.sent == 0 and len(_sms_in_moto(aws)) == len(sms)
+    assert second.sent == 0 and len(sms_in_moto(aws)) == len(sms)
     assert sms_files == [f"{c}-sms.txt" for c in want]  # an SMS has its text only in the outbox
 
 
