@@ -33,7 +33,7 @@ MESSAGE_COUNTS = (
     "holdout",
     "deferred",
     "skipped",
-    "unknown",
+    "unknown_in_ledger",
     "resent_transactional",
 )
 
