@@ -513,32 +513,49 @@ def expected_next_purchase_in(
 # --- Gamma-Gamma ----------------------------------------------------------------------------------------
 
 
-def _gg_neg_loglik(log_params: FloatArray, x: FloatArray, m: FloatArray) -> tuple[float, FloatArray]:
-    """Negative Gamma-Gamma log-likelihood of mean repeat spends ``m`` over ``x`` purchases, with gradient.
+class _GammaGammaData:
+    """What the Gamma-Gamma likelihood needs of the data, computed once per fit.
 
-    Per customer (Fader & Hardie 2013): ``ln G(px+q) - ln G(px) - ln G(q) + q ln gamma + (px-1) ln m
-    + px ln x - (px+q) ln(gamma + x m)``.
+    The gamma-function terms depend on a customer only through ``x`` (a whole number of purchases, a few dozen
+    distinct values), so they are evaluated per distinct ``x`` and weighted by its count; what depends on ``m``
+    is summed once here, and each evaluation has one ``log`` and one division per customer.
     """
-    p, q, gamma = np.exp(log_params)
-    px = p * x
-    log_m = np.log(m)
-    log_x = np.log(x)
-    log_gxm = np.log(gamma + x * m)
-    loglik = np.sum(
-        special.gammaln(px + q)
-        - special.gammaln(px)
-        - special.gammaln(q)
-        + q * math.log(gamma)
-        + (px - 1.0) * log_m
-        + px * log_x
-        - (px + q) * log_gxm
-    )
-    psi_pxq = special.digamma(px + q)
-    grad_p = np.dot(x, psi_pxq - special.digamma(px) + log_m + log_x - log_gxm)
-    grad_q = np.sum(psi_pxq - log_gxm) + x.size * (math.log(gamma) - float(special.digamma(q)))
-    grad_gamma = x.size * q / gamma - np.sum((px + q) / (gamma + x * m))
-    gradient = np.array([grad_p * p, grad_q * q, grad_gamma * gamma])
-    return -float(loglik), -gradient
+
+    def __init__(self, x: FloatArray, m: FloatArray) -> None:
+        self.x, self.m, self.n = x, m, float(x.size)
+        self.distinct_x, counts = np.unique(x, return_counts=True)
+        self.counts = counts.astype(np.float64)
+        log_m, log_x = np.log(m), np.log(x)
+        self.sum_log_m = float(log_m.sum())
+        self.sum_x_log_m_x = float(np.dot(x, log_m + log_x))  # sum of x (ln m + ln x)
+
+    def neg_loglik(self, log_params: FloatArray) -> tuple[float, FloatArray]:
+        """Negative Gamma-Gamma log-likelihood of mean repeat spends ``m`` over ``x`` purchases, with gradient.
+
+        Per customer (Fader & Hardie 2013): ``ln G(px+q) - ln G(px) - ln G(q) + q ln gamma + (px-1) ln m
+        + px ln x - (px+q) ln(gamma + x m)``.
+        """
+        p, q, gamma = np.exp(log_params)
+        x, xs, w, n = self.x, self.distinct_x, self.counts, self.n
+        pxs = p * xs
+        gamma_terms = np.dot(w, special.gammaln(pxs + q) - special.gammaln(pxs))
+        log_gxm = np.log(gamma + x * self.m)
+        sum_log_gxm, sum_x_log_gxm = float(log_gxm.sum()), float(np.dot(x, log_gxm))
+        loglik = (
+            gamma_terms
+            - n * float(special.gammaln(q))
+            + n * q * math.log(gamma)
+            + p * self.sum_x_log_m_x
+            - self.sum_log_m
+            - p * sum_x_log_gxm
+            - q * sum_log_gxm
+        )
+        psi_pxq = special.digamma(pxs + q)
+        grad_p = np.dot(w * xs, psi_pxq - special.digamma(pxs)) + self.sum_x_log_m_x - sum_x_log_gxm
+        grad_q = np.dot(w, psi_pxq) - sum_log_gxm + n * (math.log(gamma) - float(special.digamma(q)))
+        grad_gamma = n * q / gamma - float(np.sum((p * x + q) / (gamma + x * self.m)))
+        gradient = np.array([grad_p * p, grad_q * q, grad_gamma * gamma])
+        return -float(loglik), -gradient
 
 
 def fit_gamma_gamma(frequency: npt.ArrayLike, monetary_value: npt.ArrayLike) -> GammaGammaParams:
@@ -560,8 +577,10 @@ def fit_gamma_gamma(frequency: npt.ArrayLike, monetary_value: npt.ArrayLike) -> 
     scaled = m / scale
     n = float(x.size)
 
+    data = _GammaGammaData(x, scaled)
+
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
-        neg, grad = _gg_neg_loglik(log_params, x, scaled)
+        neg, grad = data.neg_loglik(log_params)
         return neg / n, grad / n
 
     log_params = _minimise(objective, np.log([1.0, 2.0, 1.0]), "Gamma-Gamma")

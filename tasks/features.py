@@ -30,6 +30,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import progress
 from tasks.birthdays import days_until_birthday
 from tasks.enums import OrderStatus, Table
+from tasks.ids import IdCodes, encode_ids
 from tasks.interests import category_affinity, top_category
 from tasks.lifecycle import RETURN_GOALS, lifecycle_stage
 from tasks.paths import RunPaths
@@ -103,6 +104,10 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 def local_day(at: pd.Series, zones: pd.Series) -> pd.Series:
     """Return each UTC timestamp's calendar day in the matching time zone (naive midnight)."""
     zone_codes, zone_names = pd.factorize(zones.fillna("UTC").astype(str))
+    return _local_day_by_code(at, zone_codes, np.asarray(zone_names, dtype=object))
+
+
+def _local_day_by_code(at: pd.Series, zone_codes: np.ndarray, zone_names: np.ndarray) -> pd.Series:
     stamps = pd.DatetimeIndex(at)
     out = np.full(len(at), np.datetime64("NaT"), dtype="datetime64[ns]")
     for code, zone in enumerate(zone_names):
@@ -112,11 +117,22 @@ def local_day(at: pd.Series, zones: pd.Series) -> pd.Series:
     return pd.Series(out, index=at.index)
 
 
+def customers_local_day(at: pd.Series, customer_ids: pd.Series, customers: pd.DataFrame) -> pd.Series:
+    """Return each timestamp's calendar day in its customer's time zone (UTC for an unknown customer).
+
+    Zones are coded once per customer and looked up by position, not mapped as strings per row.
+    """
+    zone_codes, zone_names = pd.factorize(customers["timezone"].fillna("UTC").astype(str))
+    position = pd.Index(customers["customer_id"]).get_indexer(customer_ids)
+    utc = len(zone_names)
+    per_row = np.where(position >= 0, zone_codes[np.maximum(position, 0)], utc)
+    return _local_day_by_code(at, per_row, np.append(np.asarray(zone_names, dtype=object), "UTC"))
+
+
 def purchases_by_day(customers: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
     """Return one row per (customer, local purchase day): the day's spend; cancelled orders left out."""
     bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at", "total"]]
-    zones = bought["customer_id"].map(customers.set_index("customer_id")["timezone"])
-    bought = bought.assign(day=local_day(bought["created_at"], zones))
+    bought = bought.assign(day=customers_local_day(bought["created_at"], bought["customer_id"], customers))
     return bought.groupby(["customer_id", "day"], sort=True, observed=True)["total"].sum().reset_index()
 
 
@@ -167,6 +183,24 @@ def build_profile(
     """Compute every customer's profile as of a date from the day's clean tables.
 
     ``step_done`` is called with each step's name as it finishes (the benchmark times them).
+    Ids are turned into integer codes first (``tasks/ids.py``) and back at the end.
+    """
+    coded, codes = encode_ids(tables)
+    step_done("ids to integer codes")
+    return build_coded_profile(coded, codes, as_of, rules, step_done)
+
+
+def build_coded_profile(
+    tables: Mapping[Table, pd.DataFrame],
+    codes: IdCodes,
+    as_of: date,
+    rules: ProfileRules = ProfileRules(),
+    step_done: Callable[[str], None] = lambda name: None,
+) -> ProfileParts:
+    """``build_profile`` on tables whose ids ``encode_ids`` has coded already.
+
+    A caller that reads the tables itself codes them first and keeps only the coded tables, so the
+    string ids are freed before the profile's work begins (the daily run and the benchmark do).
     """
     customers = tables[Table.CUSTOMERS]
     orders = tables[Table.ORDERS]
@@ -226,24 +260,25 @@ def build_profile(
     step_done("incidents")
 
     # who they are and what they agreed to
-    people = customers.set_index("customer_id")
-    ids = profile["customer_id"]
-    profile["days_until_birthday"] = days_until_birthday(ids.map(people["birth_date"]), as_of).to_numpy()
+    # the profile has a row per customer: take their columns by position, not by a lookup per column
+    people = customers.iloc[pd.Index(customers["customer_id"]).get_indexer(profile["customer_id"])]
+    profile["days_until_birthday"] = days_until_birthday(people["birth_date"], as_of).to_numpy()
     for flag in ("email_opt_in", "sms_opt_in"):
-        profile[flag] = ids.map(people[flag]).astype("boolean").fillna(False).astype(bool).to_numpy()
-    profile["has_email"] = ids.map(people["email"]).notna().to_numpy()
-    profile["has_phone"] = ids.map(people["phone"]).notna().to_numpy()
+        profile[flag] = people[flag].astype("boolean").fillna(False).astype(bool).to_numpy()
+    profile["has_email"] = people["email"].notna().to_numpy()
+    profile["has_phone"] = people["phone"].notna().to_numpy()
     for column in ("locale", "country", "gender"):
-        profile[column] = ids.map(people[column]).astype("string").to_numpy()
-    profile = profile[list(PROFILE_DTYPES)].astype(PROFILE_DTYPES)
-    step_done("birthdays, consent, dtypes")
-    return ProfileParts(
+        profile[column] = people[column].astype("string").to_numpy()
+    profile = codes.decode_frame(profile[list(PROFILE_DTYPES)]).astype(PROFILE_DTYPES)
+    parts = ProfileParts(
         profile=profile.reset_index(drop=True),
-        interests=interests,
-        replenishment=refills,
-        incidents=found,
-        purchase_days=days,
+        interests=codes.decode_frame(interests),
+        replenishment=codes.decode_frame(refills),
+        incidents=codes.decode_frame(found),
+        purchase_days=codes.decode_frame(days),
     )
+    step_done("birthdays, consent, dtypes, ids back")
+    return parts
 
 
 VALUE_COLUMNS = (
@@ -325,20 +360,20 @@ def _purchase_lines(tables: Mapping[Table, pd.DataFrame], customers: pd.DataFram
     bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]]
     # join by position (a hash lookup per line) rather than a merge that copies every column
     position = pd.Index(bought["order_id"]).get_indexer(pd.Index(items["order_id"]))
-    found = position >= 0
-    lines = items.loc[found, ["order_id", "product_id", "quantity", "unit_price"]].reset_index(drop=True)
-    lines["customer_id"] = bought["customer_id"].to_numpy()[position[found]]
-    lines["created_at"] = bought["created_at"].to_numpy()[position[found]]
-    lines["created_at"] = pd.to_datetime(lines["created_at"], utc=True)
-    zones = lines["customer_id"].map(customers.set_index("customer_id")["timezone"])
+    rows = np.flatnonzero(position >= 0)  # lines of purchased orders
+    order_at = position[rows]
+    customer = pd.Series(bought["customer_id"].to_numpy()[order_at])
+    # as UTC datetime64 (a tz-aware column's to_numpy() would be one Timestamp object per order)
+    at_utc = pd.to_datetime(bought["created_at"], utc=True).to_numpy(dtype="datetime64[ns]")
+    at = pd.Series(pd.to_datetime(at_utc[order_at], utc=True))
     return pd.DataFrame(
         {
-            "customer_id": lines["customer_id"],
-            "order_id": lines["order_id"],
-            "product_id": lines["product_id"],
-            "amount": lines["quantity"].astype(float) * lines["unit_price"].astype(float),
-            "at": lines["created_at"],
-            "day": local_day(lines["created_at"], zones),
+            "customer_id": customer,
+            "order_id": items["order_id"].to_numpy()[rows],
+            "product_id": items["product_id"].to_numpy()[rows],
+            "amount": items["quantity"].to_numpy(dtype=float)[rows] * items["unit_price"].to_numpy(dtype=float)[rows],
+            "at": at,
+            "day": customers_local_day(at, customer, customers),
         }
     )
 
@@ -365,8 +400,9 @@ def profile_customers(paths: RunPaths, as_of: date, settings: Settings) -> dict[
     progress.advance("profile")
     catalog = settings.campaigns_dir / "segments.yaml"
     segments = load_segments(catalog) if catalog.exists() else []  # a bad expression stops the run here
-    tables = {table: read_table(paths, table) for table in PROFILE_INPUTS}
-    parts = build_profile(tables, as_of, ProfileRules.from_settings(settings))
+    # coded as read: the string ids are freed before the profile's work begins
+    tables, codes = encode_ids({table: read_table(paths, table, arrow_strings=True) for table in PROFILE_INPUTS})
+    parts = build_coded_profile(tables, codes, as_of, ProfileRules.from_settings(settings))
     parts.write(paths.profile)
     write_snapshot(paths, assign_segments(parts.profile, segments))
     sizes = {f"lifecycle: {stage}": n for stage, n in lifecycle_sizes(parts.profile).items()}

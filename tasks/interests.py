@@ -57,15 +57,15 @@ def category_affinity(
     order_codes = pd.factorize(lines["order_id"])[0].astype(np.int64)
     first_in_order = ~pd.Series(order_codes * width + cat_lines).duplicated().to_numpy()  # one order counts once
     signals.append(("orders", pair[first_in_order], decay[first_in_order]))
-    kind = events["type"].to_numpy(dtype=object)
+    kind = events["type"]
     rating = pd.to_numeric(events["rating"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     event_pair = np.where(cat_events >= 0, in_events.astype(np.int64) * width + cat_events, -1)
     event_decay = _decay(events["at"], as_of, half_life_days)
     masks = {
-        "cart": kind == EventType.CART_ADD.value,
-        "wishlist": kind == EventType.WISHLIST_ADD.value,
-        "views": kind == EventType.VIEW.value,
-        "reviews": (kind == EventType.REVIEW.value) & (rating >= 4),
+        "cart": _is(kind, EventType.CART_ADD.value),
+        "wishlist": _is(kind, EventType.WISHLIST_ADD.value),
+        "views": _is(kind, EventType.VIEW.value),
+        "reviews": (_is(kind, EventType.REVIEW.value)) & (rating >= 4),
     }
     for name, mask in masks.items():
         signals.append((name, event_pair[mask], event_decay[mask]))
@@ -98,6 +98,11 @@ def category_affinity(
             "affinity": affinity,
         }
     )
+
+
+def _is(column: pd.Series, value: str) -> np.ndarray:
+    """Where a text column equals ``value``, as a bool array (no Python string per row)."""
+    return np.asarray(column.eq(value).to_numpy(dtype=bool, na_value=False))
 
 
 def _category_codes(products: pd.Series, categories: pd.Series) -> tuple[np.ndarray, np.ndarray]:

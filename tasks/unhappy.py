@@ -39,11 +39,12 @@ def incidents(
     # each status's first time per order, by integer position: no string group-by over millions of events
     position = facts.index.get_indexer(pd.Index(order_events["order_id"]))
     stamps = pd.to_datetime(order_events["at"], utc=True).to_numpy(dtype="datetime64[ns]").view("int64")
-    status = order_events["status"].to_numpy(dtype=object)
+    status_codes, statuses = pd.factorize(order_events["status"])
+    status_code = {str(name): code for code, name in enumerate(statuses)}
 
     def at(wanted: OrderStatus) -> pd.Series:
         first = np.full(len(facts), np.iinfo(np.int64).max, dtype=np.int64)
-        hit = (status == wanted.value) & (position >= 0)
+        hit = (status_codes == status_code.get(wanted.value, -2)) & (position >= 0)
         np.minimum.at(first, position[hit], stamps[hit])
         seen = first != np.iinfo(np.int64).max
         values = np.where(seen, first, np.iinfo(np.int64).min).view("datetime64[ns]")  # int64 min is NaT

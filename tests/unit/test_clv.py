@@ -129,10 +129,10 @@ def test_gamma_gamma_gradient_matches_finite_differences() -> None:
     m = np.array([0.8, 1.3, 0.6, 2.0])
 
     def value(theta: np.ndarray) -> float:
-        return clv._gg_neg_loglik(theta, x, m)[0]
+        return clv._GammaGammaData(x, m).neg_loglik(theta)[0]
 
     def gradient(theta: np.ndarray) -> np.ndarray:
-        return clv._gg_neg_loglik(theta, x, m)[1]
+        return clv._GammaGammaData(x, m).neg_loglik(theta)[1]
 
     assert optimize.check_grad(value, gradient, np.log([6.0, 3.7, 1.0]), epsilon=1e-7) < 1e-5
 

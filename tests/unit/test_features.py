@@ -341,3 +341,31 @@ def test_products_without_a_category_add_nothing_and_belong_to_nobody_else() -> 
     affinity = category_affinity(lines, events, categories, AS_OF)
 
     assert affinity.to_dict("records") == [{"customer_id": "A", "category": "books", "affinity": 1.0}]
+
+
+def test_the_profile_is_the_same_from_python_strings_and_from_arrow_strings_read_back(tmp_path: Path) -> None:
+    """The daily run reads its tables with Arrow strings and codes ids as integers; nothing may change."""
+    from tasks.contract import LOAD_ORDER
+    from tasks.features import DETAILS, build_profile
+    from tasks.snapshot import read_parquet
+    from tasks.sources import load_raw
+    from tasks.synth import generate_shop, write_shop
+    from tasks.validation import validate_snapshot
+
+    end = date(2026, 11, 20)
+    write_shop(generate_shop(customers=300, days=365, seed=5, end=end), tmp_path / "shop")
+    frames = validate_snapshot(load_raw(str(tmp_path / "shop")), end).frames
+    read_back = {}
+    for table in LOAD_ORDER:
+        frames[table].to_parquet(tmp_path / f"{table.value}.parquet", index=False)
+        read_back[table] = read_parquet(tmp_path / f"{table.value}.parquet", arrow_strings=True)
+    assert str(read_back[next(iter(LOAD_ORDER))]["customer_id"].dtype) == "string"
+
+    direct, arrow = build_profile(frames, end), build_profile(read_back, end)
+
+    pd.testing.assert_frame_equal(direct.profile, arrow.profile)
+    assert len(direct.incidents) > 0 and len(direct.interests) > 0 and len(direct.purchase_days) > 0
+    for name in DETAILS:
+        expected, got = getattr(direct, name), getattr(arrow, name)
+        pd.testing.assert_frame_equal(expected.astype(str), got.astype(str), obj=name)
+        assert got["customer_id"].str.startswith("C").all(), name  # ids decoded, not integer codes
