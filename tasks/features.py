@@ -17,6 +17,7 @@ Missing stays missing: a customer who never bought has no recency, no rhythm and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
@@ -40,6 +41,8 @@ from tasks.rfm import rfm_segment, score
 from tasks.settings import Settings
 from tasks.snapshot import read_table
 from tasks.unhappy import incidents, latest_incident
+
+logger = logging.getLogger("loyalty.profile")
 
 # Orders that did not turn into a purchase (cancelled), or were refunded (returned), do not count towards R, F or M.
 NOT_PURCHASES = frozenset({OrderStatus.CANCELLED.value, OrderStatus.RETURNED.value})
@@ -306,7 +309,8 @@ def predicted_value(days: pd.DataFrame, as_of: date, horizon_days: int, yearly_d
         summary = clv.summary_data(transactions, as_of, time_unit="weeks")
         bgnbd = clv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
         gamma_gamma = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
-    except (clv.ClvDataError, clv.ClvFitError):
+    except (clv.ClvDataError, clv.ClvFitError) as exc:
+        logger.warning("no predicted value this run (prediction_basis 'none'): %s", exc)
         return pd.DataFrame({c: pd.Series(dtype="object") for c in VALUE_COLUMNS})
     weeks = max(1, round(horizon_days / 7))
     weekly_discount = (1 + yearly_discount) ** (1 / 52) - 1
