@@ -26,6 +26,8 @@ from rich.progress import (
 )
 from rich.table import Table as RichTable
 
+from flows.cli_recommend import recommend_app
+
 if TYPE_CHECKING:
     from tasks.kpis import Kpis
     from tasks.report import RunSummary
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
 import_app = typer.Typer(help="Map real shop exports onto the data contract.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+app.add_typer(recommend_app, name="recommend")
 
 out = Console()
 err = Console(stderr=True)
@@ -43,6 +46,8 @@ PREFECT_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    # our own loggers ("loyalty.profile", ...) show in the flow run's logs in the UI
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "loyalty",
 }
 
 

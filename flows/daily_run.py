@@ -15,6 +15,7 @@ from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
 from tasks.kpis import report_kpis
 from tasks.paths import RunPaths
+from tasks.picks import recommend_products
 from tasks.planner import plan_day
 from tasks.report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
 from tasks.settings import Settings
@@ -51,6 +52,8 @@ def daily_run(
         segments = profile_customers(paths, as_of, settings)
         # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
         kpis = report_kpis(paths, as_of, settings)
+        # 5. Products picked for each customer (recommender + the shop's rules), for the messages.
+        recommend_products(paths, as_of, settings)
         # 6. Who hears what: candidates through the gates into a sharded send plan.
         plan = plan_day(paths, as_of, settings, now or sending_moment())
         # 7a. Render every message before sending any: a template error stops the run here.

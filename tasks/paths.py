@@ -35,6 +35,11 @@ class RunPaths:
         return self.root / "profile" / "profile.parquet"
 
     @property
+    def recommendations(self) -> Path:
+        """Each customer's products for the day's messages (``tasks/picks.py``), beside the profile."""
+        return self.root / "profile" / "recommendations.parquet"
+
+    @property
     def segments(self) -> Path:
         """The day's primary segment per customer; ``reset`` leaves it: a re-run overwrites it."""
         return self.root / "segments" / "membership.parquet"

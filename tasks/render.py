@@ -28,6 +28,19 @@ class RenderError(ValueError):
     """A template failed to render; the message names the template, never customer data."""
 
 
+class ProductPick(BaseModel):
+    """A product picked for the customer (``tasks/picks.py``), ready to show: name, link, price and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    url: str | None = None
+    image_url: str | None = None
+    price: str | None = None  # formatted for the message's locale ("1 234,50 ₽")
+    reason: str  # due_again | because_of | popular
+    because: str | None = None  # the customer's product behind a because_of (or the one due again)
+
+
 class MessageContext(BaseModel):
     """Everything a template may use. Adding a variable here is the only way to add one."""
 
@@ -42,6 +55,7 @@ class MessageContext(BaseModel):
     coupon_code: str | None = None
     percent_off: int | None = None
     coupon_valid_until: str | None = None
+    products: tuple[ProductPick, ...] = ()
 
 
 @dataclass(frozen=True)

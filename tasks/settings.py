@@ -137,6 +137,15 @@ class Settings(BaseSettings):
     traffic_drop_threshold: float = Field(
         0.4, gt=0, lt=1, description="A day's views this far below the 28-day mean raise the traffic-drop alert."
     )
+    recommend_model: str = Field(
+        "auto", pattern=r"^(auto|ease|item_knn|popular)$", description="Recommender: auto = ease for small catalogs."
+    )
+    picks_per_customer: int = Field(6, ge=1, le=50, description="Products picked per customer for messages.")
+    picks_per_category: int = Field(2, ge=1, description="At most this many picks from one category.")
+    picks_exclusive_groups: list[str] = Field(
+        default_factory=lambda: ["cat", "dog"],
+        description="Category prefixes that exclude each other: a cat owner is not shown dog_* products.",
+    )
     replenish_min_purchases: int = Field(
         3, ge=2, description="Distinct purchase days of a product that make it a regular re-buy."
     )

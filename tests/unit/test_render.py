@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.render import MessageContext, RenderError, make_environment, render_message
+from tasks.render import MessageContext, ProductPick, RenderError, make_environment, render_message
 from tasks.settings import PROJECT_ROOT
 
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -75,10 +75,26 @@ def test_missing_first_name_gives_a_graceful_greeting() -> None:
     assert "None" not in message.html
 
 
+PICKS = (
+    ProductPick(
+        name="Purrfect Salmon Dry Food 2 kg",
+        url="https://shop.example.com/p/1",
+        price="€12.50",
+        reason="because_of",
+        because="Catnap Tuna Pâté 400 g",
+    ),
+    ProductPick(
+        name="Meowdy Kitten Food 1.5 kg", price="€9.90", reason="due_again", because="Meowdy Kitten Food 1.5 kg"
+    ),
+    ProductPick(name="Feather Wand Toy", url="https://shop.example.com/p/3", reason="popular"),
+)
+
+
 @pytest.mark.parametrize("locale", ["en", "ru", "pl"])
 def test_win_back_matches_its_golden_rendering(locale: str) -> None:
     """Rewrite with UPDATE_GOLDEN=1 and review the diff."""
-    message = render_message(make_environment(TEMPLATES), "win_back", CONTEXT.model_copy(update={"locale": locale}))
+    context = CONTEXT.model_copy(update={"locale": locale, "products": PICKS})
+    message = render_message(make_environment(TEMPLATES), "win_back", context)
     folder = GOLDEN / "win_back" / locale
     parts = {"subject.txt": message.subject + "\n", "body.html": message.html, "body.txt": message.text}
 
@@ -88,6 +104,20 @@ def test_win_back_matches_its_golden_rendering(locale: str) -> None:
             (folder / name).write_text(text, encoding="utf-8")
     for name, text in parts.items():
         assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "pl"])
+def test_picked_products_show_with_their_reason_and_no_block_without_them(locale: str) -> None:
+    env = make_environment(TEMPLATES)
+    with_picks = render_message(env, "win_back", CONTEXT.model_copy(update={"locale": locale, "products": PICKS}))
+    without = render_message(env, "win_back", CONTEXT.model_copy(update={"locale": locale}))
+
+    for message in (with_picks.text, with_picks.html):
+        assert "Purrfect Salmon Dry Food 2 kg" in message and "Catnap Tuna" in message  # the pick and its reason
+        assert "Feather Wand Toy" in message
+    assert "€12.50" in with_picks.text
+    assert "Purrfect" not in without.text and "Purrfect" not in without.html
+    assert "\n\n\n" not in without.text and "\n\n\n" not in with_picks.text  # no empty block left behind
 
 
 @pytest.mark.parametrize(("locale", "expected"), [("ru", "4 декабря"), ("pl", "4 grudnia"), ("en", "December 4")])
