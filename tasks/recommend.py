@@ -8,9 +8,12 @@ blocks, item-item products keep only the top n per row).
 Models (``MODELS``):
 
 * ``popular`` - products by the number of customers who interacted with them (the baseline);
-* ``item_knn`` - item-item cosine similarity over the interactions, each product keeping its
-  ``neighbours`` most similar products; a customer's score for a product is the sum of the
-  similarities to what they have. Sparse throughout: ``sparse_dot_topn`` multiplies the sparse
+* ``item_knn`` - item-item "bought together": ``sim(i, j) = x_i . x_j / |x_i|^(2 alpha) |x_j|^(2 (1 - alpha))``,
+  each product keeping its ``neighbours`` most similar products; a customer's score for a product is
+  the sum of the similarities to what they have. ``alpha = 0.5`` is cosine; the default 1.0 is "of the
+  customers who took i, how many took j" (cosine makes a product bought by one customer the perfect
+  neighbour of everything in their basket: on the Online Retail sample cosine scores NDCG@10 0.002,
+  alpha 1.0 0.028, popularity 0.028). Sparse throughout: ``sparse_dot_topn`` multiplies the sparse
   matrices keeping only the top n per row, in C++ on every core;
 * ``ease`` - EASE (Steck 2019), the closed-form item-item model ``B = I - P / diag(P)`` with
   ``P = (X'X + lambda I)^-1``: the most accurate here, but a dense products x products inverse, so only for
@@ -174,9 +177,10 @@ class Popular:
 
 @dataclass
 class ItemKNN:
-    """Item-item cosine similarity, ``neighbours`` kept per product."""
+    """Item-item similarity (cosine at ``alpha`` 0.5, "bought together" at 1.0), ``neighbours`` kept per product."""
 
     neighbours: int = 100
+    alpha: float = 1.0
     name: str = "item_knn"
     threads: int = 2
     similarity: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
@@ -184,10 +188,13 @@ class ItemKNN:
     def fit(self, matrix: sp.csr_matrix) -> ItemKNN:
         from sparse_dot_topn import sp_matmul_topn
 
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0), dtype=np.float64).ravel())
-        scaled = sp.csr_matrix(matrix @ sp.diags(1.0 / np.where(norms > 0, norms, 1.0)), dtype=np.float32)
-        by_item = sp.csr_matrix(scaled.T)
-        similar = sp_matmul_topn(by_item, scaled, top_n=self.neighbours + 1, n_threads=self.threads)
+        squares = np.asarray(matrix.multiply(matrix).sum(axis=0), dtype=np.float64).ravel()
+        safe = np.where(squares > 0, squares, 1.0)
+        # sim(i, j) = x_i . x_j / (|x_i|^(2 alpha) |x_j|^(2 (1 - alpha))): alpha 0.5 is cosine; above it,
+        # products bought by one or two customers stop looking like everybody's best neighbour
+        left = sp.csr_matrix((matrix @ sp.diags(safe**-self.alpha)).T, dtype=np.float32)
+        right = sp.csr_matrix(matrix @ sp.diags(safe ** -(1.0 - self.alpha)), dtype=np.float32)
+        similar = sp_matmul_topn(left, right, top_n=self.neighbours + 1, n_threads=self.threads)
         similar = sp.csr_matrix(similar)
         similar.setdiag(0.0)  # a product is not its own neighbour
         similar.eliminate_zeros()

@@ -24,7 +24,7 @@ MATRIX = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 1, 1, 0], [1, 0
 
 def test_cosine_neighbours_are_the_hand_computed_ones() -> None:
     # column norms: a sqrt3, b sqrt3, c sqrt2, d 1; co-occurrence a.b = 2, a.c = 1, a.d = 1, b.c = 2
-    model = ItemKNN(neighbours=2).fit(MATRIX)
+    model = ItemKNN(neighbours=2, alpha=0.5).fit(MATRIX)
     sim = model.similarity.toarray()
 
     assert sim[0, 1] == pytest.approx(2 / 3)  # a~b = 2 / (sqrt3 sqrt3)
@@ -35,8 +35,16 @@ def test_cosine_neighbours_are_the_hand_computed_ones() -> None:
     assert sim[0, 2] == 0  # a's third-best neighbour (c: 1/sqrt6) dropped
 
 
+def test_bought_together_similarity_is_the_share_of_is_customers_who_took_j() -> None:
+    sim = ItemKNN(neighbours=3, alpha=1.0).fit(MATRIX).similarity.toarray()
+
+    assert sim[0, 1] == pytest.approx(2 / 3)  # 2 of a's 3 customers took b
+    assert sim[3, 0] == pytest.approx(1.0)  # d's one customer took a
+    assert sim[0, 3] == pytest.approx(1 / 3)  # 1 of a's 3 took d: not symmetric
+
+
 def test_item_knn_top_k_sums_similarities_and_leaves_out_what_the_user_has() -> None:
-    model = ItemKNN(neighbours=3).fit(MATRIX)
+    model = ItemKNN(neighbours=3, alpha=0.5).fit(MATRIX)
     found = top_k(model, MATRIX, 2)
     picks = pd.DataFrame({"row": found.rows, "item": found.items, "score": found.scores, "rank": found.ranks})
 
