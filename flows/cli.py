@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +26,8 @@ from rich.progress import (
 from rich.table import Table as RichTable
 
 from flows.cli_recommend import recommend_app
+from flows.console import err, out
+from flows.console import fail as _fail
 
 if TYPE_CHECKING:
     from tasks.kpis import Kpis
@@ -37,8 +38,6 @@ import_app = typer.Typer(help="Map real shop exports onto the data contract.", n
 app.add_typer(import_app, name="import")
 app.add_typer(recommend_app, name="recommend")
 
-out = Console()
-err = Console(stderr=True)
 
 # Safe defaults for Prefect on this project: no telemetry, patient first start (migrations take ~25 s).
 PREFECT_DEFAULTS = {
@@ -56,11 +55,6 @@ def _prefect_env(verbose: bool) -> None:
         os.environ.setdefault(key, value)
     if verbose:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = None) -> RunSummary:

@@ -9,21 +9,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
+
+from flows.console import err, out
+from flows.console import fail as _fail
 
 recommend_app = typer.Typer(
     help="Product recommendations from interactions (user_id,item_id,timestamp[,weight]).",
     invoke_without_command=True,
 )
-out = Console()
-err = Console(stderr=True)
 SPLITS = ("leave-last-10", "time")
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=2)
 
 
 @recommend_app.callback()

@@ -104,12 +104,6 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
 
 
-def local_day(at: pd.Series, zones: pd.Series) -> pd.Series:
-    """Return each UTC timestamp's calendar day in the matching time zone (naive midnight)."""
-    zone_codes, zone_names = pd.factorize(zones.fillna("UTC").astype(str))
-    return _local_day_by_code(at, zone_codes, np.asarray(zone_names, dtype=object))
-
-
 def _local_day_by_code(at: pd.Series, zone_codes: np.ndarray, zone_names: np.ndarray) -> pd.Series:
     stamps = pd.DatetimeIndex(at)
     out = np.full(len(at), np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -118,6 +112,21 @@ def _local_day_by_code(at: pd.Series, zone_codes: np.ndarray, zone_names: np.nda
         local = stamps[mask].tz_convert(str(zone)).tz_localize(None).floor("D")
         out[mask] = local.to_numpy()
     return pd.Series(out, index=at.index)
+
+
+def order_lines(orders: pd.DataFrame, items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Join order lines to ``orders`` by position (a hash lookup per line, no merge copying every column).
+
+    Returns the rows of ``items`` whose order is in ``orders``, and that order's position in ``orders``.
+    """
+    position = pd.Index(orders["order_id"]).get_indexer(pd.Index(items["order_id"]))
+    rows = np.flatnonzero(position >= 0)
+    return rows, position[rows]
+
+
+def utc_stamps(column: pd.Series) -> np.ndarray:
+    """Timestamps as UTC datetime64[ns] (a tz-aware column's to_numpy() would be one Timestamp object per row)."""
+    return np.asarray(pd.to_datetime(column, utc=True).to_numpy(dtype="datetime64[ns]"))
 
 
 def customers_local_day(at: pd.Series, customer_ids: pd.Series, customers: pd.DataFrame) -> pd.Series:
@@ -362,14 +371,9 @@ def _purchase_lines(tables: Mapping[Table, pd.DataFrame], customers: pd.DataFram
             }
         )
     bought = orders.loc[~orders["status"].isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]]
-    # join by position (a hash lookup per line) rather than a merge that copies every column
-    position = pd.Index(bought["order_id"]).get_indexer(pd.Index(items["order_id"]))
-    rows = np.flatnonzero(position >= 0)  # lines of purchased orders
-    order_at = position[rows]
+    rows, order_at = order_lines(bought, items)  # lines of purchased orders
     customer = pd.Series(bought["customer_id"].to_numpy()[order_at])
-    # as UTC datetime64 (a tz-aware column's to_numpy() would be one Timestamp object per order)
-    at_utc = pd.to_datetime(bought["created_at"], utc=True).to_numpy(dtype="datetime64[ns]")
-    at = pd.Series(pd.to_datetime(at_utc[order_at], utc=True))
+    at = pd.Series(pd.to_datetime(utc_stamps(bought["created_at"])[order_at], utc=True))
     return pd.DataFrame(
         {
             "customer_id": customer,

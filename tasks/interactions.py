@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.enums import EventType, OrderStatus
+from tasks.features import order_lines, utc_stamps
 
 WEIGHTS = {
     "purchase": 4.0,
@@ -46,30 +47,28 @@ def shop_interactions(
     kept = orders.loc[
         orders["status"] != OrderStatus.CANCELLED.value, ["order_id", "customer_id", "created_at", "status"]
     ]
-    position = pd.Index(kept["order_id"]).get_indexer(pd.Index(items["order_id"]))
-    rows = np.flatnonzero(position >= 0)
-    at_order = position[rows]
-    returned = kept["status"].to_numpy(dtype=object)[at_order] == OrderStatus.RETURNED.value
+    rows, at_order = order_lines(kept, items)
+    returned = kept["status"].eq(OrderStatus.RETURNED.value).to_numpy(dtype=bool, na_value=False)[at_order]
     lines = pd.DataFrame(
         {
             "customer_id": kept["customer_id"].to_numpy()[at_order],
             "product_id": items["product_id"].to_numpy()[rows],
             "weight": np.where(returned, WEIGHTS["returned"], WEIGHTS["purchase"]),
-            "at": pd.to_datetime(kept["created_at"], utc=True).to_numpy(dtype="datetime64[ns]")[at_order],
+            "at": utc_stamps(kept["created_at"])[at_order],
         }
     )
-    kind = events["type"].astype(str).to_numpy()
-    weight = pd.Series(kind).map(WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
+    weight = events["type"].map(WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
     if "rating" in events.columns:
         rating = pd.to_numeric(events["rating"], errors="coerce").round()
         by_rating = rating.map(REVIEW_WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
-        weight = np.where(kind == EventType.REVIEW.value, by_rating, weight)
+        is_review = events["type"].eq(EventType.REVIEW.value).to_numpy(dtype=bool, na_value=False)
+        weight = np.where(is_review, by_rating, weight)
     behaviour = pd.DataFrame(
         {
             "customer_id": events["customer_id"].to_numpy(),
             "product_id": events["product_id"].to_numpy(),
             "weight": weight,
-            "at": pd.to_datetime(events["at"], utc=True).to_numpy(dtype="datetime64[ns]"),
+            "at": utc_stamps(events["at"]),
         }
     )
     both = pd.concat([lines, behaviour], ignore_index=True)

@@ -23,6 +23,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -67,11 +68,8 @@ def _group(categories: pd.Series, groups: tuple[str, ...]) -> pd.Series:
     return head.where(head.isin(list(groups)))
 
 
-def because_of(model: Model, matrix: object, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+def because_of(model: Model, seen: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
     """For each (customer row, product) candidate: the customer's product that adds most to its score (-1: none)."""
-    from scipy import sparse
-
-    seen = sparse.csr_matrix(matrix)
     counts = np.diff(seen.indptr)[rows]
     similarity_of = getattr(model, "similarity_of", None)
     if counts.sum() == 0 or similarity_of is None:
@@ -154,8 +152,8 @@ class _Candidates(TopK):
 def _model_candidates(data: Interactions, rules: PickRules) -> _Candidates:
     """The model's top candidates per customer (more than shown, so the rules have room), with their reason."""
     if data.matrix.nnz == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Candidates(empty, empty, np.zeros(0), empty, empty)
+        none = TopK.empty()
+        return _Candidates(none.rows, none.items, none.scores, none.ranks, none.rows)
     model = make_model(rules.model, data.matrix.shape[1]).fit(data.matrix)
     popular = model if isinstance(model, Popular) else None  # short lists are filled by locale below
     found = top_k(model, data.matrix, rules.per_customer * 4, popular)

@@ -92,6 +92,11 @@ class TopK:
     scores: FloatArray
     ranks: IntArray
 
+    @classmethod
+    def empty(cls) -> TopK:
+        nothing = np.zeros(0, dtype=np.int64)
+        return cls(nothing, nothing, np.zeros(0), nothing)
+
 
 class Model(Protocol):
     name: str
@@ -110,8 +115,7 @@ def _row_top_k(scores: sp.csr_matrix, k: int) -> TopK:
     n_rows = scores.shape[0]
     width = int(counts.max()) if n_rows and scores.nnz else 0
     if width == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return TopK(empty, empty, np.zeros(0), empty)
+        return TopK.empty()
     row_of = np.repeat(np.arange(n_rows), counts)
     slot = np.arange(scores.nnz) - scores.indptr[row_of]
     padded = np.full((n_rows, width), -np.inf, dtype=np.float64)
@@ -126,8 +130,7 @@ def _dense_top_k(scores: npt.NDArray[np.floating], k: int, columns: IntArray | N
     n_rows, width = scores.shape
     take = min(k, width)
     if take == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return TopK(empty, empty, np.zeros(0), empty)
+        return TopK.empty()
     part = (
         np.argpartition(-scores, take - 1, axis=1)[:, :take] if width > take else np.tile(np.arange(width), (n_rows, 1))
     )
@@ -296,8 +299,7 @@ def top_k(model: Model, matrix: sp.csr_matrix, k: int, popular: Popular | None =
         if popular is not None and short.size:
             parts.append(_fill(popular, seen, block, short, found, k))
     if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return TopK(empty, empty, np.zeros(0), empty)
+        return TopK.empty()
     rows = np.concatenate([p.rows for p in parts])
     items = np.concatenate([p.items for p in parts])
     scores = np.concatenate([p.scores for p in parts])
