@@ -43,10 +43,40 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LOYALTY_SENDER", SENDER)
 
 
+def _atomic_moto_dynamodb_writes() -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are.
+
+    moto 5.2 checks a ConditionExpression and then writes, with nothing held in between, so two
+    server threads racing on one item can both pass the check (two winners of one ledger claim, a
+    flaky race test). DynamoDB serialises writes to an item; one lock around moto's writes gives
+    the tests that semantics. Idempotent: patched once per process.
+    """
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_loyalty_atomic", False):
+        return
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def serialised(self: object, *args: object, _original: object = original, **kwargs: object) -> object:
+            with lock:
+                return _original(self, *args, **kwargs)  # type: ignore[operator]
+
+        setattr(DynamoDBBackend, name, serialised)
+    DynamoDBBackend._loyalty_atomic = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One moto server on 127.0.0.1 for the session; yields its endpoint URL."""
+    """One moto server on 127.0.0.1 for the session (DynamoDB writes atomic); yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
+
+    _atomic_moto_dynamodb_writes()
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
