@@ -17,7 +17,7 @@ def _is_leap(years: np.ndarray) -> np.ndarray:
     return np.asarray((years % 4 == 0) & ((years % 100 != 0) | (years % 400 == 0)))
 
 
-def _on_year(months: np.ndarray, days: np.ndarray, years: np.ndarray) -> np.ndarray:
+def birthday_in_year(months: np.ndarray, days: np.ndarray, years: np.ndarray) -> np.ndarray:
     """The birthday in each year as datetime64[D]; 29 February becomes 28 February outside leap years."""
     day = np.where((months == 2) & (days == 29) & ~_is_leap(years), 28, days)
     month_start = ((years - 1970) * 12 + (months - 1)).astype("datetime64[M]").astype("datetime64[D]")
@@ -34,8 +34,8 @@ def days_until_birthday(birth_dates: pd.Series, as_of: date) -> pd.Series:
     months = born[known].dt.month.to_numpy()
     days = born[known].dt.day.to_numpy()
     today = np.datetime64(as_of, "D")
-    this_year = _on_year(months, days, np.full(months.size, as_of.year))
-    next_year = _on_year(months, days, np.full(months.size, as_of.year + 1))
+    this_year = birthday_in_year(months, days, np.full(months.size, as_of.year))
+    next_year = birthday_in_year(months, days, np.full(months.size, as_of.year + 1))
     upcoming = np.where(this_year >= today, this_year, next_year)
     out[known] = (upcoming - today).astype(int)
     return out

@@ -72,6 +72,8 @@ class SkipReason(StrEnum):
     DUPLICATE = "duplicate"
     HOLDOUT = "holdout"
     TOO_LATE = "too_late"
+    REDEEMED = "redeemed"  # the customer used the series' coupon: later steps stop
+    PAUSED = "paused"  # promotions pause after a service-recovery message
 
 
 class SendStatus(StrEnum):

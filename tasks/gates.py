@@ -139,9 +139,15 @@ def frequency_budget(
     return np.asarray(over.fillna(False).to_numpy(dtype=bool), dtype=bool)
 
 
+# A message may still go out this long after its planned time on top of its campaign's max_delay_days:
+# a run at 06:00 Moscow is past 10:00 in Vladivostok, and the greeting should still go that day.
+SAME_DAY_GRACE = timedelta(hours=12)
+
+
 def too_late(send_at: pd.Series, sending_at: datetime, max_delay_days: pd.Series) -> npt.NDArray[np.bool_]:
-    """Return which sends would go out more than their campaign's ``max_delay_days`` after their planned time."""
-    limit = pd.Timestamp(sending_at) - pd.to_timedelta(max_delay_days.astype(int), unit="D")
+    """Return which sends would go out more than their campaign's ``max_delay_days`` (plus the same-day
+    grace of 12 hours) after their planned time."""
+    limit = pd.Timestamp(sending_at) - pd.to_timedelta(max_delay_days.astype(int), unit="D") - SAME_DAY_GRACE
     late = pd.to_datetime(send_at, utc=True) < limit.dt.tz_convert("UTC") if limit.dt.tz else send_at < limit
     return np.asarray(late.to_numpy(dtype=bool, na_value=False), dtype=bool)
 

@@ -48,6 +48,11 @@ class RunPaths:
     def plan(self) -> Path:
         return self.root / "plan" / "plan.parquet"
 
+    @property
+    def coupons(self) -> Path:
+        """The coupon registry of the day's sends: the CSV the shop's checkout imports."""
+        return self.root / "offers" / "coupons.csv"
+
     def send_shard(self, number: int) -> Path:
         return self.root / "plan" / f"send-{number:05d}.parquet"
 
@@ -109,4 +114,4 @@ class RunPaths:
 
 
 # What a run of a day leaves that a later run of the same day must not erase.
-_KEPT = ("plan", "outbox", "delivery", "summary.json", "ledger.csv", "quarantine.csv")
+_KEPT = ("plan", "offers", "outbox", "delivery", "summary.json", "ledger.csv", "quarantine.csv")

@@ -1,6 +1,9 @@
 """The send plan: one row per (customer, campaign, step, channel) with a decision and a reason.
 
-Every candidate gets exactly one row. Gates run in this order; the first that
+Candidates come from each campaign's trigger (``tasks/triggers.py``): the
+occurrences whose steps are due today, or were due within the campaign's
+``max_delay_days``, narrowed by the campaign's and the step's audience. Every
+candidate then gets exactly one row. Gates run in this order; the first that
 stops a row gives its reason:
 
 1. contact validity - the channel's address is present (``no_email``, ``invalid_phone``);
@@ -8,28 +11,34 @@ stops a row gives its reason:
    message needs SMS opt-in; transactional email needs none (``no_consent``);
 3. suppression - a bounced, complained or unsubscribed address or customer is
    never messaged; nothing overrides it (``suppressed``);
-4. holdout - a stable hash of customer, campaign and quarter sets a share aside:
-   recorded as ``holdout``, never sent;
-5. quiet hours - a send time inside the customer's quiet hours moves to their
+4. quiet hours - a send time inside the customer's quiet hours moves to their
    end; if that is tomorrow the row is ``deferred`` (``quiet_hours``) and comes
    back in tomorrow's plan, never dropped;
-6. lateness - a send more than the campaign's ``max_delay_days`` after its
-   planned time (a backfill) is skipped (``too_late``);
-7. frequency budget - at most N marketing messages a day and M in 7 days per
+5. redeemed - a series with ``stop_when_redeemed`` stops once an order carries
+   its coupon (``redeemed``);
+6. lateness - a send more than the campaign's ``max_delay_days`` (plus a same-day
+   grace of 12 hours) after its planned time (a backfill) is skipped (``too_late``);
+7. pause - after a campaign with ``pause_promotions_days`` (service recovery)
+   reaches a customer, other marketing to them is skipped for that long (``paused``);
+8. frequency budget - at most N marketing messages a day and M in 7 days per
    customer (transactional exempt); higher priority wins; losers are
-   ``deferred`` while the campaign's window is open, else skipped (``frequency_cap``);
-8. duplicate - a key the send ledger already holds is skipped (``duplicate``):
+   ``deferred`` while the step's window is open, else skipped (``frequency_cap``);
+9. holdout - a stable hash of customer, campaign and quarter sets a share of what
+   would go out aside: recorded as ``holdout``, never sent. Last but one, so the
+   held-out are exactly those who would have been sent (attribution compares them);
+10. duplicate - a key the send ledger already holds is skipped (``duplicate``):
    the budget counts it as sent, so a re-run decides what the first run did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -37,9 +46,10 @@ from pydantic import BaseModel
 
 from tasks import progress
 from tasks.aws import dynamodb_client
-from tasks.campaigns import Campaign, load_catalog
+from tasks.campaigns import Campaign, OrderStatusTrigger, OrderTrigger, daily_campaigns, load_catalog
 from tasks.compose import SHARD_COLUMNS
 from tasks.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table
+from tasks.features import detail_file
 from tasks.gates import (
     DeliveryRules,
     QuietHours,
@@ -51,10 +61,15 @@ from tasks.gates import (
     window_open,
 )
 from tasks.ledger import open_ledger
+from tasks.offers import coupon_code, redeemed_codes, registry, write_registry
 from tasks.paths import RunPaths
+from tasks.points import PointsRules
+from tasks.segments import CompiledSegment, compile_expression
 from tasks.settings import Settings
 from tasks.snapshot import read_table
 from tasks.suppression import SuppressionList, address_hash
+from tasks.tokens import signing_key
+from tasks.triggers import ShopData, occurrences
 
 PLAN_COLUMNS = (
     "idempotency_key",
@@ -68,6 +83,8 @@ PLAN_COLUMNS = (
     "reason",
     "send_at",
     "priority",
+    "due",
+    "detail",
 )
 
 
@@ -76,19 +93,51 @@ def idempotency_key(campaign: str, step: int, channel: str, customer_id: str, oc
     return f"{campaign}/{step}/{channel}/{customer_id}/{occurrence}"
 
 
-def win_back_candidates(campaign: Campaign, profile: pd.DataFrame) -> pd.DataFrame:
-    """Return customers whose last purchase is inside the audience window, with the episode date.
+def order_key(order_id: str, status: str, channel: str) -> str:
+    """Return the transactional idempotency key of an order-status message: one per order, status and channel."""
+    return f"order/{order_id}/{status}/{channel}"
 
-    The occurrence is the day the customer crossed the window's lower bound, so
-    a customer hears once per lapse however many daily runs see them lapsed.
-    """
-    low, high = campaign.audience.days_since_last_order
-    days = profile["days_since_last_order"]
-    inside = profile.loc[days.between(low, high).fillna(False).astype(bool)]
-    occurrence = inside["last_order_at"].dt.floor("D") + pd.Timedelta(days=low)
-    return pd.DataFrame(
-        {"customer_id": inside["customer_id"].to_numpy(), "occurrence": occurrence.dt.strftime("%Y-%m-%d").to_numpy()}
-    )
+
+def audience_members(expression: str, profile: pd.DataFrame) -> pd.Series:
+    """Return the customer ids (as a boolean Series indexed by id) an audience expression selects."""
+    columns, run = compile_expression(expression)
+    segment = CompiledSegment("audience", "", expression, columns, run)
+    return pd.Series(segment.evaluate(profile).to_numpy(), index=profile["customer_id"].astype(str).to_numpy())
+
+
+def campaign_candidates(campaign: Campaign, data: ShopData, as_of: date) -> pd.DataFrame:
+    """Return (customer_id, step, occurrence, due, detail): the steps due today or within ``max_delay_days``."""
+    first, last = campaign.offsets
+    start = as_of - timedelta(days=last + campaign.max_delay_days)
+    found = occurrences(campaign.trigger, data, start, as_of - timedelta(days=first))
+    profile = data["profile"]
+    known = found["customer_id"].astype(str).isin(set(profile["customer_id"].astype(str)))
+    found = found.loc[known.to_numpy()]
+    if campaign.audience:
+        found = found.loc[found["customer_id"].astype(str).map(audience_members(campaign.audience, profile)).to_numpy()]
+    today, earliest = pd.Timestamp(as_of), pd.Timestamp(as_of - timedelta(days=campaign.max_delay_days))
+    steps = []
+    for step in campaign.steps:
+        due = found["occurrence"] + pd.Timedelta(days=step.offset_days)
+        rows = found.loc[((due <= today) & (due >= earliest)).to_numpy()]
+        if step.audience:
+            rows = rows.loc[rows["customer_id"].astype(str).map(audience_members(step.audience, profile)).to_numpy()]
+        steps.append(
+            pd.DataFrame(
+                {
+                    "customer_id": rows["customer_id"].to_numpy(),
+                    "step": step.step,
+                    "occurrence": rows["occurrence"].dt.strftime("%Y-%m-%d").to_numpy(),
+                    "due": (rows["occurrence"] + pd.Timedelta(days=step.offset_days))
+                    .dt.strftime("%Y-%m-%d")
+                    .to_numpy(),
+                    "detail": rows["detail"].to_numpy(),
+                }
+            )
+        )
+    out = pd.concat(steps, ignore_index=True)
+    # one message per customer and step: the latest occurrence wins (a second cart the next day, say)
+    return out.sort_values(["customer_id", "step", "occurrence"]).drop_duplicates(["customer_id", "step"], keep="last")
 
 
 def plan_campaign(
@@ -99,9 +148,9 @@ def plan_campaign(
     as_of: date,
     rules: DeliveryRules | None = None,
 ) -> pd.DataFrame:
-    """Turn one campaign's candidates into plan rows, one per channel, through gates 1-5."""
+    """Turn one campaign's candidates into plan rows, one per channel, through gates 1-4 (``apply_day_gates`` does the rest)."""
     rules = rules or DeliveryRules()
-    people = candidates.merge(customers, on="customer_id", how="left", validate="one_to_one")
+    people = candidates.merge(customers, on="customer_id", how="left", validate="many_to_one")
     plans = [
         _plan_channel(campaign, channel, people, suppressed.get(channel, frozenset()), as_of, rules)
         for channel in campaign.channels
@@ -132,26 +181,28 @@ def _plan_channel(
         gate(~people[consent_col].fillna(False).astype(bool).to_numpy(), SkipReason.NO_CONSENT)
     hashes = address.fillna("").map(address_hash)
     gate(hashes.isin(suppressed).to_numpy() | people["customer_id"].isin(suppressed).to_numpy(), SkipReason.SUPPRESSED)
-    period = holdout_period(people["occurrence"])
-    gate(
-        in_holdout(people["customer_id"], campaign.name, period, campaign.holdout_share),
-        SkipReason.HOLDOUT,
-        Decision.HOLDOUT,
-    )
     send_at, moved = local_send_time(as_of, campaign.send_hour_local, people["timezone"], people["country"], rules)
     tomorrow = moved.to_numpy() & (send_at.dt.date > as_of).to_numpy()
     gate(tomorrow, SkipReason.QUIET_HOURS, Decision.DEFERRED)
 
-    keys = [
-        idempotency_key(campaign.name, campaign.step, channel.value, c, o)
-        for c, o in zip(people["customer_id"], people["occurrence"], strict=True)
-    ]
+    if campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderTrigger):
+        status = campaign.trigger.status.value
+        keys = [order_key(str(order), status, channel.value) for order in people["detail"]]
+    elif campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderStatusTrigger):
+        # detail: "<order_id> <status>"
+        pairs = [str(d).rsplit(" ", 1) for d in people["detail"]]
+        keys = [order_key(order, status, channel.value) for order, status in pairs]
+    else:
+        keys = [
+            idempotency_key(campaign.name, int(s), channel.value, str(c), str(o))
+            for s, c, o in zip(people["step"], people["customer_id"], people["occurrence"], strict=True)
+        ]
     return pd.DataFrame(
         {
             "idempotency_key": keys,
             "customer_id": people["customer_id"].to_numpy(),
             "campaign": campaign.name,
-            "step": campaign.step,
+            "step": people["step"].to_numpy(dtype="int64"),
             "channel": channel.value,
             "kind": campaign.kind.value,
             "occurrence": people["occurrence"].to_numpy(),
@@ -159,6 +210,8 @@ def _plan_channel(
             "reason": reason,
             "send_at": send_at.to_numpy(),
             "priority": campaign.priority,
+            "due": people["due"].to_numpy(),
+            "detail": people["detail"].to_numpy(),
         },
         columns=list(PLAN_COLUMNS),
     )
@@ -172,25 +225,65 @@ def apply_day_gates(
     as_of: date,
     sending_at: datetime,
     rules: DeliveryRules,
+    redeemed: npt.NDArray[np.bool_] | None = None,
 ) -> pd.DataFrame:
-    """Apply the gates that look across campaigns and days: lateness, frequency budget, duplicates."""
+    """Apply the gates that look across campaigns and days: redeemed, lateness, pause, budget, holdout, duplicates.
+
+    ``redeemed``: which rows belong to a series whose coupon the customer already used.
+    """
     plan = plan.copy()
+    already = set(already)
+    if redeemed is not None:  # a step already sent stays a duplicate, however the series ended since
+        _mark(plan, redeemed & ~plan["idempotency_key"].isin(already).to_numpy(), Decision.SKIPPED, SkipReason.REDEEMED)
     pending = plan["decision"] == Decision.SEND.value
     max_delay = plan["campaign"].map({n: c.max_delay_days for n, c in campaigns.items()})
 
     late = pending.to_numpy() & too_late(plan["send_at"], sending_at, max_delay)
     _mark(plan, late, Decision.SKIPPED, SkipReason.TOO_LATE)
 
+    _mark(plan, _paused(plan, campaigns, history, as_of), Decision.SKIPPED, SkipReason.PAUSED)
+
     marketing = (plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)
     over = np.zeros(len(plan), dtype=bool)
     over[np.flatnonzero(marketing.to_numpy())] = frequency_budget(plan.loc[marketing], history, as_of, rules)
-    open_window = window_open(plan["occurrence"], as_of, max_delay)
+    open_window = window_open(plan["due"], as_of, max_delay)
     _mark(plan, over & open_window, Decision.DEFERRED, SkipReason.FREQUENCY_CAP)
     _mark(plan, over & ~open_window, Decision.SKIPPED, SkipReason.FREQUENCY_CAP)
 
-    known = plan["idempotency_key"].isin(set(already)).to_numpy() & (plan["decision"] == Decision.SEND.value).to_numpy()
+    # the holdout last: a held-out message is one that would have gone out today, so treatment and
+    # control are the same people up to the coin (the budget counts it, as the send it stands for)
+    _mark(plan, _held_out(plan, campaigns), Decision.HOLDOUT, SkipReason.HOLDOUT)
+
+    known = plan["idempotency_key"].isin(already).to_numpy() & (plan["decision"] == Decision.SEND.value).to_numpy()
     _mark(plan, known, Decision.SKIPPED, SkipReason.DUPLICATE)
     return plan
+
+
+def _held_out(plan: pd.DataFrame, campaigns: dict[str, Campaign]) -> npt.NDArray[np.bool_]:
+    """Rows each campaign's holdout share sets aside: a stable hash of customer, campaign and quarter."""
+    held = np.zeros(len(plan), dtype=bool)
+    for name, rows in plan.groupby("campaign", sort=False):
+        share = campaigns[str(name)].holdout_share
+        if share > 0:
+            period = holdout_period(rows["occurrence"])
+            held[plan.index.get_indexer(rows.index)] = in_holdout(rows["customer_id"], str(name), period, share)
+    return held
+
+
+def _paused(
+    plan: pd.DataFrame, campaigns: dict[str, Campaign], history: pd.DataFrame, as_of: date
+) -> npt.NDArray[np.bool_]:
+    """Marketing rows of customers a pausing campaign (service recovery) reached within its pause."""
+    pausing = {n: c.pause_promotions_days for n, c in campaigns.items() if c.pause_promotions_days > 0}
+    if not pausing:
+        return np.zeros(len(plan), dtype=bool)
+    today = plan.loc[plan["campaign"].isin(pausing) & (plan["decision"] == Decision.SEND.value)]
+    earlier = history.loc[history["campaign"].isin(pausing)]
+    since = pd.Timestamp(as_of) - pd.to_timedelta(earlier["campaign"].map(pausing).astype(int), unit="D")
+    recent = earlier.loc[(earlier["day"] >= since).to_numpy()]
+    paused = set(today["customer_id"].astype(str)) | set(recent["customer_id"].astype(str))
+    rows = (plan["kind"] == MessageKind.MARKETING.value) & ~plan["campaign"].isin(pausing)
+    return np.asarray((rows & plan["customer_id"].astype(str).isin(paused)).to_numpy(), dtype=bool)
 
 
 def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: SkipReason) -> None:
@@ -199,8 +292,8 @@ def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: Skip
     plan.loc[hit, "reason"] = reason.value
 
 
-def marketing_history(output_dir: Path, as_of: date, days: int = 6) -> pd.DataFrame:
-    """Return (customer_id, day) of marketing messages planned to send on the ``days`` before ``as_of``.
+def marketing_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
+    """Return (customer_id, campaign, day) of marketing messages planned to send on the ``days`` before ``as_of``.
 
     Read from those days' plans, so a backfill run in date order sees the budget each day saw.
     """
@@ -210,12 +303,23 @@ def marketing_history(output_dir: Path, as_of: date, days: int = 6) -> pd.DataFr
         path = RunPaths.for_day(output_dir, day).plan
         if path.exists():
             plan = pd.read_parquet(path, columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision"])
-            sent = plan.loc[(plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)]
-            sent = sent.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
-            frames.append(pd.DataFrame({"customer_id": sent["customer_id"].to_numpy(), "day": pd.Timestamp(day)}))
+            frames.append(sent_history(plan, day))
     if not frames:
-        return pd.DataFrame({"customer_id": pd.Series(dtype=object), "day": pd.Series(dtype="datetime64[ns]")})
+        return sent_history(pd.DataFrame(columns=list(PLAN_COLUMNS)), as_of)
     return pd.concat(frames, ignore_index=True)
+
+
+def sent_history(plan: pd.DataFrame, day: date) -> pd.DataFrame:
+    """Return (customer_id, campaign, day) per marketing message a day's plan sends (channels counted once)."""
+    sent = plan.loc[(plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)]
+    sent = sent.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
+    return pd.DataFrame(
+        {
+            "customer_id": sent["customer_id"].to_numpy(dtype=object),
+            "campaign": sent["campaign"].to_numpy(dtype=object),
+            "day": pd.Series(pd.Timestamp(day), index=range(len(sent)), dtype="datetime64[ns]").to_numpy(),
+        }
+    )
 
 
 def current_suppressions(suppressions: SuppressionList) -> dict[Channel, frozenset[str]]:
@@ -254,6 +358,7 @@ class PlanSummary(BaseModel):
     skipped_by_reason: dict[str, int]
     shards: list[int]
     waves: list[Wave] = []
+    to_send_by_campaign: dict[str, int] = {}
 
 
 def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[tuple[datetime, pd.DataFrame]]:
@@ -271,34 +376,110 @@ def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[tupl
     return shards
 
 
-@task(cache_policy=NO_CACHE)
-def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime) -> PlanSummary:
-    """Decide who hears what today: candidates, gates, decisions, and send shards."""
-    progress.advance("plan")
-    campaigns = load_catalog(settings.campaigns_dir)
-    customers = read_table(paths, Table.CUSTOMERS)
-    profile = pd.read_parquet(paths.profile)
-    suppressions = SuppressionList.for_settings(settings)
-    suppressed = current_suppressions(suppressions)
-    rules = delivery_rules(settings)
+def build_plan(
+    campaigns: dict[str, Campaign],
+    data: ShopData,
+    suppressed: dict[Channel, frozenset[str]],
+    rules: DeliveryRules,
+    already: Callable[[pd.Series], set[str]],
+    history: pd.DataFrame,
+    sending_at: datetime,
+    key: bytes,
+) -> pd.DataFrame:
+    """Plan one day: every campaign's candidates through every gate. ``already``: keys sent or failed for good."""
+    customers = data[Table.CUSTOMERS]
     plans = [
-        plan_campaign(c, win_back_candidates(c, profile), customers, suppressed, as_of, rules)
+        plan_campaign(c, campaign_candidates(c, data, data.as_of), customers, suppressed, data.as_of, rules)
         for c in campaigns.values()
     ]
-    plan = pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=list(PLAN_COLUMNS))
-    ledger = open_ledger(settings, dynamodb_client)
-    try:
-        # sent or failed for good: a duplicate. Claimed or unknown ones go to delivery, whose claim applies the
-        # lease (a crashed transactional send is retried; marketing is not)
-        final = {SendStatus.SENT, SendStatus.FAILED}
-        already = {k for k, status in ledger.statuses(plan["idempotency_key"]).items() if status in final}
-    finally:
-        ledger.close()
+    plans = [p for p in plans if len(p)]
+    plan = pd.concat(plans, ignore_index=True) if plans else _empty_plan()
+    redeemed = redeemed_rows(plan, campaigns, key, redeemed_codes(data[Table.ORDERS]))
+    known = already(plan["idempotency_key"])
+    return apply_day_gates(plan, campaigns, history, known, data.as_of, sending_at, rules, redeemed)
+
+
+def _empty_plan() -> pd.DataFrame:
+    plan = pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
+    return plan.astype({"step": "int64", "priority": "int64", "send_at": "datetime64[ns, UTC]"})
+
+
+def redeemed_rows(
+    plan: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes, used: frozenset[str]
+) -> npt.NDArray[np.bool_]:
+    """Rows of a ``stop_when_redeemed`` series whose occurrence's coupon (any step's) is on an order."""
+    out = np.zeros(len(plan), dtype=bool)
+    if not used:
+        return out
+    for name, rows in plan.groupby("campaign", sort=False):
+        campaign = campaigns[str(name)]
+        offers = {o for o in (campaign.step_offer(s) for s in campaign.steps) if o is not None}
+        if not campaign.stop_when_redeemed or not offers:
+            continue
+        hit = [
+            any(coupon_code(key, campaign.name, o, str(c), str(d)) in used for o in offers)
+            for c, d in zip(rows["customer_id"], rows["occurrence"], strict=True)
+        ]
+        out[plan.index.get_indexer(rows.index)] = hit
+    return out
+
+
+def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
+    """The day's tables for the triggers, read from the run's folder on first use."""
+
+    def load(name: str) -> pd.DataFrame:
+        if name in {t.value for t in Table}:
+            return read_table(paths, Table(name))
+        if name == "profile":
+            return pd.read_parquet(paths.profile)
+        return pd.read_parquet(detail_file(paths.profile, name))
+
+    return ShopData(as_of=as_of, load=load, points=PointsRules(settings.points_per_unit, settings.points_valid_days))
+
+
+def ledger_lookup(settings: Settings) -> Callable[[pd.Series], set[str]]:
+    """Return a lookup of the keys the send ledger holds as sent or failed for good (a duplicate)."""
+
+    def lookup(keys: pd.Series) -> set[str]:
+        ledger = open_ledger(settings, dynamodb_client)
+        try:
+            # claimed or unknown ones go to delivery, whose claim applies the lease
+            # (a crashed transactional send is retried; marketing is not)
+            final = {SendStatus.SENT, SendStatus.FAILED}
+            return {k for k, status in ledger.statuses(keys).items() if status in final}
+        finally:
+            ledger.close()
+
+    return lookup
+
+
+# Profile columns the messages use (beside the customers table's).
+MESSAGE_PROFILE_COLUMNS = ("customer_id", "days_since_last_order", "top_category")
+
+
+@task(cache_policy=NO_CACHE)
+def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime) -> PlanSummary:
+    """Decide who hears what today: candidates, gates, decisions, coupons and send shards."""
+    progress.advance("plan")
+    campaigns = daily_campaigns(load_catalog(settings.campaigns_dir))
+    data = shop_data(paths, as_of, settings)
+    suppressions = SuppressionList.for_settings(settings)
+    key = signing_key(settings)
     history = marketing_history(settings.output_dir, as_of)
-    plan = apply_day_gates(plan, campaigns, history, already, as_of, sending_at, rules)
+    plan = build_plan(
+        campaigns,
+        data,
+        current_suppressions(suppressions),
+        delivery_rules(settings),
+        ledger_lookup(settings),
+        history,
+        sending_at,
+        key,
+    )
     paths.plan.parent.mkdir(parents=True, exist_ok=True)
     plan.to_parquet(paths.plan, index=False)
-    people = customers.merge(profile[["customer_id", "days_since_last_order"]], on="customer_id", how="left")
+    write_registry(registry(plan.loc[plan["decision"] == Decision.SEND.value], campaigns, key), paths.coupons)
+    people = data[Table.CUSTOMERS].merge(data["profile"][list(MESSAGE_PROFILE_COLUMNS)], on="customer_id", how="left")
     shards = shard_plan(plan, people, settings.shard_size)
     waves: dict[datetime, list[int]] = {}
     for number, (at, shard) in enumerate(shards, start=1):
@@ -311,16 +492,23 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
     to_send = sum(len(s) for _, s in shards)
     progress.advance("render", 0, to_send)
     progress.advance("send", 0, to_send)
+    return summarise_plan(plan, len(shards), waves)
+
+
+def summarise_plan(plan: pd.DataFrame, shards: int, waves: dict[datetime, list[int]]) -> PlanSummary:
+    """Count the plan's decisions and reasons."""
     skipped = plan.loc[plan["decision"] == Decision.SKIPPED.value, "reason"].value_counts()
     deferred = plan.loc[plan["decision"] == Decision.DEFERRED.value, "reason"].value_counts()
+    sending = plan.loc[plan["decision"] == Decision.SEND.value]
     return PlanSummary(
         planned=len(plan),
         to_send=int((plan["decision"] == Decision.SEND.value).sum()),
         by_decision={str(k): int(v) for k, v in plan["decision"].value_counts().items()},
         deferred_by_reason={str(k): int(v) for k, v in deferred.items()},
         skipped_by_reason={str(k): int(v) for k, v in skipped.items()},
-        shards=list(range(1, len(shards) + 1)),
+        shards=list(range(1, shards + 1)),
         waves=[Wave(at=at, shards=numbers) for at, numbers in waves.items()],
+        to_send_by_campaign={str(k): int(v) for k, v in sending["campaign"].value_counts().sort_index().items()},
     )
 
 

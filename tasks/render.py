@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import css_inline
 import jinja2
+import jinja2.runtime
+from babel import Locale
+from babel.numbers import format_decimal
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +26,9 @@ from pydantic import BaseModel, ConfigDict
 DEFAULT_LOCALE = "en"
 PARTS = ("subject.txt.j2", "body.html.j2", "body.txt.j2")
 SMS_PART = "sms.txt.j2"
+
+# <style> rules become style="" attributes (many mail clients drop <style>); @media rules stay in a <style>
+_INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_at_rules=True, load_remote_stylesheets=False)
 
 
 class RenderError(ValueError):
@@ -37,12 +44,16 @@ class ProductPick(BaseModel):
     url: str | None = None
     image_url: str | None = None
     price: str | None = None  # formatted for the message's locale ("1 234,50 ₽")
-    reason: str  # due_again | because_of | popular
+    reason: str  # due_again | because_of | popular | in_cart | new | back_in_stock
     because: str | None = None  # the customer's product behind a because_of (or the one due again)
 
 
 class MessageContext(BaseModel):
-    """Everything a template may use. Adding a variable here is the only way to add one."""
+    """Everything a template may use. Adding a variable here is the only way to add one.
+
+    Beside these, templates have ``plural(n, one=, few=, many=, other=)`` (the locale's plural rule,
+    CLDR via babel) and the ``number`` filter (digits grouped the locale's way).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,10 +62,24 @@ class MessageContext(BaseModel):
     shop_name: str
     shop_url: str
     unsubscribe_url: str
+    campaign: str = ""
+    step: int = 1
+    variant: str | None = None  # the step's content variant (greeting, reminder, neutral, ...)
+    interest: str | None = None  # cat | dog | ... : the customer's main interest group, for content variants
     days_since_last_order: int | None = None
     coupon_code: str | None = None
     percent_off: int | None = None
     coupon_valid_until: str | None = None
+    occasion_date: str | None = None  # the birthday or holiday, formatted for the locale ("20 апреля")
+    days_to_occasion: int | None = None  # days from this message to the occasion (negative: after it)
+    order_id: str | None = None
+    order_url: str | None = None
+    review_url: str | None = None
+    incident: str | None = None  # late_delivery | low_rating | returned | cancelled
+    points_balance: int | None = None
+    points_expiring: int | None = None
+    points_expire_on: str | None = None
+    reorder_url: str | None = None
     products: tuple[ProductPick, ...] = ()
 
 
@@ -72,12 +97,31 @@ def _autoescape(name: str | None) -> bool:
 
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
     """Build the sandboxed, strict, autoescaping environment for a templates folder."""
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=False,
     )
+    env.globals["plural"] = _plural
+    env.filters["number"] = _number
+    return env
+
+
+@jinja2.pass_context
+def _plural(context: jinja2.runtime.Context, count: int, **forms: str) -> str:
+    """The word form for ``count`` in the message's locale: one, few, many or other (CLDR plural rules)."""
+    category = Locale.parse(str(context.get("locale", DEFAULT_LOCALE))).plural_form(abs(count))
+    if category in forms:
+        return forms[category]
+    if "other" in forms:
+        return forms["other"]
+    raise RenderError(f"plural(): no form for {category!r} (give one=, few=, many=, other= as the language needs)")
+
+
+@jinja2.pass_context
+def _number(context: jinja2.runtime.Context, value: float) -> str:
+    return format_decimal(value, locale=str(context.get("locale", DEFAULT_LOCALE)))
 
 
 def template_locale(env: jinja2.Environment, template: str, locale: str) -> str:
@@ -90,11 +134,11 @@ def template_locale(env: jinja2.Environment, template: str, locale: str) -> str:
 
 
 def render_message(env: jinja2.Environment, template: str, context: MessageContext) -> Rendered:
-    """Render subject, HTML and text of one message for one customer."""
+    """Render subject, HTML and text of one message for one customer; the HTML's CSS is inlined."""
     locale = template_locale(env, template, context.locale)
     values = context.model_dump()
     subject, html, text = (_render_part(env, f"{template}/{locale}/{part}", values) for part in PARTS)
-    return Rendered(subject=" ".join(subject.split()), html=html, text=text.strip() + "\n")
+    return Rendered(subject=" ".join(subject.split()), html=_INLINER.inline(html), text=text.strip() + "\n")
 
 
 def render_sms(env: jinja2.Environment, template: str, context: MessageContext) -> str:

@@ -64,6 +64,7 @@ class RunSummary(BaseModel):
     skipped_by_reason: dict[str, int]
     unknown: int
     sent_by_channel: dict[str, int] = {}
+    to_send_by_campaign: dict[str, int] = {}
     kpis: Kpis | None = None
     unknown_in_ledger: int = 0
     resent_transactional: int = 0
@@ -75,6 +76,8 @@ class RunSummary(BaseModel):
         counts: list[tuple[str, int]] = []
         for name in MESSAGE_COUNTS:
             counts.append((name, int(getattr(self, name))))
+            if name == "to_send":
+                counts += [(f"to send: {campaign}", n) for campaign, n in self.to_send_by_campaign.items()]
             if name == "sent" and len(self.sent_by_channel) > 1:
                 counts += [(f"sent: {channel}", n) for channel, n in self.sent_by_channel.items()]
         counts += [(f"deferred: {reason}", n) for reason, n in self.deferred_by_reason.items()]
@@ -175,6 +178,7 @@ def build_summary(
         segments=segments,
         planned=plan.planned,
         to_send=plan.to_send,
+        to_send_by_campaign=plan.to_send_by_campaign,
         rendered=rendered,
         holdout=plan.by_decision.get("holdout", 0),
         deferred=plan.by_decision.get("deferred", 0),

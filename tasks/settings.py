@@ -149,3 +149,7 @@ class Settings(BaseSettings):
     replenish_min_purchases: int = Field(
         3, ge=2, description="Distinct purchase days of a product that make it a regular re-buy."
     )
+    points_per_unit: float = Field(
+        1.0, ge=0, description="Loyalty points earned per unit of an order's total (rounded down)."
+    )
+    points_valid_days: int = Field(365, ge=1, description="Days loyalty points last after they are earned.")

@@ -136,9 +136,3 @@ def parse_unsubscribe(key: bytes, fields: Mapping[str, str]) -> Unsubscribe:
     if not verify(key, token, *_unsubscribe_parts(customer_id, channel, topic)):
         raise InvalidToken("unsubscribe link signature does not match")
     return Unsubscribe(customer_id=customer_id, channel=Channel(channel), topic=topic)
-
-
-def coupon_code(key: bytes, prefix: str, idempotency_key: str) -> str:
-    """Return a personal coupon code, the same for the same message on every run."""
-    digest = hmac.new(key, f"coupon\x1f{idempotency_key}".encode(), hashlib.sha256).digest()
-    return f"{prefix}-{base64.b32encode(digest[:5]).decode()}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -134,3 +134,11 @@ def test_a_backfill_past_the_campaigns_delay_is_too_late() -> None:
     late = too_late(send_at, now, pd.Series([2, 30]))
 
     assert list(late) == [True, False]  # a birthday greeting a week late: no; a win-back: yes
+
+
+def test_a_message_whose_hour_passed_before_the_run_still_goes_the_same_day() -> None:
+    vladivostok_ten = pd.Series(pd.to_datetime(["2026-03-08T00:00:00Z"]))  # 10:00 in UTC+10
+    moscow_six = datetime(2026, 3, 8, 3, tzinfo=UTC)  # the daily run, 06:00 in Moscow
+
+    assert list(too_late(vladivostok_ten, moscow_six, pd.Series([0]))) == [False]
+    assert list(too_late(vladivostok_ten, moscow_six + timedelta(days=1), pd.Series([0]))) == [True]

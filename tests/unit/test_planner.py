@@ -1,4 +1,4 @@
-"""The win-back plan: who is a candidate, which gate stops whom, and the idempotency key."""
+"""The win-back plan: who is a candidate, which step is due, which gate stops whom, and the idempotency key."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pandas as pd
 from tasks.campaigns import load_catalog
 from tasks.enums import Channel, Table
 from tasks.features import build_profile
-from tasks.planner import plan_campaign, win_back_candidates
+from tasks.planner import campaign_candidates, plan_campaign
 from tasks.settings import PROJECT_ROOT
 from tasks.sources import load_raw
 from tasks.suppression import SuppressionList
+from tasks.triggers import ShopData
 from tasks.validation import validate_snapshot
 from tests.shops import add_rows, tiny_shop, write_shop
 
@@ -23,25 +24,48 @@ WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
 def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type: ignore[no-untyped-def]
     snapshot = validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop"))), as_of)
     customers = snapshot.frames[Table.CUSTOMERS]
-    profile = build_profile(snapshot.frames, as_of).profile
-    candidates = win_back_candidates(WIN_BACK, profile)
+    frames = {t.value: f for t, f in snapshot.frames.items()} | {
+        "profile": build_profile(snapshot.frames, as_of).profile
+    }
+    candidates = campaign_candidates(WIN_BACK, ShopData.from_frames(as_of, frames), as_of)
     return plan_campaign(WIN_BACK, candidates, customers, {Channel.EMAIL: suppressed}, as_of)
 
 
-def test_customer_lapsed_90_to_180_days_is_planned_once_per_lapse(tmp_path: Path) -> None:
-    # C1's last order was 2024-02-01: day 90 is 2024-05-01, day 180 is 2024-07-30
+def test_customer_lapsed_90_days_gets_one_key_per_lapse_for_the_step_window(tmp_path: Path) -> None:
+    # C1's last order was 2024-02-01: day 90 is 2024-05-01; step 1 may go out until 30 days after it
     first_day = _plan(tmp_path, tiny_shop(), date(2024, 5, 1))
-    a_month_later = _plan(tmp_path, tiny_shop(), date(2024, 6, 1))
+    late = _plan(tmp_path, tiny_shop(), date(2024, 5, 20))
 
     assert list(first_day["customer_id"]) == ["C1"]
     assert first_day.loc[0, "decision"] == "send"
     assert first_day.loc[0, "idempotency_key"] == "win_back/1/email/C1/2024-05-01"
-    assert a_month_later.loc[0, "idempotency_key"] == first_day.loc[0, "idempotency_key"]
+    assert list(late["idempotency_key"]) == [first_day.loc[0, "idempotency_key"]]
+
+
+def test_the_stronger_second_step_is_due_three_weeks_into_the_lapse(tmp_path: Path) -> None:
+    both = _plan(tmp_path, tiny_shop(), date(2024, 5, 25)).sort_values("step")
+
+    assert list(both["idempotency_key"]) == ["win_back/1/email/C1/2024-05-01", "win_back/2/email/C1/2024-05-01"]
+    assert list(both["due"]) == ["2024-05-01", "2024-05-22"]
 
 
 def test_outside_the_window_nobody_is_planned(tmp_path: Path) -> None:
     assert _plan(tmp_path, tiny_shop(), date(2024, 4, 30)).empty
     assert _plan(tmp_path, tiny_shop(), date(2024, 7, 31)).empty
+
+
+def test_buying_again_ends_the_lapse_and_its_series(tmp_path: Path) -> None:
+    again = {
+        "order_id": "O9",
+        "customer_id": "C1",
+        "created_at": "2024-05-10T12:00:00Z",
+        "status": "delivered",
+        "total": "9",
+        "currency": "EUR",
+    }
+    frames = add_rows(tiny_shop(), Table.ORDERS, [again])
+
+    assert _plan(tmp_path, frames, date(2024, 5, 25)).empty
 
 
 def test_gates_give_one_reason_each(tmp_path: Path) -> None:
@@ -80,7 +104,7 @@ def test_gates_give_one_reason_each(tmp_path: Path) -> None:
     suppressions = SuppressionList(tmp_path / "s.sqlite")
     suppressions.add(Channel.EMAIL, "N3@Example.com", "hard_bounce")
 
-    plan = _plan(tmp_path, frames, date(2024, 6, 1), suppressions.hashes(Channel.EMAIL)).set_index("customer_id")
+    plan = _plan(tmp_path, frames, date(2024, 5, 1), suppressions.hashes(Channel.EMAIL)).set_index("customer_id")
 
     assert plan.loc["C1", "decision"] == "send"
     assert dict(plan.loc[["N1", "N2", "N3"], "reason"]) == {"N1": "no_email", "N2": "no_consent", "N3": "suppressed"}
@@ -88,6 +112,6 @@ def test_gates_give_one_reason_each(tmp_path: Path) -> None:
 
 
 def test_send_time_is_ten_in_the_morning_in_the_customers_zone(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, tiny_shop(), date(2024, 6, 1))
+    plan = _plan(tmp_path, tiny_shop(), date(2024, 5, 2))
 
-    assert plan.loc[0, "send_at"] == pd.Timestamp("2024-06-01T07:00:00Z")  # 10:00 in Moscow (UTC+3)
+    assert plan.loc[0, "send_at"] == pd.Timestamp("2024-05-02T07:00:00Z")  # 10:00 in Moscow (UTC+3)

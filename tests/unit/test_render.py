@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -88,22 +87,6 @@ PICKS = (
     ),
     ProductPick(name="Feather Wand Toy", url="https://shop.example.com/p/3", reason="popular"),
 )
-
-
-@pytest.mark.parametrize("locale", ["en", "ru", "pl"])
-def test_win_back_matches_its_golden_rendering(locale: str) -> None:
-    """Rewrite with UPDATE_GOLDEN=1 and review the diff."""
-    context = CONTEXT.model_copy(update={"locale": locale, "products": PICKS})
-    message = render_message(make_environment(TEMPLATES), "win_back", context)
-    folder = GOLDEN / "win_back" / locale
-    parts = {"subject.txt": message.subject + "\n", "body.html": message.html, "body.txt": message.text}
-
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, text in parts.items():
-            (folder / name).write_text(text, encoding="utf-8")
-    for name, text in parts.items():
-        assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} differs"
 
 
 @pytest.mark.parametrize("locale", ["en", "ru", "pl"])
