@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.table import Table as RichTable
 
+from flows.cli_campaigns import campaigns_app
+from flows.cli_campaigns import simulate as simulate_command
 from flows.cli_recommend import recommend_app
 from flows.console import err, out
 from flows.console import fail as _fail
@@ -37,6 +39,8 @@ app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on P
 import_app = typer.Typer(help="Map real shop exports onto the data contract.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(recommend_app, name="recommend")
+app.add_typer(campaigns_app, name="campaigns")
+app.command("simulate")(simulate_command)
 
 
 # Safe defaults for Prefect on this project: no telemetry, patient first start (migrations take ~25 s).
@@ -606,6 +610,350 @@ def segments_migration(
     out.print(f"{int(changed['customers'].sum())} of {int(moves['customers'].sum())} customers changed segment.")
     for move in changed.head(10).itertuples(index=False):
         out.print(f"  {escape(str(move[0]))} → {escape(str(move[1]))}: {move[2]}", highlight=False)
+
+
+@app.command()
+def attribution(
+    start: Annotated[str, typer.Option("--from", help="First run day whose messages count, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last run day whose messages count (included), YYYY-MM-DD.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="The runs' output folder; default: the LOYALTY_OUTPUT_DIR setting.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder or s3://bucket/prefix with the contract tables, for the orders; "
+            "default: the orders snapshot of the latest run from --to to --to + window."
+        ),
+    ] = None,
+    window: Annotated[int, typer.Option("--window", min=1, max=90, help="Days after a message its orders count.")] = 5,
+    by_step: Annotated[bool, typer.Option("--by-step", help="One row per campaign step.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as a JSON list on stdout.")] = False,
+) -> None:
+    """Measure each campaign against its holdout: conversions, revenue, uplift with a 95% interval, redemptions."""
+    from datetime import timedelta
+
+    from rich import box as rich_box
+    from rich.markup import escape
+
+    from tasks import attribution as attr
+    from tasks.aws import s3_client
+    from tasks.contract import ContractError
+    from tasks.settings import Settings
+
+    first, last = _snapshot_day("--from", start), _snapshot_day("--to", end)
+    if first > last:
+        raise _fail(f"--from {first} is after --to {last}")
+    output_dir = output or Settings().output_dir
+    if not attr.plan_days(output_dir, first, last):
+        raise _fail(
+            f"no plans from {first} to {last} under {output_dir}: run `loyalty run` or `loyalty backfill` for those days"
+        )
+    horizon = last + timedelta(days=window)
+    if data:
+        try:
+            orders = attr.load_orders(data, horizon, lambda: s3_client(Settings()))
+        except ContractError as exc:
+            raise _fail(str(exc)) from None
+        seen_until = horizon
+    else:
+        found = attr.snapshot_orders(output_dir, last, horizon)
+        if found is None:
+            raise _fail(
+                f"no orders snapshot from {last} to {horizon} under {output_dir}: pass --data with the shop's tables"
+            )
+        seen_until, orders = found
+    if seen_until < horizon:
+        short = max(first, seen_until - timedelta(days=window - 1))
+        err.print(
+            f"note: orders are known until the end of {seen_until}: messages from {short} on have had fewer than "
+            f"{window} days to convert (pass --data with the shop's tables for later orders)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    try:
+        coupons = attr.read_coupons(output_dir, first, last)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    # messages first exposed before --from belong to an earlier report: read a few days before it to know them
+    plans = attr.read_plans(output_dir, first - timedelta(days=attr.LOOKBACK_DAYS), last)
+    frame = attr.attribute(plans, orders, window, coupons, by_step=by_step, period=(first, last))
+    name = f"attribution-{first}-{last}" + ("-by-step" if by_step else "")
+    written = attr.write_reports(frame, output_dir / "reports", name)
+    rows = attr.attribution_records(frame)
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False) + "\n")
+        return
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    def uplift(row: attr.CampaignAttribution) -> str:
+        if row.uplift is None or row.uplift_low is None or row.uplift_high is None:
+            return "n/a (no holdout)" if not row.holdout else "n/a"
+        return f"{row.uplift * 100:+.1f} [{row.uplift_low * 100:+.1f}, {row.uplift_high * 100:+.1f}]"
+
+    # numbers are never cut: the columns fit 80 characters with at most the campaign name folded
+    table = RichTable(
+        title=f"Holdout attribution {first} → {last} (orders within {window} days)",
+        title_justify="left",
+        box=rich_box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
+    table.add_column("campaign, step" if by_step else "campaign", overflow="fold")
+    headers = ["sent", "conv %", "holdout", "holdout\nconv %", "uplift pp\n[95% CI]", "revenue", "redeemed"]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            escape(row.campaign if row.step is None else f"{row.campaign}, {row.step}"),
+            f"{row.sent:,}",
+            pct(row.conversion_rate),
+            f"{row.holdout:,}",
+            pct(row.holdout_rate),
+            uplift(row),
+            f"{row.revenue:,.2f}",
+            "-" if row.redemptions is None else f"{row.redemptions:,}",
+        )
+    out.print(table)
+    if not rows:
+        out.print(f"No marketing message was sent or held out by the runs from {first} to {last}.")
+    out.print(f"Reports: {written[0]}, {written[1]}", highlight=False, soft_wrap=True)
+
+
+@app.command("order-updates")
+def order_updates_command(
+    data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Look up to and send at this ISO time (simulations); default: now.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render and record, send nothing, keep the watermark.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Send order-status updates and back-in-stock notices for the events since the last run (the watermark)."""
+    _prefect_env(verbose)
+    from flows.order_updates import order_updates
+    from tasks.aws import s3_client
+    from tasks.campaigns import CatalogError
+    from tasks.contract import ContractError
+    from tasks.settings import Settings
+    from tasks.sources import check_source
+
+    settings = Settings()
+    source = data or settings.data
+    moment = _parse_moment(now) if now else None
+    try:
+        check_source(source, lambda: s3_client(settings))
+        summary = order_updates(data=source, now=moment, dry_run=dry_run)
+    except (ContractError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        return
+    window = f"{summary.window_start:%Y-%m-%d %H:%M} - {summary.now:%Y-%m-%d %H:%M} UTC"
+    out.print(f"[bold]Order updates[/] {window}" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
+    table = RichTable("messages", "count", title_justify="left")
+    for name, n in (
+        *((f"read: {t}", n) for t, n in summary.events_read.items()),
+        *((f"candidates: {c}", n) for c, n in summary.candidates.items()),
+    ):
+        table.add_row(name.replace("_", " "), str(n))
+    table.add_row("to send", str(summary.to_send))
+    for name, n in (
+        *((f"  sent: {c}", n) for c, n in summary.sent_by_channel.items()),
+        *((f"deferred: {r}", n) for r, n in summary.deferred_by_reason.items()),
+        *((f"skipped: {r}", n) for r, n in summary.skipped_by_reason.items()),
+    ):
+        table.add_row(name.replace("_", " "), str(n))
+    out.print(table)
+    out.print(f"[bold]{summary.headline()}[/]")
+    if summary.watermark_after is not None:
+        out.print(f"Watermark: {summary.watermark_after:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
+    if summary.run_dir:
+        out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
+
+
+if TYPE_CHECKING:
+    from tasks.adhoc import AdhocPreview, Sample
+
+
+def _adhoc_option_error(exc: Exception) -> str:
+    """One line for the first thing wrong with the adhoc command's options (a pydantic error names a field)."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "options"
+    option = {"channels": "channel"}.get(field, field).replace("_", "-")
+    return f"--{option}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def _print_adhoc_preview(preview: AdhocPreview, samples: list[Sample]) -> None:
+    from rich.markup import escape
+
+    title = f"[bold]{escape(preview.campaign)}[/] for {escape(preview.audience_label)}, as of {preview.as_of}"
+    out.print(f"{title}: [bold]{preview.audience:,} customers[/]", highlight=False, soft_wrap=True)
+    segments = RichTable(
+        "primary segment", "customers", *(f"{c} to send" for c in preview.channels), title_justify="left"
+    )
+    for name, counts in preview.by_segment.items():
+        segments.add_row(escape(name), f"{counts['customers']:,}", *(f"{counts.get(c, 0):,}" for c in preview.channels))
+    out.print(segments)
+    decisions = RichTable("decision", *preview.channels, title_justify="left")
+    reasons = sorted({r for counts in preview.by_channel.values() for r in counts} - {"send", "holdout"})
+    for name in ("send", "holdout", *reasons):
+        label = name if name in ("send", "holdout") else f"not sent: {name}"
+        decisions.add_row(label, *(f"{preview.by_channel[c].get(name, 0):,}" for c in preview.channels))
+    out.print(decisions)
+    for sample in samples:
+        customers = f"{sample.customers:,} customer" + ("" if sample.customers == 1 else "s")
+        shown = escape(sample.subject or sample.text)
+        out.print(f"sample {sample.locale} {sample.channel} ({customers}): {shown}", highlight=False, soft_wrap=True)
+    if preview.send_from is not None and preview.send_until is not None:
+        first, last = f"{preview.send_from:%Y-%m-%d %H:%M}", f"{preview.send_until:%Y-%m-%d %H:%M}"
+        out.print(f"Sends at {first} UTC." if first == last else f"Sends from {first} to {last} UTC.")
+
+
+@app.command()
+def adhoc(
+    name: Annotated[str, typer.Option(help="snake_case name; the campaign is adhoc_<name>.")],
+    audience: Annotated[
+        str, typer.Option(help='A segment of segments.yaml (vip) or an expression (lifecycle == "lapsed").')
+    ],
+    template: Annotated[str, typer.Option(help="A folder under templates/ (weekly_sale).")],
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="email or sms; repeat for both. Default: email.")
+    ] = None,
+    percent_off: Annotated[int | None, typer.Option("--percent-off", help="A personal coupon's discount.")] = None,
+    coupon_prefix: Annotated[str | None, typer.Option("--coupon-prefix", help="The coupon codes' prefix.")] = None,
+    valid_days: Annotated[int, typer.Option("--valid-days", help="Days the coupon stays valid after today.")] = 7,
+    holdout_share: Annotated[float, typer.Option("--holdout-share", help="Share held out to measure uplift.")] = 0.0,
+    send_at: Annotated[
+        str | None,
+        typer.Option("--send-at", help="ISO time to send (no zone: the shop's); default 10:00 customer's time."),
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Business date, YYYY-MM-DD; default: today.")] = None,
+    data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the preview, send nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Send a one-off campaign from the terminal: preview it, confirm, then send through the ledger."""
+    _prefect_env(verbose)
+    # the tasks run here as plain functions, outside any flow run: their logs stay in the terminal
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    from collections import Counter
+    from datetime import timedelta
+    from functools import partial
+
+    from prefect.logging import disable_run_logger
+    from pydantic import ValidationError
+
+    from tasks.adhoc import (
+        AdhocError,
+        AdhocRequest,
+        Status,
+        adhoc_paths,
+        campaign_for,
+        commit_plan,
+        plan_adhoc,
+        render_adhoc,
+        render_samples,
+        summarise_adhoc,
+        withdraw_plan,
+        write_report,
+    )
+    from tasks.aws import s3_client
+    from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
+    from tasks.campaigns import Offer
+    from tasks.contract import ContractError
+    from tasks.delivery import deliver_shard
+    from tasks.features import profile_customers
+    from tasks.picks import recommend_products
+    from tasks.render import RenderError
+    from tasks.segments import SegmentError
+    from tasks.settings import Settings
+    from tasks.snapshot import load_snapshot
+    from tasks.sources import check_source
+
+    if (percent_off is None) != (coupon_prefix is None):
+        raise _fail("an offer needs both --percent-off and --coupon-prefix")
+    try:
+        offer = (
+            Offer(coupon_prefix=coupon_prefix, percent_off=percent_off, valid_days=valid_days)
+            if coupon_prefix is not None and percent_off is not None
+            else None
+        )
+        request = AdhocRequest.model_validate(
+            {
+                "name": name,
+                "audience": audience,
+                "template": template,
+                "channels": channel or ["email"],
+                "offer": offer,
+                "send_at": datetime.fromisoformat(send_at) if send_at else None,
+                "holdout_share": holdout_share,
+                "dry_run": dry_run,
+                "as_of": _parse_date(as_of) if as_of else None,
+                "data": data,
+            }
+        )
+    except (ValidationError, ValueError) as exc:
+        raise _fail(_adhoc_option_error(exc)) from None
+    settings = Settings()
+    day = request.as_of or business_date(settings.shop_timezone)
+    source = request.data or settings.data
+    try:
+        campaign, resolved = campaign_for(request, settings)
+        check_source(source, lambda: s3_client(settings))
+    except (AdhocError, ContractError) as exc:
+        raise _fail(str(exc)) from None
+    paths = adhoc_paths(settings.output_dir, request.name, day)
+    with paths.exclusive(on_wait=lambda: err.print(f"Another run of {campaign.name} for {day} is under way; waiting")):
+        try:
+            with _progress_bars(skip={"send"}):
+                load_snapshot.fn(source, day, paths, settings)
+                profile_customers.fn(paths, day, settings)
+                if campaign.products == "picks":
+                    recommend_products.fn(paths, day, settings)
+                preview = plan_adhoc.fn(campaign, resolved, paths, day, settings, request.send_at, sending_moment())
+                samples = render_samples.fn(campaign, preview.locales, day, settings)
+        except (ContractError, SegmentError, RenderError) as exc:
+            raise _fail(str(exc)) from None
+        _print_adhoc_preview(preview, samples)
+        if request.dry_run or settings.dry_run or preview.to_send == 0:
+            status: Status = "dry_run" if request.dry_run or settings.dry_run else "nothing_to_send"
+            withdraw_plan.fn(paths, status)
+            out.print(f"[bold]{summarise_adhoc(preview, status, paths).headline()}[/]")
+            return
+        if not yes and not typer.confirm(f"Send {preview.to_send:,} messages?", default=False):
+            withdraw_plan.fn(paths, "rejected")
+            out.print(f"[bold]{summarise_adhoc(preview, 'rejected', paths).headline()}[/]")
+            raise typer.Exit(code=1)
+        plan = commit_plan.fn(campaign, paths, settings, sending_moment())
+        for shard in plan.shards:
+            render_adhoc.fn(campaign, paths, shard, day, settings)
+        delivery: Counter[str] = Counter()
+        run_id, clock = flow_run_id(), SendClock()
+
+        def waiting(at: datetime, seconds: float) -> None:
+            err.print(f"Waiting {timedelta(seconds=round(seconds))} for the wave at {at:%H:%M} UTC")
+
+        # the tasks run as plain functions here: their run logger is off, the terminal shows progress
+        with disable_run_logger(), _progress_bars(skip=set()):
+            for wave in plan.waves:
+                moment = clock.wait_for(wave.at, on_wait=partial(waiting, wave.at))
+                for shard in wave.shards:
+                    delivery.update(deliver_shard.fn(paths, shard, settings, run_id, None, plan.to_send, moment))
+        summary = summarise_adhoc(preview, "sent", paths, "confirmed in the terminal", delivery)
+        write_report(summary, paths, plan.shards)
+    out.print(f"[bold]{summary.headline()}[/]")
+    out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from flows.adhoc_campaign import adhoc_campaign
 from flows.backfill import backfill
 from flows.daily_run import daily_run
+from flows.order_updates import order_updates
 from flows.process_feedback import process_feedback
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 DAILY_RUN_CRON = "0 6 * * *"
 # Bounces and complaints reach the suppression list within a quarter of an hour.
 FEEDBACK_CRON = "*/15 * * * *"
+# Order-status messages within five minutes of the change.
+ORDER_UPDATES_CRON = "*/5 * * * *"
 TAGS = ["loyalty-flows"]
 
 
@@ -51,6 +55,13 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             description=_summary(process_feedback.description),
             tags=[*TAGS, "feedback"],
         ),
+        RunnerDeployment.from_flow(
+            order_updates,
+            name="order-updates",
+            schedule=Cron(ORDER_UPDATES_CRON, timezone=settings.shop_timezone),
+            description=_summary(order_updates.description),
+            tags=[*TAGS, "order-updates"],
+        ),
         # no schedule: an engineer starts it from the UI ("Custom run") with the dates to replay
         RunnerDeployment.from_flow(
             backfill,
@@ -58,6 +69,13 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             parameters={"dry_run": False},
             description=_summary(backfill.description),
             tags=[*TAGS, "backfill"],
+        ),
+        # no schedule: a marketer fills in the form ("Custom run"), reads the preview and approves the pause
+        RunnerDeployment.from_flow(
+            adhoc_campaign,
+            name="adhoc-campaign",
+            description=_summary(adhoc_campaign.description),
+            tags=[*TAGS, "adhoc"],
         ),
     ]
 

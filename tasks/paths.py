@@ -12,6 +12,13 @@ from pathlib import Path
 
 from tasks.enums import Table
 
+# Order-updates runs live under <output>/updates/<day>/<run>/; each leaves the marketing it planned in
+# plan/marketing.parquet, which the daily run's frequency budget reads.
+UPDATES_FOLDER = "updates"
+UPDATES_MARKETING_FILE = "marketing.parquet"
+# One-off campaigns live under <output>/adhoc/<name>/<day>/, a run folder like a day's.
+ADHOC_FOLDER = "adhoc"
+
 
 @dataclass(frozen=True)
 class RunPaths:

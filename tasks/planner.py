@@ -62,7 +62,7 @@ from tasks.gates import (
 )
 from tasks.ledger import open_ledger
 from tasks.offers import coupon_code, redeemed_codes, registry, write_registry
-from tasks.paths import RunPaths
+from tasks.paths import ADHOC_FOLDER, UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
 from tasks.points import PointsRules
 from tasks.segments import CompiledSegment, compile_expression
 from tasks.settings import Settings
@@ -295,15 +295,22 @@ def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: Skip
 def marketing_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
     """Return (customer_id, campaign, day) of marketing messages planned to send on the ``days`` before ``as_of``.
 
-    Read from those days' plans, so a backfill run in date order sees the budget each day saw.
+    Read from those days' plans, so a backfill run in date order sees the budget each day saw, from the
+    one-off campaigns of those days, and from the marketing the order-updates runs of those days planned
+    (back in stock, ``tasks/order_updates.py``).
     """
     frames = []
     for back in range(1, days + 1):
         day = as_of - timedelta(days=back)
-        path = RunPaths.for_day(output_dir, day).plan
-        if path.exists():
-            plan = pd.read_parquet(path, columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision"])
-            frames.append(sent_history(plan, day))
+        daily = RunPaths.for_day(output_dir, day).plan
+        # the day's plan, and the plans of one-off campaigns sent that day (a withdrawn one is renamed)
+        for path in [daily, *sorted((output_dir / ADHOC_FOLDER).glob(f"*/{day.isoformat()}/plan/plan.parquet"))]:
+            if path.exists():
+                columns = ["customer_id", "campaign", "step", "occurrence", "kind", "decision"]
+                frames.append(sent_history(pd.read_parquet(path, columns=columns), day))
+        for update in sorted((output_dir / UPDATES_FOLDER / day.isoformat()).glob(f"*/plan/{UPDATES_MARKETING_FILE}")):
+            planned = pd.read_parquet(update, columns=["customer_id", "campaign"]).astype(object)
+            frames.append(planned.assign(day=pd.Timestamp(day)).astype({"day": "datetime64[ns]"}))
     if not frames:
         return sent_history(pd.DataFrame(columns=list(PLAN_COLUMNS)), as_of)
     return pd.concat(frames, ignore_index=True)

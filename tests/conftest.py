@@ -98,6 +98,22 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield moto_server
 
 
+@pytest.fixture
+def win_back_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A catalog of the win-back alone, for tests of delivery semantics that count its messages exactly.
+
+    The real catalog's other campaigns (welcome, thank you, birthdays...) would also fire on their shops.
+    """
+    import shutil
+
+    folder = tmp_path / "campaigns-win-back-only"
+    folder.mkdir()
+    for name in ("win_back.yaml", "segments.yaml"):
+        shutil.copy(REPO_ROOT / "campaigns" / name, folder / name)
+    monkeypatch.setenv("LOYALTY_CAMPAIGNS_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One Prefect test server for the whole session (it takes ~25 s to start here)."""

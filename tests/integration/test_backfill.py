@@ -12,7 +12,7 @@ from flows.backfill import backfill, days_between
 from tests.conftest import REGION
 from tests.shops import tiny_shop, write_shop
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "win_back_only")
 
 
 def _ses_sent() -> int:

@@ -20,7 +20,7 @@ from tasks.unsubscribe import make_app
 from tests.conftest import REGION
 from tests.shops import tiny_shop, write_shop
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "win_back_only")
 
 
 def _ses_sent() -> int:

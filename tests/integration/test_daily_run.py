@@ -20,7 +20,7 @@ from tests.shops import add_rows, tiny_shop, write_shop
 AS_OF = date(2024, 6, 1)
 MORNING = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # the runs below send on their own day
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "win_back_only")
 
 
 def _lapsed_shop(n: int) -> dict[Table, pd.DataFrame]:

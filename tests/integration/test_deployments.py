@@ -144,7 +144,7 @@ def test_yaml_timezone_is_blank_when_the_variable_is_unset() -> None:
     rendered = [render_like_prefect_deploy(c) for c in yaml_deployments()]
     # then: prefect.yaml's comment tells operators to export it before `prefect deploy`
     zones = [s["timezone"] for c in rendered for s in c["schedules"]]
-    assert len(zones) == 2 and set(zones) == {""}  # daily-run and process-feedback
+    assert len(zones) == 3 and set(zones) == {""}  # daily-run, process-feedback and order-updates
     assert "export LOYALTY_SHOP_TIMEZONE" in PREFECT_YAML.read_text(encoding="utf-8")
 
 

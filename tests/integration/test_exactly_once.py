@@ -30,7 +30,7 @@ from tests.conftest import REGION, REPO_ROOT
 from tests.faults import FaultyAws
 from tests.shops import add_rows, tiny_shop, write_shop
 
-pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.usefixtures("prefect_harness", "win_back_only"), pytest.mark.timeout(600)]
 
 AS_OF = date(2024, 6, 1)
 MORNING = datetime(2024, 6, 1, 3, tzinfo=UTC)

@@ -1,0 +1,91 @@
+"""Order updates: order-status messages and back-in-stock notices, every few minutes, from a watermark.
+
+The rules (window, quiet hours, budget, watermark) are in ``tasks/order_updates.py``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.calendar import SendClock, flow_run_id, sending_moment
+from tasks.compose import render_messages
+from tasks.delivery import deliver_shard
+from tasks.order_updates import (
+    UpdatesSummary,
+    advance_watermark,
+    as_utc,
+    open_window,
+    plan_order_updates,
+    summarise_updates,
+    updates_lock,
+    updates_paths,
+    without_quiet_hours,
+)
+from tasks.settings import Settings
+from tasks.snapshot import load_snapshot
+
+
+@flow(name="order-updates", task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
+def order_updates(
+    data: str | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    overlap_minutes: int = 10,
+    first_lookback_hours: int = 24,
+) -> UpdatesSummary:
+    """Send order-status updates and back-in-stock notices for the events since the last run.
+
+    Args:
+        data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
+        now: The moment the run looks up to and sends at. Default: the real time; tests and simulations set it.
+        dry_run: Render and record everything, send nothing, leave the watermark where it is.
+        overlap_minutes: How far before the last run's end this run looks again, for rows that arrive late.
+        first_lookback_hours: How far back the first run (no watermark yet) looks.
+    """
+    settings = Settings()
+    dry_run = dry_run or settings.dry_run
+    moment = as_utc(now or sending_moment())
+    run_id = flow_run_id()
+    paths = updates_paths(settings.output_dir, moment, run_id, settings.shop_timezone)
+    logger = get_run_logger()
+    if dry_run:
+        logger.warning("DRY RUN: order updates are rendered to the outbox, nothing is sent, the watermark stays")
+
+    def waiting() -> None:
+        logger.warning("Another order-updates run is still going; waiting for it to finish")
+
+    with updates_lock(settings, on_wait=waiting):
+        # 1. The window: from where the last run stopped (less the overlap, or the earliest owed message) to now.
+        window = open_window(settings, moment, overlap_minutes, first_lookback_hours)
+        # 2. Load and validate the tables of the day (UTC); planning sees nothing after now.
+        load_snapshot(data or settings.data, window.end.date(), paths, settings)
+        # 3. Events in the window -> candidates -> consent, suppression, ledger, budget, quiet hours -> shards.
+        plan = plan_order_updates(paths, window, settings, dry_run)
+        # 4. Render every message before sending any: a template error stops the run here.
+        render_messages.map(unmapped(paths), plan.shards, unmapped(window.as_of), unmapped(settings)).result()
+        # 5. Send through the ledger: transactional email at any hour, SMS and marketing outside quiet hours.
+        delivery: Counter[str] = Counter()
+        if not dry_run:
+            sending_at = SendClock(now).wait_for(window.end)
+            for shards, rules in ((plan.anytime_shards, without_quiet_hours(settings)), (plan.timed_shards, settings)):
+                sent = deliver_shard.map(
+                    unmapped(paths),
+                    shards,
+                    unmapped(rules),
+                    unmapped(run_id),
+                    unmapped(None),
+                    unmapped(0),
+                    unmapped(sending_at),
+                )
+                for counts in sent.result():
+                    delivery.update(counts)
+        # 6. Only now, with the sends finished, move the watermark (a dry run leaves it).
+        after = None if dry_run else advance_watermark(paths, plan, window, settings)
+        # 7. Counts for the run's summary; the run's copy of the tables goes.
+        summary = summarise_updates(paths, plan, window, after, dict(delivery), dry_run)
+    logger.info(summary.headline())
+    return summary

@@ -1,0 +1,226 @@
+"""The ad-hoc campaign under a real Prefect server: preview, pause for approval, resume, send through a local SES."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import boto3
+import pandas as pd
+import pytest
+
+from tasks.adhoc import AdhocRequest, AdhocSummary, adhoc_paths, artifact_key
+from tasks.campaigns import Offer
+from tasks.enums import Table
+from tests.conftest import REGION
+from tests.shops import add_rows, tiny_shop, write_shop
+
+AS_OF = date(2024, 6, 1)
+NEWCOMERS = 8  # customers who signed up and never ordered: the `never_bought` segment, with C3
+NO_CONSENT = 2  # of them, every fourth did not agree to marketing email
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _shop(tmp_path: Path) -> Path:
+    locales = [
+        ("ru", "RU", "Europe/Moscow", "Мария"),
+        ("pl", "PL", "Europe/Warsaw", "Zofia"),
+        ("en", "GB", "Europe/London", ""),
+    ]
+    newcomers = []
+    for i in range(NEWCOMERS):
+        locale, country, zone, name = locales[i % 3]
+        newcomers.append(
+            {
+                "customer_id": f"N{i:03d}",
+                "email": f"n{i}@example.com",
+                "first_name": name,
+                "gender": "f",
+                "locale": locale,
+                "timezone": zone,
+                "country": country,
+                "created_at": "2024-05-01T00:00:00Z",
+                "email_opt_in": "false" if i % 4 == 3 else "true",
+                "sms_opt_in": "false",
+            }
+        )
+    return write_shop(add_rows(tiny_shop(), Table.CUSTOMERS, newcomers), tmp_path / "shop")
+
+
+def _template(root: Path) -> Path:
+    """A flash-sale template of the test's own, in English and Russian (Polish customers get English)."""
+    for locale, subject in (("en", "{{ percent_off }}% off today only"), ("ru", "Только сегодня: -{{ percent_off }}%")):
+        folder = root / "flash_sale" / locale
+        folder.mkdir(parents=True)
+        body = "{% if first_name %}{{ first_name }}, {% endif %}code {{ coupon_code }}. {{ unsubscribe_url }}"
+        (folder / "subject.txt.j2").write_text(subject, encoding="utf-8")
+        (folder / "body.txt.j2").write_text(body, encoding="utf-8")
+        (folder / "body.html.j2").write_text(f"<p>{body}</p>", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def adhoc_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Templates with the flash sale, no quiet hours (the test sends whatever the hour), a quick approval poll."""
+    import flows.adhoc_campaign
+
+    monkeypatch.setenv("LOYALTY_TEMPLATES_DIR", str(_template(tmp_path / "templates")))
+    monkeypatch.setenv("LOYALTY_QUIET_HOURS_START", "0")
+    monkeypatch.setenv("LOYALTY_QUIET_HOURS_END", "0")
+    monkeypatch.setattr(flows.adhoc_campaign, "APPROVAL_POLL_SECONDS", 1)
+    return _shop(tmp_path)
+
+
+def _request(shop: Path, name: str) -> AdhocRequest:
+    return AdhocRequest(
+        name=name,
+        audience="never_bought",
+        template="flash_sale",
+        offer=Offer(coupon_prefix="FLASH", percent_off=20, valid_days=2),
+        as_of=AS_OF,
+        data=str(shop),
+    )
+
+
+@pytest.fixture
+def in_background() -> Iterator[Callable[[AdhocRequest], dict[str, Any]]]:
+    """Start the flow in a thread; the returned dict gets its ``summary`` (or ``error``) when it ends."""
+    from flows.adhoc_campaign import adhoc_campaign
+
+    threads: list[threading.Thread] = []
+
+    def start(request: AdhocRequest) -> dict[str, Any]:
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["summary"] = adhoc_campaign(request)
+            except BaseException as exc:  # reported by the test, not lost in the thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        outcome["thread"] = thread
+        threads.append(thread)
+        thread.start()
+        return outcome
+
+    yield start
+    for thread in threads:
+        thread.join(timeout=60)
+
+
+def _wait_for(what: str, found: Callable[[], Any], timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _paused_preview(name: str, outcome: dict[str, Any]) -> tuple[UUID, str, str]:
+    """Wait for the run's preview artifact and its pause; return the flow run id, the preview and the form's text."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.input.actions import read_flow_run_input
+    from prefect.input.run_input import keyset_from_paused_state
+
+    def preview() -> Any:
+        if "error" in outcome:
+            raise outcome["error"]
+        with get_client(sync_client=True) as client:
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(name)]))
+            )
+        return found[0] if found else None
+
+    artifact = _wait_for("the preview artifact", preview)
+
+    def paused() -> bool:
+        if "error" in outcome:
+            raise outcome["error"]
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(artifact.flow_run_id).state
+        return state is not None and state.is_paused()
+
+    _wait_for("the approval pause", paused)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(artifact.flow_run_id).state
+    description = read_flow_run_input(keyset_from_paused_state(state)["description"], artifact.flow_run_id)
+    return artifact.flow_run_id, str(artifact.data), str(description)
+
+
+def _finished(outcome: dict[str, Any]) -> AdhocSummary:
+    outcome["thread"].join(timeout=180)
+    if "error" in outcome:
+        raise outcome["error"]
+    summary = outcome["summary"]
+    assert isinstance(summary, AdhocSummary)
+    return summary
+
+
+def _ses_sent() -> int:
+    return int(boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"])
+
+
+def test_approved_campaign_sends_to_the_audience_once(aws: str, adhoc_env: Path, in_background, tmp_path: Path) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.adhoc_campaign import adhoc_campaign
+
+    audience = 1 + NEWCOMERS  # C3 never ordered either
+    request = _request(adhoc_env, "flash_sale_june")
+    outcome = in_background(request)
+
+    flow_run_id, preview, question = _paused_preview(request.name, outcome)
+    assert _ses_sent() == 0  # nothing goes out before the approval
+    assert question.startswith(f"**Send {audience - NO_CONSENT} emails?**")
+    assert f"{audience} customers in the audience" in question
+    assert f"**{audience} customers**" in preview
+    assert f"Send {audience - NO_CONSENT} emails?" in preview
+    assert "| not sent: no_consent | 2 |" in preview
+    for personal in ("@example.com", "Мария", "Zofia", "N001"):
+        assert personal not in preview
+
+    resume_flow_run(flow_run_id, run_input={"approved": True, "comment": "go"})
+    summary = _finished(outcome)
+
+    assert summary.status == "sent" and summary.approved
+    assert summary.sent == _ses_sent() == audience - NO_CONSENT
+    assert summary.skipped_by_reason == {"no_consent": NO_CONSENT}
+    coupons = pd.read_csv(adhoc_paths(tmp_path / "out", request.name, AS_OF).coupons)
+    assert len(coupons) == summary.sent and coupons["code"].str.startswith("FLASH-").all()
+
+    # the same campaign again the same day: every key is in the ledger, no pause, nothing sent
+    again = adhoc_campaign(request)
+
+    assert again.status == "nothing_to_send" and again.sent == 0
+    assert again.skipped_by_reason == {"duplicate": summary.sent, "no_consent": NO_CONSENT}
+    assert _ses_sent() == summary.sent
+
+
+def test_rejected_campaign_sends_nothing_and_leaves_no_plan(
+    aws: str, adhoc_env: Path, in_background, tmp_path: Path
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    request = _request(adhoc_env, "flash_sale_rejected")
+    outcome = in_background(request)
+
+    flow_run_id, _, _ = _paused_preview(request.name, outcome)
+    resume_flow_run(flow_run_id, run_input={"approved": False, "comment": "wrong audience"})
+    summary = _finished(outcome)
+
+    assert summary.status == "rejected" and not summary.approved
+    assert summary.headline() == "Rejected (wrong audience): nothing was sent."
+    assert summary.sent == _ses_sent() == 0
+    paths = adhoc_paths(tmp_path / "out", request.name, AS_OF)
+    assert not paths.plan.exists() and not paths.coupons.exists()  # no budget counts a rejected plan
+    assert paths.plan.with_name("rejected.parquet").exists()
