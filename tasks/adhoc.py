@@ -416,16 +416,13 @@ _HISTORY_COLUMNS = ["customer_id", "campaign", "step", "occurrence", "kind", "de
 def budget_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
     """Return (customer_id, campaign, day) of marketing planned on ``as_of`` and the ``days`` before it.
 
-    From the daily runs' plans (``marketing_history``), today's daily plan and every ad-hoc
-    campaign's plans (``<output>/adhoc/*/<day>/plan/plan.parquet``).
+    The days before from ``marketing_history`` (daily plans, ad-hoc plans, order updates); today from
+    today's daily plan and today's ad-hoc plans (``<output>/adhoc/*/<as_of>/plan/plan.parquet``).
     """
+    today = [RunPaths.for_day(output_dir, as_of).plan]
+    today += sorted((output_dir / FOLDER).glob(f"*/{as_of.isoformat()}/plan/plan.parquet"))
     frames = [marketing_history(output_dir, as_of, days)]
-    today = RunPaths.for_day(output_dir, as_of).plan
-    for back in range(days + 1):
-        day = as_of - timedelta(days=back)
-        files = sorted((output_dir / FOLDER).glob(f"*/{day.isoformat()}/plan/plan.parquet"))
-        files += [today] if back == 0 and today.exists() else []
-        frames += [sent_history(pd.read_parquet(f, columns=_HISTORY_COLUMNS), day) for f in files]
+    frames += [sent_history(pd.read_parquet(f, columns=_HISTORY_COLUMNS), as_of) for f in today if f.exists()]
     return pd.concat(frames, ignore_index=True)
 
 

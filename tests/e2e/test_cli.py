@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tasks.enums import Table
 from tests.shops import tiny_shop, write_shop
 
@@ -78,6 +80,7 @@ def test_imported_online_retail_runs_through_the_daily_flow(shared_data: Path, t
     assert summary["to_send"] == 0 and summary["skipped_by_reason"].get("no_email", 0) > 0
 
 
+@pytest.mark.usefixtures("win_back_only")  # C2 is nobody's candidate in the win-back alone
 def test_why_explains_each_decision_for_a_customer(tmp_path: Path) -> None:
     frames = tiny_shop()
     shop = write_shop(frames, tmp_path / "shop")
