@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime, timedelta
-from functools import partial
-
 from prefect import flow, get_run_logger, pause_flow_run, unmapped
 from prefect.exceptions import FlowPauseTimeout
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.waves import deliver_waves
 from tasks.adhoc import (
     AdhocPreview,
     AdhocRequest,
@@ -29,7 +26,6 @@ from tasks.adhoc import (
     withdraw_plan,
 )
 from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
-from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
 from tasks.paths import RunPaths
 from tasks.picks import recommend_products
@@ -88,21 +84,8 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         plan = commit_plan(campaign, paths, settings, sending_moment())
         render_adhoc.map(unmapped(campaign), unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
         # 6b. Wave by wave (a send time per zone) through the ledger, as the daily run sends.
-        delivery: Counter[str] = Counter()
-        run_id, progress, clock = flow_run_id(), start_send_progress(plan.to_send), SendClock()
-        for wave in plan.waves:
-            moment = clock.wait_for(wave.at, on_wait=partial(_log_wait, wave.at, len(wave.shards)))
-            shards = deliver_shard.map(
-                unmapped(paths),
-                wave.shards,
-                unmapped(settings),
-                unmapped(run_id),
-                unmapped(progress),
-                unmapped(plan.to_send),
-                unmapped(moment),
-            )
-            for counts in shards.result():
-                delivery.update(counts)
+        run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
+        delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock())
         # 7. The summary file, the outbox index and the result artifact.
         summary = report_adhoc(summarise_adhoc(preview, "sent", paths, approval.comment, delivery), paths, plan.shards)
     return _done(summary)
@@ -131,9 +114,3 @@ def _stop(preview: AdhocPreview, paths: RunPaths, status: Status, approval: Appr
 def _done(summary: AdhocSummary) -> AdhocSummary:
     get_run_logger().info(summary.headline())
     return summary
-
-
-def _log_wait(at: datetime, shards: int, seconds: float) -> None:
-    get_run_logger().info(
-        "Waiting %s for the wave at %s UTC (%d shards)", timedelta(seconds=round(seconds)), f"{at:%H:%M}", shards
-    )

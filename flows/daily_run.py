@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
-from functools import partial
+from datetime import date, datetime
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.waves import deliver_waves
 from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.compose import render_messages
-from tasks.delivery import deliver_shard
 from tasks.features import profile_customers
 from tasks.kpis import report_kpis
 from tasks.paths import RunPaths
@@ -64,29 +63,10 @@ def daily_run(
         if not dry_run:
             run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
             # wave by wave: each send time (10:00 in a customer's zone) waits for its moment
-            clock = SendClock(now)
-            for wave in plan.waves:
-                moment = clock.wait_for(wave.at, on_wait=partial(_log_wait, wave.at, len(wave.shards)))
-                shards = deliver_shard.map(
-                    unmapped(paths),
-                    wave.shards,
-                    unmapped(settings),
-                    unmapped(run_id),
-                    unmapped(progress),
-                    unmapped(plan.to_send),
-                    unmapped(moment),
-                )
-                for counts in shards.result():
-                    delivery.update(counts)
+            delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(now))
             ledger = ledger_report(settings, run_id, paths)
         # 8. Report: summary file, outbox index, artifacts.
         summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis)
         summary = report_run(summary, paths, plan.shards)
     logger.info(summary.headline())
     return summary
-
-
-def _log_wait(at: datetime, shards: int, seconds: float) -> None:
-    get_run_logger().info(
-        "Waiting %s for the wave at %s UTC (%d shards)", timedelta(seconds=round(seconds)), f"{at:%H:%M}", shards
-    )
