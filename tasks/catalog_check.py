@@ -1,7 +1,7 @@
 """Campaigns as code: check the whole catalog before it runs, and the sample messages it is checked with.
 
 ``check_catalog`` validates every campaign file on its own (one bad file does not hide the others),
-compiles every audience expression against the profile's columns, finds every template part in every
+compiles every audience expression (and every segment of ``segments.yaml``) against the profile's columns, finds every template part in every
 locale, and renders every step (every order status) for a sample customer in every locale and channel:
 an SMS over ``sms_max_parts`` parts fails. Each problem names the file, the field and the reason.
 ``sample_messages`` are the same renderings the golden files under ``tests/golden/`` pin.
@@ -34,7 +34,7 @@ from tasks.campaigns import (
 from tasks.compose import build_context, message_products
 from tasks.enums import Channel
 from tasks.render import PARTS, SMS_PART, RenderError, make_environment, render_message, render_sms
-from tasks.segments import ExpressionError, compile_expression
+from tasks.segments import ExpressionError, SegmentError, check_segments, compile_expression
 from tasks.settings import Settings
 from tasks.sms import sms_parts
 
@@ -183,7 +183,18 @@ def check_catalog(campaigns_dir: Path, templates_dir: Path, settings: Settings) 
         problems += found
         if not found:
             passed.append(campaign.name)
-    return passed, problems
+    return passed, problems + _segment_problems(campaigns_dir / "segments.yaml")
+
+
+def _segment_problems(path: Path) -> list[Problem]:
+    """The named segments' file, checked as ``loyalty segments check`` does."""
+    if not path.exists():
+        return []
+    try:
+        checks = check_segments(path)
+    except SegmentError as exc:
+        return [Problem(file=str(path), field="segments", reason=str(exc))]
+    return [Problem(file=str(path), field=f"segments.{c.name}", reason=c.error or "") for c in checks if c.error]
 
 
 def _check_campaign(

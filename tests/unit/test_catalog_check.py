@@ -70,6 +70,17 @@ def test_an_sms_template_over_its_part_limit_fails_the_check(tmp_path: Path) -> 
     assert all("parts" in p.reason and "LOYALTY_SMS_MAX_PARTS=3" in p.reason for p in problems)
 
 
+def test_a_broken_segment_in_segments_yaml_is_a_problem_of_the_catalog(tmp_path: Path) -> None:
+    campaigns = _catalog(tmp_path, "win_back")
+    text = (PROJECT_ROOT / "campaigns" / "segments.yaml").read_text(encoding="utf-8")
+    (campaigns / "segments.yaml").write_text(text.replace('lifecycle == "new"', 'lifecycle = "new"'), encoding="utf-8")
+
+    _, problems = check_catalog(campaigns, _templates(tmp_path, "win_back"), Settings())
+
+    assert [(Path(p.file).name, p.field) for p in problems] == [("segments.yaml", "segments.new")]
+    assert "==" in problems[0].reason  # the hint: to compare, write ==
+
+
 def test_a_template_using_a_variable_that_does_not_exist_fails_naming_it(tmp_path: Path) -> None:
     campaigns = _catalog(tmp_path, "win_back")
     templates = _templates(tmp_path, "win_back")
