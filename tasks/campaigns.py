@@ -107,7 +107,9 @@ class ReplenishmentTrigger(_Frozen):
 
 
 class CartTrigger(_Frozen):
-    """Products added to the cart and not ordered (nor removed) by the next day; occurrence = the cart day."""
+    """Products added to the cart and not ordered (nor removed) since; occurrence = the day of the add.
+
+    The step's offset says how long the cart is left alone first (``abandoned_cart``: one day)."""
 
     type: Literal["cart"]
 
@@ -118,7 +120,12 @@ class ScheduleTrigger(_Frozen):
     type: Literal["schedule"]
     weekday: Weekday | None = None
     month_day: int | None = Field(None, ge=1, le=28)
-    every_weeks: int = Field(1, ge=1, le=52, description="With weekday: every n-th week (ISO week number % n == 0).")
+    every_weeks: int = Field(
+        1,
+        ge=1,
+        le=52,
+        description="With weekday: every n-th week (ISO week number % n == 0; a year of 53 ISO weeks makes one gap longer).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ScheduleTrigger:
