@@ -124,3 +124,14 @@ def test_coupon_date_is_written_in_the_customers_language(locale: str, expected:
 
     assert context.coupon_valid_until == expected
     assert context.coupon_code is not None and context.coupon_code.startswith("BACK-")
+
+
+def test_a_product_block_without_a_label_for_a_reason_shows_the_product_without_a_reason_line() -> None:
+    # an ad-hoc campaign may send the weekly sale's template (labels for new arrivals) with personal picks
+    env = make_environment(TEMPLATES)
+    context = CONTEXT.model_copy(update={"locale": "ru", "products": PICKS})
+
+    message = render_message(env, "weekly_sale", context)
+
+    assert "Purrfect Salmon Dry Food 2 kg" in message.text and "Purrfect Salmon Dry Food 2 kg" in message.html
+    assert "Catnap Tuna" not in message.text  # no label for "because you liked" in this template
