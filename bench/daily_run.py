@@ -15,11 +15,12 @@ import os
 import resource
 import shutil
 import tempfile
-import time
+import time as clock
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -32,9 +33,9 @@ def peak_rss_mb() -> float:
 
 
 def timed(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
+    start = clock.perf_counter()
     value = fn()
-    seconds = time.perf_counter() - start
+    seconds = clock.perf_counter() - start
     results.append({"step": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1)})
     print(f"{name:<28} {seconds:8.2f} s   peak RSS {peak_rss_mb():8.1f} MB", flush=True)
     return value
@@ -56,6 +57,7 @@ def main() -> None:
     from tasks.compose import render_messages
     from tasks.features import profile_customers
     from tasks.paths import RunPaths
+    from tasks.picks import recommend_products
     from tasks.planner import plan_day
     from tasks.settings import Settings
     from tasks.snapshot import load_snapshot
@@ -74,7 +76,10 @@ def main() -> None:
     paths = RunPaths.for_day(settings.output_dir, as_of)
     snapshot = timed(results, "load + validate", lambda: load_snapshot.fn(str(shop), as_of, paths, settings))
     timed(results, "profile", lambda: profile_customers.fn(paths, as_of, settings))
-    plan = timed(results, "plan", lambda: plan_day.fn(paths, as_of, settings))
+    timed(results, "recommendations", lambda: recommend_products.fn(paths, as_of, settings))
+    # the run sends at 06:00 in the shop's zone on its day, as the schedule does
+    morning = datetime.combine(as_of, time(6), ZoneInfo(settings.shop_timezone))
+    plan = timed(results, "plan", lambda: plan_day.fn(paths, as_of, settings, morning))
     rendered = timed(
         results, "render (all shards)", lambda: sum(render_messages.fn(paths, s, as_of, settings) for s in plan.shards)
     )
@@ -83,7 +88,11 @@ def main() -> None:
     from flows.daily_run import daily_run
 
     shutil.rmtree(paths.root)
-    timed(results, "whole flow under Prefect", lambda: daily_run(as_of=as_of, dry_run=True, data=str(shop)))
+    timed(
+        results,
+        "whole flow under Prefect",
+        lambda: daily_run(as_of=as_of, dry_run=True, data=str(shop), now=morning),
+    )
 
     report = {
         "benchmark": "daily_run",
@@ -92,6 +101,7 @@ def main() -> None:
         "rows": rows,
         "quarantined": snapshot.quarantined,
         "planned": plan.planned,
+        "to_send_by_campaign": plan.to_send_by_campaign,
         "rendered": rendered,
         "steps": results,
         "steps_total_seconds": round(steps_total, 2),
@@ -102,6 +112,7 @@ def main() -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2) + "\n")
     print(f"rows: {rows}\nplanned {plan.planned}, rendered {rendered}, quarantined {snapshot.quarantined}")
+    print(f"to send by campaign: {plan.to_send_by_campaign}")
     print(f"steps total {steps_total:.1f} s, peak RSS {peak_rss_mb():.0f} MB -> {target}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

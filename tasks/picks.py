@@ -18,6 +18,7 @@ Output (``PICK_COLUMNS``): customer_id, rank (1 = first), product_id, score, rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -68,12 +69,38 @@ def _group(categories: pd.Series, groups: tuple[str, ...]) -> pd.Series:
     return head.where(head.isin(list(groups)))
 
 
+BECAUSE_CHUNK = 2_000_000  # (candidate, customer product) pairs weighed at once
+
+
 def because_of(model: Model, seen: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """For each (customer row, product) candidate: the customer's product that adds most to its score (-1: none)."""
+    """For each (customer row, product) candidate: the customer's product that adds most to its score (-1: none).
+
+    Weighed in chunks of about ``BECAUSE_CHUNK`` pairs, so memory does not grow with the customers.
+    """
     counts = np.diff(seen.indptr)[rows]
     similarity_of = getattr(model, "similarity_of", None)
+    out = np.full(rows.size, -1, dtype=np.int64)
     if counts.sum() == 0 or similarity_of is None:
-        return np.full(rows.size, -1, dtype=np.int64)
+        return out
+    ends = np.searchsorted(np.cumsum(counts), np.arange(BECAUSE_CHUNK, counts.sum() + BECAUSE_CHUNK, BECAUSE_CHUNK))
+    start = 0
+    for end in np.unique(np.minimum(ends + 1, rows.size)):
+        chunk = slice(start, int(end))
+        out[chunk] = _because_of_chunk(similarity_of, seen, rows[chunk], items[chunk], counts[chunk])
+        start = int(end)
+    return out
+
+
+def _because_of_chunk(
+    similarity_of: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    seen: sp.csr_matrix,
+    rows: np.ndarray,
+    items: np.ndarray,
+    counts: np.ndarray,
+) -> np.ndarray:
+    out = np.full(rows.size, -1, dtype=np.int64)
+    if counts.sum() == 0:
+        return out
     candidate = np.repeat(np.arange(rows.size), counts)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     position = np.repeat(seen.indptr[rows], counts) + offsets
@@ -81,7 +108,6 @@ def because_of(model: Model, seen: sp.csr_matrix, rows: np.ndarray, items: np.nd
     contribution = seen.data[position] * similarity_of(theirs, items[candidate])
     order = np.lexsort((-contribution, candidate))
     first = order[np.r_[True, candidate[order][1:] != candidate[order][:-1]]]
-    out = np.full(rows.size, -1, dtype=np.int64)
     positive = contribution[first] > 0
     out[candidate[first][positive]] = theirs[first][positive]
     return out

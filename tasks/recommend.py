@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -224,6 +224,7 @@ class Ease:
 
     regularization: float = 500.0
     name: str = "ease"
+    dense_scores: ClassVar[bool] = True  # scores every product: top_k blocks customers x catalog
     weights: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
 
     def fit(self, matrix: sp.csr_matrix) -> Ease:
@@ -264,17 +265,19 @@ def make_model(name: str, n_items: int) -> Model:
     raise RecommendError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
 
 
-def _blocks(seen_counts: IntArray, k: int) -> Iterator[IntArray]:
+def _blocks(seen_counts: IntArray, k: int, dense_width: int | None = None) -> Iterator[IntArray]:
     """Customer positions in blocks of at most ``BLOCK_CELLS`` scores, the lightest customers first.
 
     A block holds customers x (k + the most products one of them has) candidate scores; sorted by how much
-    they have, one heavy customer does not widen a block of light ones.
+    they have, one heavy customer does not widen a block of light ones. A model that scores every product
+    (``dense_width``: the catalog's size) holds customers x products.
     """
     order = np.argsort(seen_counts, kind="stable")
     counts = seen_counts[order]
     start = 0
     while start < order.size:
-        cells = (np.arange(1, order.size - start + 1)) * (k + counts[start:])  # nondecreasing
+        width = np.full(order.size - start, dense_width) if dense_width else k + counts[start:]
+        cells = (np.arange(1, order.size - start + 1)) * width  # nondecreasing
         end = start + max(1, int(np.searchsorted(cells, BLOCK_CELLS, side="right")))
         yield order[start:end]
         start = end
@@ -288,7 +291,8 @@ def top_k(model: Model, matrix: sp.csr_matrix, k: int, popular: Popular | None =
     """
     seen_counts = np.diff(matrix.indptr).astype(np.int64)
     parts: list[TopK] = []
-    for block in _blocks(seen_counts, k):
+    dense_width = matrix.shape[1] if getattr(model, "dense_scores", False) else None
+    for block in _blocks(seen_counts, k, dense_width):
         block = block[seen_counts[block] > 0]
         if block.size == 0:
             continue

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tasks import recommend
+from tasks import picks, recommend
 from tasks.interactions import shop_interactions
 from tasks.picks import PickRules, pick_products
 from tasks.recommend import Ease, Interactions, ItemKNN, Popular, RecommendError, recommend_csv, top_k
@@ -102,6 +102,35 @@ def test_scoring_in_small_blocks_gives_the_same_answer(monkeypatch: pytest.Monke
     assert not any((r, i) in seen for r, i in zip(whole.rows, whole.items, strict=True))
     has_any = np.flatnonzero(np.diff(matrix.indptr) > 0)
     assert (np.bincount(whole.rows, minlength=300)[has_any] == 5).all()  # five each, the fill included
+
+
+def test_ease_is_scored_in_blocks_of_customers_by_the_whole_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    # EASE scores every product: a block of light customers must not hold customers x catalog past the limit
+    rng = np.random.default_rng(4)
+    matrix = sp.csr_matrix((rng.random((300, 40)) < 0.1).astype(np.float32))
+    model = Ease(regularization=5.0).fit(matrix)
+    whole = top_k(model, matrix, 5)
+    sizes: list[int] = []
+    score = model.top
+    monkeypatch.setattr(model, "top", lambda seen, k: (sizes.append(seen.shape[0]), score(seen, k))[1])
+    monkeypatch.setattr(recommend, "BLOCK_CELLS", 40 * 25)  # 25 customers x 40 products
+
+    blocked = top_k(model, matrix, 5)
+
+    assert max(sizes) <= 25
+    assert np.array_equal(whole.rows, blocked.rows) and np.allclose(whole.scores, blocked.scores)
+
+
+def test_the_reason_for_a_pick_is_the_same_however_the_pairs_are_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    matrix = sp.csr_matrix((rng.random((200, 30)) < 0.2).astype(np.float32))
+    model = ItemKNN(neighbours=10).fit(matrix)
+    found = top_k(model, matrix, 4)
+    whole = picks.because_of(model, matrix, found.rows, found.items)
+    monkeypatch.setattr(picks, "BECAUSE_CHUNK", 7)
+
+    assert np.array_equal(picks.because_of(model, matrix, found.rows, found.items), whole)
+    assert (whole >= 0).mean() > 0.9  # nearly every pick has a product of the customer's behind it
 
 
 def test_recommend_csv_writes_ranked_ids_and_rejects_unknown_models() -> None:
