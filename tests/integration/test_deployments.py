@@ -179,3 +179,16 @@ def test_backfill_is_started_by_hand_with_its_dates() -> None:
     assert not backfill.schedules
     assert schema["required"] == ["start", "end"]
     assert schema["properties"]["start"] == {**schema["properties"]["start"], "type": "string", "format": "date"}
+
+
+def test_an_adhoc_campaign_is_a_form_a_marketer_fills_in() -> None:
+    (adhoc,) = [d for d in deployments(settings()) if d.name == "adhoc-campaign"]
+    schema = adhoc._parameter_openapi_schema.model_dump()
+    # no schedule: the marketer starts it by hand with one request, which the UI renders as a form
+    assert not adhoc.schedules
+    assert schema["required"] == ["request"]
+    request = schema["definitions"]["AdhocRequest"]
+    assert {"name", "audience", "template", "channels", "offer", "send_at", "dry_run"} <= set(request["properties"])
+    assert {"name", "audience", "template"} <= set(request["required"])
+    for name, prop in request["properties"].items():
+        assert prop.get("description"), f"{name} has no description in the form"
