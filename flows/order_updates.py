@@ -11,9 +11,9 @@ from datetime import datetime
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.waves import deliver_waves
 from tasks.calendar import SendClock, flow_run_id, sending_moment
 from tasks.compose import render_messages
-from tasks.delivery import deliver_shard
 from tasks.order_updates import (
     UpdatesSummary,
     advance_watermark,
@@ -23,7 +23,6 @@ from tasks.order_updates import (
     summarise_updates,
     updates_lock,
     updates_paths,
-    without_quiet_hours,
 )
 from tasks.settings import Settings
 from tasks.snapshot import load_snapshot
@@ -70,19 +69,7 @@ def order_updates(
         # 5. Send through the ledger: transactional email at any hour, SMS and marketing outside quiet hours.
         delivery: Counter[str] = Counter()
         if not dry_run:
-            sending_at = SendClock(now).wait_for(window.end)
-            for shards, rules in ((plan.anytime_shards, without_quiet_hours(settings)), (plan.timed_shards, settings)):
-                sent = deliver_shard.map(
-                    unmapped(paths),
-                    shards,
-                    unmapped(rules),
-                    unmapped(run_id),
-                    unmapped(None),
-                    unmapped(0),
-                    unmapped(sending_at),
-                )
-                for counts in sent.result():
-                    delivery.update(counts)
+            delivery = deliver_waves(paths, plan.decisions.waves, settings, run_id, None, 0, SendClock(now))
         # 6. Only now, with the sends finished, move the watermark (a dry run leaves it).
         after = None if dry_run else advance_watermark(paths, plan, window, settings)
         # 7. Counts for the run's summary; the run's copy of the tables goes.

@@ -22,14 +22,13 @@ import difflib
 import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from jinja2 import meta
 from prefect import task
@@ -40,10 +39,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks import progress
 from tasks.campaigns import AdhocTrigger, Campaign, CatalogError, Offer, Step, load_catalog
-from tasks.catalog_check import SAMPLE_KEY, SAMPLE_PICKS
-from tasks.compose import build_context, load_picks, load_products, render_shard
+from tasks.catalog_check import SAMPLE_PICKS, SampleMessage, render_sample
+from tasks.compose import load_picks, load_products, render_shard
 from tasks.enums import Channel, Decision, MessageKind, SkipReason, Table
-from tasks.gates import DeliveryRules, quiet_now
+from tasks.gates import DeliveryRules, over_budget, quiet_until
 from tasks.offers import registry, write_registry
 from tasks.outbox import write_index
 from tasks.paths import ADHOC_FOLDER, RunPaths
@@ -58,11 +57,10 @@ from tasks.planner import (
     ledger_lookup,
     marketing_history,
     plan_campaign,
-    sent_history,
     shard_plan,
     summarise_plan,
 )
-from tasks.render import PARTS, SMS_PART, make_environment, render_message, render_sms, template_locale
+from tasks.render import PARTS, SMS_PART, make_environment, template_locale
 from tasks.report import collect_outbox
 from tasks.segments import (
     MAX_EXPRESSION_CHARS,
@@ -305,26 +303,6 @@ def send_moment(send_at: datetime | None, shop_timezone: str) -> datetime | None
     return send_at.replace(tzinfo=ZoneInfo(shop_timezone))
 
 
-def after_quiet_hours(moment: datetime, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules) -> pd.Series:
-    """Return when each customer may get a message meant for ``moment``: then, or when their quiet hours end."""
-    stamp = pd.Timestamp(moment)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    out = pd.Series(stamp, index=timezones.index, dtype="datetime64[ns, UTC]")
-    quiet = quiet_now(moment, timezones, countries, rules)
-    if not quiet.any():
-        return out
-    zones = timezones.fillna("UTC").astype(str)
-    codes = countries.fillna("").astype(str).str.upper()
-    for zone, code in sorted(set(zip(zones.loc[quiet], codes.loc[quiet], strict=True))):
-        rows = quiet & (zones == zone).to_numpy() & (codes == code).to_numpy()
-        end = rules.quiet_by_country.get(code, rules.quiet).end
-        local = stamp.tz_convert(zone).tz_localize(None)
-        day = local.normalize() + pd.Timedelta(days=1 if local.hour >= end else 0)
-        target = (day + pd.Timedelta(hours=end)).tz_localize(zone, ambiguous=False, nonexistent="shift_forward")
-        out.loc[rows] = target.tz_convert("UTC")
-    return out
-
-
 def schedule_sends(
     plan: pd.DataFrame,
     customers: pd.DataFrame,
@@ -354,30 +332,11 @@ def schedule_sends(
     at = at.mask(at < earliest, earliest)
     for moment in at.loc[chosen].unique():
         rows = (chosen & (at == moment)).to_numpy()
-        at.loc[rows] = after_quiet_hours(
+        at.loc[rows] = quiet_until(
             pd.Timestamp(moment).to_pydatetime(), where.loc[rows, "timezone"], where.loc[rows, "country"], rules
         )
     plan["send_at"] = at
     return plan
-
-
-def spent_today(plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules) -> npt.NDArray[np.bool_]:
-    """Return which marketing rows would exceed the budget given what others plan to send today.
-
-    ``history`` rows dated ``as_of`` are messages the day's daily run and other ad-hoc campaigns
-    already plan: one more must fit the day's and the 7 days' budget. (``apply_day_gates`` counts
-    earlier days only.)
-    """
-    days = pd.to_datetime(history["day"])
-    today = history.loc[(days == pd.Timestamp(as_of)).to_numpy()].groupby("customer_id").size()
-    week = history.loc[((days >= pd.Timestamp(as_of - timedelta(days=6))) & (days <= pd.Timestamp(as_of))).to_numpy()]
-    in_week = week.groupby("customer_id").size()
-    ids = plan["customer_id"].astype(str)
-    n_today = ids.map(today).fillna(0).astype(int)
-    n_week = ids.map(in_week).fillna(0).astype(int)
-    over = (n_today >= rules.marketing_per_day) | (n_week >= rules.marketing_per_week)
-    marketing = (plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)
-    return np.asarray((over & marketing).to_numpy(dtype=bool), dtype=bool)
 
 
 def build_adhoc_plan(
@@ -401,7 +360,8 @@ def build_adhoc_plan(
     plan = schedule_sends(plan, customers, sending_at, send_at, rules)
     catalog = {**(others or {}), campaign.name: campaign}
     plan = apply_day_gates(plan, catalog, history, already(plan["idempotency_key"]), as_of, sending_at, rules)
-    over = spent_today(plan, history, as_of, rules)
+    # the day's daily run and other ad-hoc campaigns planned today: one more must fit the day's budget
+    over = over_budget(plan, history, as_of, rules, count_today=True)
     plan.loc[over, "decision"] = Decision.SKIPPED.value
     plan.loc[over, "reason"] = SkipReason.FREQUENCY_CAP.value
     return plan.reset_index(drop=True)[list(PLAN_COLUMNS)]
@@ -409,21 +369,6 @@ def build_adhoc_plan(
 
 # How an ad-hoc campaign ended.
 Status = Literal["dry_run", "nothing_to_send", "rejected", "timed_out", "sent"]
-
-_HISTORY_COLUMNS = ["customer_id", "campaign", "step", "occurrence", "kind", "decision"]
-
-
-def budget_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
-    """Return (customer_id, campaign, day) of marketing planned on ``as_of`` and the ``days`` before it.
-
-    The days before from ``marketing_history`` (daily plans, ad-hoc plans, order updates); today from
-    today's daily plan and today's ad-hoc plans (``<output>/adhoc/*/<as_of>/plan/plan.parquet``).
-    """
-    today = [RunPaths.for_day(output_dir, as_of).plan]
-    today += sorted((output_dir / FOLDER).glob(f"*/{as_of.isoformat()}/plan/plan.parquet"))
-    frames = [marketing_history(output_dir, as_of, days)]
-    frames += [sent_history(pd.read_parquet(f, columns=_HISTORY_COLUMNS), as_of) for f in today if f.exists()]
-    return pd.concat(frames, ignore_index=True)
 
 
 class AdhocPreview(BaseModel):
@@ -519,7 +464,7 @@ def plan_adhoc(
         customers,
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
-        budget_history(settings.output_dir, as_of),
+        marketing_history(settings.output_dir, as_of, include_today=True),
         ledger_lookup(settings),
         as_of,
         sending_at,
@@ -573,25 +518,18 @@ def render_samples_with(
     samples = []
     for locale, n in sorted(rendered.items()):
         for channel in campaign.channels:
-            row = sample_row(campaign, locale, channel, as_of)
-            context = build_context(row, campaign, settings, SAMPLE_KEY, as_of, locale, products)
-            if channel is Channel.SMS:
-                samples.append(
-                    Sample(
-                        locale=locale,
-                        customers=n,
-                        channel=channel.value,
-                        subject="",
-                        text=render_sms(env, campaign.template, context),
-                    )
+            sample = SampleMessage(locale, sample_row(campaign, locale, channel, as_of), products)
+            parts = render_sample(env, campaign, sample, settings, as_of)
+            subject, text = parts.get("subject.txt", ""), parts.get("sms.txt") or parts["body.txt"]
+            samples.append(
+                Sample(
+                    locale=locale,
+                    customers=n,
+                    channel=channel.value,
+                    subject=subject.rstrip("\n"),
+                    text=text.rstrip("\n") if channel is Channel.SMS else text,
                 )
-            else:
-                message = render_message(env, campaign.template, context)
-                samples.append(
-                    Sample(
-                        locale=locale, customers=n, channel=channel.value, subject=message.subject, text=message.text
-                    )
-                )
+            )
     return samples
 
 

@@ -137,11 +137,11 @@ def _arrivals() -> list[dict[str, object]]:
 
 
 def render_sample(
-    env: jinja2.Environment, campaign: Campaign, sample: SampleMessage, settings: Settings
+    env: jinja2.Environment, campaign: Campaign, sample: SampleMessage, settings: Settings, as_of: date = SAMPLE_DAY
 ) -> dict[str, str]:
     """Render one sample: ``{"subject.txt": ..., "body.html": ..., "body.txt": ...}`` or ``{"sms.txt": ...}``."""
     locale = str(sample.row["locale"])
-    context = build_context(sample.row, campaign, settings, SAMPLE_KEY, SAMPLE_DAY, locale, sample.products)
+    context = build_context(sample.row, campaign, settings, SAMPLE_KEY, as_of, locale, sample.products)
     if sample.row["channel"] == Channel.SMS.value:
         return {"sms.txt": render_sms(env, campaign.template, context) + "\n"}
     message = render_message(env, campaign.template, context)

@@ -292,10 +292,14 @@ def deliver_shard(
 
     ``moment`` is when the shard goes out (default: now). A message whose customer is inside their
     quiet hours then (a run that started late, a backfill at night) is held, unclaimed: it stays
-    unsent for a later run, never goes out at night.
+    unsent for a later run, never goes out at night. Transactional email is the exception: it goes.
     """
     rendered = pd.read_parquet(paths.rendered_shard(shard))
     quiet = quiet_now(moment or datetime.now(UTC), rendered["timezone"], rendered["country"], delivery_rules(settings))
+    # transactional email (where is my order) goes at any hour; SMS copies and marketing wait
+    quiet &= ~(
+        (rendered["kind"] == MessageKind.TRANSACTIONAL.value) & (rendered["channel"] == ChannelName.EMAIL.value)
+    ).to_numpy()
     outcomes: list[Outcome] = [
         Outcome(str(key), str(customer), str(channel), HELD_QUIET_HOURS, 0)
         for key, customer, channel in rendered.loc[quiet, ["idempotency_key", "customer_id", "channel"]].itertuples(

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+from tasks.enums import Decision, MessageKind
 
 
 @dataclass(frozen=True)
@@ -107,20 +110,24 @@ def local_send_time(
 
 
 def frequency_budget(
-    plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules
+    plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules, count_today: bool = False
 ) -> npt.NDArray[np.bool_]:
     """Return which of today's marketing sends are over the customer's budget.
 
     ``plan`` rows are candidate marketing sends (customer_id, campaign, step, occurrence, priority);
     ``history`` rows are marketing messages planned to send on earlier days (customer_id, day).
-    A message counts once however many channels carry it; higher priority wins, then older
-    occurrence, then campaign name, so the outcome never depends on row order.
+    ``count_today``: history dated ``as_of`` counts too (runs that plan more than once a day: order
+    updates, ad-hoc campaigns, after the daily run). A message counts once however many channels
+    carry it; higher priority wins, then older occurrence, then campaign name, so the outcome never
+    depends on row order.
     """
     if plan.empty:
         return np.zeros(0, dtype=bool)
-    week_start = pd.Timestamp(as_of - timedelta(days=6))
-    recent = history.loc[(history["day"] >= week_start) & (history["day"] < pd.Timestamp(as_of))]
+    today = pd.Timestamp(as_of)
+    until = today + pd.Timedelta(days=1) if count_today else today
+    recent = history.loc[(history["day"] >= pd.Timestamp(as_of - timedelta(days=6))) & (history["day"] < until)]
     sent_week = recent.groupby("customer_id")["day"].size()
+    sent_today = recent.loc[recent["day"] == today].groupby("customer_id")["day"].size()
     messages = plan[["customer_id", "campaign", "step", "occurrence", "priority"]].drop_duplicates(
         ["customer_id", "campaign", "step", "occurrence"]
     )
@@ -128,15 +135,44 @@ def frequency_budget(
         ["customer_id", "priority", "occurrence", "campaign"], ascending=[True, False, True, True]
     )
     rank = messages.groupby("customer_id").cumcount()  # 0 = first choice today
+    room_day = rules.marketing_per_day - messages["customer_id"].map(sent_today).fillna(0).astype(int)
     room_week = rules.marketing_per_week - messages["customer_id"].map(sent_week).fillna(0).astype(int)
-    allowed = np.minimum(rules.marketing_per_day, room_week)
-    messages = messages.assign(over=(rank >= allowed).to_numpy())
+    messages = messages.assign(over=(rank >= np.minimum(room_day, room_week)).to_numpy())
     over = plan.merge(
         messages[["customer_id", "campaign", "step", "occurrence", "over"]],
         on=["customer_id", "campaign", "step", "occurrence"],
         how="left",
     )["over"]
     return np.asarray(over.fillna(False).to_numpy(dtype=bool), dtype=bool)
+
+
+def over_budget(
+    plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules, count_today: bool = False
+) -> npt.NDArray[np.bool_]:
+    """``frequency_budget`` over a whole plan: which rows still to send are marketing over the budget."""
+    marketing = ((plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)).to_numpy()
+    over = np.zeros(len(plan), dtype=bool)
+    over[np.flatnonzero(marketing)] = frequency_budget(plan.loc[marketing], history, as_of, rules, count_today)
+    return over
+
+
+def quiet_until(moment: datetime, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules) -> pd.Series:
+    """Return, per customer, when their quiet hours end (UTC) if ``moment`` is inside them, else ``moment``."""
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    zones = timezones.fillna("UTC").astype(str)
+    codes = countries.fillna("").astype(str).str.upper()
+    out = pd.Series(stamp, index=zones.index, dtype="datetime64[ns, UTC]")
+    quiet = pd.Series(quiet_now(stamp.to_pydatetime(), zones, codes, rules), index=zones.index)
+    inside = pd.DataFrame({"zone": zones, "code": codes}).loc[quiet]
+    for key, rows in inside.groupby(["zone", "code"]).groups.items():
+        zone, code = (str(part) for part in cast(tuple[object, object], key))
+        end = rules.quiet_by_country.get(code, rules.quiet).end
+        local = stamp.tz_convert(zone)
+        day = local.tz_localize(None).normalize() + pd.Timedelta(days=1 if local.hour >= end else 0)
+        wall = day + pd.Timedelta(hours=end)
+        out.loc[rows] = wall.tz_localize(zone, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
+    return out
 
 
 # A message may still go out this long after its planned time on top of its campaign's max_delay_days:

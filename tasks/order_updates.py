@@ -45,7 +45,6 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -59,7 +58,7 @@ from tasks.campaigns import BackInStockTrigger, Campaign, CatalogError, OrderSta
 from tasks.contract import SPECS
 from tasks.delivery import HELD_QUIET_HOURS
 from tasks.enums import Channel, Decision, MessageKind, OrderStatus, SkipReason, Table
-from tasks.gates import DeliveryRules, QuietHours, quiet_now, window_open
+from tasks.gates import DeliveryRules, QuietHours, over_budget, quiet_until, window_open
 from tasks.outbox import write_index
 from tasks.paths import UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
 from tasks.planner import (
@@ -72,7 +71,6 @@ from tasks.planner import (
     ledger_lookup,
     marketing_history,
     plan_campaign,
-    sent_history,
     shard_plan,
     summarise_plan,
 )
@@ -89,7 +87,6 @@ OWED_OUTCOMES = frozenset({HELD_QUIET_HOURS, "retry_later", "parked"})
 # An order in one of these statuses by now gets no delay notice.
 SETTLED = frozenset({OrderStatus.DELIVERED.value, OrderStatus.CANCELLED.value, OrderStatus.RETURNED.value})
 CANDIDATE_COLUMNS = ("customer_id", "step", "occurrence", "due", "detail", "at")
-HISTORY_COLUMNS = ("customer_id", "campaign", "occurrence", "day")
 _NO_QUIET_HOURS = QuietHours(0, 0)  # contains no hour
 
 
@@ -381,24 +378,6 @@ def window_counts(frames: dict[Table, pd.DataFrame], window: UpdateWindow) -> di
 # --- gates at a moment ---------------------------------------------------------------------------------------
 
 
-def quiet_until(moment: datetime, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules) -> pd.Series:
-    """Return, per customer, when their quiet hours end (UTC) if ``moment`` is inside them, else ``moment``."""
-    stamp = pd.Timestamp(as_utc(moment))
-    zones = timezones.fillna("UTC").astype(str)
-    codes = countries.fillna("").astype(str).str.upper()
-    out = pd.Series(stamp, index=zones.index, dtype="datetime64[ns, UTC]")
-    quiet = pd.Series(quiet_now(stamp.to_pydatetime(), zones, codes, rules), index=zones.index)
-    inside = pd.DataFrame({"zone": zones, "code": codes}).loc[quiet]
-    for key, rows in inside.groupby(["zone", "code"]).groups.items():
-        zone, code = (str(part) for part in cast(tuple[object, object], key))
-        end = rules.quiet_by_country.get(code, rules.quiet).end
-        local = stamp.tz_convert(zone)
-        day = local.tz_localize(None).normalize() + pd.Timedelta(days=1 if local.hour >= end else 0)
-        wall = day + pd.Timedelta(hours=end)
-        out.loc[rows] = wall.tz_localize(zone, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
-    return out
-
-
 def schedule_now(plan: pd.DataFrame, customers: pd.DataFrame, now: datetime, rules: DeliveryRules) -> pd.DataFrame:
     """Send what may go now; defer what is inside the customer's quiet hours to their end.
 
@@ -422,42 +401,6 @@ def schedule_now(plan: pd.DataFrame, customers: pd.DataFrame, now: datetime, rul
     plan.loc[defer, "decision"] = Decision.DEFERRED.value
     plan.loc[defer, "reason"] = SkipReason.QUIET_HOURS.value
     return plan
-
-
-def budget_over(plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules) -> npt.NDArray[np.bool_]:
-    """Return which marketing sends are over the customer's budget, counting today's earlier messages.
-
-    ``history``: marketing messages planned on this day and the 6 before (``budget_history``). Unlike the
-    daily run's budget, messages planned earlier today count too: order updates run many times a day.
-    Higher priority wins, then older occurrence, then campaign name.
-    """
-    out = np.zeros(len(plan), dtype=bool)
-    marketing = ((plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)).to_numpy()
-    if not marketing.any():
-        return out
-    recent = history.loc[
-        (history["day"] >= pd.Timestamp(as_of - timedelta(days=6))) & (history["day"] <= pd.Timestamp(as_of))
-    ]
-    today = recent.loc[recent["day"] == pd.Timestamp(as_of)].groupby("customer_id")["day"].size()
-    week = recent.groupby("customer_id")["day"].size()
-    rows = plan.loc[marketing]
-    messages = rows[["customer_id", "campaign", "step", "occurrence", "priority"]].drop_duplicates(
-        ["customer_id", "campaign", "step", "occurrence"]
-    )
-    messages = messages.sort_values(
-        ["customer_id", "priority", "occurrence", "campaign"], ascending=[True, False, True, True]
-    )
-    rank = messages.groupby("customer_id").cumcount()
-    room_day = rules.marketing_per_day - messages["customer_id"].map(today).fillna(0).astype(int)
-    room_week = rules.marketing_per_week - messages["customer_id"].map(week).fillna(0).astype(int)
-    messages = messages.assign(over=(rank >= np.minimum(room_day, room_week)).to_numpy())
-    over = rows.merge(
-        messages[["customer_id", "campaign", "step", "occurrence", "over"]],
-        on=["customer_id", "campaign", "step", "occurrence"],
-        how="left",
-    )["over"]
-    out[np.flatnonzero(marketing)] = over.fillna(False).to_numpy(dtype=bool)
-    return out
 
 
 def not_itself(history: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
@@ -510,7 +453,8 @@ def plan_updates(
     _mark(plan, plan["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.DUPLICATE)
     history = not_itself(history, plan)
     open_until = plan["campaign"].map({n: c.max_delay_days for n, c in campaigns.items()})
-    over = budget_over(plan, history, window.as_of, rules)
+    # order updates run many times a day: what earlier runs planned today counts too
+    over = over_budget(plan, history, window.as_of, rules, count_today=True)
     still_open = window_open(plan["due"], window.as_of, open_until)
     _mark(plan, over & still_open, Decision.DEFERRED, SkipReason.FREQUENCY_CAP)
     _mark(plan, over & ~still_open, Decision.SKIPPED, SkipReason.FREQUENCY_CAP)
@@ -532,44 +476,12 @@ def updates_lock(settings: Settings, on_wait: Callable[[], None] = lambda: None)
     return RunPaths(settings.output_dir / UPDATES_FOLDER).exclusive(on_wait)
 
 
-def budget_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
-    """Return (customer_id, campaign, occurrence, day) of the marketing messages planned up to today.
-
-    The daily runs' plans of the ``days`` before and of today, and the order-update runs of the last week.
-    """
-    frames = [marketing_history(output_dir, as_of, days).assign(occurrence="")]
-    today = RunPaths.for_day(output_dir, as_of).plan
-    if today.exists():
-        plan = pd.read_parquet(today, columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision"])
-        frames.append(sent_history(plan, as_of).assign(occurrence=""))
-    for back in range(7):
-        day = as_of - timedelta(days=back)
-        for path in sorted((output_dir / UPDATES_FOLDER / day.isoformat()).glob(f"*/plan/{MARKETING_FILE}")):
-            frames.append(pd.read_parquet(path, columns=list(HISTORY_COLUMNS)))
-    out = pd.concat([f[list(HISTORY_COLUMNS)] for f in frames], ignore_index=True)
-    return out.assign(
-        customer_id=out["customer_id"].astype(str),
-        occurrence=out["occurrence"].astype(str),
-        day=pd.to_datetime(out["day"]).astype("datetime64[ns]"),
-    )
-
-
-def without_quiet_hours(settings: Settings) -> Settings:
-    """Return settings whose quiet hours are empty: for the shards of transactional email, which go at any hour."""
-    return settings.model_copy(update={"quiet_hours_start": 0, "quiet_hours_end": 0, "quiet_hours_by_country": {}})
-
-
-# --- tasks -------------------------------------------------------------------------------------------------
-
-
 class UpdatesPlan(BaseModel):
     """What a run planned: events read, candidates, decisions, and the shards to render and send."""
 
     events_read: dict[str, int]
     candidates: dict[str, int]
     decisions: PlanSummary
-    anytime_shards: list[int]  # transactional email: sent even inside quiet hours
-    timed_shards: list[int]  # SMS and marketing: delivery holds them inside quiet hours
 
     @property
     def shards(self) -> list[int]:
@@ -630,7 +542,7 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
         current_suppressions(suppressions),
         delivery_rules(settings),
         ledger_lookup(settings),
-        budget_history(settings.output_dir, window.as_of),
+        marketing_history(settings.output_dir, window.as_of, include_today=True),
     )
     paths.plan.parent.mkdir(parents=True, exist_ok=True)
     plan.to_parquet(paths.plan, index=False)
@@ -642,20 +554,15 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
         )
     profile_less = {c: None for c in MESSAGE_PROFILE_COLUMNS if c != "customer_id"}
     people = frames[Table.CUSTOMERS].assign(**profile_less)
-    anytime = (plan["kind"] == MessageKind.TRANSACTIONAL.value) & (plan["channel"] == Channel.EMAIL.value)
-    numbered: dict[str, list[int]] = {"anytime": [], "timed": []}
+    shards = shard_plan(plan, people, settings.shard_size)
     waves: dict[datetime, list[int]] = {}
-    number = 0
-    for group, rows in (("anytime", plan.loc[anytime]), ("timed", plan.loc[~anytime])):
-        for at, shard in shard_plan(rows, people, settings.shard_size):
-            number += 1
-            # remembered before sending: an unsubscribe by id then covers the address too
-            for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
-                sent_to = shard.loc[shard["channel"] == channel.value]
-                suppressions.remember(channel, zip(sent_to["customer_id"], sent_to[column], strict=True))
-            shard.to_parquet(paths.send_shard(number), index=False)
-            numbered[group].append(number)
-            waves.setdefault(at, []).append(number)
+    for number, (at, shard) in enumerate(shards, start=1):
+        # remembered before sending: an unsubscribe by id then covers the address too
+        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
+            sent_to = shard.loc[shard["channel"] == channel.value]
+            suppressions.remember(channel, zip(sent_to["customer_id"], sent_to[column], strict=True))
+        shard.to_parquet(paths.send_shard(number), index=False)
+        waves.setdefault(at, []).append(number)
     events = window_counts(frames, window)
     get_run_logger().info(
         "order updates: %d order events and %d stock events in the window, %d candidates, %d to send",
@@ -667,9 +574,7 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
     return UpdatesPlan(
         events_read=events,
         candidates=candidates,
-        decisions=summarise_plan(plan, number, waves),
-        anytime_shards=numbered["anytime"],
-        timed_shards=numbered["timed"],
+        decisions=summarise_plan(plan, len(shards), waves),
     )
 
 

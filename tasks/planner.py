@@ -53,10 +53,10 @@ from tasks.features import detail_file
 from tasks.gates import (
     DeliveryRules,
     QuietHours,
-    frequency_budget,
     holdout_period,
     in_holdout,
     local_send_time,
+    over_budget,
     too_late,
     window_open,
 )
@@ -243,9 +243,7 @@ def apply_day_gates(
 
     _mark(plan, _paused(plan, campaigns, history, as_of), Decision.SKIPPED, SkipReason.PAUSED)
 
-    marketing = (plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)
-    over = np.zeros(len(plan), dtype=bool)
-    over[np.flatnonzero(marketing.to_numpy())] = frequency_budget(plan.loc[marketing], history, as_of, rules)
+    over = over_budget(plan, history, as_of, rules)
     open_window = window_open(plan["due"], as_of, max_delay)
     _mark(plan, over & open_window, Decision.DEFERRED, SkipReason.FREQUENCY_CAP)
     _mark(plan, over & ~open_window, Decision.SKIPPED, SkipReason.FREQUENCY_CAP)
@@ -292,15 +290,16 @@ def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: Skip
     plan.loc[hit, "reason"] = reason.value
 
 
-def marketing_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataFrame:
-    """Return (customer_id, campaign, day) of marketing messages planned to send on the ``days`` before ``as_of``.
+def marketing_history(output_dir: Path, as_of: date, days: int = 30, include_today: bool = False) -> pd.DataFrame:
+    """Return (customer_id, campaign, occurrence, day) of marketing planned to send on the ``days`` before ``as_of``.
 
     Read from those days' plans, so a backfill run in date order sees the budget each day saw, from the
     one-off campaigns of those days, and from the marketing the order-updates runs of those days planned
-    (back in stock, ``tasks/order_updates.py``).
+    (back in stock, ``tasks/order_updates.py``). ``include_today``: ``as_of`` itself too, for runs after
+    the day's daily run (order updates, ad-hoc campaigns).
     """
-    frames = []
-    for back in range(1, days + 1):
+    frames = [_no_history()]
+    for back in range(0 if include_today else 1, days + 1):
         day = as_of - timedelta(days=back)
         daily = RunPaths.for_day(output_dir, day).plan
         # the day's plan, and the plans of one-off campaigns sent that day (a withdrawn one is renamed)
@@ -309,21 +308,27 @@ def marketing_history(output_dir: Path, as_of: date, days: int = 30) -> pd.DataF
                 columns = ["customer_id", "campaign", "step", "occurrence", "kind", "decision"]
                 frames.append(sent_history(pd.read_parquet(path, columns=columns), day))
         for update in sorted((output_dir / UPDATES_FOLDER / day.isoformat()).glob(f"*/plan/{UPDATES_MARKETING_FILE}")):
-            planned = pd.read_parquet(update, columns=["customer_id", "campaign"]).astype(object)
-            frames.append(planned.assign(day=pd.Timestamp(day)).astype({"day": "datetime64[ns]"}))
-    if not frames:
-        return sent_history(pd.DataFrame(columns=list(PLAN_COLUMNS)), as_of)
-    return pd.concat(frames, ignore_index=True)
+            planned = pd.read_parquet(update, columns=["customer_id", "campaign", "occurrence"])
+            frames.append(planned.astype(object).assign(day=pd.Timestamp(day)))
+    out = pd.concat(frames, ignore_index=True)
+    return out.astype({"customer_id": str, "campaign": str, "occurrence": str, "day": "datetime64[ns]"})
+
+
+def _no_history() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "campaign", "occurrence")}).assign(
+        day=pd.Series(dtype="datetime64[ns]")
+    )
 
 
 def sent_history(plan: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Return (customer_id, campaign, day) per marketing message a day's plan sends (channels counted once)."""
+    """Return (customer_id, campaign, occurrence, day) per marketing message a day's plan sends (channels once)."""
     sent = plan.loc[(plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)]
     sent = sent.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
     return pd.DataFrame(
         {
             "customer_id": sent["customer_id"].to_numpy(dtype=object),
             "campaign": sent["campaign"].to_numpy(dtype=object),
+            "occurrence": sent["occurrence"].astype(str).to_numpy(dtype=object),
             "day": pd.Series(pd.Timestamp(day), index=range(len(sent)), dtype="datetime64[ns]").to_numpy(),
         }
     )

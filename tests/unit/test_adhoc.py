@@ -17,7 +17,6 @@ from tasks.adhoc import (
     adhoc_paths,
     approval_question,
     artifact_key,
-    budget_history,
     build_adhoc_plan,
     campaign_for,
     candidates,
@@ -30,7 +29,7 @@ from tasks.adhoc import (
 from tasks.campaigns import Offer
 from tasks.gates import DeliveryRules, QuietHours
 from tasks.paths import RunPaths
-from tasks.planner import audience_members, sent_history
+from tasks.planner import audience_members, marketing_history, sent_history
 from tasks.render import make_environment
 from tasks.segments import load_segments
 from tasks.settings import PROJECT_ROOT, Settings
@@ -280,7 +279,7 @@ def test_the_budget_counts_the_daily_plan_of_today_and_ad_hoc_plans_of_earlier_d
     plan_file(adhoc_paths(tmp_path, "may_sale", date(2024, 5, 31)).plan, "C2", "adhoc_may_sale")
     plan_file(adhoc_paths(tmp_path, "old_sale", date(2024, 4, 1)).plan, "C3", "adhoc_old_sale")  # over 30 days ago
 
-    history = budget_history(tmp_path, AS_OF)
+    history = marketing_history(tmp_path, AS_OF, include_today=True)
 
     assert sorted(zip(history["customer_id"], history["campaign"], history["day"].dt.date, strict=True)) == [
         ("C1", "weekly_sale", AS_OF),

@@ -15,7 +15,6 @@ from tasks.order_updates import (
     WATERMARK_FILE,
     UpdateWindow,
     Watermark,
-    budget_history,
     next_watermark,
     owed_since,
     plan_updates,
@@ -25,7 +24,7 @@ from tasks.order_updates import (
     visible_at,
     write_watermark,
 )
-from tasks.planner import sent_history
+from tasks.planner import marketing_history, sent_history
 from tasks.settings import PROJECT_ROOT
 from tasks.sources import load_raw
 from tasks.validation import validate_snapshot
@@ -80,7 +79,7 @@ def _plan(
 ) -> pd.DataFrame:
     tables = _tables(tmp_path, frames, window.end.isoformat())
     if history is None:
-        history = budget_history(tmp_path / "out", window.as_of)
+        history = marketing_history(tmp_path / "out", window.as_of, include_today=True)
     plan, _ = plan_updates(CAMPAIGNS, tables, window, {}, DeliveryRules(), lambda keys: set(already), history)
     return plan
 
