@@ -217,7 +217,14 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
         )
         _assert_runs_at_six_local(runs, timezone)
         scheduled = time.monotonic() - started
-        # when: the operator stops `loyalty serve` (Ctrl-C)
+        # when: serve has registered all its deployments and polls (a Ctrl-C while it is still registering
+        # them stops it before its runner starts, so nothing is paused), the operator stops it (Ctrl-C)
+        _wait_for(
+            "serve to poll",
+            lambda: True if "being served" in log.read_text(errors="replace") else None,
+            120,
+            _exited(serve, log),
+        )
         _stop(serve, signal.SIGINT)
     # then: the schedule is paused, so runs do not pile up with nobody to execute them
     paused = _wait_for(
