@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks import clv
+from tasks.profile import clv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDNOW_BGNBD = clv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=-9582.4)

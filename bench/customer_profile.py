@@ -187,9 +187,9 @@ def main() -> None:
         print(json.dumps({name: len(frame) for name, frame in shop.items()}))
         return
 
-    from tasks.features import PROFILE_INPUTS, build_coded_profile
-    from tasks.ids import encode_ids
-    from tasks.snapshot import read_parquet
+    from tasks.data.snapshot import read_parquet
+    from tasks.kernel.ids import encode_ids
+    from tasks.profile.features import PROFILE_INPUTS, build_coded_profile
 
     work = Path(tempfile.mkdtemp(prefix="loyalty-bench-profile-"))
     steps: list[dict[str, Any]] = []
@@ -200,7 +200,7 @@ def main() -> None:
         made = subprocess.run([*child, "--generate-to", str(work)], capture_output=True, text=True, check=True)
         rows = json.loads(made.stdout.strip().splitlines()[-1])
         print(f"shop: {rows} in {time.perf_counter() - started:.1f} s", flush=True)
-        # as the daily run's profile step reads them (tasks.features.profile_customers): Arrow strings,
+        # as the daily run's profile step reads them (tasks.profile.features.profile_customers): Arrow strings,
         # ids coded to integers as read, the string ids freed
         begin = time.perf_counter()
         tables, codes = encode_ids(

@@ -54,14 +54,14 @@ def main() -> None:
     os.environ["LOYALTY_OUTPUT_DIR"] = str(work / "out")
     os.environ["LOYALTY_STATE_DIR"] = str(work / "state")
 
-    from tasks.compose import render_messages
-    from tasks.features import profile_customers
-    from tasks.paths import RunPaths
-    from tasks.picks import recommend_products
-    from tasks.planner import plan_day
-    from tasks.settings import Settings
-    from tasks.snapshot import load_snapshot
-    from tasks.synth import DEFAULT_END, generate_shop, write_shop
+    from tasks.data.snapshot import load_snapshot
+    from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+    from tasks.plan.planner import plan_day
+    from tasks.profile.features import profile_customers
+    from tasks.recommend.picks import recommend_products
+    from tasks.render.compose import render_messages
 
     results: list[dict[str, Any]] = []
     as_of: date = DEFAULT_END

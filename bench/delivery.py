@@ -10,7 +10,7 @@ One moto server runs in this process on 127.0.0.1 (fake credentials, the sender 
    SQLite send ledger. The win-back campaign holds 10% out, so about 0.9 N are sent; rates use
    the exact number sent.
 2. bare loop: the same rendered messages (read from the engine's rendered shards), one
-   ``send_raw_email`` per message built by ``tasks.channels.build_mime``, no ledger, no Prefect,
+   ``send_raw_email`` per message built by ``tasks.deliver.channels.build_mime``, no ledger, no Prefect,
    the same endpoint and the same number of threads.
 3. checks: SES ``SentLast24Hours`` moved by exactly what each path says it sent, and a second
    engine delivery of the same shards sends nothing (all ``already_sent``).
@@ -81,8 +81,8 @@ def peak_rss_mb() -> float:
 
 def synth_shop(n: int, as_of: date, seed: int = 7) -> dict[Any, pd.DataFrame]:
     """N customers in the data contract, each with one delivered order ``LAPSED_DAYS`` before ``as_of``."""
-    from tasks.contract import SPECS
-    from tasks.enums import Table
+    from tasks.data.contract import SPECS
+    from tasks.kernel.enums import Table
 
     rng = np.random.default_rng(seed)
     idx = np.arange(n)
@@ -148,7 +148,7 @@ def synth_shop(n: int, as_of: date, seed: int = 7) -> dict[Any, pd.DataFrame]:
 
 def write_shop(frames: dict[Any, pd.DataFrame], folder: Path) -> Path:
     """One CSV per table, as ``tests/shops.write_shop`` writes them."""
-    from tasks.contract import LOAD_ORDER
+    from tasks.data.contract import LOAD_ORDER
 
     folder.mkdir(parents=True, exist_ok=True)
     for table in LOAD_ORDER:
@@ -164,7 +164,7 @@ def moto_ses() -> Iterator[str]:
     """One moto server on 127.0.0.1 in this process; yields its endpoint with AWS_ENDPOINT_URL pointing at it."""
     from moto.server import ThreadedMotoServer
 
-    from tasks.local_aws import FAKE_CREDENTIALS, _free_port
+    from tasks.demo.local_aws import FAKE_CREDENTIALS, _free_port
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = _free_port()
@@ -209,10 +209,10 @@ def use_plain_logger() -> None:
 
     Called through ``.fn`` there is none, so the module's logger becomes a standard one (one call per shard).
     """
-    import tasks.delivery
+    import tasks.deliver.delivery
 
     logger = logging.getLogger("bench.delivery")
-    tasks.delivery.get_run_logger = lambda: logger  # type: ignore[assignment]
+    tasks.deliver.delivery.get_run_logger = lambda: logger  # type: ignore[assignment]
 
 
 def stop_prefect_temporary_server() -> None:
@@ -303,7 +303,7 @@ class Clock:
 def deliver_all(paths: Any, plan: Any, settings: Any, run_id: str, total: int) -> Counter[str]:
     """``deliver_shard.fn`` per shard, wave by wave, each at its planned time (the flow maps them over its task
     runner; its simulated clock sends each wave at its time, as here)."""
-    from tasks.delivery import deliver_shard
+    from tasks.deliver.delivery import deliver_shard
 
     counts: Counter[str] = Counter()
     for wave in plan.waves:
@@ -318,8 +318,8 @@ def bare_loop(
     """One ``send_raw_email`` per rendered message, MIME from ``build_mime``, a thread pool, nothing else."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from tasks.channels import EmailMessageOut, build_mime
-    from tasks.enums import MessageKind
+    from tasks.deliver.channels import EmailMessageOut, build_mime
+    from tasks.kernel.enums import MessageKind
 
     client = ses(endpoint)
     errors: Counter[str] = Counter()
@@ -401,15 +401,15 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from prefect import Task
 
     import flows.daily_run
-    from tasks.aws import dynamodb_client
-    from tasks.compose import render_messages
-    from tasks.delivery import channel_paused
-    from tasks.features import profile_customers
-    from tasks.ledger import open_ledger
-    from tasks.paths import RunPaths
-    from tasks.planner import plan_day
-    from tasks.settings import Settings
-    from tasks.snapshot import load_snapshot
+    from tasks.data.snapshot import load_snapshot
+    from tasks.deliver.delivery import channel_paused
+    from tasks.kernel.aws import dynamodb_client
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+    from tasks.ledger.store import open_ledger
+    from tasks.plan.planner import plan_day
+    from tasks.profile.features import profile_customers
+    from tasks.render.compose import render_messages
 
     use_plain_logger()
     clock = Clock()

@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from tasks.recommend import Interactions, ItemKNN, Popular, top_k
+    from tasks.recommend.models import Interactions, ItemKNN, Popular, top_k
 
     work = Path(tempfile.mkdtemp(prefix="loyalty-bench-recommend-"))
     steps: dict[str, float] = {}

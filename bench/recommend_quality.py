@@ -3,13 +3,13 @@
 uv run python bench/recommend_quality.py                 # k = 10, writes bench/results/recommend-quality.json
 uv run python bench/recommend_quality.py --k 20 --json /tmp/quality.json
 
-Every rating is one interaction of weight 1. Two splits (``tasks.recommend_eval``): each user's last 10
+Every rating is one interaction of weight 1. Two splits (``tasks.recommend.evaluate``): each user's last 10
 ratings as test, and a global 80/20 cut in time (test: warm users and warm items, 107 users). For each split
 the train and test sets go to CSV files in a temporary directory (removed at the end); the peers run in their
 own throwaway environment (``bench/recommend_peers.py`` under ``uv run --isolated``: rectools needs numpy 1.26)
-and write their top-k lists there; our models are ``tasks.recommend.recommend_csv`` for each name in
-``tasks.recommend.MODELS``, run in this process (skipped, with a notice, while that module does not exist).
-Everything is scored by ``tasks.recommend_eval.evaluate`` against the catalog of items seen in train.
+and write their top-k lists there; our models are ``tasks.recommend.models.recommend_csv`` for each name in
+``tasks.recommend.models.MODELS``, run in this process (skipped, with a notice, while that module does not exist).
+Everything is scored by ``tasks.recommend.evaluate.evaluate`` against the catalog of items seen in train.
 
 Peer NDCG@10 measured earlier on this machine (``REFERENCE_NDCG``) is printed beside ours: matching it within
 a few thousandths checks the splits and the metrics. LightFM is tried once per run (``--with lightfm==1.17``);
@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.recommend_eval import METRICS, evaluate, split_leave_last, split_time
+from tasks.recommend.evaluate import METRICS, evaluate, split_leave_last, split_time
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,9 +105,9 @@ def _recs_path(split_dir: Path, model: str) -> Path:
 def run_ours(train: pd.DataFrame, k: int, out_dir: Path) -> dict[str, Any]:
     """Run each of our models through ``recommend_csv``; returns {model: timings or error}."""
     try:
-        from tasks import recommend
+        from tasks.recommend import models as recommend
     except ImportError as exc:
-        print(f"  our models skipped: tasks.recommend is not importable ({type(exc).__name__}: {exc})")
+        print(f"  our models skipped: tasks.recommend.models is not importable ({type(exc).__name__}: {exc})")
         return {}
     timings: dict[str, Any] = {}
     for name in recommend.MODELS:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.synth import DEFAULT_END, generate_shop, write_shop
+from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
 
 
 def _peak_rss_mb() -> float:

@@ -7,7 +7,8 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.waves import deliver_waves
-from tasks.adhoc import (
+from tasks.data.snapshot import load_snapshot
+from tasks.jobs.adhoc import (
     AdhocPreview,
     AdhocRequest,
     AdhocSummary,
@@ -25,13 +26,12 @@ from tasks.adhoc import (
     summarise_adhoc,
     withdraw_plan,
 )
-from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
-from tasks.features import profile_customers
-from tasks.paths import RunPaths
-from tasks.picks import recommend_products
-from tasks.report import start_send_progress
-from tasks.settings import Settings
-from tasks.snapshot import load_snapshot
+from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+from tasks.profile.features import profile_customers
+from tasks.recommend.picks import recommend_products
+from tasks.report.run_report import start_send_progress
 
 # Seconds between two looks at whether someone answered the approval form.
 APPROVAL_POLL_SECONDS = 10

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from prefect import flow, get_run_logger
 
 from flows.daily_run import daily_run
-from tasks.report import RunSummary
+from tasks.report.run_report import RunSummary
 
 
 def days_between(start: date, end: date) -> list[date]:

@@ -32,8 +32,8 @@ from flows.console import err, out
 from flows.console import fail as _fail
 
 if TYPE_CHECKING:
-    from tasks.kpis import Kpis
-    from tasks.report import RunSummary
+    from tasks.profile.kpis import Kpis
+    from tasks.report.run_report import RunSummary
 
 app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
 import_app = typer.Typer(help="Map real shop exports onto the data contract.", no_args_is_help=True)
@@ -65,10 +65,10 @@ def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = Non
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.daily_run import daily_run
-    from tasks.aws import s3_client
-    from tasks.contract import ContractError
-    from tasks.settings import Settings
-    from tasks.sources import check_source
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import check_source
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
 
     settings = Settings()
     try:
@@ -88,7 +88,7 @@ def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = Non
 @contextmanager
 def _progress_bars(skip: set[str]) -> Iterator[None]:
     """Show a bar per step on a terminal while the flow runs; stay silent otherwise."""
-    from tasks import progress
+    from tasks.kernel import progress
 
     if not err.is_terminal:
         yield
@@ -188,7 +188,7 @@ def run(
 ) -> None:
     """Run the daily flow on any contract folder for one date."""
     _prefect_env(verbose)
-    from tasks.settings import Settings
+    from tasks.kernel.settings import Settings
 
     day = _parse_date(as_of)
     moment = _parse_moment(now) if now else None
@@ -221,9 +221,9 @@ def demo(
 ) -> None:
     """Generate a demo shop, start a local AWS, and run the daily flow for its last day."""
     _prefect_env(verbose)
-    from tasks.local_aws import local_aws
-    from tasks.settings import Settings
-    from tasks.synth import DEFAULT_END, generate_shop, write_shop
+    from tasks.demo.local_aws import local_aws
+    from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
+    from tasks.kernel.settings import Settings
 
     # The local SES takes what the demo sends as fast as it comes.
     os.environ.setdefault("LOYALTY_EMAIL_RATE", "200")
@@ -255,7 +255,7 @@ def synth(
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
 ) -> None:
     """Generate a believable demo shop (deterministic by seed) as contract tables."""
-    from tasks.synth import DEFAULT_END, generate_shop, write_shop
+    from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
 
     if fmt not in ("csv", "parquet"):
         raise _fail(f"--format must be csv or parquet, not {fmt!r}")
@@ -274,7 +274,7 @@ def import_online_retail(
     as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON.")] = False,
 ) -> None:
     """Import the UCI Online Retail export: invoices to orders, bad lines to quarantine."""
-    from tasks import importers
+    from tasks.data import importers
 
     try:
         result = importers.import_online_retail(file)
@@ -300,11 +300,11 @@ def profile(
 
     Interests, replenishment, incidents and purchase days are written beside it (<out>.interests.parquet, ...).
     """
-    from tasks.contract import ContractError
-    from tasks.features import ProfileRules, build_profile
-    from tasks.settings import Settings
-    from tasks.sources import load_raw
-    from tasks.validation import validate_snapshot
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import load_raw
+    from tasks.data.validation import validate_snapshot
+    from tasks.kernel.settings import Settings
+    from tasks.profile.features import ProfileRules, build_profile
 
     day = _parse_date(as_of)
     settings = Settings()
@@ -344,10 +344,10 @@ def backfill(
     _prefect_env(verbose)
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import days_between
-    from tasks.aws import s3_client
-    from tasks.contract import ContractError
-    from tasks.settings import Settings
-    from tasks.sources import check_source
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import check_source
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
 
     settings = Settings()
     first, last = _parse_date(start), _parse_date(end)
@@ -370,8 +370,8 @@ def serve_unsubscribe_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
 ) -> None:
     """Run the one-click unsubscribe endpoint (POST suppresses, GET only shows a confirmation page)."""
-    from tasks.settings import Settings
-    from tasks.unsubscribe import serve_unsubscribe
+    from tasks.consent.unsubscribe import serve_unsubscribe
+    from tasks.kernel.settings import Settings
 
     serve_unsubscribe(Settings(), host=host, port=port)
 
@@ -396,9 +396,9 @@ def why(
     """Explain why a customer did or did not get each message on a day, from that day's plan."""
     import pandas as pd
 
-    from tasks.paths import RunPaths
-    from tasks.planner import explain
-    from tasks.settings import Settings
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+    from tasks.plan.planner import explain
 
     paths = RunPaths.for_day(Settings().output_dir, _parse_date(as_of))
     if not paths.plan.exists():
@@ -435,7 +435,7 @@ def serve(
     from prefect.settings import get_current_settings
 
     from flows.serve import serve_all
-    from tasks.settings import PROJECT_ROOT, Settings
+    from tasks.kernel.settings import PROJECT_ROOT, Settings
 
     if not get_current_settings().api.url:
         raise _fail(
@@ -464,7 +464,7 @@ def clv_fit(
     """Fit BG/NBD (purchases, dropout) and Gamma-Gamma (spend) on a purchase log; check a holdout if given."""
     import pandas as pd
 
-    from tasks import clv
+    from tasks.profile import clv
 
     for flag, value in (("--calibration-end", calibration_end), ("--holdout-end", holdout_end)):
         if value is not None:
@@ -518,8 +518,8 @@ def segments_check(
     from rich.markup import escape
     from rich.text import Text
 
-    from tasks.segments import SegmentError, check_segments
-    from tasks.settings import Settings
+    from tasks.kernel.settings import Settings
+    from tasks.profile.segments import SegmentError, check_segments
 
     path = file or Settings().campaigns_dir / "segments.yaml"
     if not path.is_file():
@@ -572,9 +572,9 @@ def segments_migration(
     """Show how customers moved between primary segments from one day's snapshot to another's."""
     from rich.markup import escape
 
-    from tasks.paths import RunPaths
-    from tasks.segments import migration, migration_moves, read_snapshot
-    from tasks.settings import Settings
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+    from tasks.profile.segments import migration, migration_moves, read_snapshot
 
     output = Settings().output_dir
     days = (_snapshot_day("--from", from_day), _snapshot_day("--to", to_day))
@@ -636,10 +636,10 @@ def attribution(
     from rich import box as rich_box
     from rich.markup import escape
 
-    from tasks import attribution as attr
-    from tasks.aws import s3_client
-    from tasks.contract import ContractError
-    from tasks.settings import Settings
+    from tasks.data.contract import ContractError
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
+    from tasks.report import attribution as attr
 
     first, last = _snapshot_day("--from", start), _snapshot_day("--to", end)
     if first > last:
@@ -737,11 +737,11 @@ def order_updates_command(
     """Send order-status updates and back-in-stock notices for the events since the last run (the watermark)."""
     _prefect_env(verbose)
     from flows.order_updates import order_updates
-    from tasks.aws import s3_client
-    from tasks.campaigns import CatalogError
-    from tasks.contract import ContractError
-    from tasks.settings import Settings
-    from tasks.sources import check_source
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import check_source
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
+    from tasks.plan.campaigns import CatalogError
 
     settings = Settings()
     source = data or settings.data
@@ -778,7 +778,7 @@ def order_updates_command(
 
 
 if TYPE_CHECKING:
-    from tasks.adhoc import AdhocPreview, Sample
+    from tasks.jobs.adhoc import AdhocPreview, Sample
 
 
 def _adhoc_option_error(exc: Exception) -> str:
@@ -854,7 +854,11 @@ def adhoc(
     from prefect.logging import disable_run_logger
     from pydantic import ValidationError
 
-    from tasks.adhoc import (
+    from tasks.data.contract import ContractError
+    from tasks.data.snapshot import load_snapshot
+    from tasks.data.sources import check_source
+    from tasks.deliver.delivery import deliver_shard
+    from tasks.jobs.adhoc import (
         AdhocError,
         AdhocRequest,
         Status,
@@ -868,18 +872,14 @@ def adhoc(
         withdraw_plan,
         write_report,
     )
-    from tasks.aws import s3_client
-    from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
-    from tasks.campaigns import Offer
-    from tasks.contract import ContractError
-    from tasks.delivery import deliver_shard
-    from tasks.features import profile_customers
-    from tasks.picks import recommend_products
-    from tasks.render import RenderError
-    from tasks.segments import SegmentError
-    from tasks.settings import Settings
-    from tasks.snapshot import load_snapshot
-    from tasks.sources import check_source
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
+    from tasks.kernel.settings import Settings
+    from tasks.plan.campaigns import Offer
+    from tasks.profile.features import profile_customers
+    from tasks.profile.segments import SegmentError
+    from tasks.recommend.picks import recommend_products
+    from tasks.render.templating import RenderError
 
     if (percent_off is None) != (coupon_prefix is None):
         raise _fail("an offer needs both --percent-off and --coupon-prefix")

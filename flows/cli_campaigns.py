@@ -34,8 +34,8 @@ def campaigns_check(
 
     Exit 1 if anything is wrong; each problem names the file, the field and the reason.
     """
-    from tasks.catalog_check import check_catalog
-    from tasks.settings import Settings
+    from tasks.kernel.settings import Settings
+    from tasks.render.catalog_check import check_catalog
 
     settings = Settings()
     folder, templates = campaigns_dir or settings.campaigns_dir, templates_dir or settings.templates_dir
@@ -77,14 +77,14 @@ def simulate(
 
     Nothing is sent, rendered or written; what a day would send counts as sent for the days after it.
     """
-    from tasks.aws import s3_client
-    from tasks.campaigns import CatalogError, daily_campaigns, load_catalog
-    from tasks.contract import ContractError
-    from tasks.settings import Settings
-    from tasks.simulate import daily_counts
-    from tasks.simulate import simulate as run_simulation
-    from tasks.sources import load_raw
-    from tasks.tokens import signing_key
+    from tasks.consent.tokens import signing_key
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import load_raw
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
+    from tasks.plan.campaigns import CatalogError, daily_campaigns, load_catalog
+    from tasks.plan.simulate import daily_counts
+    from tasks.plan.simulate import simulate as run_simulation
 
     first, last = _day("--from", start), _day("--to", end)
     if first > last:

@@ -34,8 +34,8 @@ def recommend(
         return
     if interactions is None or out_file is None:
         raise _fail("give --interactions TRAIN.csv and --out RECS.csv (or a subcommand: evaluate)")
-    from tasks.recommend import RecommendError, recommend_csv
-    from tasks.recommend_eval import InteractionsError, read_interactions_csv
+    from tasks.recommend.evaluate import InteractionsError, read_interactions_csv
+    from tasks.recommend.models import RecommendError, recommend_csv
 
     try:
         train = read_interactions_csv(interactions)
@@ -60,16 +60,16 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
 ) -> None:
     """Score every model (popularity included): precision, recall, NDCG and MAP at k, coverage, seconds."""
-    from tasks.recommend import MODELS, RecommendError, recommend_csv
-    from tasks.recommend_eval import (
+    from tasks.recommend.evaluate import (
         InteractionsError,
         read_interactions_csv,
         split_leave_last,
         split_time,
     )
-    from tasks.recommend_eval import (
+    from tasks.recommend.evaluate import (
         evaluate as score,
     )
+    from tasks.recommend.models import MODELS, RecommendError, recommend_csv
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]

@@ -9,16 +9,16 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.waves import deliver_waves
-from tasks.calendar import SendClock, business_date, flow_run_id, sending_moment
-from tasks.compose import render_messages
-from tasks.features import profile_customers
-from tasks.kpis import report_kpis
-from tasks.paths import RunPaths
-from tasks.picks import recommend_products
-from tasks.planner import plan_day
-from tasks.report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
-from tasks.settings import Settings
-from tasks.snapshot import load_snapshot
+from tasks.data.snapshot import load_snapshot
+from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+from tasks.plan.planner import plan_day
+from tasks.profile.features import profile_customers
+from tasks.profile.kpis import report_kpis
+from tasks.recommend.picks import recommend_products
+from tasks.render.compose import render_messages
+from tasks.report.run_report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics

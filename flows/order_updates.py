@@ -1,6 +1,6 @@
 """Order updates: order-status messages and back-in-stock notices, every few minutes, from a watermark.
 
-The rules (window, quiet hours, budget, watermark) are in ``tasks/order_updates.py``.
+The rules (window, quiet hours, budget, watermark) are in ``tasks/jobs/order_updates.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.waves import deliver_waves
-from tasks.calendar import SendClock, flow_run_id, sending_moment
-from tasks.compose import render_messages
-from tasks.order_updates import (
+from tasks.data.snapshot import load_snapshot
+from tasks.jobs.order_updates import (
     UpdatesSummary,
     advance_watermark,
     as_utc,
@@ -24,8 +23,9 @@ from tasks.order_updates import (
     updates_lock,
     updates_paths,
 )
-from tasks.settings import Settings
-from tasks.snapshot import load_snapshot
+from tasks.kernel.calendar import SendClock, flow_run_id, sending_moment
+from tasks.kernel.settings import Settings
+from tasks.render.compose import render_messages
 
 
 @flow(name="order-updates", task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.feedback import FeedbackSummary, drain_feedback_queue, sync_sms_opt_outs
-from tasks.settings import Settings
+from tasks.consent.feedback import FeedbackSummary, drain_feedback_queue, sync_sms_opt_outs
+from tasks.kernel.settings import Settings
 
 
 @flow

@@ -18,7 +18,7 @@ from flows.order_updates import order_updates
 from flows.process_feedback import process_feedback
 
 if TYPE_CHECKING:
-    from tasks.settings import Settings
+    from tasks.kernel.settings import Settings
 
 # 06:00 in the shop's time zone: before the CRM team's day starts, after the night's orders are in.
 DAILY_RUN_CRON = "0 6 * * *"

@@ -11,11 +11,11 @@ from functools import partial
 
 from prefect import get_run_logger, unmapped
 
-from tasks.calendar import SendClock
-from tasks.delivery import deliver_shard
-from tasks.paths import RunPaths
-from tasks.planner import Wave
-from tasks.settings import Settings
+from tasks.deliver.delivery import deliver_shard
+from tasks.kernel.calendar import SendClock
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+from tasks.plan.planner import Wave
 
 
 def deliver_waves(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.local_aws import FAKE_CREDENTIALS, _free_port
+from tasks.demo.local_aws import FAKE_CREDENTIALS, _free_port
 
 # Prefect servers started by tests (and their subprocesses) send no telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -15,7 +15,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from tasks.local_aws import _free_port
+from tasks.demo.local_aws import _free_port
 
 THROTTLE_BODY = (
     b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.contract import LOAD_ORDER, SPECS
-from tasks.enums import Table
+from tasks.data.contract import LOAD_ORDER, SPECS
+from tasks.kernel.enums import Table
 
 AS_OF = "2024-06-01"
 

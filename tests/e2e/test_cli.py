@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.enums import Table
+from tasks.kernel.enums import Table
 from tests.shops import tiny_shop, write_shop
 
 LOYALTY = [sys.executable, "-m", "flows.cli"]

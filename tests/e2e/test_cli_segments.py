@@ -11,8 +11,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.paths import RunPaths
-from tasks.segments import ABSENT, OTHER, write_snapshot
+from tasks.kernel.paths import RunPaths
+from tasks.profile.segments import ABSENT, OTHER, write_snapshot
 
 runner = CliRunner()
 

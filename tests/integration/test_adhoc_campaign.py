@@ -14,9 +14,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from tasks.adhoc import AdhocRequest, AdhocSummary, adhoc_paths, artifact_key
-from tasks.campaigns import Offer
-from tasks.enums import Table
+from tasks.jobs.adhoc import AdhocRequest, AdhocSummary, adhoc_paths, artifact_key
+from tasks.kernel.enums import Table
+from tasks.plan.campaigns import Offer
 from tests.conftest import REGION
 from tests.shops import add_rows, tiny_shop, write_shop
 

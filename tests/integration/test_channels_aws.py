@@ -11,7 +11,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from tasks.channels import (
+from tasks.deliver.channels import (
     EmailMessageOut,
     PermanentSendError,
     QuotaExceededError,
@@ -22,7 +22,7 @@ from tasks.channels import (
     SnsSmsChannel,
     TransientSendError,
 )
-from tasks.enums import MessageKind
+from tasks.kernel.enums import MessageKind
 from tests.conftest import REGION, SENDER, sms_in_moto
 
 PHONE = "+48500100200"

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import clv
+from tasks.profile import clv
 from tests.datasets import cdnow_hardie_summary, cdnow_transactions
 
 CALIBRATION_END = "1997-09-30"

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from flows.daily_run import daily_run
-from tasks.enums import Table
-from tasks.paths import RunPaths
-from tasks.settings import Settings
-from tasks.unsubscribe import make_app
+from tasks.consent.unsubscribe import make_app
+from tasks.kernel.enums import Table
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
 from tests.conftest import REGION
 from tests.shops import tiny_shop, write_shop
 

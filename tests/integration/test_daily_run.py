@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from flows.daily_run import daily_run
-from tasks.enums import Channel, Table
-from tasks.gates import in_holdout
-from tasks.suppression import SuppressionList
+from tasks.consent.suppression import SuppressionList
+from tasks.kernel.enums import Channel, Table
+from tasks.plan.gates import in_holdout
 from tests.conftest import REGION, sms_in_moto
 from tests.shops import add_rows, tiny_shop, write_shop
 
@@ -171,8 +171,8 @@ def test_template_error_stops_the_run_before_anything_is_sent(
 ) -> None:
     import shutil
 
-    from tasks.render import RenderError
-    from tasks.settings import PROJECT_ROOT
+    from tasks.kernel.settings import PROJECT_ROOT
+    from tasks.render.templating import RenderError
 
     templates = tmp_path / "templates"
     shutil.copytree(PROJECT_ROOT / "templates", templates)
@@ -192,8 +192,8 @@ def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed
 ) -> None:
     import shutil
 
-    from tasks.settings import PROJECT_ROOT
-    from tasks.sms import sms_parts
+    from tasks.kernel.settings import PROJECT_ROOT
+    from tasks.render.sms import sms_parts
 
     campaigns = tmp_path / "campaigns"
     shutil.copytree(PROJECT_ROOT / "campaigns", campaigns)

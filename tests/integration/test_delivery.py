@@ -9,12 +9,12 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from tasks.aws import ses_client
-from tasks.channels import EmailMessageOut, SesEmailChannel
-from tasks.delivery import Backoff, Outgoing, TokenBucket, deliver, tally
-from tasks.enums import MessageKind, SendStatus
-from tasks.ledger import Claim, SqliteLedger
-from tasks.settings import Settings
+from tasks.deliver.channels import EmailMessageOut, SesEmailChannel
+from tasks.deliver.delivery import Backoff, Outgoing, TokenBucket, deliver, tally
+from tasks.kernel.aws import ses_client
+from tasks.kernel.enums import MessageKind, SendStatus
+from tasks.kernel.settings import Settings
+from tasks.ledger.store import Claim, SqliteLedger
 from tests.conftest import REGION, SENDER
 
 

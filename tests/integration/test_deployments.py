@@ -23,7 +23,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.utilities.templating import apply_values
 
 from flows.serve import deployments
-from tasks.settings import Settings
+from tasks.kernel.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 
 from flows.daily_run import daily_run
-from tasks.enums import SendStatus, Table
-from tasks.ledger import SqliteLedger
-from tasks.paths import RunPaths
+from tasks.kernel.enums import SendStatus, Table
+from tasks.kernel.paths import RunPaths
+from tasks.ledger.store import SqliteLedger
 from tests.conftest import REGION, REPO_ROOT
 from tests.faults import FaultyAws
 from tests.shops import add_rows, tiny_shop, write_shop

@@ -18,10 +18,10 @@ from uuid import uuid4
 
 import pytest
 
-from tasks.aws import client
-from tasks.enums import MessageKind, SendStatus
-from tasks.ledger import Claim, DynamoDbLedger, Ledger, SqliteLedger, create_ledger_table, open_ledger
-from tasks.settings import Settings
+from tasks.kernel.aws import client
+from tasks.kernel.enums import MessageKind, SendStatus
+from tasks.kernel.settings import Settings
+from tasks.ledger.store import Claim, DynamoDbLedger, Ledger, SqliteLedger, create_ledger_table, open_ledger
 
 LEASE = timedelta(minutes=15)
 T0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)

@@ -15,9 +15,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from typer.testing import CliRunner
 
 from flows.order_updates import order_updates
-from tasks.enums import Table
-from tasks.order_updates import WATERMARK_FILE
-from tasks.settings import PROJECT_ROOT
+from tasks.jobs.order_updates import WATERMARK_FILE
+from tasks.kernel.enums import Table
+from tasks.kernel.settings import PROJECT_ROOT
 from tests.conftest import REGION, sms_in_moto
 from tests.shops import add_rows, tiny_shop, write_shop
 

@@ -17,10 +17,10 @@ import boto3
 import pytest
 
 from flows.process_feedback import process_feedback
-from tasks.enums import Channel
-from tasks.feedback import Feedback, UnparseableFeedback, drain_queue, parse_notification
-from tasks.settings import Settings
-from tasks.suppression import SuppressionList, SuppressionReason, address_hash
+from tasks.consent.feedback import Feedback, UnparseableFeedback, drain_queue, parse_notification
+from tasks.consent.suppression import SuppressionList, SuppressionReason, address_hash
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
 from tests.conftest import REGION
 
 TOPIC_ARN = "arn:aws:sns:eu-central-1:123456789012:loyalty-ses-feedback"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.recommend_eval import split_leave_last, split_time
+from tasks.recommend.evaluate import split_leave_last, split_time
 from tests.datasets import movielens_100k
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from flows.daily_run import daily_run
-from tasks.enums import Table
+from tasks.kernel.enums import Table
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)

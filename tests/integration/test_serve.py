@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.local_aws import _free_port
+from tasks.demo.local_aws import _free_port
 
 pytestmark = pytest.mark.timeout(400)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVE = "from flows.serve import serve_all; from tasks.settings import Settings; serve_all(Settings())"
+SERVE = "from flows.serve import serve_all; from tasks.kernel.settings import Settings; serve_all(Settings())"
 DEPLOYMENT = "daily-run/daily-run"
 SERVER_STARTUP_TIMEOUT = 180.0
 T = TypeVar("T")

@@ -9,12 +9,12 @@ import boto3
 import pandas as pd
 import pytest
 
-from tasks.aws import s3_client
-from tasks.contract import ContractError
-from tasks.enums import Table
-from tasks.settings import Settings
-from tasks.sources import load_raw
-from tasks.validation import validate_snapshot
+from tasks.data.contract import ContractError
+from tasks.data.sources import load_raw
+from tasks.data.validation import validate_snapshot
+from tasks.kernel.aws import s3_client
+from tasks.kernel.enums import Table
+from tasks.kernel.settings import Settings
 from tests.conftest import REGION
 from tests.shops import tiny_shop, write_shop
 

@@ -15,12 +15,12 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from tasks.enums import Channel
-from tasks.local_aws import _free_port
-from tasks.settings import Settings
-from tasks.suppression import SuppressionList, SuppressionReason
-from tasks.tokens import signing_key, unsubscribe_url
-from tasks.unsubscribe import make_app
+from tasks.consent.suppression import SuppressionList, SuppressionReason
+from tasks.consent.tokens import signing_key, unsubscribe_url
+from tasks.consent.unsubscribe import make_app
+from tasks.demo.local_aws import _free_port
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "unsubscribe-test-secret-0123456789"
@@ -171,7 +171,7 @@ def test_serve_unsubscribe_answers_a_real_one_click_post(settings: Settings, tmp
     port = _free_port()
     log = tmp_path / "server.log"
     env = {**os.environ, "LOYALTY_STATE_DIR": str(settings.state_dir), "LOYALTY_UNSUBSCRIBE_SECRET": SECRET}
-    code = f"from tasks.settings import Settings; from tasks.unsubscribe import serve_unsubscribe; serve_unsubscribe(Settings(), port={port})"
+    code = f"from tasks.kernel.settings import Settings; from tasks.consent.unsubscribe import serve_unsubscribe; serve_unsubscribe(Settings(), port={port})"
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, stdout=out, stderr=out)
     try:

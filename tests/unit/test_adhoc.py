@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.adhoc import (
+from tasks.jobs.adhoc import (
     AdhocError,
     AdhocPreview,
     AdhocRequest,
@@ -26,13 +26,13 @@ from tasks.adhoc import (
     resolve_audience,
     schedule_sends,
 )
-from tasks.campaigns import Offer
-from tasks.gates import DeliveryRules, QuietHours
-from tasks.paths import RunPaths
-from tasks.planner import audience_members, marketing_history, sent_history
-from tasks.render import make_environment
-from tasks.segments import load_segments
-from tasks.settings import PROJECT_ROOT, Settings
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import PROJECT_ROOT, Settings
+from tasks.plan.campaigns import Offer
+from tasks.plan.gates import DeliveryRules, QuietHours
+from tasks.plan.planner import audience_members, marketing_history, sent_history
+from tasks.profile.segments import load_segments
+from tasks.render.templating import make_environment
 
 AS_OF = date(2024, 6, 1)
 MORNING = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # before 10:00 in every zone below

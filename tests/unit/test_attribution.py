@@ -12,7 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.attribution import (
+from tasks.data.contract import SPECS
+from tasks.kernel.enums import Table
+from tasks.report.attribution import (
     CampaignAttribution,
     attribute,
     attribution_records,
@@ -20,8 +22,6 @@ from tasks.attribution import (
     read_coupons,
     read_plans,
 )
-from tasks.contract import SPECS
-from tasks.enums import Table
 from tests.shops import tiny_shop, write_shop
 
 SENT_AT = pd.Timestamp("2026-03-02 10:00", tz="UTC")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.calendar import SendClock
+from tasks.kernel.calendar import SendClock
 
 T0 = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.catalog_check import check_catalog
-from tasks.settings import PROJECT_ROOT, Settings
+from tasks.kernel.settings import PROJECT_ROOT, Settings
+from tasks.render.catalog_check import check_catalog
 
 TEMPLATES = PROJECT_ROOT / "templates"
 

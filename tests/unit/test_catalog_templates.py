@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.campaigns import load_catalog
-from tasks.catalog_check import LOCALES, check_catalog, render_sample, sample_messages
-from tasks.enums import Channel
-from tasks.render import make_environment
-from tasks.settings import PROJECT_ROOT, Settings
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import PROJECT_ROOT, Settings
+from tasks.plan.campaigns import load_catalog
+from tasks.render.catalog_check import LOCALES, check_catalog, render_sample, sample_messages
+from tasks.render.templating import make_environment
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns", include_disabled=True)

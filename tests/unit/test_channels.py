@@ -19,7 +19,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tasks.channels import (
+from tasks.deliver.channels import (
     EmailMessageOut,
     OutboxChannel,
     PermanentSendError,
@@ -33,7 +33,7 @@ from tasks.channels import (
     cost,
     send_error,
 )
-from tasks.enums import MessageKind
+from tasks.kernel.enums import MessageKind
 
 
 def _message(kind: MessageKind = MessageKind.MARKETING) -> EmailMessageOut:

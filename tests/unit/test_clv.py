@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, special
 
-from tasks import clv
+from tasks.profile import clv
 
 # CDNOW's published parameters (FHL 2005; Fader & Hardie 2013): realistic values for the prediction checks.
 CDNOW = clv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.birthdays import days_until_birthday
-from tasks.interests import category_affinity, top_category
-from tasks.lifecycle import lifecycle_stage
-from tasks.replenishment import replenishment
-from tasks.rfm import rfm_segment, score
-from tasks.unhappy import incidents, latest_incident
+from tasks.profile.birthdays import days_until_birthday
+from tasks.profile.interests import category_affinity, top_category
+from tasks.profile.lifecycle import lifecycle_stage
+from tasks.profile.replenishment import replenishment
+from tasks.profile.rfm import rfm_segment, score
+from tasks.profile.unhappy import incidents, latest_incident
 
 AS_OF = date(2026, 3, 1)
 
@@ -216,7 +216,7 @@ def test_a_cat_owner_has_no_dog_food_interest_and_recent_signals_weigh_more() ->
 
 
 def test_retention_cohorts_share_of_each_first_month_buying_later() -> None:
-    from tasks.kpis import retention_cohorts
+    from tasks.profile.kpis import retention_cohorts
 
     day = pd.Timestamp
     days = pd.DataFrame(
@@ -237,7 +237,7 @@ def test_retention_cohorts_share_of_each_first_month_buying_later() -> None:
 
 
 def test_a_sharp_fall_in_views_against_the_28_day_baseline_raises_the_alert() -> None:
-    from tasks.kpis import traffic_alert
+    from tasks.profile.kpis import traffic_alert
 
     usual = [_utc(f"2026-02-{d:02d} 12:00") for d in range(1, 29) for _ in range(10)]  # 10 a day in February
     assert traffic_alert(pd.Series(usual + [_utc("2026-03-01 09:00")] * 4), AS_OF).alert  # 4 today: -60%
@@ -250,7 +250,7 @@ def test_a_sharp_fall_in_views_against_the_28_day_baseline_raises_the_alert() ->
 
 
 def test_purchase_days_are_the_customers_local_days_and_refunds_do_not_count() -> None:
-    from tasks.features import purchases_by_day
+    from tasks.profile.features import purchases_by_day
 
     customers = pd.DataFrame({"customer_id": ["msk", "ldn"], "timezone": ["Europe/Moscow", "Europe/London"]})
     orders = pd.DataFrame(
@@ -280,11 +280,11 @@ def test_purchase_days_are_the_customers_local_days_and_refunds_do_not_count() -
 
 
 def test_profile_of_a_small_shop_has_no_made_up_numbers(tmp_path: Path) -> None:
-    from tasks.features import build_profile
-    from tasks.profile_schema import PROFILE_DTYPES
-    from tasks.sources import load_raw
-    from tasks.synth import generate_shop, write_shop
-    from tasks.validation import validate_snapshot
+    from tasks.data.sources import load_raw
+    from tasks.data.validation import validate_snapshot
+    from tasks.demo.synth import generate_shop, write_shop
+    from tasks.profile.features import build_profile
+    from tasks.profile.schema import PROFILE_DTYPES
 
     end = date(2026, 11, 20)
     write_shop(generate_shop(customers=400, days=365, seed=3, end=end), tmp_path)
@@ -345,12 +345,12 @@ def test_products_without_a_category_add_nothing_and_belong_to_nobody_else() -> 
 
 def test_the_profile_is_the_same_from_python_strings_and_from_arrow_strings_read_back(tmp_path: Path) -> None:
     """The daily run reads its tables with Arrow strings and codes ids as integers; nothing may change."""
-    from tasks.contract import LOAD_ORDER
-    from tasks.features import DETAILS, build_profile
-    from tasks.snapshot import read_parquet
-    from tasks.sources import load_raw
-    from tasks.synth import generate_shop, write_shop
-    from tasks.validation import validate_snapshot
+    from tasks.data.contract import LOAD_ORDER
+    from tasks.data.snapshot import read_parquet
+    from tasks.data.sources import load_raw
+    from tasks.data.validation import validate_snapshot
+    from tasks.demo.synth import generate_shop, write_shop
+    from tasks.profile.features import DETAILS, build_profile
 
     end = date(2026, 11, 20)
     write_shop(generate_shop(customers=300, days=365, seed=5, end=end), tmp_path / "shop")

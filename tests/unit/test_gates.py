@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from tasks.gates import (
+from tasks.plan.gates import (
     DeliveryRules,
     QuietHours,
     frequency_budget,

@@ -11,15 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.contract import QUARANTINE_COLUMNS, SPECS, ContractError
-from tasks.enums import OrderStatus, QuarantineReason, Table
-from tasks.importers import (
+from tasks.data.contract import QUARANTINE_COLUMNS, SPECS, ContractError
+from tasks.data.importers import (
     ONLINE_RETAIL_COLUMNS,
     ImportResult,
     SourceFormatError,
     SourceNotFoundError,
     import_online_retail,
 )
+from tasks.kernel.enums import OrderStatus, QuarantineReason, Table
 
 SAMPLE = "online_retail_lines_sample.csv"
 PRODUCT_CODE = re.compile(r"\d{5}[A-Z]*")
@@ -483,8 +483,8 @@ def test_latin1_export_and_extra_columns(tmp_path: Path) -> None:
 
 
 def test_sample_output_passes_the_contract_validation(retail: ImportResult, tmp_path: Path) -> None:
-    sources = pytest.importorskip("tasks.sources")
-    validation = pytest.importorskip("tasks.validation")
+    sources = pytest.importorskip("tasks.data.sources")
+    validation = pytest.importorskip("tasks.data.validation")
     retail.write(tmp_path / "shop")
     snapshot = validation.validate_snapshot(sources.load_raw(str(tmp_path / "shop")), date(2011, 12, 31))
     assert snapshot.quarantine.empty

@@ -6,8 +6,8 @@ import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks.enums import SendStatus
-from tasks.ledger import Claim, SqliteLedger
+from tasks.kernel.enums import SendStatus
+from tasks.ledger.store import Claim, SqliteLedger
 
 
 def _claim(key: str = "win_back/1/email/C1/2024-05-01", run_id: str = "run-1") -> Claim:

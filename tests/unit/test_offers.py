@@ -6,9 +6,9 @@ from datetime import date
 
 import pandas as pd
 
-from tasks.campaigns import load_catalog
-from tasks.offers import coupon_code, redeemed_codes, registry, validity
-from tasks.settings import PROJECT_ROOT
+from tasks.kernel.settings import PROJECT_ROOT
+from tasks.plan.campaigns import load_catalog
+from tasks.plan.offers import coupon_code, redeemed_codes, registry, validity
 
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
 KEY = b"a-test-signing-key"

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.campaigns import load_campaign
-from tasks.enums import Table
-from tasks.gates import DeliveryRules
-from tasks.order_updates import (
+from tasks.data.sources import load_raw
+from tasks.data.validation import validate_snapshot
+from tasks.jobs.order_updates import (
     WATERMARK_FILE,
     UpdateWindow,
     Watermark,
@@ -24,10 +23,11 @@ from tasks.order_updates import (
     visible_at,
     write_watermark,
 )
-from tasks.planner import marketing_history, sent_history
-from tasks.settings import PROJECT_ROOT
-from tasks.sources import load_raw
-from tasks.validation import validate_snapshot
+from tasks.kernel.enums import Table
+from tasks.kernel.settings import PROJECT_ROOT
+from tasks.plan.campaigns import load_campaign
+from tasks.plan.gates import DeliveryRules
+from tasks.plan.planner import marketing_history, sent_history
 from tests.shops import add_rows, tiny_shop, write_shop
 
 ORDER_STATUS = load_campaign(PROJECT_ROOT / "campaigns" / "order_status.yaml")

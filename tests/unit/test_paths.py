@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from tasks.paths import RunPaths
+from tasks.kernel.paths import RunPaths
 
 
 def _fake_run(paths: RunPaths, label: str) -> None:

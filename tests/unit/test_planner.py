@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.campaigns import load_catalog
-from tasks.enums import Channel, Table
-from tasks.features import build_profile
-from tasks.planner import campaign_candidates, plan_campaign
-from tasks.settings import PROJECT_ROOT
-from tasks.sources import load_raw
-from tasks.suppression import SuppressionList
-from tasks.triggers import ShopData
-from tasks.validation import validate_snapshot
+from tasks.consent.suppression import SuppressionList
+from tasks.data.sources import load_raw
+from tasks.data.validation import validate_snapshot
+from tasks.kernel.enums import Channel, Table
+from tasks.kernel.settings import PROJECT_ROOT
+from tasks.plan.campaigns import load_catalog
+from tasks.plan.planner import campaign_candidates, plan_campaign
+from tasks.plan.triggers import ShopData
+from tasks.profile.features import build_profile
 from tests.shops import add_rows, tiny_shop, write_shop
 
 WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]

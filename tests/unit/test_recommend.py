@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from tasks import picks, recommend
-from tasks.interactions import shop_interactions
-from tasks.picks import PickRules, pick_products
-from tasks.recommend import Ease, Interactions, ItemKNN, Popular, RecommendError, recommend_csv, top_k
+from tasks.recommend import models as recommend
+from tasks.recommend import picks
+from tasks.recommend.interactions import shop_interactions
+from tasks.recommend.models import Ease, Interactions, ItemKNN, Popular, RecommendError, recommend_csv, top_k
+from tasks.recommend.picks import PickRules, pick_products
 
 # Four users, four items:   a  b  c  d
 #                      u1   1  1  .  .

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.recommend_eval import (
+from tasks.recommend.evaluate import (
     InteractionsError,
     InteractionsNotFoundError,
     evaluate,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.render import MessageContext, ProductPick, RenderError, make_environment, render_message
-from tasks.settings import PROJECT_ROOT
+from tasks.kernel.settings import PROJECT_ROOT
+from tasks.render.templating import MessageContext, ProductPick, RenderError, make_environment, render_message
 
 TEMPLATES = PROJECT_ROOT / "templates"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -107,9 +107,9 @@ def test_picked_products_show_with_their_reason_and_no_block_without_them(locale
 def test_coupon_date_is_written_in_the_customers_language(locale: str, expected: str) -> None:
     from datetime import date
 
-    from tasks.campaigns import load_catalog
-    from tasks.compose import build_context
-    from tasks.settings import Settings
+    from tasks.kernel.settings import Settings
+    from tasks.plan.campaigns import load_catalog
+    from tasks.render.compose import build_context
 
     campaign = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
     row = {

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.paths import RunPaths
-from tasks.profile_schema import PROFILE_DTYPES
-from tasks.segments import (
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import PROJECT_ROOT
+from tasks.profile.schema import PROFILE_DTYPES
+from tasks.profile.segments import (
     ABSENT,
     OTHER,
     CompiledSegment,
@@ -28,7 +29,6 @@ from tasks.segments import (
     segment_sizes,
     write_snapshot,
 )
-from tasks.settings import PROJECT_ROOT
 
 NA = pd.NA
 

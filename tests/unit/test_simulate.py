@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from tasks.campaigns import load_catalog
-from tasks.contract import SPECS
-from tasks.enums import Table
-from tasks.offers import coupon_code
-from tasks.settings import PROJECT_ROOT, Settings
-from tasks.simulate import simulate
-from tasks.sources import load_raw
+from tasks.data.contract import SPECS
+from tasks.data.sources import load_raw
+from tasks.kernel.enums import Table
+from tasks.kernel.settings import PROJECT_ROOT, Settings
+from tasks.plan.campaigns import load_catalog
+from tasks.plan.offers import coupon_code
+from tasks.plan.simulate import simulate
 from tests.shops import add_rows, tiny_shop, write_shop
 
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
@@ -134,8 +134,8 @@ def test_holiday_greetings_and_cross_reminders_reach_the_right_people_on_the_rig
 
 @pytest.fixture(scope="module")
 def synth_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tasks.synth import generate_shop
-    from tasks.synth import write_shop as write_synth
+    from tasks.demo.synth import generate_shop
+    from tasks.demo.synth import write_shop as write_synth
 
     folder = tmp_path_factory.mktemp("synth")
     write_synth(generate_shop(customers=300, days=200, seed=3, end=date(2026, 3, 31)), folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.sms import GSM7_BASIC, GSM7_EXTENSION, SmsParts, sms_parts
+from tasks.render.sms import GSM7_BASIC, GSM7_EXTENSION, SmsParts, sms_parts
 
 CYRILLIC = "Ж"
 EMOJI = "🎁"  # U+1F381, outside the BMP: a surrogate pair in UTF-16

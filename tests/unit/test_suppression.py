@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.enums import Channel
-from tasks.settings import Settings
-from tasks.suppression import SUPPRESSIONS_FILE, SuppressionList, SuppressionReason, address_hash
+from tasks.consent.suppression import SUPPRESSIONS_FILE, SuppressionList, SuppressionReason, address_hash
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from tasks.contract import SPECS, Kind
-from tasks.enums import OrderStatus, Table
-from tasks.synth import DEFAULT_END, EXTRA_COLUMNS, generate_shop, write_shop
+from tasks.data.contract import SPECS, Kind
+from tasks.demo.synth import DEFAULT_END, EXTRA_COLUMNS, generate_shop, write_shop
+from tasks.kernel.enums import OrderStatus, Table
 
 CUSTOMERS = 3_000
 DAYS = 365

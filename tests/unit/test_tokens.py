@@ -9,9 +9,9 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from tasks.enums import Channel
-from tasks.settings import Settings
-from tasks.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, sign, signing_key, unsubscribe_url
+from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, sign, signing_key, unsubscribe_url
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
 
 KEY = b"k" * 32
 BASE = "https://shop.example.com/unsubscribe"

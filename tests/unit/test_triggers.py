@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tasks.campaigns import (
+from tasks.kernel.enums import OrderStatus
+from tasks.plan.campaigns import (
     BirthdayTrigger,
     CartTrigger,
     HolidayTrigger,
@@ -20,9 +21,8 @@ from tasks.campaigns import (
     ScheduleTrigger,
     Trigger,
 )
-from tasks.enums import OrderStatus
-from tasks.points import PointsRules, balance, points_ledger
-from tasks.triggers import OCCURRENCE_COLUMNS, ShopData, occurrences
+from tasks.plan.points import PointsRules, balance, points_ledger
+from tasks.plan.triggers import OCCURRENCE_COLUMNS, ShopData, occurrences
 
 AS_OF = date(2026, 3, 31)
 MARCH = (date(2026, 3, 1), date(2026, 3, 31))

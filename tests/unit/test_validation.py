@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.contract import ContractError
-from tasks.enums import Table
-from tasks.sources import check_source, load_raw
-from tasks.validation import validate_snapshot
+from tasks.data.contract import ContractError
+from tasks.data.sources import check_source, load_raw
+from tasks.data.validation import validate_snapshot
+from tasks.kernel.enums import Table
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
@@ -227,7 +227,7 @@ def test_missing_values_in_parquet_are_empty_not_the_text_none(tmp_path: Path) -
 
 
 def test_many_contacts_are_checked_on_every_core_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks import validation
+    from tasks.data import validation
 
     emails = pd.Series([f"user{i}@example.com" for i in range(300)] + ["bad@@example.com", "", "user1@example.com"])
     serial = validation._map_unique(validation._normalise_email, emails)

@@ -1,0 +1,265 @@
+"""Provider feedback into suppressions: SES bounces and complaints from SQS, SMS opt-outs from SNS.
+
+SES publishes bounce, complaint and delivery notifications to an SNS topic; an SQS queue
+subscribed to it holds them until the ``process_feedback`` flow reads them. Each SQS body
+is the SNS envelope (``Type``, ``Message``...) whose ``Message`` is the SES notification;
+raw-delivery subscriptions (the notification itself as the body) and SES event publishing
+(``eventType`` instead of ``notificationType``) are read too.
+
+What suppresses (an address hash, on the email channel):
+
+* a ``Permanent`` bounce - every bounced recipient, reason ``hard_bounce``;
+* a complaint - every complained recipient, reason ``complaint``, unless the receiver
+  reports it as ``not-spam``.
+
+Transient and undetermined bounces, deliveries and every other type are acknowledged and
+ignored. A message that cannot be read is left on the queue: its redrive policy moves it to
+the dead-letter queue after ``maxReceiveCount`` receives, for a person to look at.
+A message is deleted only after its suppressions are committed, so a crash re-reads it,
+and re-reading is harmless (suppressions are idempotent).
+
+Nothing here logs or raises with an address in it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
+
+from tasks.consent.suppression import SuppressionList, SuppressionReason
+from tasks.kernel.aws import client
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+
+SQS_BATCH = 10  # the most SQS returns or deletes in one call
+RECEIVE_WAIT_SECONDS = 1  # a short long-poll: an empty answer then means the queue is really empty
+
+
+class UnparseableFeedback(ValueError):  # noqa: N818  # a verdict on a message, like InvalidToken
+    """A queue message that is not a readable SES notification; the message holds no PII."""
+
+
+class Feedback(BaseModel, frozen=True):
+    """What one notification asks for: suppress these email addresses for this reason, or nothing."""
+
+    kind: str
+    reason: SuppressionReason | None = None
+    addresses: tuple[str, ...] = ()
+
+
+class FeedbackSummary(BaseModel):
+    """What one feedback run did, in counts only (no addresses)."""
+
+    received: int = Field(0, description="Queue messages read.")
+    deleted: int = Field(0, description="Queue messages handled and deleted.")
+    suppressed: dict[str, int] = Field(default_factory=dict, description="New suppressions, by reason.")
+    already_suppressed: int = Field(0, description="Addresses reported again that were already suppressed.")
+    ignored: int = Field(0, description="Messages needing no suppression: deliveries, soft bounces, others.")
+    unparseable: int = Field(0, description="Messages left on the queue for its dead-letter queue.")
+    not_deleted: int = Field(0, description="Handled messages SQS refused to delete; they come back, harmlessly.")
+    sms_opted_out: int = Field(0, description="Phone numbers SNS lists as opted out of SMS.")
+
+    def merge(self, other: FeedbackSummary) -> FeedbackSummary:
+        """Return the sum of two summaries."""
+        suppressed = Counter(self.suppressed)
+        suppressed.update(other.suppressed)
+        return FeedbackSummary(
+            received=self.received + other.received,
+            deleted=self.deleted + other.deleted,
+            suppressed=dict(suppressed),
+            already_suppressed=self.already_suppressed + other.already_suppressed,
+            ignored=self.ignored + other.ignored,
+            unparseable=self.unparseable + other.unparseable,
+            not_deleted=self.not_deleted + other.not_deleted,
+            sms_opted_out=self.sms_opted_out + other.sms_opted_out,
+        )
+
+    def headline(self) -> str:
+        """Return one line for the log."""
+        by_reason = ", ".join(f"{k} {v}" for k, v in sorted(self.suppressed.items())) or "none"
+        return (
+            f"feedback: {self.received} messages, {self.deleted} deleted, {self.ignored} ignored,"
+            f" {self.unparseable} unparseable; new suppressions: {by_reason};"
+            f" {self.already_suppressed} already suppressed; {self.sms_opted_out} SMS numbers opted out"
+        )
+
+
+def parse_notification(body: str) -> Feedback:
+    """Read one SQS message body (SNS envelope or raw SES notification) into what it asks for.
+
+    Raises:
+        UnparseableFeedback: the body is not JSON, or not shaped like an SES notification.
+    """
+    document = _json_object(body, "message body")
+    if "Type" in document and "notificationType" not in document and "eventType" not in document:
+        if document["Type"] != "Notification":  # SubscriptionConfirmation and the like
+            return Feedback(kind=f"sns:{document['Type']}")
+        message = document.get("Message")
+        if not isinstance(message, str):
+            raise UnparseableFeedback("SNS notification without a string Message")
+        document = _json_object(message, "SNS Message")
+    kind = document.get("notificationType", document.get("eventType"))
+    if not isinstance(kind, str):
+        raise UnparseableFeedback("no notificationType or eventType")
+    if kind == "Bounce":
+        bounce = _object(document, "bounce")
+        bounce_type = bounce.get("bounceType")
+        if not isinstance(bounce_type, str):
+            raise UnparseableFeedback("bounce without a bounceType")
+        if bounce_type != "Permanent":  # Transient, Undetermined: the address may work tomorrow
+            return Feedback(kind=f"Bounce:{bounce_type}")
+        addresses = _recipients(bounce, "bouncedRecipients")
+        return Feedback(kind="Bounce:Permanent", reason=SuppressionReason.HARD_BOUNCE, addresses=addresses)
+    if kind == "Complaint":
+        complaint = _object(document, "complaint")
+        if complaint.get("complaintFeedbackType") == "not-spam":  # the receiver says it was wanted
+            return Feedback(kind="Complaint:not-spam")
+        addresses = _recipients(complaint, "complainedRecipients")
+        return Feedback(kind="Complaint", reason=SuppressionReason.COMPLAINT, addresses=addresses)
+    return Feedback(kind=kind)
+
+
+def _json_object(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise UnparseableFeedback(f"{what} is not JSON") from None
+    if not isinstance(value, dict):
+        raise UnparseableFeedback(f"{what} is not a JSON object")
+    return value
+
+
+def _object(document: dict[str, Any], field: str) -> dict[str, Any]:
+    value = document.get(field)
+    if not isinstance(value, dict):
+        raise UnparseableFeedback(f"no {field} object")
+    return value
+
+
+def _recipients(section: dict[str, Any], field: str) -> tuple[str, ...]:
+    recipients = section.get(field)
+    if not isinstance(recipients, list) or not recipients:
+        raise UnparseableFeedback(f"no {field}")
+    addresses = []
+    for recipient in recipients:
+        raw = recipient.get("emailAddress") if isinstance(recipient, dict) else None
+        # SES may give "Name <address>"; only the address is hashed
+        address = parseaddr(raw)[1] if isinstance(raw, str) else ""
+        if "@" not in address:
+            raise UnparseableFeedback(f"a recipient in {field} has no email address")
+        addresses.append(address)
+    return tuple(addresses)
+
+
+def drain_queue(
+    sqs: SQSClient,
+    queue_url: str,
+    suppressions: SuppressionList,
+    max_messages: int,
+    wait_seconds: int = RECEIVE_WAIT_SECONDS,
+) -> FeedbackSummary:
+    """Read up to ``max_messages`` notifications, 10 at a time, until the queue is empty; suppress, then delete."""
+    summary = FeedbackSummary()
+    while summary.received < max_messages:
+        response = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(SQS_BATCH, max_messages - summary.received),
+            WaitTimeSeconds=wait_seconds,
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            break
+        summary = summary.merge(_handle_batch(sqs, queue_url, suppressions, messages))
+    return summary
+
+
+def _handle_batch(
+    sqs: SQSClient, queue_url: str, suppressions: SuppressionList, messages: Sequence[MessageTypeDef]
+) -> FeedbackSummary:
+    to_suppress: dict[SuppressionReason, list[str]] = {}
+    handled: list[str] = []
+    ignored = unparseable = 0
+    for message in messages:
+        try:
+            feedback = parse_notification(str(message.get("Body", "")))
+        except UnparseableFeedback:
+            unparseable += 1
+            continue
+        if feedback.reason is None:
+            ignored += 1
+        else:
+            to_suppress.setdefault(feedback.reason, []).extend(feedback.addresses)
+        handled.append(message["ReceiptHandle"])
+    # Suppressions are committed before any message is deleted: a crash in between re-reads them.
+    suppressed = {
+        reason.value: suppressions.add_many(Channel.EMAIL, addresses, reason)
+        for reason, addresses in to_suppress.items()
+    }
+    already = sum(len(a) for a in to_suppress.values()) - sum(suppressed.values())
+    deleted = delete_messages(sqs, queue_url, handled)
+    return FeedbackSummary(
+        received=len(messages),
+        deleted=deleted,
+        suppressed={k: v for k, v in suppressed.items() if v},
+        already_suppressed=already,
+        ignored=ignored,
+        unparseable=unparseable,
+        not_deleted=len(handled) - deleted,
+    )
+
+
+def delete_messages(sqs: SQSClient, queue_url: str, receipt_handles: list[str]) -> int:
+    """Delete handled messages (at most 10); return how many SQS deleted."""
+    if not receipt_handles:
+        return 0
+    response = sqs.delete_message_batch(
+        QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(receipt_handles)]
+    )
+    return len(response.get("Successful", []))
+
+
+def opted_out_phones(sns: SNSClient) -> Iterator[str]:
+    """Yield every phone number SNS lists as opted out of SMS (E.164), page by page."""
+    for page in sns.get_paginator("list_phone_numbers_opted_out").paginate():
+        yield from page.get("phoneNumbers", [])
+
+
+def record_opt_outs(phones: Iterable[str], suppressions: SuppressionList) -> FeedbackSummary:
+    """Suppress opted-out phone numbers on the SMS channel."""
+    listed = list(phones)
+    new = suppressions.add_many(Channel.SMS, listed, SuppressionReason.SMS_OPT_OUT)
+    return FeedbackSummary(
+        suppressed={SuppressionReason.SMS_OPT_OUT.value: new} if new else {},
+        already_suppressed=len(listed) - new,
+        sms_opted_out=len(listed),
+    )
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def drain_feedback_queue(settings: Settings, max_messages: int) -> FeedbackSummary:
+    """Turn SES bounce and complaint notifications on the feedback queue into suppressions."""
+    if settings.feedback_queue_url is None:
+        get_run_logger().warning("LOYALTY_FEEDBACK_QUEUE_URL is not set: bounces and complaints are not read")
+        return FeedbackSummary()
+    sqs: SQSClient = client("sqs", settings)
+    return drain_queue(sqs, settings.feedback_queue_url, SuppressionList.for_settings(settings), max_messages)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def sync_sms_opt_outs(settings: Settings) -> FeedbackSummary:
+    """Suppress every phone number that SNS lists as opted out of SMS."""
+    sns: SNSClient = client("sns", settings)
+    return record_opt_outs(opted_out_phones(sns), SuppressionList.for_settings(settings))

@@ -1,0 +1,94 @@
+"""Load the shop's tables as of a date: read, validate, write clean Parquet and the quarantine."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from tasks.data.contract import LOAD_ORDER
+from tasks.data.sources import load_raw
+from tasks.data.validation import TableCounts, ValidatedSnapshot, validate_snapshot
+from tasks.kernel import progress
+from tasks.kernel.aws import s3_client
+from tasks.kernel.enums import Table
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+
+
+class SnapshotSummary(BaseModel):
+    """What loading found: rows per table and why rows were quarantined."""
+
+    rows: dict[str, dict[str, int]]
+    quarantined_by_reason: dict[str, dict[str, int]]
+
+    @property
+    def quarantined(self) -> int:
+        return sum(r["quarantined"] for r in self.rows.values())
+
+
+def summarise(snapshot: ValidatedSnapshot) -> SnapshotSummary:
+    """Count rows per table and quarantine reasons per table."""
+
+    def as_dict(c: TableCounts) -> dict[str, int]:
+        return {"input": c.input, "clean": c.clean, "quarantined": c.quarantined, "future": c.future}
+
+    by_reason: dict[str, dict[str, int]] = {}
+    sizes = snapshot.quarantine.groupby(["table", "reason"]).size()
+    for table, reason, n in zip(
+        sizes.index.get_level_values(0), sizes.index.get_level_values(1), sizes.to_numpy(), strict=True
+    ):
+        by_reason.setdefault(str(table), {})[str(reason)] = int(n)
+    return SnapshotSummary(
+        rows={t.value: as_dict(c) for t, c in snapshot.counts.items()}, quarantined_by_reason=by_reason
+    )
+
+
+def write_snapshot(snapshot: ValidatedSnapshot, paths: RunPaths) -> None:
+    """Write clean tables as Parquet and the quarantine as CSV under the run folder."""
+    for table in LOAD_ORDER:
+        path = paths.table(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.frames[table].to_parquet(path, index=False)
+    snapshot.quarantine.to_csv(paths.quarantine, index=False)
+
+
+def read_table(
+    paths: RunPaths, table: Table, columns: list[str] | None = None, arrow_strings: bool = False
+) -> pd.DataFrame:
+    """Read one clean table of the run.
+
+    ``arrow_strings``: text columns as ``string[pyarrow]`` (one buffer per column, about a quarter of
+    the memory of Python strings) for readers of the big tables that only compare and hash text.
+    """
+    return read_parquet(paths.table(table), columns, arrow_strings)
+
+
+def read_parquet(file: Path, columns: list[str] | None = None, arrow_strings: bool = False) -> pd.DataFrame:
+    """Read a Parquet file as pandas does; with ``arrow_strings``, text as ``string[pyarrow]``."""
+    if not arrow_strings:
+        return pd.read_parquet(file, columns=columns)
+    as_arrow = pd.StringDtype("pyarrow")
+    mapping = {pa.string(): as_arrow, pa.large_string(): as_arrow}
+    # the Arrow table is ours alone: let the conversion free its columns as it goes
+    frame: pd.DataFrame = pq.read_table(file, columns=columns).to_pandas(
+        types_mapper=mapping.get, split_blocks=True, self_destruct=True
+    )
+    return frame
+
+
+@task(cache_policy=NO_CACHE)
+def load_snapshot(source: str, as_of: date, paths: RunPaths, settings: Settings) -> SnapshotSummary:
+    """Load and validate the shop's tables as of a date; quarantine bad rows."""
+    progress.advance("load and validate")
+    raw = load_raw(source, lambda: s3_client(settings))
+    paths.reset()
+    snapshot = validate_snapshot(raw, as_of)
+    write_snapshot(snapshot, paths)
+    return summarise(snapshot)

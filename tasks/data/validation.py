@@ -1,0 +1,395 @@
+"""Validate raw contract tables: typed clean frames plus a quarantine with reasons.
+
+Per table, every input row lands in exactly one place:
+
+* ``future`` - its time column is after the end of ``as_of`` (point-in-time:
+  invisible, neither clean nor quarantined, so a backfill sees what the day saw);
+  rows of a table without a time column inherit this from their parent;
+* ``quarantine`` - the first failing column in contract order, with a reason;
+* ``clean`` - typed, normalised (E.164 phones, lower-case enums, UTC times).
+
+The time column is checked first, so a row from the future never shows up in
+today's quarantine.
+
+A foreign key resolves against every parent row present in the input, clean or
+quarantined: a typo in a customer's email quarantines that customer (campaigns
+never see them) but must not erase their order history from analytics.  Only
+keys that no parent row has are ``dangling_foreign_key``.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import zoneinfo
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
+from email_validator import EmailNotValidError, validate_email
+
+from tasks.data.contract import LOAD_ORDER, QUARANTINE_COLUMNS, SPECS, Column, Kind, TableSpec
+from tasks.kernel.enums import QuarantineReason as R
+from tasks.kernel.enums import Table
+
+ROW = "_row"  # 1-based data row number in the source file, added by the loader
+
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One table as read from its file: every cell as text, plus the row number."""
+
+    table: Table
+    frame: pd.DataFrame
+    source: str  # file name shown to the user
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    input: int
+    clean: int
+    quarantined: int
+    future: int
+
+
+@dataclass(frozen=True)
+class ValidatedSnapshot:
+    """Clean typed frames as of a date, the quarantine, and per-table counts."""
+
+    as_of: date
+    frames: dict[Table, pd.DataFrame]
+    quarantine: pd.DataFrame
+    counts: dict[Table, TableCounts]
+
+    def quarantine_by_reason(self) -> dict[str, int]:
+        """Count quarantined rows per reason, most frequent first."""
+        counts = self.quarantine["reason"].value_counts()
+        return {str(k): int(v) for k, v in counts.items()}
+
+
+def visible_until(as_of: date) -> pd.Timestamp:
+    """Return the first instant after ``as_of``: the day is visible in full (UTC)."""
+    return pd.Timestamp(datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=UTC))
+
+
+def validate_snapshot(raw: dict[Table, RawTable], as_of: date) -> ValidatedSnapshot:
+    """Validate all seven tables in foreign-key order, as of the end of ``as_of``."""
+    cutoff = visible_until(as_of)
+    frames: dict[Table, pd.DataFrame] = {}
+    future_keys: dict[Table, pd.Index] = {}
+    known_keys: dict[Table, pd.Index] = {}
+    quarantines: list[pd.DataFrame] = []
+    counts: dict[Table, TableCounts] = {}
+    for table in LOAD_ORDER:
+        result = _validate_table(SPECS[table], raw[table], cutoff, known_keys, future_keys)
+        frames[table] = result.clean
+        future_keys[table] = result.future_keys
+        known_keys[table] = result.known_keys
+        quarantines.append(result.quarantine)
+        counts[table] = result.counts
+        assert result.counts.clean + result.counts.quarantined + result.counts.future == result.counts.input
+    quarantine = pd.concat(quarantines, ignore_index=True)
+    return ValidatedSnapshot(as_of=as_of, frames=frames, quarantine=quarantine, counts=counts)
+
+
+@dataclass(frozen=True)
+class _TableResult:
+    clean: pd.DataFrame
+    quarantine: pd.DataFrame
+    future_keys: pd.Index
+    known_keys: pd.Index  # keys of every visible row, clean or quarantined
+    counts: TableCounts
+
+
+class _Rows:
+    """Tracks, per row, the first reason it failed (empty string: still good)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.reason = np.full(len(frame), "", dtype=object)
+        self.column = np.full(len(frame), "", dtype=object)
+
+    @property
+    def good(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.reason == "", dtype=bool)
+
+    def fail(self, mask: np.ndarray | pd.Series, column: str, reason: R) -> None:
+        hit = np.asarray(mask, dtype=bool) & self.good
+        self.reason[hit] = reason.value
+        self.column[hit] = column
+
+
+def _validate_table(
+    spec: TableSpec,
+    raw: RawTable,
+    cutoff: pd.Timestamp,
+    parent_keys: dict[Table, pd.Index],
+    parent_future: dict[Table, pd.Index],
+) -> _TableResult:
+    frame = raw.frame
+    rows = _Rows(frame)
+    out = pd.DataFrame(index=frame.index)
+    future = np.zeros(len(frame), dtype=bool)
+
+    # Point-in-time first: rows from the future are invisible, not bad.
+    # Then countries before phones, which are read in the customer's country.
+    ordered = sorted(spec.columns, key=lambda c: (c.name != spec.time_column, c.kind is not Kind.COUNTRY))
+    for column in ordered:
+        if column.name not in frame.columns:  # optional column absent from the file
+            out[column.name] = pd.Series(pd.NA, index=frame.index, dtype=object)
+            continue
+        values, failures = _parse(column, frame[column.name], out)
+        out[column.name] = values
+        for reason, mask in failures:
+            rows.fail(mask, column.name, reason)
+        if column.name == spec.time_column:
+            future = rows.good & (values >= cutoff).to_numpy(dtype=bool, na_value=False)
+            rows.reason[future] = "future"
+
+    for fk in spec.foreign_keys:
+        if spec.time_column is None and fk.table in parent_future:
+            # e.g. order_items of an order placed after as_of: invisible with it
+            inherited = rows.good & _isin(out[fk.column], parent_future[fk.table])
+            rows.reason[inherited] = "future"
+            future |= inherited
+        known = _isin(out[fk.column], parent_keys[fk.table])
+        rows.fail(~known, fk.column, R.DANGLING_FOREIGN_KEY)
+
+    if spec.key:
+        candidates = out.loc[rows.good, list(spec.key)]
+        dup = candidates.duplicated(keep="first")
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[np.flatnonzero(rows.good)[dup.to_numpy()]] = True
+        rows.fail(mask, spec.key[0], R.DUPLICATE_ID)
+
+    out = out[[c.name for c in spec.columns]]
+    good = rows.good
+    bad = ~good & ~future
+    extras = [c for c in frame.columns if c not in out.columns and c != ROW]
+    clean = pd.concat([out.loc[good], frame.loc[good, extras]], axis=1).reset_index(drop=True)
+    quarantine = pd.DataFrame(
+        {
+            "table": spec.table.value,
+            "row": frame.loc[bad, ROW].to_numpy(dtype=np.int64),
+            "column": rows.column[bad],
+            "reason": rows.reason[bad],
+        },
+        columns=list(QUARANTINE_COLUMNS),
+    )
+    key_col = spec.key[0] if spec.key else None
+    future_keys = pd.Index(out.loc[future, key_col].unique()) if key_col else pd.Index([])
+    visible = ~future & (out[key_col].fillna("") != "").to_numpy(dtype=bool) if key_col else future
+    known_keys = pd.Index(out.loc[visible, key_col].unique()) if key_col else pd.Index([])
+    counts = TableCounts(input=len(frame), clean=int(good.sum()), quarantined=int(bad.sum()), future=int(future.sum()))
+    return _TableResult(
+        clean=clean, quarantine=quarantine, future_keys=future_keys, known_keys=known_keys, counts=counts
+    )
+
+
+_Bad = list[tuple[R, "np.ndarray | pd.Series"]]
+_Parsed = tuple[pd.Series, _Bad]
+_Parser = Callable[[Column, pd.Series, pd.DataFrame], _Parsed]
+
+
+def _isin(series: pd.Series, values: Iterable[object]) -> npt.NDArray[np.bool_]:
+    """Return which cells are among ``values``, with Arrow's hash lookup (pandas' isin is slow on Arrow strings)."""
+    keys = pa.array([str(v) for v in values if v is not None and v is not pd.NA], type=pa.string())
+    if isinstance(series.dtype, pd.StringDtype):
+        cells = pa.array(series.array, type=pa.string())
+    else:
+        cells = pa.array(series.astype(object).where(series.notna(), None), type=pa.string(), from_pandas=True)
+    found = pc.is_in(cells, value_set=keys)
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Return cells as stripped Arrow strings, empty for missing (None, NaN, NA), whatever the file type."""
+    if not isinstance(series.dtype, pd.StringDtype):  # Parquet: typed or object columns
+        series = series.astype(object).where(series.notna(), "").astype(str).astype(_TEXT)
+    return series.fillna("").str.strip()
+
+
+_TEXT = pd.StringDtype("pyarrow")
+
+
+def _parse(column: Column, series: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    """Parse one column: typed values plus (reason, mask) pairs for bad cells, in order."""
+    if column.kind is Kind.DATETIME and pd.api.types.is_datetime64_any_dtype(series):
+        values = pd.to_datetime(series, utc=True)
+        return values, _missing(column, values.isna())
+    text = _text(series)
+    empty = text == ""
+    if column.default is not None:
+        text = text.mask(empty, column.default)
+        empty = pd.Series(False, index=text.index)
+    values, invalid = _PARSERS[column.kind](column, text, parsed)
+    if empty.any():
+        values = values.mask(empty)
+    filled = ~empty.to_numpy()
+    return values, _missing(column, empty) + [(r, np.asarray(m, dtype=bool) & filled) for r, m in invalid]
+
+
+def _missing(column: Column, empty: pd.Series) -> _Bad:
+    return [(R.MISSING_VALUE, empty.to_numpy())] if not column.nullable else []
+
+
+def _as_is(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    return text, []
+
+
+def _number(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    values = pd.to_numeric(text.where(text != ""), errors="coerce")
+    filled = values.fillna(0.0)
+    unparseable = values.isna() | ~np.isfinite(filled)
+    if column.kind is Kind.INT:
+        unparseable |= filled % 1 != 0
+    bad: _Bad = [(R.UNPARSEABLE_NUMBER, unparseable)]
+    if column.positive:  # only quantities are strictly positive in the contract
+        bad.append((R.NON_POSITIVE_QUANTITY, filled <= 0))
+    if column.min_value is not None:
+        reason = R.NEGATIVE_VALUE if column.min_value == 0 else R.OUT_OF_RANGE
+        bad.append((reason, filled < column.min_value))
+    if column.max_value is not None:
+        bad.append((R.OUT_OF_RANGE, filled > column.max_value))
+    return values, bad
+
+
+def _integer(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    values, bad = _number(column, text, parsed)
+    return values.where(~bad[0][1]).astype("Int64"), bad
+
+
+def _bool(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    lower = text.str.lower()
+    values = pd.Series(_isin(lower, _TRUE), index=text.index)
+    return values, [(R.UNPARSEABLE_BOOL, ~values.to_numpy() & ~_isin(lower, _FALSE))]
+
+
+def _datetime(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    values = pd.to_datetime(text.where(text != ""), utc=True, format="ISO8601", errors="coerce")
+    return values, [(R.UNPARSEABLE_DATE, values.isna())]
+
+
+def _date(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    values = pd.to_datetime(text.where(text != ""), format="ISO8601", errors="coerce")
+    return values.dt.normalize(), [(R.UNPARSEABLE_DATE, values.isna())]
+
+
+def _enum(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    lower = text.str.lower()
+    return lower, [(R.UNKNOWN_ENUM, ~_isin(lower, column.values))]
+
+
+def _email(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    normal = _map_unique(_normalise_email, text)
+    return normal, [(R.INVALID_EMAIL, normal.isna())]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalise_email(value: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+def _phone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    # national formats ("8 (912) 345-67-89") need the row's country, parsed before this column
+    country = parsed["country"].fillna("").astype(str) if "country" in parsed.columns else text.map(lambda _: "")
+    pairs = pd.Series(text.astype(str) + "\x1f" + country.astype(str), index=text.index)
+    normal = _map_unique(_normalise_phone, pairs)
+    return normal, [(R.INVALID_PHONE, normal.isna())]
+
+
+def _normalise_phone(pair: str) -> str | None:
+    raw, _, country = pair.partition("\x1f")
+    if not raw:
+        return None
+    try:
+        number = phonenumbers.parse(raw, country or None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Below this many distinct values, starting worker processes costs more than it saves.
+PARALLEL_MIN_VALUES = 20_000
+
+
+def _map_unique(func: Callable[[str], str | None], values: pd.Series) -> pd.Series:
+    """Apply a slow per-value check once per distinct value, on every core when there are many."""
+    distinct = [str(v) for v in pd.unique(values.to_numpy(dtype=object))]
+    workers = os.cpu_count() or 1
+    if len(distinct) < PARALLEL_MIN_VALUES or workers < 2:
+        results = [func(v) for v in distinct]
+    else:
+        try:
+            # spawn, not fork: the flow runs threads, and forking a threaded process can deadlock
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(func, distinct, chunksize=max(1, len(distinct) // (workers * 8))))
+        except (BrokenProcessPool, OSError):
+            # e.g. a calling script without an `if __name__ == "__main__"` guard: do it here instead
+            results = [func(v) for v in distinct]
+    lookup = dict(zip(distinct, results, strict=True))
+    return pd.Series([lookup[str(v)] for v in values.to_numpy(dtype=object)], index=values.index, dtype=object)
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    return text, [(R.UNKNOWN_TIMEZONE, ~_isin(text, _zones()))]
+
+
+_COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def _country(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    upper = text.str.upper()
+    return upper, [(R.INVALID_COUNTRY, ~_isin(upper, _COUNTRIES))]
+
+
+def _currency(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    upper = text.str.upper()
+    return upper, [(R.UNKNOWN_ENUM, ~upper.str.fullmatch(r"[A-Z]{3}"))]
+
+
+def _locale(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    # "ru-RU", "pl_PL" -> "ru", "pl": templates are chosen by language
+    primary = text.str.lower().str.split(r"[-_]", n=1, regex=True).str[0]
+    return primary, [(R.UNKNOWN_ENUM, ~primary.str.fullmatch(r"[a-z]{2,3}"))]
+
+
+_PARSERS: dict[Kind, _Parser] = {
+    Kind.ID: _as_is,
+    Kind.STR: _as_is,
+    Kind.INT: _integer,
+    Kind.FLOAT: _number,
+    Kind.BOOL: _bool,
+    Kind.DATETIME: _datetime,
+    Kind.DATE: _date,
+    Kind.ENUM: _enum,
+    Kind.EMAIL: _email,
+    Kind.PHONE: _phone,
+    Kind.TIMEZONE: _timezone,
+    Kind.COUNTRY: _country,
+    Kind.CURRENCY: _currency,
+    Kind.LOCALE: _locale,
+}

@@ -1,0 +1,746 @@
+"""Ad-hoc campaigns: a marketer's one-off send, from the request to the plan, the preview and the summary.
+
+A request (``AdhocRequest``, the Prefect UI form) names an audience (a segment of
+``campaigns/segments.yaml`` or an expression over the profile), a template, channels and an
+optional offer. It becomes a one-step ``Campaign`` called ``adhoc_<name>`` whose occurrence is the
+day (``as_of``), so its idempotency keys are ``adhoc_<name>/1/<channel>/<customer>/<as_of>``: a
+second run of the same campaign on the same day sends nothing twice.
+
+The plan goes through the daily run's gates (contact, consent, suppression, holdout, quiet hours,
+pause, the frequency budget, the ledger); the budget also counts what the day's daily run and the
+other ad-hoc campaigns already plan to send today. A send time that has passed by the time the
+campaign is planned becomes "now", and a moment inside a customer's quiet hours moves to their end:
+deferred to a later wave of the same run, never dropped (an ad-hoc campaign has no tomorrow's plan).
+
+The preview (sizes, decisions, one sample per locale) carries no personal data: the samples are
+rendered for a made-up customer with a sample signing key, never for a real one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import jinja2
+import numpy as np
+import pandas as pd
+from jinja2 import meta
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.consent.suppression import SuppressionList
+from tasks.consent.tokens import signing_key
+from tasks.data.snapshot import read_table
+from tasks.kernel import progress
+from tasks.kernel.enums import Channel, Decision, MessageKind, SkipReason, Table
+from tasks.kernel.paths import ADHOC_FOLDER, RunPaths
+from tasks.kernel.settings import Settings
+from tasks.plan.campaigns import AdhocTrigger, Campaign, CatalogError, Offer, Step, load_catalog
+from tasks.plan.gates import DeliveryRules, over_budget, quiet_until
+from tasks.plan.offers import registry, write_registry
+from tasks.plan.planner import (
+    MESSAGE_PROFILE_COLUMNS,
+    PLAN_COLUMNS,
+    PlanSummary,
+    apply_day_gates,
+    audience_members,
+    current_suppressions,
+    delivery_rules,
+    ledger_lookup,
+    marketing_history,
+    plan_campaign,
+    shard_plan,
+    summarise_plan,
+)
+from tasks.profile.segments import (
+    MAX_EXPRESSION_CHARS,
+    CompiledSegment,
+    ExpressionError,
+    compile_expression,
+    load_segments,
+    read_snapshot,
+)
+from tasks.render.catalog_check import SAMPLE_PICKS, SampleMessage, render_sample
+from tasks.render.compose import load_picks, load_products, render_shard
+from tasks.render.outbox import write_index
+from tasks.render.templating import PARTS, SMS_PART, make_environment, template_locale
+from tasks.report.run_report import collect_outbox
+
+PREFIX = "adhoc_"
+PRIORITY = 50
+FOLDER = ADHOC_FOLDER  # <output_dir>/adhoc/<name>/<as_of>/: a campaign's day, beside the daily runs' days
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Template variables that only an offer fills: a template using them without one would show "None".
+OFFER_VARIABLES = frozenset({"coupon_code", "percent_off", "coupon_valid_until"})
+# A made-up first name per locale for the preview's samples (never a real customer's).
+SAMPLE_FIRST_NAMES: dict[str, str] = {"ru": "Анна", "pl": "Anna", "en": "Anna"}
+SAMPLE_CUSTOMER = "C-SAMPLE"
+
+
+class AdhocError(ValueError):
+    """The request cannot become a campaign; the message says which field and why, in one line."""
+
+
+class AdhocRequest(BaseModel):
+    """A marketer's one-off campaign: who, with which template, on which channels, with which offer, when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(
+        max_length=64 - len(PREFIX),
+        description="snake_case (spring_sale); the campaign is adhoc_<name>. Re-running it on the same day "
+        "sends nobody a second message.",
+        json_schema_extra={"pattern": _SNAKE.pattern},
+    )
+    audience: str = Field(
+        min_length=1,
+        max_length=MAX_EXPRESSION_CHARS,
+        description="A segment of campaigns/segments.yaml (vip, at_risk, never_bought, ...) or a condition over "
+        'the customer profile, e.g. lifecycle == "lapsed" and predicted_clv > 50.',
+    )
+    template: str = Field(
+        description="A folder under templates/ (weekly_sale, win_back, ...).",
+        json_schema_extra={"pattern": _SNAKE.pattern},
+    )
+    channels: tuple[Channel, ...] = Field(
+        (Channel.EMAIL,), min_length=1, description="email, sms or both; each needs the customer's opt-in."
+    )
+    offer: Offer | None = Field(None, description="A personal coupon per customer (optional).")
+    send_at: datetime | None = Field(
+        None,
+        description="When to send (without a zone: the shop's time). Default: 10:00 in each customer's zone "
+        "today, or right after approval if that has passed. Quiet hours move a send to their end.",
+    )
+    holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the audience held out to measure uplift.")
+    dry_run: bool = Field(False, description="Publish the preview and stop: no approval, nothing sent.")
+    as_of: date | None = Field(None, description="The business date. Default: today in the shop's time zone.")
+    data: str | None = Field(None, description="Folder or s3:// prefix of the shop's tables. Default: LOYALTY_DATA.")
+    approve_within_hours: int = Field(
+        24, ge=1, le=168, description="Hours to wait for approval; after that the campaign stops, nothing sent."
+    )
+
+    @field_validator("name", "template")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not _SNAKE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not snake_case: lowercase letters, digits and _, starting with a letter (spring_sale)"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _once_each(cls, channels: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("each channel at most once")
+        return channels
+
+    @property
+    def campaign_name(self) -> str:
+        return f"{PREFIX}{self.name}"
+
+
+class Approval(RunInput):
+    """The approval form shown when the campaign pauses: approve to send, or reject with a comment."""
+
+    approved: bool
+    comment: str = ""
+
+
+class Audience(BaseModel):
+    """Who a request reaches: a named segment (and its expression) or an expression of its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    segment: str | None
+    expression: str
+
+    @property
+    def label(self) -> str:
+        return f"segment {self.segment}" if self.segment else f"`{self.expression}`"
+
+
+# --- the request -> a campaign ------------------------------------------------------------------------------------
+
+
+def adhoc_paths(output_dir: Path, name: str, as_of: date) -> RunPaths:
+    """The folder of one ad-hoc campaign's day: ``<output_dir>/adhoc/<name>/<as_of>/``."""
+    return RunPaths(root=output_dir / FOLDER / name / as_of.isoformat())
+
+
+def resolve_audience(
+    audience: str, segments: Sequence[CompiledSegment], segments_file: str = "segments.yaml"
+) -> Audience:
+    """Return the audience a request names: a segment of the catalog first, else an expression over the profile."""
+    text = audience.strip()
+    named = {s.name: s for s in segments}
+    if text in named:
+        return Audience(segment=text, expression=named[text].expression)
+    try:
+        compile_expression(text)
+    except ExpressionError as exc:
+        if _IDENTIFIER.fullmatch(text):
+            close = difflib.get_close_matches(text, list(named), n=1)
+            hint = f" (did you mean the segment {close[0]!r}?)" if close else ""
+            raise AdhocError(
+                f"audience {text!r} is no segment of {segments_file}{hint}, and as an expression: {exc}"
+            ) from None
+        raise AdhocError(f"audience `{text}`: {exc}") from None
+    return Audience(segment=None, expression=text)
+
+
+def template_variables(env: jinja2.Environment, template: str, channels: Sequence[Channel]) -> frozenset[str]:
+    """Return the variables a template's English parts (and their layouts) read, for the request's channels."""
+    parts = [*PARTS] if Channel.EMAIL in channels else []
+    parts += [SMS_PART] if Channel.SMS in channels else []
+    found: set[str] = set()
+    pending = [f"{template}/en/{part}" for part in parts]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source = env.loader.get_source(env, name)[0] if env.loader is not None else ""
+        tree = env.parse(source)
+        found |= meta.find_undeclared_variables(tree)
+        pending += [str(n) for n in meta.find_referenced_templates(tree) if n is not None]
+    return frozenset(found)
+
+
+def check_template(templates_dir: Path, template: str, channels: Sequence[Channel]) -> frozenset[str]:
+    """Check a template has every part the channels need in English and in each locale it has; return its variables."""
+    folder = templates_dir / template
+    if not folder.is_dir():
+        known = sorted(p.name for p in templates_dir.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        close = difflib.get_close_matches(template, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (there are: {', '.join(known) or 'none'})"
+        raise AdhocError(f"unknown template {template!r}: no folder {folder}{hint}")
+    parts = [*(PARTS if Channel.EMAIL in channels else ()), *((SMS_PART,) if Channel.SMS in channels else ())]
+    locales = sorted({"en"} | {p.name for p in folder.iterdir() if p.is_dir()})
+    for locale in locales:
+        missing = [p for p in parts if not (folder / locale / p).is_file()]
+        if missing:
+            raise AdhocError(f"template {template!r}: {template}/{locale}/{missing[0]} not found")
+    try:
+        return template_variables(make_environment(templates_dir), template, channels)
+    except jinja2.TemplateError as exc:
+        raise AdhocError(f"template {template!r}: {exc}") from None
+
+
+def build_campaign(request: AdhocRequest, audience: Audience, shows_products: bool) -> Campaign:
+    """The one-step campaign a request describes: today's occurrence, marketing, priority 50, no late sends."""
+    return Campaign(
+        name=request.campaign_name,
+        description=f"Ad-hoc campaign for {audience.label}",
+        kind=MessageKind.MARKETING,
+        channels=request.channels,
+        template=request.template,
+        priority=PRIORITY,
+        trigger=AdhocTrigger(type="adhoc"),
+        steps=(Step(step=1),),
+        audience=audience.expression,
+        offer=request.offer,
+        products="picks" if shows_products else "none",
+        holdout_share=request.holdout_share,
+        max_delay_days=0,
+    )
+
+
+def campaign_for(request: AdhocRequest, settings: Settings) -> tuple[Campaign, Audience]:
+    """Check a request against the segments file and the templates folder; return its campaign and audience."""
+    path = settings.campaigns_dir / "segments.yaml"
+    try:
+        segments = load_segments(path) if path.exists() else []
+    except CatalogError as exc:
+        raise AdhocError(str(exc)) from None
+    audience = resolve_audience(request.audience, segments, str(path))
+    variables = check_template(settings.templates_dir, request.template, request.channels)
+    if request.offer is None and variables & OFFER_VARIABLES:
+        used = ", ".join(sorted(variables & OFFER_VARIABLES))
+        raise AdhocError(f"template {request.template!r} shows a coupon ({used}): give an offer")
+    return build_campaign(request, audience, "products" in variables), audience
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_campaign(request: AdhocRequest, settings: Settings) -> tuple[Campaign, Audience]:
+    """Check the request's audience, template and channels and build its campaign, before any data is read."""
+    return campaign_for(request, settings)
+
+
+# --- the plan -----------------------------------------------------------------------------------------------------
+
+
+def candidates(members: pd.Series, as_of: date) -> pd.DataFrame:
+    """Return the candidate rows of an audience (a boolean Series indexed by customer id): one step, due today."""
+    ids = members.index[members.to_numpy(dtype=bool)].astype(str)
+    day = as_of.isoformat()
+    return pd.DataFrame(
+        {
+            "customer_id": np.asarray(ids, dtype=object),
+            "step": 1,
+            "occurrence": day,
+            "due": day,
+            "detail": pd.Series(pd.NA, index=range(len(ids)), dtype=object).to_numpy(),
+        }
+    )
+
+
+def send_moment(send_at: datetime | None, shop_timezone: str) -> datetime | None:
+    """Return a requested send time as an aware moment; a time without a zone is the shop's."""
+    if send_at is None or send_at.tzinfo is not None:
+        return send_at
+    return send_at.replace(tzinfo=ZoneInfo(shop_timezone))
+
+
+def schedule_sends(
+    plan: pd.DataFrame,
+    customers: pd.DataFrame,
+    sending_at: datetime,
+    send_at: datetime | None,
+    rules: DeliveryRules,
+) -> pd.DataFrame:
+    """Fix each row's send time: the requested moment (else the planned local hour), never before ``sending_at``.
+
+    A moment chosen here (requested, or "now" for a send hour already past) that falls inside a
+    customer's quiet hours moves to their end: a later wave of the same run, never dropped.
+    """
+    plan = plan.copy()
+    where = plan[["customer_id"]].merge(customers[["customer_id", "timezone", "country"]], on="customer_id", how="left")
+    where.index = plan.index
+    at = pd.to_datetime(plan["send_at"], utc=True)
+    chosen = pd.Series(send_at is not None, index=plan.index)
+    if send_at is not None:
+        at = pd.Series(pd.Timestamp(send_at).tz_convert("UTC"), index=plan.index, dtype="datetime64[ns, UTC]")
+        # the planner judged quiet hours at the default hour; the requested moment is judged below instead
+        again = (plan["reason"] == SkipReason.QUIET_HOURS.value).to_numpy()
+        plan.loc[again, "decision"] = Decision.SEND.value
+        plan.loc[again, "reason"] = ""
+    earliest = pd.Timestamp(sending_at)
+    earliest = earliest.tz_localize("UTC") if earliest.tzinfo is None else earliest.tz_convert("UTC")
+    chosen |= at < earliest
+    at = at.mask(at < earliest, earliest)
+    for moment in at.loc[chosen].unique():
+        rows = (chosen & (at == moment)).to_numpy()
+        at.loc[rows] = quiet_until(
+            pd.Timestamp(moment).to_pydatetime(), where.loc[rows, "timezone"], where.loc[rows, "country"], rules
+        )
+    plan["send_at"] = at
+    return plan
+
+
+def build_adhoc_plan(
+    campaign: Campaign,
+    audience: pd.DataFrame,
+    customers: pd.DataFrame,
+    suppressed: dict[Channel, frozenset[str]],
+    rules: DeliveryRules,
+    history: pd.DataFrame,
+    already: Callable[[pd.Series], set[str]],
+    as_of: date,
+    sending_at: datetime,
+    send_at: datetime | None = None,
+    others: Mapping[str, Campaign] | None = None,
+) -> pd.DataFrame:
+    """Plan an ad-hoc campaign: its candidates through every gate of the daily run, plus today's budget.
+
+    ``others``: the catalog's campaigns, so a pause after service recovery covers this campaign too.
+    """
+    plan = plan_campaign(campaign, audience, customers, suppressed, as_of, rules)
+    plan = schedule_sends(plan, customers, sending_at, send_at, rules)
+    catalog = {**(others or {}), campaign.name: campaign}
+    plan = apply_day_gates(plan, catalog, history, already(plan["idempotency_key"]), as_of, sending_at, rules)
+    # the day's daily run and other ad-hoc campaigns planned today: one more must fit the day's budget
+    over = over_budget(plan, history, as_of, rules, count_today=True)
+    plan.loc[over, "decision"] = Decision.SKIPPED.value
+    plan.loc[over, "reason"] = SkipReason.FREQUENCY_CAP.value
+    return plan.reset_index(drop=True)[list(PLAN_COLUMNS)]
+
+
+# How an ad-hoc campaign ended.
+Status = Literal["dry_run", "nothing_to_send", "rejected", "timed_out", "sent"]
+
+
+class AdhocPreview(BaseModel):
+    """What an ad-hoc campaign would do, in numbers: sizes, decisions, segments, locales. No personal data."""
+
+    campaign: str
+    audience_label: str
+    expression: str
+    as_of: date
+    channels: list[str]
+    audience: int
+    to_send: int
+    to_send_by_channel: dict[str, int]
+    holdout: int
+    not_sent_by_reason: dict[str, int]
+    by_segment: dict[str, dict[str, int]]  # primary segment -> customers, then messages to send per channel
+    by_channel: dict[str, dict[str, int]]  # channel -> send, holdout, then one count per reason
+    locales: dict[str, int]  # the audience's customers per locale
+    send_from: datetime | None = None
+    send_until: datetime | None = None
+
+
+def preview_numbers(
+    campaign: Campaign,
+    audience: Audience,
+    plan: pd.DataFrame,
+    customers: pd.DataFrame,
+    segments: pd.DataFrame,
+    as_of: date,
+) -> AdhocPreview:
+    """Count a plan for the preview: per channel and reason, per primary segment, per locale."""
+    channels = [c.value for c in campaign.channels]
+    ids = pd.Index(plan["customer_id"].astype(str).unique())
+    sending = plan.loc[plan["decision"] == Decision.SEND.value]
+    not_sent = plan.loc[plan["decision"].isin([Decision.SKIPPED.value, Decision.DEFERRED.value])]
+    by_channel: dict[str, dict[str, int]] = {}
+    for channel in channels:
+        rows = plan.loc[plan["channel"] == channel]
+        counts = {"send": int((rows["decision"] == Decision.SEND.value).sum())}
+        counts["holdout"] = int((rows["decision"] == Decision.HOLDOUT.value).sum())
+        reasons = rows.loc[rows["decision"].isin([Decision.SKIPPED.value, Decision.DEFERRED.value]), "reason"]
+        counts |= {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}
+        by_channel[channel] = counts
+    primary = segments.assign(customer_id=segments["customer_id"].astype(str)).set_index("customer_id")["segment"]
+    member_segment = pd.Series(ids, index=ids).map(primary).fillna("other").astype(str)
+    by_segment: dict[str, dict[str, int]] = {}
+    for name, size in member_segment.value_counts().items():
+        by_segment[str(name)] = {"customers": int(size)}
+    send_segment = sending["customer_id"].astype(str).map(member_segment)
+    for name, channel in zip(send_segment, sending["channel"], strict=True):
+        segment_counts = by_segment[str(name)]
+        segment_counts[str(channel)] = segment_counts.get(str(channel), 0) + 1
+    locale = customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")["locale"]
+    locales = pd.Series(ids, index=ids).map(locale).fillna("en").astype(str).value_counts().sort_index()
+    times = pd.to_datetime(sending["send_at"], utc=True)
+    return AdhocPreview(
+        campaign=campaign.name,
+        audience_label=audience.label,
+        expression=audience.expression,
+        as_of=as_of,
+        channels=channels,
+        audience=len(ids),
+        to_send=len(sending),
+        to_send_by_channel={c: by_channel[c]["send"] for c in channels},
+        holdout=int((plan["decision"] == Decision.HOLDOUT.value).sum()),
+        not_sent_by_reason={str(k): int(v) for k, v in not_sent["reason"].value_counts().sort_index().items()},
+        by_segment=by_segment,
+        by_channel=by_channel,
+        locales={str(k): int(v) for k, v in locales.items()},
+        send_from=None if times.empty else times.min().to_pydatetime(),
+        send_until=None if times.empty else times.max().to_pydatetime(),
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def plan_adhoc(
+    campaign: Campaign,
+    audience: Audience,
+    paths: RunPaths,
+    as_of: date,
+    settings: Settings,
+    send_at: datetime | None,
+    sending_at: datetime,
+) -> AdhocPreview:
+    """Plan the audience through every gate, write the plan, and count it for the preview."""
+    customers = read_table(paths, Table.CUSTOMERS)
+    profile = pd.read_parquet(paths.profile)
+    members = candidates(audience_members(audience.expression, profile), as_of)
+    others = {n: c for n, c in load_catalog(settings.campaigns_dir).items() if c.pause_promotions_days > 0}
+    plan = build_adhoc_plan(
+        campaign,
+        members,
+        customers,
+        current_suppressions(SuppressionList.for_settings(settings)),
+        delivery_rules(settings),
+        marketing_history(settings.output_dir, as_of, include_today=True),
+        ledger_lookup(settings),
+        as_of,
+        sending_at,
+        send_moment(send_at, settings.shop_timezone),
+        others,
+    )
+    paths.plan.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_parquet(paths.plan, index=False)
+    return preview_numbers(campaign, audience, plan, customers, read_snapshot(paths.segments), as_of)
+
+
+# --- samples and the preview -------------------------------------------------------------------------------------
+
+
+class Sample(BaseModel):
+    """One sample message, rendered for a made-up customer in one locale and channel."""
+
+    locale: str
+    customers: int  # the audience's customers who get this locale
+    channel: str
+    subject: str
+    text: str
+
+
+def sample_row(campaign: Campaign, locale: str, channel: Channel, as_of: date) -> dict[str, object]:
+    """The plan row of a made-up customer: a placeholder first name for the locale, nobody's data."""
+    return {
+        "idempotency_key": f"{campaign.name}/sample",
+        "customer_id": SAMPLE_CUSTOMER,
+        "campaign": campaign.name,
+        "channel": channel.value,
+        "first_name": SAMPLE_FIRST_NAMES.get(locale, "Anna"),
+        "locale": locale,
+        "days_since_last_order": 97,
+        "top_category": None,
+        "step": 1,
+        "occurrence": as_of.isoformat(),
+        "detail": None,
+    }
+
+
+def render_samples_with(
+    env: jinja2.Environment, campaign: Campaign, locales: Mapping[str, int], as_of: date, settings: Settings
+) -> list[Sample]:
+    """Render one sample per locale the audience's customers get (a missing locale falls back to English)."""
+    rendered: dict[str, int] = {}
+    for locale, n in locales.items():
+        shown = template_locale(env, campaign.template, locale)
+        rendered[shown] = rendered.get(shown, 0) + n
+    products = SAMPLE_PICKS if campaign.products == "picks" else ()
+    samples = []
+    for locale, n in sorted(rendered.items()):
+        for channel in campaign.channels:
+            sample = SampleMessage(locale, sample_row(campaign, locale, channel, as_of), products)
+            parts = render_sample(env, campaign, sample, settings, as_of)
+            subject, text = parts.get("subject.txt", ""), parts.get("sms.txt") or parts["body.txt"]
+            samples.append(
+                Sample(
+                    locale=locale,
+                    customers=n,
+                    channel=channel.value,
+                    subject=subject.rstrip("\n"),
+                    text=text.rstrip("\n") if channel is Channel.SMS else text,
+                )
+            )
+    return samples
+
+
+@task(cache_policy=NO_CACHE)
+def render_samples(campaign: Campaign, locales: dict[str, int], as_of: date, settings: Settings) -> list[Sample]:
+    """Render one sample message per locale of the audience, for a made-up customer."""
+    return render_samples_with(make_environment(settings.templates_dir), campaign, locales, as_of, settings)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def approval_question(preview: AdhocPreview) -> str:
+    """The question a person approves: "Send 1,234 emails and 56 SMS?"."""
+    words = {Channel.EMAIL.value: ("email", "emails"), Channel.SMS.value: ("SMS", "SMS")}
+    counts = [_count(preview.to_send_by_channel.get(c, 0), *words[c]) for c in preview.channels]
+    return f"Send {' and '.join(counts)}?"
+
+
+def artifact_key(name: str, part: str = "preview") -> str:
+    """An artifact key of a request's campaign: ``adhoc-<name>-<part>`` (keys allow only a-z, 0-9 and -)."""
+    return re.sub(r"[^a-z0-9-]", "-", f"adhoc-{name}-{part}".lower())
+
+
+def approval_description(preview: AdhocPreview, name: str) -> str:
+    """The text above the approval form: the question, the audience and where the preview is."""
+    held = f", {_count(preview.holdout, 'held out', 'held out')}" if preview.holdout else ""
+    not_sent = sum(preview.not_sent_by_reason.values())
+    return (
+        f"**{approval_question(preview)}**\n\n"
+        f"Ad-hoc campaign `{preview.campaign}` for {preview.audience_label}: "
+        f"{_count(preview.audience, 'customer', 'customers')} in the audience{held}, "
+        f"{_count(not_sent, 'message', 'messages')} not sent (consent, suppression, budget, ...). "
+        f"See the artifact `{artifact_key(name)}` for the numbers and a sample per locale. "
+        "Tick approved to send; leave it unticked to stop with nothing sent."
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+
+
+def preview_markdown(preview: AdhocPreview, samples: Sequence[Sample], dry_run: bool) -> str:
+    """The preview as markdown for the Prefect UI: counts and samples only; no ids, addresses or names."""
+    title = f"# Ad-hoc campaign `{preview.campaign}`: preview for {preview.as_of}"
+    lines = [title, ""]
+    if dry_run:
+        lines += ["**DRY RUN: this is the preview only; nothing will be sent.**", ""]
+    lines += [f"**{approval_question(preview)}**", ""]
+    rule = "" if preview.audience_label == f"`{preview.expression}`" else f" (`{preview.expression}`)"
+    lines += [f"Audience: {preview.audience_label}{rule}: **{preview.audience:,} customers**."]
+    if preview.send_from is not None and preview.send_until is not None:
+        first, last = f"{preview.send_from:%Y-%m-%d %H:%M}", f"{preview.send_until:%Y-%m-%d %H:%M}"
+        lines += [f"Sending at {first} UTC." if first == last else f"Sending from {first} to {last} UTC."]
+    lines += ["", "## Audience by primary segment", ""]
+    lines += _table(
+        ["segment", "customers", *(f"{c} to send" for c in preview.channels)],
+        [[s, c["customers"], *(f"{c.get(ch, 0):,}" for ch in preview.channels)] for s, c in preview.by_segment.items()],
+    )
+    reasons = sorted({r for counts in preview.by_channel.values() for r in counts} - {"send", "holdout"})
+    lines += ["", "## Decisions", ""]
+    rows = [["send", *(preview.by_channel[c]["send"] for c in preview.channels)]]
+    rows += [["holdout", *(preview.by_channel[c]["holdout"] for c in preview.channels)]]
+    rows += [[f"not sent: {r}", *(preview.by_channel[c].get(r, 0) for c in preview.channels)] for r in reasons]
+    lines += _table(["decision", *preview.channels], rows)
+    lines += ["", "## Samples (a made-up customer)", ""]
+    for sample in samples:
+        lines += [f"### {sample.locale}, {sample.channel} ({_count(sample.customers, 'customer', 'customers')})", ""]
+        if sample.subject:
+            lines += [f"**Subject:** {sample.subject}", ""]
+        lines += ["```text", sample.text.strip().replace("```", "'''"), "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@task(cache_policy=NO_CACHE)
+def publish_preview(preview: AdhocPreview, samples: list[Sample], name: str, dry_run: bool) -> str:
+    """Publish the preview as a markdown artifact (key ``adhoc-<name>-preview``); return its key."""
+    key = artifact_key(name)
+    create_markdown_artifact(
+        markdown=preview_markdown(preview, samples, dry_run), key=key, description=approval_question(preview)
+    )
+    return key
+
+
+# --- after the decision -------------------------------------------------------------------------------------------
+
+
+@task(cache_policy=NO_CACHE)
+def commit_plan(campaign: Campaign, paths: RunPaths, settings: Settings, approved_at: datetime) -> PlanSummary:
+    """Write the approved plan's coupon registry and send shards (by wave); return the waves.
+
+    Send times that passed while the plan waited for approval become ``approved_at``, or the end
+    of the customer's quiet hours if the approval came at night.
+    """
+    customers = read_table(paths, Table.CUSTOMERS)
+    plan = schedule_sends(pd.read_parquet(paths.plan), customers, approved_at, None, delivery_rules(settings))
+    plan.to_parquet(paths.plan, index=False)
+    key = signing_key(settings)
+    sends = plan.loc[plan["decision"] == Decision.SEND.value]
+    write_registry(registry(sends, {campaign.name: campaign}, key), paths.coupons)
+    profile = pd.read_parquet(paths.profile, columns=list(MESSAGE_PROFILE_COLUMNS))
+    people = customers.merge(profile, on="customer_id", how="left")
+    shards = shard_plan(plan, people, settings.shard_size)
+    suppressions = SuppressionList.for_settings(settings)
+    waves: dict[datetime, list[int]] = {}
+    for number, (at, shard) in enumerate(shards, start=1):
+        # remembered before sending: an unsubscribe by id then covers the address too
+        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
+            rows = shard.loc[shard["channel"] == channel.value]
+            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
+        shard.to_parquet(paths.send_shard(number), index=False)
+        waves.setdefault(at, []).append(number)
+    summary = summarise_plan(plan, len(shards), waves)
+    progress.advance("send", 0, summary.to_send)
+    return summary
+
+
+@task(cache_policy=NO_CACHE)
+def render_adhoc(campaign: Campaign, paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
+    """Render one shard of the ad-hoc campaign into messages and the outbox; return how many."""
+    plan = pd.read_parquet(paths.send_shard(shard))
+    catalog = load_products(paths)
+    ids = plan["customer_id"].astype(str).unique().tolist()
+    picks = load_picks(paths, ids, catalog) if campaign.products == "picks" else {}
+    env = make_environment(settings.templates_dir)
+    key = signing_key(settings)
+    rendered = render_shard(plan, {campaign.name: campaign}, env, settings, key, as_of, paths.outbox, picks, catalog)
+    target = paths.rendered_shard(shard)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rendered.to_parquet(target, index=False)
+    return len(rendered)
+
+
+@task(cache_policy=NO_CACHE)
+def withdraw_plan(paths: RunPaths, reason: Status) -> None:
+    """Set a plan that will not be sent aside (``plan/<reason>.parquet``), so no budget counts it; drop its shards."""
+    if paths.plan.exists():
+        paths.plan.replace(paths.plan.with_name(f"{reason}.parquet"))
+    for shard in paths.plan.parent.glob("send-*.parquet"):
+        shard.unlink()
+    paths.coupons.unlink(missing_ok=True)
+    shutil.rmtree(paths.root / "render", ignore_errors=True)
+
+
+class AdhocSummary(BaseModel):
+    """What an ad-hoc campaign did: its audience, what it planned, whether it was approved, what it sent."""
+
+    campaign: str
+    as_of: date
+    status: Status
+    approved: bool
+    comment: str = ""
+    audience: int
+    to_send: int
+    sent: int = 0
+    holdout: int = 0
+    skipped_by_reason: dict[str, int]
+    delivery: dict[str, int] = {}
+    run_dir: str
+
+    def headline(self) -> str:
+        """The one line that says what happened."""
+        why = f" ({self.comment})" if self.comment else ""
+        return {
+            "dry_run": f"DRY RUN: nothing was sent; {self.to_send:,} messages would go to an audience of {self.audience:,}.",
+            "nothing_to_send": f"Nothing to send: none of the {self.audience:,} customers can get this campaign today.",
+            "rejected": f"Rejected{why}: nothing was sent.",
+            "timed_out": "Not approved in time: nothing was sent.",
+            "sent": f"Sent {self.sent:,} of {self.to_send:,} messages to an audience of {self.audience:,}.",
+        }[self.status]
+
+
+def summarise_adhoc(
+    preview: AdhocPreview,
+    status: Status,
+    paths: RunPaths,
+    comment: str = "",
+    delivery: Mapping[str, int] | None = None,
+) -> AdhocSummary:
+    """Put the preview's numbers, the decision (and the approver's comment) and the delivery outcomes into one summary."""
+    delivery = dict(delivery or {})
+    return AdhocSummary(
+        campaign=preview.campaign,
+        as_of=preview.as_of,
+        status=status,
+        approved=status == "sent",
+        comment=comment,
+        audience=preview.audience,
+        to_send=preview.to_send,
+        sent=int(delivery.get("sent", 0)),
+        holdout=preview.holdout,
+        skipped_by_reason=preview.not_sent_by_reason,
+        delivery=delivery,
+        run_dir=str(paths.root),
+    )
+
+
+def write_report(summary: AdhocSummary, paths: RunPaths, shards: Sequence[int]) -> str:
+    """Write the summary file and the outbox index; return the result as markdown."""
+    write_index(paths.outbox, collect_outbox(paths, list(shards)), f"Outbox {summary.campaign} {summary.as_of}")
+    paths.summary.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    lines = [f"# {summary.campaign} {summary.as_of}", "", f"**{summary.headline()}**", ""]
+    return "\n".join(lines + _table(["outcome", "messages"], sorted(summary.delivery.items()))) + "\n"
+
+
+@task(cache_policy=NO_CACHE)
+def report_adhoc(summary: AdhocSummary, paths: RunPaths, shards: list[int]) -> AdhocSummary:
+    """Write the summary file and the outbox index, and publish the result as a markdown artifact."""
+    markdown = write_report(summary, paths, shards)
+    key = artifact_key(summary.campaign.removeprefix(PREFIX), "result")
+    create_markdown_artifact(markdown=markdown, key=key, description=summary.headline())
+    return summary

@@ -1,0 +1,1 @@
+"""The small shared kernel: settings, run folders (paths), the closed vocabularies (enums), ids, the business calendar, AWS client factories and progress. It imports no other stage; every stage may import it."""

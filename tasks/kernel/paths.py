@@ -1,0 +1,124 @@
+"""Where a run's files live: ``<output>/<as_of>/<step>/``."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from tasks.kernel.enums import Table
+
+# Order-updates runs live under <output>/updates/<day>/<run>/; each leaves the marketing it planned in
+# plan/marketing.parquet, which the daily run's frequency budget reads.
+UPDATES_FOLDER = "updates"
+UPDATES_MARKETING_FILE = "marketing.parquet"
+# One-off campaigns live under <output>/adhoc/<name>/<day>/, a run folder like a day's.
+ADHOC_FOLDER = "adhoc"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The folder layout of one daily run; tasks pass this, never big frames."""
+
+    root: Path
+
+    @classmethod
+    def for_day(cls, output_dir: Path, as_of: date) -> RunPaths:
+        return cls(root=output_dir / as_of.isoformat())
+
+    def table(self, table: Table) -> Path:
+        return self.root / "snapshot" / f"{table.value}.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine.csv"
+
+    @property
+    def profile(self) -> Path:
+        return self.root / "profile" / "profile.parquet"
+
+    @property
+    def recommendations(self) -> Path:
+        """Each customer's products for the day's messages (``tasks/recommend/picks.py``), beside the profile."""
+        return self.root / "profile" / "recommendations.parquet"
+
+    @property
+    def segments(self) -> Path:
+        """The day's primary segment per customer; ``reset`` leaves it: a re-run overwrites it."""
+        return self.root / "segments" / "membership.parquet"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan" / "plan.parquet"
+
+    @property
+    def coupons(self) -> Path:
+        """The coupon registry of the day's sends: the CSV the shop's checkout imports."""
+        return self.root / "offers" / "coupons.csv"
+
+    def send_shard(self, number: int) -> Path:
+        return self.root / "plan" / f"send-{number:05d}.parquet"
+
+    def rendered_shard(self, number: int) -> Path:
+        return self.root / "render" / f"rendered-{number:05d}.parquet"
+
+    def delivery_shard(self, number: int) -> Path:
+        return self.root / "delivery" / f"outcomes-{number:05d}.parquet"
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def earlier(self) -> Path:
+        return self.root / "earlier"
+
+    @contextmanager
+    def exclusive(self, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Hold the day's folder for one run at a time; a second run of the same day waits its turn.
+
+        An OS file lock (``flock``): released by the kernel when the holder exits or is killed, so a
+        crashed run never leaves the day locked. The ledger, not this lock, keeps sends exactly once;
+        the lock keeps two runs from writing the same files.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".run.lock").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def reset(self) -> None:
+        """Make room for a new run of the same day; keep what the earlier run decided and did.
+
+        The earlier run's plan, outbox, per-message outcomes, summary and reports move to
+        ``earlier/<n>/`` (a rename: cheap however many messages); what can be recomputed from
+        the data (snapshot, profile, rendered shards) is removed.
+        """
+        kept = [self.root / name for name in _KEPT if (self.root / name).exists()]
+        if kept:
+            self.earlier.mkdir(parents=True, exist_ok=True)
+            number = 1 + max((int(p.name) for p in self.earlier.iterdir() if p.name.isdigit()), default=0)
+            target = self.earlier / str(number)
+            target.mkdir()
+            for path in kept:
+                path.rename(target / path.name)
+        for step in ("snapshot", "profile", "render"):
+            shutil.rmtree(self.root / step, ignore_errors=True)
+
+
+# What a run of a day leaves that a later run of the same day must not erase.
+_KEPT = ("plan", "offers", "outbox", "delivery", "summary.json", "ledger.csv", "quarantine.csv")

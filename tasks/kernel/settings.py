@@ -1,0 +1,155 @@
+"""Run-time configuration: one pydantic-settings model, read from ``LOYALTY_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Everything a run needs to know about its environment.
+
+    Build it once in the flow (never at import time) and pass it down.
+    Standard AWS configuration (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    credentials, profiles) is honoured by boto3 itself.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LOYALTY_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data: str = Field(
+        "demo/shop",
+        description="Where the shop's contract tables are: a folder or s3://bucket/prefix of CSV or Parquet files.",
+    )
+    output_dir: Path = Field(Path("out"), description="Where each run writes its output, under <output_dir>/<as_of>/.")
+    state_dir: Path = Field(
+        Path(".loyalty"), description="Where durable state lives: the send ledger and suppressions (SQLite)."
+    )
+    campaigns_dir: Path = Field(
+        PROJECT_ROOT / "campaigns", description="The campaign catalog: one YAML file per campaign."
+    )
+    templates_dir: Path = Field(PROJECT_ROOT / "templates", description="Jinja2 message templates.")
+    shop_timezone: str = Field(
+        "Europe/Moscow", description="The shop's time zone: the daily run is scheduled at 06:00 there."
+    )
+    aws_region: str = Field("eu-central-1", description="AWS region for SES, SNS, S3 and DynamoDB.")
+    aws_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint for every AWS client (a local moto server, say). AWS_ENDPOINT_URL works too.",
+    )
+    ledger_backend: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite",
+        description="Where the send ledger lives: a SQLite file in the state folder, or a DynamoDB table.",
+    )
+    ledger_table: str = Field(
+        "loyalty-send-ledger", description="DynamoDB table of the send ledger (when ledger_backend is dynamodb)."
+    )
+    ledger_lease_seconds: int = Field(
+        900,
+        gt=0,
+        description="Seconds a claim may stay unmarked before it counts as abandoned (UNKNOWN): "
+        "marketing is then never resent, transactional is resent.",
+    )
+    sender: str = Field(
+        "Loyalty Flows Demo <hello@shop.example.com>",
+        description="From: address; its identity must be verified in SES.",
+    )
+    ses_configuration_set: str | None = Field(
+        None, description="SES configuration set for event publishing (bounces, complaints)."
+    )
+    email_rate: float = Field(14.0, gt=0, description="Email messages per second (the SES account's max send rate).")
+    sms_rate: float = Field(1.0, gt=0, description="SMS parts per second (the SNS/End User Messaging throughput).")
+    sms_sender_id: str = Field(
+        "LoyaltyDemo",
+        max_length=11,
+        pattern=r"^[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*$",
+        description="Alphanumeric SMS sender ID: 1-11 letters or digits, at least one letter (where the country allows it).",
+    )
+    sms_max_parts: int = Field(
+        3, ge=1, le=10, description="Most parts one SMS may take; a longer text is refused before it is sent."
+    )
+    send_concurrency: int = Field(8, ge=1, le=64, description="Concurrent provider calls inside one shard.")
+    shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
+    task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
+    dry_run: bool = Field(False, description="Render and record everything but send nothing.")
+    unsubscribe_base_url: str = Field(
+        "https://shop.example.com/unsubscribe", description="HTTPS one-click unsubscribe endpoint."
+    )
+    unsubscribe_mailto: str = Field("unsubscribe@shop.example.com", description="mailto: address for List-Unsubscribe.")
+    unsubscribe_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key for unsubscribe tokens. Unset: a random key is created once in the state folder.",
+    )
+    feedback_queue_url: str | None = Field(
+        None,
+        description=(
+            "SQS queue (subscribed to the SNS topic SES sends bounces and complaints to) read by the"
+            " process_feedback flow. Unset: only SMS opt-outs are read."
+        ),
+    )
+    shop_name: str = Field("Loyalty Flows Demo Shop", description="Shop name shown in messages.")
+    shop_url: str = Field("https://shop.example.com", description="Shop home page used in messages.")
+    quiet_hours_start: int = Field(
+        21, ge=0, le=23, description="Local hour quiet hours start: nothing is sent after it."
+    )
+    quiet_hours_end: int = Field(
+        9, ge=0, le=23, description="Local hour quiet hours end: deferred messages go out then."
+    )
+    quiet_hours_by_country: dict[str, tuple[int, int]] = Field(
+        default_factory=dict,
+        description='Per-country quiet hours as JSON, e.g. {"PL": [20, 8]} (ISO-2 country: [start, end]).',
+    )
+    paused_channels: set[str] = Field(
+        default_factory=set,
+        description='Kill switch: channels not to send on, as JSON (["sms"]). The Prefect Variable paused_channels works too.',
+    )
+    marketing_per_day: int = Field(1, ge=0, description="Marketing messages a customer may get in one day.")
+    marketing_per_week: int = Field(3, ge=0, description="Marketing messages a customer may get in any 7 days.")
+    return_goal: Literal["weekly", "monthly", "quarterly"] = Field(
+        "monthly", description="How often the shop wants buyers back; lifecycle stages follow from it."
+    )
+    lifecycle_factors: tuple[float, float, float] = Field(
+        (1.5, 3.0, 6.0),
+        description="Multiples of a customer's rhythm that end the active, at-risk and lapsed stages, as JSON.",
+    )
+    rfm_recency_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending day counts cutting recency into scores 5..1, as JSON. Unset: quintiles."
+    )
+    rfm_frequency_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending purchase-day counts cutting frequency into scores 1..5. Unset: quintiles."
+    )
+    rfm_monetary_edges: tuple[float, float, float, float] | None = Field(
+        None, description="Four ascending spend totals cutting monetary value into scores 1..5. Unset: quintiles."
+    )
+    vip_share: float = Field(0.05, gt=0, lt=1, description="Share of buyers who are VIP, by predicted value.")
+    interest_half_life_days: float = Field(90.0, gt=0, description="Half-life of a signal in category interests.")
+    unhappy_window_days: int = Field(90, ge=1, description="How long after an incident a customer counts as unhappy.")
+    unhappy_max_rating: int = Field(2, ge=1, le=4, description="Review ratings at or below this are incidents.")
+    late_after_days: int = Field(
+        7, ge=1, description="Without a promised date, a delivery later than this after the order is late."
+    )
+    clv_horizon_days: int = Field(365, ge=1, description="Horizon of predicted customer value.")
+    clv_discount_rate: float = Field(0.10, ge=0, lt=1, description="Yearly discount rate of predicted value.")
+    traffic_drop_threshold: float = Field(
+        0.4, gt=0, lt=1, description="A day's views this far below the 28-day mean raise the traffic-drop alert."
+    )
+    recommend_model: str = Field(
+        "auto", pattern=r"^(auto|ease|item_knn|popular)$", description="Recommender: auto = ease for small catalogs."
+    )
+    picks_per_customer: int = Field(6, ge=1, le=50, description="Products picked per customer for messages.")
+    picks_per_category: int = Field(2, ge=1, description="At most this many picks from one category.")
+    picks_exclusive_groups: list[str] = Field(
+        default_factory=lambda: ["cat", "dog"],
+        description="Category prefixes that exclude each other: a cat owner is not shown dog_* products.",
+    )
+    replenish_min_purchases: int = Field(
+        3, ge=2, description="Distinct purchase days of a product that make it a regular re-buy."
+    )
+    points_per_unit: float = Field(
+        1.0, ge=0, description="Loyalty points earned per unit of an order's total (rounded down)."
+    )
+    points_valid_days: int = Field(365, ge=1, description="Days loyalty points last after they are earned.")

@@ -1,0 +1,220 @@
+"""Triggers: which customers a campaign's trigger fires for, and on which day (the occurrence).
+
+``occurrences(trigger, data, start, end)`` returns one row per (customer, occurrence day) with the
+occurrence inside ``[start, end]`` and a ``detail`` the message shows (an order id, product ids, the
+incident's reason, a number of points). The planner asks for the days whose steps are due today,
+so one function serves the daily run, a backfill and the simulator alike.
+
+Days are the customer's own calendar days (their time zone), as the profile counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from tasks.kernel.enums import EventType, OrderStatus, Table
+from tasks.plan.campaigns import (
+    WEEKDAYS,
+    BirthdayTrigger,
+    CartTrigger,
+    HolidayTrigger,
+    IncidentTrigger,
+    LapseTrigger,
+    OrderTrigger,
+    PointsTrigger,
+    ReplenishmentTrigger,
+    ScheduleTrigger,
+    Trigger,
+)
+from tasks.plan.points import PointsRules, balance, points_expiring, points_ledger
+from tasks.profile.birthdays import birthday_in_year
+from tasks.profile.features import NOT_PURCHASES, customers_local_day
+
+OCCURRENCE_COLUMNS = ("customer_id", "occurrence", "detail")
+
+
+@dataclass
+class ShopData:
+    """The day's tables a trigger may read, loaded on first use: the contract tables, ``profile`` and its details."""
+
+    as_of: date
+    load: Callable[[str], pd.DataFrame]
+    points: PointsRules = field(default_factory=PointsRules)
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._cache:
+            self._cache[name] = self.load(name)
+        return self._cache[name]
+
+    @classmethod
+    def from_frames(cls, as_of: date, frames: dict[str, pd.DataFrame], points: PointsRules | None = None) -> ShopData:
+        return cls(as_of=as_of, load=frames.__getitem__, points=points or PointsRules())
+
+
+def occurrences(trigger: Trigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """Return (customer_id, occurrence, detail) for every firing of ``trigger`` on a day in ``[start, end]``."""
+    if end < start:
+        return _frame([], [], [])
+    found = _TRIGGERS[type(trigger)](trigger, data, start, end)
+    days = pd.to_datetime(found["occurrence"])
+    inside = (days >= pd.Timestamp(start)) & (days <= pd.Timestamp(end))
+    out = found.loc[inside.to_numpy()].assign(occurrence=days[inside.to_numpy()].dt.normalize().to_numpy())
+    return out.drop_duplicates(["customer_id", "occurrence"], keep="last").reset_index(drop=True)
+
+
+def _frame(customers: object, days: object, detail: object) -> pd.DataFrame:
+    out = pd.DataFrame({"customer_id": customers, "occurrence": days, "detail": detail})
+    out["customer_id"] = out["customer_id"].astype(object)
+    out["occurrence"] = pd.to_datetime(out["occurrence"]).astype("datetime64[ns]")
+    out["detail"] = out["detail"].astype(object)
+    return out
+
+
+def _lapse(trigger: LapseTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """The day the customer crossed ``days`` since their last purchase (today minus the excess)."""
+    profile = data["profile"]
+    days = profile["days_since_last_order"]
+    lapsed = profile.loc[(days >= trigger.days).fillna(False).astype(bool)]
+    excess = lapsed["days_since_last_order"].astype("int64") - trigger.days
+    occurrence = pd.Timestamp(data.as_of) - pd.to_timedelta(excess.to_numpy(), unit="D")
+    return _frame(lapsed["customer_id"].to_numpy(), occurrence.to_numpy(), pd.NA)
+
+
+def _birthday(trigger: BirthdayTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    customers = data[Table.CUSTOMERS]
+    born = pd.to_datetime(customers["birth_date"], errors="coerce")
+    known = customers.loc[born.notna().to_numpy()]
+    months, days = born[born.notna()].dt.month.to_numpy(), born[born.notna()].dt.day.to_numpy()
+    frames = [
+        _frame(known["customer_id"].to_numpy(), birthday_in_year(months, days, np.full(months.size, year)), pd.NA)
+        for year in range(start.year, end.year + 1)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _holiday(trigger: HolidayTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    customers = data[Table.CUSTOMERS]
+    country = customers["country"].fillna("").astype(str).str.upper()
+    month_day = country.map(trigger.dates)
+    if "default" in trigger.dates:
+        month_day = month_day.fillna(trigger.dates["default"])
+    having = month_day.notna().to_numpy()
+    parts = month_day[having].str.split("-", expand=True).astype(int) if having.any() else None
+    frames = []
+    for year in range(start.year, end.year + 1):
+        if parts is None:
+            break
+        day = birthday_in_year(parts[0].to_numpy(), parts[1].to_numpy(), np.full(len(parts), year))
+        frames.append(_frame(customers.loc[having, "customer_id"].to_numpy(), day, pd.NA))
+    return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
+
+
+def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    orders = data[Table.ORDERS]
+    if trigger.first_only:
+        first = orders.sort_values(["created_at", "order_id"], kind="stable").drop_duplicates("customer_id")
+        orders = first
+    if trigger.status is OrderStatus.PLACED:
+        at = orders[["order_id", "customer_id", "created_at"]].rename(columns={"created_at": "at"})
+    else:
+        events = data[Table.ORDER_EVENTS]
+        reached = events.loc[events["status"].astype(str) == trigger.status.value, ["order_id", "at"]]
+        reached = reached.sort_values("at", kind="stable").drop_duplicates("order_id")
+        at = reached.merge(orders[["order_id", "customer_id"]], on="order_id", how="inner")
+    day = customers_local_day(pd.to_datetime(at["at"], utc=True), at["customer_id"], data[Table.CUSTOMERS])
+    return _frame(at["customer_id"].to_numpy(), day.to_numpy(), at["order_id"].astype(str).to_numpy())
+
+
+def _incident(trigger: IncidentTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    found = data["incidents"]
+    if found.empty:
+        return _frame([], [], [])
+    day = customers_local_day(pd.to_datetime(found["at"], utc=True), found["customer_id"], data[Table.CUSTOMERS])
+    return _frame(found["customer_id"].to_numpy(), day.to_numpy(), found["reason"].astype(str).to_numpy())
+
+
+def _replenishment(trigger: ReplenishmentTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    due = data["replenishment"]
+    if due.empty:
+        return _frame([], [], [])
+    due = due.assign(due_on=pd.to_datetime(due["due_on"]).dt.normalize(), product_id=due["product_id"].astype(str))
+    joined = due.sort_values(["customer_id", "due_on", "product_id"]).groupby(["customer_id", "due_on"], sort=False)
+    products = joined["product_id"].agg(" ".join).reset_index()
+    return _frame(products["customer_id"].to_numpy(), products["due_on"].to_numpy(), products["product_id"].to_numpy())
+
+
+def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """Cart adds not followed by a removal or an order of the product (up to the data's end)."""
+    events = data[Table.EVENTS]
+    kind = events["type"].astype(str)
+    adds = events.loc[kind == EventType.CART_ADD.value, ["customer_id", "product_id", "at"]]
+    if adds.empty:
+        return _frame([], [], [])
+    removes = events.loc[kind == EventType.CART_REMOVE.value, ["customer_id", "product_id", "at"]]
+    orders = data[Table.ORDERS]
+    bought = data[Table.ORDER_ITEMS][["order_id", "product_id"]].merge(
+        orders.loc[~orders["status"].astype(str).isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]],
+        on="order_id",
+    )
+    bought = bought.rename(columns={"created_at": "at"})[["customer_id", "product_id", "at"]]
+    later = pd.concat([removes, bought], ignore_index=True)
+    last_after = later.groupby(["customer_id", "product_id"], observed=True)["at"].max().rename("closed_at")
+    adds = adds.join(last_after, on=["customer_id", "product_id"])
+    open_adds = adds.loc[~(pd.to_datetime(adds["closed_at"], utc=True) >= pd.to_datetime(adds["at"], utc=True))]
+    open_adds = open_adds.assign(product_id=open_adds["product_id"].astype(str))
+    day = customers_local_day(
+        pd.to_datetime(open_adds["at"], utc=True), open_adds["customer_id"], data[Table.CUSTOMERS]
+    )
+    open_adds = open_adds.assign(day=day.to_numpy()).drop_duplicates(["customer_id", "day", "product_id"])
+    grouped = open_adds.sort_values(["customer_id", "day", "product_id"]).groupby(["customer_id", "day"], sort=False)
+    carts = grouped["product_id"].agg(" ".join).reset_index()
+    return _frame(carts["customer_id"].to_numpy(), carts["day"].to_numpy(), carts["product_id"].to_numpy())
+
+
+def _schedule(trigger: ScheduleTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    if trigger.weekday is not None:
+        weekday = WEEKDAYS.index(trigger.weekday)
+        dates = [d for d in days if d.weekday() == weekday and d.isocalendar().week % trigger.every_weeks == 0]
+    else:
+        dates = [d for d in days if d.day == trigger.month_day]
+    customers = data["profile"]["customer_id"].to_numpy()
+    frames = [_frame(customers, np.full(len(customers), np.datetime64(d, "ns")), pd.NA) for d in dates]
+    return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
+
+
+def _points(trigger: PointsTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    lots = points_ledger(data[Table.ORDERS], data[Table.CUSTOMERS], data.points)
+    if trigger.event == "expiry":
+        expiring = points_expiring(lots)
+        points = expiring["points"].astype(str).to_numpy()
+        return _frame(expiring["customer_id"].to_numpy(), expiring["day"].to_numpy(), points)
+    frames = []
+    first = date(start.year, start.month, 1)
+    month = first if first >= start else (first + timedelta(days=32)).replace(day=1)
+    while month <= end:
+        held = balance(lots, month)
+        held = held.loc[held > 0]
+        at = np.full(len(held), np.datetime64(month, "ns"))
+        frames.append(_frame(held.index.to_numpy(), at, held.astype(str).to_numpy()))
+        month = (month + timedelta(days=32)).replace(day=1)
+    return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
+
+
+_TRIGGERS: dict[type, Callable[..., pd.DataFrame]] = {
+    LapseTrigger: _lapse,
+    BirthdayTrigger: _birthday,
+    HolidayTrigger: _holiday,
+    OrderTrigger: _order,
+    IncidentTrigger: _incident,
+    ReplenishmentTrigger: _replenishment,
+    CartTrigger: _cart,
+    ScheduleTrigger: _schedule,
+    PointsTrigger: _points,
+}

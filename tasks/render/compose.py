@@ -1,0 +1,353 @@
+"""Compose messages: build each customer's template context and render a shard of the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import jinja2
+import pandas as pd
+from babel.dates import format_date
+from babel.numbers import format_currency
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.consent.tokens import sign, signing_key, unsubscribe_url
+from tasks.kernel import progress
+from tasks.kernel.enums import Channel, Table
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+from tasks.plan.campaigns import (
+    BackInStockTrigger,
+    BirthdayTrigger,
+    Campaign,
+    CartTrigger,
+    HolidayTrigger,
+    IncidentTrigger,
+    OrderStatusTrigger,
+    OrderTrigger,
+    PointsTrigger,
+    ReplenishmentTrigger,
+    load_catalog,
+)
+from tasks.plan.offers import coupon_code, validity
+from tasks.render.outbox import message_stem, write_message
+from tasks.render.templating import (
+    MessageContext,
+    ProductPick,
+    Rendered,
+    make_environment,
+    render_message,
+    render_sms,
+    template_locale,
+)
+
+# Columns of the plan shard that composing needs (joined from customers and profile).
+SHARD_COLUMNS = (
+    "idempotency_key",
+    "customer_id",
+    "campaign",
+    "channel",
+    "kind",
+    "email",
+    "phone",
+    "first_name",
+    "locale",
+    "days_since_last_order",
+    "top_category",
+    "step",
+    "occurrence",
+    "detail",
+    "send_at",
+    "timezone",
+    "country",
+)
+
+PRODUCTS_SHOWN = 3  # picks shown in a message (the recommendations table keeps more)
+
+RENDERED_COLUMNS = (
+    "idempotency_key",
+    "customer_id",
+    "campaign",
+    "channel",
+    "kind",
+    "locale",
+    "to_address",
+    "to_name",
+    "subject",
+    "html",
+    "text",
+    "unsubscribe_url",
+    "html_file",
+    "text_file",
+    "send_at",
+    "timezone",
+    "country",
+)
+
+
+def _none_if_missing(value: object) -> object:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else value
+
+
+def build_context(
+    row: dict[str, object],
+    campaign: Campaign,
+    settings: Settings,
+    key: bytes,
+    as_of: date,
+    locale: str,
+    products: Sequence[Mapping[str, object]] = (),
+) -> MessageContext:
+    """Build the typed template context for one plan row; ``products`` are the customer's picks, best first."""
+    first_name = _none_if_missing(row["first_name"])
+    days = _none_if_missing(row["days_since_last_order"])
+    step = next(s for s in campaign.steps if s.step == int(str(row.get("step", 1))))
+    occurrence = date.fromisoformat(str(row.get("occurrence") or as_of.isoformat()))
+    detail = _text_or_none(row.get("detail"))
+    customer_id = str(row["customer_id"])
+    context: dict[str, object] = {
+        "first_name": str(first_name).strip() or None if first_name is not None else None,
+        "locale": locale,
+        "shop_name": settings.shop_name,
+        "shop_url": settings.shop_url.rstrip("/"),  # templates append paths: {{ shop_url }}/cart
+        "unsubscribe_url": unsubscribe_url(key, settings.unsubscribe_base_url, customer_id, str(row["channel"])),
+        "campaign": campaign.name,
+        "step": step.step,
+        "variant": step.variant,
+        "interest": interest_group(_text_or_none(row.get("top_category")), settings.picks_exclusive_groups),
+        "days_since_last_order": int(str(days)) if days is not None else None,
+    }
+    offer = campaign.step_offer(step)
+    if offer is not None:
+        context["coupon_code"] = coupon_code(key, campaign.name, offer, customer_id, occurrence.isoformat())
+        context["percent_off"] = offer.percent_off
+        # day and month in the locale's grammar ("4 декабря", "4 grudnia", "December 4"); no year for a
+        # short-lived coupon, and no trailing "г." to collide with the sentence's full stop
+        context["coupon_valid_until"] = _day_month(validity(campaign, offer, occurrence)[1], locale)
+    context |= _trigger_fields(campaign, step.offset_days, occurrence, detail, customer_id, settings, key, locale)
+    context["products"] = tuple(_product_pick(p, locale) for p in products[:PRODUCTS_SHOWN])
+    return MessageContext.model_validate(context)
+
+
+def _day_month(day: date, locale: str) -> str:
+    return format_date(day, format="d MMMM" if locale != "en" else "MMMM d", locale=locale)
+
+
+def interest_group(top_category: str | None, groups: Sequence[str]) -> str | None:
+    """The customer's interest group for content variants: ``cat`` for ``cat_food``, if it is a configured group."""
+    if top_category is None:
+        return None
+    return next((g for g in groups if top_category == g or top_category.startswith(f"{g}_")), None)
+
+
+def _trigger_fields(
+    campaign: Campaign,
+    offset: int,
+    occurrence: date,
+    detail: str | None,
+    customer_id: str,
+    settings: Settings,
+    key: bytes,
+    locale: str,
+) -> dict[str, object]:
+    """What the trigger knows about this message: the occasion, the order, the incident, the points, the reorder."""
+    trigger = campaign.trigger
+    base = settings.shop_url.rstrip("/")
+    if isinstance(trigger, BirthdayTrigger | HolidayTrigger):
+        return {"occasion_date": _day_month(occurrence, locale), "days_to_occasion": -offset}
+    if isinstance(trigger, OrderStatusTrigger) and detail is not None:
+        # detail: "<order_id> <status>" (late: the delay notice); the template branches on the status
+        order_id, _, status = detail.rpartition(" ")
+        order = quote(order_id, safe="")
+        return {"order_id": order_id, "order_url": f"{base}/orders/{order}", "variant": status}
+    if isinstance(trigger, OrderTrigger) and detail is not None:
+        order = quote(detail, safe="")
+        return {
+            "order_id": detail,
+            "order_url": f"{base}/orders/{order}",
+            "review_url": f"{base}/orders/{order}/review",
+        }
+    if isinstance(trigger, IncidentTrigger):
+        return {"incident": detail}
+    if isinstance(trigger, PointsTrigger) and detail is not None:
+        if trigger.event == "expiry":
+            return {"points_expiring": int(detail), "points_expire_on": _day_month(occurrence, locale)}
+        return {"points_balance": int(detail)}
+    if isinstance(trigger, ReplenishmentTrigger) and detail is not None:
+        products = ",".join(detail.split())
+        token = sign(key, "reorder", customer_id, products)
+        query = urlencode({"customer": customer_id, "products": products, "token": token})
+        return {"reorder_url": f"{base}/reorder?{query}"}
+    return {}
+
+
+def _product_pick(product: Mapping[str, object], locale: str) -> ProductPick:
+    price, currency = _none_if_missing(product.get("price")), _none_if_missing(product.get("currency"))
+    shown = (
+        format_currency(float(str(price)), str(currency), locale=locale)
+        if price is not None and currency is not None
+        else None
+    )
+    because = _none_if_missing(product.get("because"))
+    return ProductPick(
+        name=str(product["name"]),
+        url=_text_or_none(product.get("url")),
+        image_url=_text_or_none(product.get("image_url")),
+        price=shown,
+        reason=str(product["reason"]),
+        because=None if because is None else str(because),
+    )
+
+
+def _text_or_none(value: object) -> str | None:
+    value = _none_if_missing(value)
+    return None if value is None else str(value)
+
+
+PRODUCT_COLUMNS = ("product_id", "name", "category", "price", "currency", "in_stock", "url", "image_url", "created_at")
+NEW_ARRIVAL_DAYS = 14  # a product created this recently is a new arrival
+
+
+def load_products(paths: RunPaths) -> pd.DataFrame:
+    """The day's catalog, indexed by product id: what a message shows of a product."""
+    return pd.read_parquet(paths.table(Table.PRODUCTS), columns=list(PRODUCT_COLUMNS)).set_index("product_id")
+
+
+def load_picks(
+    paths: RunPaths, customer_ids: Sequence[str], catalog: pd.DataFrame | None = None
+) -> dict[str, list[dict[str, object]]]:
+    """The day's picks of these customers with the products' names, links and prices, best first."""
+    if not paths.recommendations.exists() or not customer_ids:
+        return {}
+    picks = pd.read_parquet(paths.recommendations, filters=[("customer_id", "in", list(customer_ids))])
+    picks = picks.loc[picks["rank"] <= PRODUCTS_SHOWN]
+    if picks.empty:
+        return {}
+    catalog = load_products(paths) if catalog is None else catalog
+    shown = picks.join(catalog[["name", "price", "currency", "url", "image_url"]], on="product_id")
+    shown["because"] = shown["reason_product_id"].map(catalog["name"])
+    shown = shown.sort_values(["customer_id", "rank"], kind="stable")
+    out: dict[str, list[dict[str, object]]] = {}
+    for record in shown.to_dict("records"):
+        out.setdefault(str(record["customer_id"]), []).append({str(k): v for k, v in record.items()})
+    return out
+
+
+def products_by_id(catalog: pd.DataFrame, product_ids: Sequence[str], reason: str) -> list[dict[str, object]]:
+    """Products of the catalog, in the order given, with a reason; unknown ids are left out."""
+    known = [p for p in product_ids if p in catalog.index]
+    rows = catalog.loc[known, ["name", "price", "currency", "url", "image_url"]]
+    return [{**{str(k): v for k, v in r.items()}, "reason": reason} for r in rows.to_dict("records")]
+
+
+def new_arrivals(catalog: pd.DataFrame, as_of: date) -> list[dict[str, object]]:
+    """The newest in-stock products created in the last ``NEW_ARRIVAL_DAYS`` days, newest first."""
+    created = pd.to_datetime(catalog["created_at"], utc=True)
+    since = pd.Timestamp(as_of - timedelta(days=NEW_ARRIVAL_DAYS), tz="UTC")
+    until = pd.Timestamp(as_of + timedelta(days=1), tz="UTC")
+    fresh = catalog.loc[((created >= since) & (created < until) & catalog["in_stock"].astype(bool)).to_numpy()]
+    newest = fresh.assign(_at=created).sort_values("_at", ascending=False, kind="stable")
+    return products_by_id(catalog, [str(p) for p in newest.index[:PRODUCTS_SHOWN]], "new")
+
+
+def message_products(
+    campaign: Campaign,
+    row: Mapping[str, object],
+    picks: Mapping[str, Sequence[Mapping[str, object]]],
+    catalog: pd.DataFrame | None,
+    arrivals: Sequence[Mapping[str, object]],
+) -> Sequence[Mapping[str, object]]:
+    """The products one message shows: the trigger's own (cart, due again), else the campaign's choice."""
+    detail = _text_or_none(row.get("detail"))
+    own = {CartTrigger: "in_cart", ReplenishmentTrigger: "due_again", BackInStockTrigger: "back_in_stock"}
+    reason = own.get(type(campaign.trigger))
+    if reason is not None and detail and catalog is not None:
+        return products_by_id(catalog, detail.split(), reason)
+    if campaign.products == "new_arrivals":
+        return arrivals
+    if campaign.products == "picks":
+        return picks.get(str(row["customer_id"]), ())
+    return ()
+
+
+def render_shard(
+    shard: pd.DataFrame,
+    campaigns: dict[str, Campaign],
+    env: jinja2.Environment,
+    settings: Settings,
+    key: bytes,
+    as_of: date,
+    outbox: Path,
+    picks: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
+    catalog: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Render every message of a plan shard, write it to the outbox, and return the rendered rows.
+
+    ``picks``: each customer's products (``load_picks``); a customer without any gets none.
+    ``catalog``: the products (``load_products``), for cart, replenishment and new-arrival blocks.
+    """
+    picks = picks or {}
+    arrivals = new_arrivals(catalog, as_of) if catalog is not None else []
+    out: list[dict[str, object]] = []
+    for record in shard.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
+        campaign = campaigns[str(row["campaign"])]
+        locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
+        products = message_products(campaign, row, picks, catalog, arrivals)
+        context = build_context(row, campaign, settings, key, as_of, locale, products)
+        sms = row["channel"] == Channel.SMS.value
+        # an SMS is its text alone: no subject, no HTML; the opt-out link is the unsubscribe URL in the text
+        rendered = (
+            Rendered(subject="", html="", text=render_sms(env, campaign.template, context))
+            if sms
+            else render_message(env, campaign.template, context)
+        )
+        html_file, text_file = write_message(
+            outbox,
+            message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
+            None if sms else rendered.html,
+            rendered.text,
+        )
+        out.append(
+            {
+                "idempotency_key": row["idempotency_key"],
+                "customer_id": row["customer_id"],
+                "campaign": campaign.name,
+                "channel": row["channel"],
+                "kind": row["kind"],
+                "locale": locale,
+                "to_address": row["phone"] if sms else row["email"],
+                "to_name": context.first_name,
+                "subject": rendered.subject,
+                "html": rendered.html,
+                "text": rendered.text,
+                "unsubscribe_url": context.unsubscribe_url,
+                "html_file": html_file,
+                "text_file": text_file,
+                "send_at": row["send_at"],
+                "timezone": row["timezone"],
+                "country": row["country"],
+            }
+        )
+    return pd.DataFrame(out, columns=list(RENDERED_COLUMNS))
+
+
+@task(cache_policy=NO_CACHE)
+def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
+    """Render one shard of the plan into messages and the outbox; return how many."""
+    campaigns = load_catalog(settings.campaigns_dir)
+    env = make_environment(settings.templates_dir)
+    progress.advance("render", 0, None)
+    plan = pd.read_parquet(paths.send_shard(shard))
+    catalog = load_products(paths)
+    picks = load_picks(paths, plan["customer_id"].astype(str).unique().tolist(), catalog)
+    key = signing_key(settings)
+    rendered = render_shard(plan, campaigns, env, settings, key, as_of, paths.outbox, picks, catalog)
+    target = paths.rendered_shard(shard)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    rendered.to_parquet(target, index=False)
+    progress.advance("render", len(rendered))
+    return len(rendered)

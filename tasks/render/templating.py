@@ -1,0 +1,175 @@
+"""Render messages from Jinja2 templates: one pure function over a typed context.
+
+Templates live in ``templates/<template>/<locale>/`` as ``subject.txt.j2``,
+``body.html.j2`` and ``body.txt.j2`` for email, and ``sms.txt.j2`` for a
+campaign that also speaks by SMS.  They run sandboxed (marketers edit them),
+with ``StrictUndefined`` (a missing variable is an error naming the template,
+never a blank) and HTML autoescaping for every ``*.html.j2``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import css_inline
+import jinja2
+import jinja2.runtime
+from babel import Locale
+from babel.numbers import format_decimal
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict
+
+DEFAULT_LOCALE = "en"
+PARTS = ("subject.txt.j2", "body.html.j2", "body.txt.j2")
+SMS_PART = "sms.txt.j2"
+
+# <style> rules become style="" attributes (many mail clients drop <style>); @media rules stay in a <style>
+_INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_at_rules=True, load_remote_stylesheets=False)
+
+
+class RenderError(ValueError):
+    """A template failed to render; the message names the template, never customer data."""
+
+
+class ProductPick(BaseModel):
+    """A product picked for the customer (``tasks/recommend/picks.py``), ready to show: name, link, price and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    url: str | None = None
+    image_url: str | None = None
+    price: str | None = None  # formatted for the message's locale ("1 234,50 ₽")
+    reason: str  # due_again | because_of | popular | in_cart | new | back_in_stock
+    because: str | None = None  # the customer's product behind a because_of (or the one due again)
+
+
+class MessageContext(BaseModel):
+    """Everything a template may use. Adding a variable here is the only way to add one.
+
+    Beside these, templates have ``plural(n, one=, few=, many=, other=)`` (the locale's plural rule,
+    CLDR via babel) and the ``number`` filter (digits grouped the locale's way).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    first_name: str | None
+    locale: str
+    shop_name: str
+    shop_url: str
+    unsubscribe_url: str
+    campaign: str = ""
+    step: int = 1
+    variant: str | None = None  # the step's content variant (greeting, reminder, neutral, ...)
+    interest: str | None = None  # cat | dog | ... : the customer's main interest group, for content variants
+    days_since_last_order: int | None = None
+    coupon_code: str | None = None
+    percent_off: int | None = None
+    coupon_valid_until: str | None = None
+    occasion_date: str | None = None  # the birthday or holiday, formatted for the locale ("20 апреля")
+    days_to_occasion: int | None = None  # days from this message to the occasion (negative: after it)
+    order_id: str | None = None
+    order_url: str | None = None
+    review_url: str | None = None
+    incident: str | None = None  # late_delivery | low_rating | returned | cancelled
+    points_balance: int | None = None
+    points_expiring: int | None = None
+    points_expire_on: str | None = None
+    reorder_url: str | None = None
+    products: tuple[ProductPick, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def _autoescape(name: str | None) -> bool:
+    # select_autoescape(["html"]) does not match "body.html.j2": decide on the full suffix
+    return name is not None and (name.endswith(".html.j2") or name.endswith(".html"))
+
+
+def make_environment(templates_dir: Path) -> SandboxedEnvironment:
+    """Build the sandboxed, strict, autoescaping environment for a templates folder."""
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=_autoescape,
+        keep_trailing_newline=False,
+    )
+    env.globals["plural"] = _plural
+    env.filters["number"] = _number
+    return env
+
+
+@jinja2.pass_context
+def _plural(context: jinja2.runtime.Context, count: int, **forms: str) -> str:
+    """The word form for ``count`` in the message's locale: one, few, many or other (CLDR plural rules)."""
+    category = Locale.parse(str(context.get("locale", DEFAULT_LOCALE))).plural_form(abs(count))
+    if category in forms:
+        return forms[category]
+    if "other" in forms:
+        return forms["other"]
+    raise RenderError(f"plural(): no form for {category!r} (give one=, few=, many=, other= as the language needs)")
+
+
+@jinja2.pass_context
+def _number(context: jinja2.runtime.Context, value: float) -> str:
+    return format_decimal(value, locale=str(context.get("locale", DEFAULT_LOCALE)))
+
+
+def template_locale(env: jinja2.Environment, template: str, locale: str) -> str:
+    """Return the locale to render in: the customer's if the template has it, else English."""
+    try:
+        env.get_template(f"{template}/{locale}/{PARTS[0]}")
+        return locale
+    except jinja2.TemplateNotFound:
+        return DEFAULT_LOCALE
+
+
+def render_message(env: jinja2.Environment, template: str, context: MessageContext) -> Rendered:
+    """Render subject, HTML and text of one message for one customer; the HTML's CSS is inlined."""
+    locale = template_locale(env, template, context.locale)
+    values = context.model_dump()
+    subject, html, text = (_render_part(env, f"{template}/{locale}/{part}", values) for part in PARTS)
+    return Rendered(subject=" ".join(subject.split()), html=_INLINER.inline(html), text=text.strip() + "\n")
+
+
+def render_sms(env: jinja2.Environment, template: str, context: MessageContext) -> str:
+    """Render the SMS text of one message: one line, whitespace collapsed (every character costs)."""
+    locale = template_locale(env, template, context.locale)
+    return " ".join(_render_part(env, f"{template}/{locale}/{SMS_PART}", context.model_dump()).split())
+
+
+def _render_part(env: jinja2.Environment, name: str, values: dict[str, object]) -> str:
+    try:
+        return env.get_template(name).render(values)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"template {exc.name} not found") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"template {exc.name or name} line {exc.lineno}: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        where = _failing_template(sys.exc_info()[2]) or name
+        raise RenderError(f"template {where}: {exc.message}") from None
+    except SecurityError as exc:
+        raise RenderError(f"template {name}: not allowed in a template ({exc})") from None
+
+
+def _failing_template(tb: TracebackType | None) -> str | None:
+    """Return the innermost template file in a traceback (the layout, if it failed there)."""
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = filename
+        tb = tb.tb_next
+    if found is None:
+        return None
+    parts = Path(found).parts
+    return "/".join(parts[-3:]) if len(parts) >= 3 else found

@@ -1,0 +1,227 @@
+"""The run report: a JSON summary file, the outbox index and Prefect artifacts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from tasks.data.snapshot import SnapshotSummary
+from tasks.kernel.aws import dynamodb_client
+from tasks.kernel.enums import MessageKind
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
+from tasks.ledger.store import open_ledger
+from tasks.plan.planner import PlanSummary
+from tasks.profile.kpis import Kpis
+from tasks.render.outbox import OutboxEntry, write_index
+
+# "unknown": a crash left the key claimed past its lease; a marketing message is then not resent
+DELIVERY_OUTCOMES = ("sent", "already_sent", "unknown", "failed", "retry_later", "parked", "held_quiet_hours")
+# The message counts a summary shows, in the order a person reads them.
+MESSAGE_COUNTS = (
+    "planned",
+    "to_send",
+    "rendered",
+    *DELIVERY_OUTCOMES,
+    "holdout",
+    "deferred",
+    "skipped",
+    "unknown_in_ledger",
+    "resent_transactional",
+)
+
+
+class RunSummary(BaseModel):
+    """What one daily run did, in numbers a person can read. No PII."""
+
+    as_of: date
+    dry_run: bool
+    customers_loaded: int
+    quarantined: int
+    quarantined_by_reason: dict[str, dict[str, int]]
+    rows: dict[str, dict[str, int]]
+    segments: dict[str, int]
+    planned: int
+    to_send: int
+    rendered: int
+    sent: int
+    already_sent: int
+    failed: int
+    retry_later: int
+    parked: int
+    held_quiet_hours: int = 0
+    holdout: int
+    deferred: int
+    deferred_by_reason: dict[str, int]
+    skipped: int
+    skipped_by_reason: dict[str, int]
+    unknown: int
+    sent_by_channel: dict[str, int] = {}
+    to_send_by_campaign: dict[str, int] = {}
+    kpis: Kpis | None = None
+    unknown_in_ledger: int = 0
+    resent_transactional: int = 0
+    run_dir: str
+    outbox_index: str
+
+    def message_counts(self) -> list[tuple[str, int]]:
+        """Return (name, count) for every message count, then skipped ones per reason."""
+        counts: list[tuple[str, int]] = []
+        for name in MESSAGE_COUNTS:
+            counts.append((name, int(getattr(self, name))))
+            if name == "to_send":
+                counts += [(f"to send: {campaign}", n) for campaign, n in self.to_send_by_campaign.items()]
+            if name == "sent" and len(self.sent_by_channel) > 1:
+                counts += [(f"sent: {channel}", n) for channel, n in self.sent_by_channel.items()]
+        counts += [(f"deferred: {reason}", n) for reason, n in self.deferred_by_reason.items()]
+        return counts + [(f"skipped: {reason}", n) for reason, n in self.skipped_by_reason.items()]
+
+    def headline(self) -> str:
+        """Return the one line that says what happened."""
+        if self.dry_run:
+            return f"DRY RUN: nothing was sent. {self.rendered} messages rendered to {self.outbox_index}"
+        earlier = self.already_sent + self.skipped_by_reason.get("duplicate", 0)
+        if self.sent == 0 and earlier:
+            return f"Nothing new to send: {earlier} messages were sent earlier (the ledger remembers)."
+        return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed)."
+
+
+def start_send_progress(total: int) -> str | None:
+    """Create the progress artifact that delivery moves while a long send runs."""
+    if total == 0:
+        return None
+    return str(create_progress_artifact(progress=0.0, description=f"Sending {total} messages"))
+
+
+@task(cache_policy=NO_CACHE)
+def ledger_report(settings: Settings, run_id: str, paths: RunPaths) -> dict[str, int]:
+    """List crash-left entries (UNKNOWN: marketing never resent) and transactional resends in ``ledger.csv``."""
+    ledger = open_ledger(settings, dynamodb_client)
+    try:
+        unknown = ledger.expire()
+        resent = [e for e in ledger.entries(run_id) if e.attempts > 1 and e.kind == MessageKind.TRANSACTIONAL.value]
+    finally:
+        ledger.close()
+    rows = [
+        {
+            "key": e.key,
+            "customer_id": e.customer_id,
+            "channel": e.channel,
+            "kind": e.kind,
+            "status": e.status,
+            "attempts": e.attempts,
+            "note": note,
+        }
+        for note, entries in (("unknown: not resent", unknown), ("resent after a crash", resent))
+        for e in entries
+    ]
+    pd.DataFrame(rows, columns=["key", "customer_id", "channel", "kind", "status", "attempts", "note"]).to_csv(
+        paths.root / "ledger.csv", index=False
+    )
+    return {"unknown_in_ledger": len(unknown), "resent_transactional": len(resent)}
+
+
+def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
+    """Read what every render shard wrote to the outbox."""
+    entries: list[OutboxEntry] = []
+    for shard in shards:
+        frame = pd.read_parquet(
+            paths.rendered_shard(shard),
+            columns=["idempotency_key", "customer_id", "campaign", "channel", "locale", "html_file", "text_file"],
+        )
+        entries.extend(
+            OutboxEntry(
+                key=r[0], customer_id=r[1], campaign=r[2], channel=r[3], locale=r[4], html_file=r[5], text_file=r[6]
+            )
+            for r in frame.itertuples(index=False)
+        )
+    return entries
+
+
+def sent_by_channel(paths: RunPaths, shards: list[int]) -> dict[str, int]:
+    """Count the messages sent in this run per channel, from the delivery outcome files."""
+    files = [paths.delivery_shard(s) for s in shards if paths.delivery_shard(s).exists()]
+    if not files:
+        return {}
+    outcomes = pd.concat([pd.read_parquet(f, columns=["channel", "outcome"]) for f in files], ignore_index=True)
+    sent = outcomes.loc[outcomes["outcome"] == "sent", "channel"].value_counts().sort_index()
+    return {str(k): int(v) for k, v in sent.items()}
+
+
+def build_summary(
+    as_of: date,
+    dry_run: bool,
+    paths: RunPaths,
+    snapshot: SnapshotSummary,
+    segments: dict[str, int],
+    plan: PlanSummary,
+    rendered: int,
+    delivery: Counter[str],
+    ledger: dict[str, int] | None = None,
+    kpis: Kpis | None = None,
+) -> RunSummary:
+    """Put every step's numbers into one summary."""
+    return RunSummary(
+        as_of=as_of,
+        dry_run=dry_run,
+        customers_loaded=snapshot.rows["customers"]["clean"],
+        quarantined=snapshot.quarantined,
+        quarantined_by_reason=snapshot.quarantined_by_reason,
+        rows=snapshot.rows,
+        segments=segments,
+        planned=plan.planned,
+        to_send=plan.to_send,
+        to_send_by_campaign=plan.to_send_by_campaign,
+        rendered=rendered,
+        holdout=plan.by_decision.get("holdout", 0),
+        deferred=plan.by_decision.get("deferred", 0),
+        deferred_by_reason=plan.deferred_by_reason,
+        skipped=sum(plan.skipped_by_reason.values()),
+        skipped_by_reason=plan.skipped_by_reason,
+        run_dir=str(paths.root),
+        sent_by_channel={} if dry_run else sent_by_channel(paths, plan.shards),
+        kpis=kpis,
+        **(ledger or {}),
+        outbox_index=str(paths.outbox / "index.html"),
+        **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},
+    )
+
+
+def summary_markdown(summary: RunSummary) -> str:
+    """Render the summary as the markdown shown in the Prefect UI."""
+    lines = [f"# Daily run {summary.as_of}", "", f"**{summary.headline()}**", "", "## Data", ""]
+    lines += ["| table | input | clean | quarantined | after as_of |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {t} | {c['input']} | {c['clean']} | {c['quarantined']} | {c['future']} |" for t, c in summary.rows.items()
+    ]
+    if summary.quarantined:
+        lines += ["", "Quarantined rows by reason (see `quarantine.csv`):", ""]
+        for table, reasons in summary.quarantined_by_reason.items():
+            lines += [f"- {table}: " + ", ".join(f"{r} {n}" for r, n in reasons.items())]
+    lines += ["", "## Segments", "", "| segment | customers |", "|---|---:|"]
+    lines += [f"| {s} | {n} |" for s, n in summary.segments.items()]
+    lines += ["", "## Messages", "", "| outcome | messages |", "|---|---:|"]
+    lines += [f"| {name} | {n} |" for name, n in summary.message_counts()]
+    return "\n".join(lines) + "\n"
+
+
+@task(cache_policy=NO_CACHE)
+def report_run(summary: RunSummary, paths: RunPaths, shards: list[int]) -> RunSummary:
+    """Write the outbox index, the JSON summary and the run's Prefect artifacts."""
+    write_index(paths.outbox, collect_outbox(paths, shards), f"Outbox {summary.as_of}")
+    paths.summary.write_text(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+    key = "daily-run"
+    create_markdown_artifact(markdown=summary_markdown(summary), key=key, description=summary.headline())
+    create_table_artifact(
+        table=[{"segment": s, "customers": n} for s, n in summary.segments.items()],
+        key=f"{key}-segments",
+        description="Customers per segment",
+    )
+    return summary
