@@ -22,11 +22,9 @@ SENDER = "Loyalty Test Shop <hello@shop.example.com>"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The real data folder that ships beside the repository (``../shared/data``)."""
-    path = Path(os.environ.get("LOYALTY_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-    assert path.is_dir(), f"shared data folder not found at {path}"
-    return path
+def online_retail() -> Path:
+    """The UCI Online Retail samples that ship inside the repository (``data/online_retail/``)."""
+    return REPO_ROOT / "data" / "online_retail"
 
 
 @pytest.fixture(autouse=True)

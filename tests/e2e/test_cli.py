@@ -41,12 +41,12 @@ def test_bad_date_argument_is_refused_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_import_online_retail_accounts_for_every_line(shared_data: Path, tmp_path: Path) -> None:
+def test_import_online_retail_accounts_for_every_line(online_retail: Path, tmp_path: Path) -> None:
     result = _run(
         [
             "import",
             "online-retail",
-            str(shared_data / "online_retail_lines_sample.csv"),
+            str(online_retail / "online_retail_lines_sample.csv"),
             "--out",
             str(tmp_path / "r"),
             "--json",
@@ -62,9 +62,9 @@ def test_import_online_retail_accounts_for_every_line(shared_data: Path, tmp_pat
     assert (tmp_path / "r" / "orders.csv").exists()
 
 
-def test_imported_online_retail_runs_through_the_daily_flow(shared_data: Path, tmp_path: Path) -> None:
+def test_imported_online_retail_runs_through_the_daily_flow(online_retail: Path, tmp_path: Path) -> None:
     imported = _run(
-        ["import", "online-retail", str(shared_data / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r")],
+        ["import", "online-retail", str(online_retail / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r")],
         tmp_path,
     )
     assert imported.returncode == 0, imported.stderr

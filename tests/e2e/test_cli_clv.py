@@ -116,8 +116,8 @@ def test_missing_column_and_bad_values_are_named(tmp_path: Path) -> None:
         assert "Traceback" not in stdout + stderr
 
 
-def _online_retail_log(shared_data: Path, path: Path) -> Path:
-    invoices = pd.read_csv(shared_data / "online_retail_invoices.csv")
+def _online_retail_log(online_retail: Path, path: Path) -> Path:
+    invoices = pd.read_csv(online_retail / "online_retail_invoices.csv")
     log = pd.DataFrame(
         {"customer_id": invoices["CustomerID"], "date": invoices["InvoiceDate"], "amount": invoices["TotalPrice"]}
     )
@@ -125,8 +125,8 @@ def _online_retail_log(shared_data: Path, path: Path) -> Path:
     return path
 
 
-def test_online_retail_fit_is_sane_and_forecasts_the_holdout(shared_data: Path, tmp_path: Path) -> None:
-    log = _online_retail_log(shared_data, tmp_path / "online_retail.csv")
+def test_online_retail_fit_is_sane_and_forecasts_the_holdout(online_retail: Path, tmp_path: Path) -> None:
+    log = _online_retail_log(online_retail, tmp_path / "online_retail.csv")
     assert pd.read_csv(log)["customer_id"].nunique() == 4338
 
     code, stdout, stderr = _fit(
@@ -150,8 +150,8 @@ def test_online_retail_fit_is_sane_and_forecasts_the_holdout(shared_data: Path, 
     assert -0.30 < holdout["predicted_purchases"] / holdout["actual_purchases"] - 1 < 0
 
 
-def test_online_retail_off_season_holdout_is_forecast_within_fifteen_percent(shared_data: Path, tmp_path: Path) -> None:
-    log = _online_retail_log(shared_data, tmp_path / "online_retail.csv")
+def test_online_retail_off_season_holdout_is_forecast_within_fifteen_percent(online_retail: Path, tmp_path: Path) -> None:
+    log = _online_retail_log(online_retail, tmp_path / "online_retail.csv")
 
     code, stdout, stderr = _fit(
         "--transactions", str(log), "--calibration-end", "2011-06-09", "--holdout-end", "2011-09-09", "--json"

@@ -11,7 +11,7 @@ from tasks.kernel.settings import PROJECT_ROOT
 from tasks.render.templating import MessageContext, ProductPick, RenderError, make_environment, render_message
 
 TEMPLATES = PROJECT_ROOT / "templates"
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 
 CONTEXT = MessageContext(
     first_name="Anna",

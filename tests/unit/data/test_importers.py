@@ -30,8 +30,8 @@ NON_PRODUCT_CODES = (
 
 
 @pytest.fixture(scope="module")
-def sample_path(shared_data: Path) -> Path:
-    return shared_data / SAMPLE
+def sample_path(online_retail: Path) -> Path:
+    return online_retail / SAMPLE
 
 
 @pytest.fixture(scope="module")

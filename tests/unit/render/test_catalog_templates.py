@@ -16,7 +16,7 @@ from tasks.plan.campaigns import load_catalog
 from tasks.render.catalog_check import LOCALES, check_catalog, render_sample, sample_messages
 from tasks.render.templating import make_environment
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns", include_disabled=True)
 CASES = [(name, locale, channel) for name, c in sorted(CATALOG.items()) for locale in LOCALES for channel in c.channels]
 
