@@ -18,9 +18,11 @@ demo: sync
 test: sync lint types
 	$(UV) run --frozen pytest
 
+## Lint: ruff, the formatter, and the import contracts (each stage imports only the stages below it).
 lint: sync
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 types: sync
 	$(UV) run --frozen mypy

@@ -406,7 +406,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from tasks.kernel.aws import dynamodb_client
     from tasks.kernel.paths import RunPaths
     from tasks.kernel.settings import Settings
-    from tasks.ledger.store import open_ledger
+    from tasks.ledger.backend import open_ledger
     from tasks.plan.planner import plan_day
     from tasks.profile.features import profile_customers
     from tasks.render.compose import render_messages

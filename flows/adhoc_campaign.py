@@ -1,6 +1,16 @@
-"""An ad-hoc campaign: a marketer's one-off send, previewed and approved in the Prefect UI before anything goes out."""
+"""An ad-hoc campaign: a marketer's one-off send, previewed and approved in the Prefect UI before anything goes out.
+
+One orchestration for both faces: the ``adhoc-campaign`` deployment (a form in the UI, approval by
+``pause_flow_run``) and ``loyalty adhoc`` (the same flow, in-process, approval at the terminal). Who
+reviews the preview is the only difference: a ``Reviewer``, the UI's unless ``reviewed_by`` names another.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
 
 from prefect import flow, get_run_logger, pause_flow_run, unmapped
 from prefect.exceptions import FlowPauseTimeout
@@ -13,7 +23,7 @@ from tasks.jobs.adhoc import (
     AdhocRequest,
     AdhocSummary,
     Approval,
-    Status,
+    Sample,
     adhoc_paths,
     approval_description,
     commit_plan,
@@ -27,6 +37,7 @@ from tasks.jobs.adhoc import (
     withdraw_plan,
 )
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
+from tasks.kernel.enums import AdhocStatus
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.profile.features import profile_customers
@@ -35,6 +46,49 @@ from tasks.report.run_report import start_send_progress
 
 # Seconds between two looks at whether someone answered the approval form.
 APPROVAL_POLL_SECONDS = 10
+
+
+class Reviewer(Protocol):
+    """Who sees the preview and says yes or no before anything is sent."""
+
+    def show(self, preview: AdhocPreview, samples: list[Sample]) -> None:
+        """See the preview (sizes, decisions, samples for a made-up customer)."""
+
+    def approve(self, preview: AdhocPreview, request: AdhocRequest) -> Approval | None:
+        """Answer: approved or rejected (with a comment); None when nobody answered in time."""
+
+
+class UiReviewer:
+    """The Prefect UI: the preview is an artifact; the run pauses with an approval form."""
+
+    def show(self, preview: AdhocPreview, samples: list[Sample]) -> None:
+        """The preview artifact is already published; nothing more to show."""
+
+    def approve(self, preview: AdhocPreview, request: AdhocRequest) -> Approval | None:
+        """Pause until someone answers the approval form; None when nobody did in time."""
+        form = Approval.with_initial_data(description=approval_description(preview, request.name), approved=False)
+        try:
+            return pause_flow_run(
+                wait_for_input=form,
+                timeout=request.approve_within_hours * 3600,
+                poll_interval=APPROVAL_POLL_SECONDS,
+                key="approval",
+            )
+        except FlowPauseTimeout:
+            return None
+
+
+_reviewer: ContextVar[Reviewer | None] = ContextVar("adhoc_reviewer", default=None)
+
+
+@contextmanager
+def reviewed_by(reviewer: Reviewer) -> Iterator[None]:
+    """Have ``reviewer`` (a terminal, say) review the ad-hoc campaigns run in this context, instead of the UI."""
+    token = _reviewer.set(reviewer)
+    try:
+        yield
+    finally:
+        _reviewer.reset(token)
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
@@ -50,6 +104,7 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         request: Who (a segment or an expression), which template, channels, offer and send time.
     """
     settings = Settings()
+    reviewer = _reviewer.get() or UiReviewer()
     as_of = request.as_of or business_date(settings.shop_timezone)
     dry_run = request.dry_run or settings.dry_run
     logger = get_run_logger()
@@ -68,18 +123,19 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         profile_customers(paths, as_of, settings)
         if campaign.products == "picks":
             recommend_products(paths, as_of, settings)
-        # 2. The audience through consent, suppression, holdout, quiet hours, the budget and the ledger.
+        # 2. The audience through the planner's gates: consent, suppression, quiet hours, budget, holdout, ledger.
         preview = plan_adhoc(campaign, audience, paths, as_of, settings, request.send_at, sending_moment())
         # 3. One sample per locale, for a made-up customer: the preview shows nobody's data.
         samples = render_samples(campaign, preview.locales, as_of, settings)
-        # 4. The preview, as an artifact.
+        # 4. The preview, as an artifact (and to the reviewer).
         publish_preview(preview, samples, request.name, dry_run)
+        reviewer.show(preview, samples)
         if dry_run or preview.to_send == 0:
-            return _stop(preview, paths, "dry_run" if dry_run else "nothing_to_send")
-        # 5. A person approves (or rejects) in the UI; nothing is sent without a yes.
-        approval = _ask_approval(preview, request)
+            return _stop(preview, paths, AdhocStatus.DRY_RUN if dry_run else AdhocStatus.NOTHING_TO_SEND)
+        # 5. A person approves (or rejects); nothing is sent without a yes.
+        approval = reviewer.approve(preview, request)
         if approval is None or not approval.approved:
-            return _stop(preview, paths, "timed_out" if approval is None else "rejected", approval)
+            return _stop(preview, paths, AdhocStatus.TIMED_OUT if approval is None else AdhocStatus.REJECTED, approval)
         # 6a. Coupons and send shards of the approved plan; every message rendered before any is sent.
         plan = commit_plan(campaign, paths, settings, sending_moment())
         render_adhoc.map(unmapped(campaign), unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
@@ -87,25 +143,14 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
         delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock())
         # 7. The summary file, the outbox index and the result artifact.
-        summary = report_adhoc(summarise_adhoc(preview, "sent", paths, approval.comment, delivery), paths, plan.shards)
+        summary = summarise_adhoc(preview, AdhocStatus.SENT, paths, approval.comment, delivery)
+        summary = report_adhoc(summary, paths, plan.shards)
     return _done(summary)
 
 
-def _ask_approval(preview: AdhocPreview, request: AdhocRequest) -> Approval | None:
-    """Pause until someone answers the approval form; None when nobody did in time."""
-    form = Approval.with_initial_data(description=approval_description(preview, request.name), approved=False)
-    try:
-        return pause_flow_run(
-            wait_for_input=form,
-            timeout=request.approve_within_hours * 3600,
-            poll_interval=APPROVAL_POLL_SECONDS,
-            key="approval",
-        )
-    except FlowPauseTimeout:
-        return None
-
-
-def _stop(preview: AdhocPreview, paths: RunPaths, status: Status, approval: Approval | None = None) -> AdhocSummary:
+def _stop(
+    preview: AdhocPreview, paths: RunPaths, status: AdhocStatus, approval: Approval | None = None
+) -> AdhocSummary:
     """Stop with nothing sent: the plan is set aside, so no frequency budget counts it."""
     withdraw_plan(paths, status)
     return _done(summarise_adhoc(preview, status, paths, approval.comment if approval else ""))

@@ -740,8 +740,8 @@ def order_updates_command(
     from tasks.data.contract import ContractError
     from tasks.data.sources import check_source
     from tasks.kernel.aws import s3_client
+    from tasks.kernel.errors import CatalogError
     from tasks.kernel.settings import Settings
-    from tasks.plan.campaigns import CatalogError
 
     settings = Settings()
     source = data or settings.data

@@ -81,8 +81,9 @@ def simulate(
     from tasks.data.contract import ContractError
     from tasks.data.sources import load_raw
     from tasks.kernel.aws import s3_client
+    from tasks.kernel.errors import CatalogError
     from tasks.kernel.settings import Settings
-    from tasks.plan.campaigns import CatalogError, daily_campaigns, load_catalog
+    from tasks.plan.campaigns import daily_campaigns, load_catalog
     from tasks.plan.simulate import daily_counts
     from tasks.plan.simulate import simulate as run_simulation
 

@@ -34,12 +34,12 @@ from tasks.deliver.channels import (
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client, ses_client, sns_client
 from tasks.kernel.enums import Channel as ChannelName
-from tasks.kernel.enums import MessageKind, SendStatus
+from tasks.kernel.enums import DeliveryOutcome, MessageKind, SendStatus
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
-from tasks.ledger.store import Claim, Ledger, open_ledger
-from tasks.plan.gates import quiet_now
-from tasks.plan.planner import delivery_rules
+from tasks.ledger.backend import open_ledger
+from tasks.ledger.protocol import Claim, Ledger
+from tasks.plan.gates import delivery_rules, quiet_now
 
 
 class TokenBucket:
@@ -94,7 +94,7 @@ class Outcome:
     key: str
     customer_id: str
     channel: str
-    outcome: str
+    outcome: DeliveryOutcome
     attempts: int
     provider_id: str | None = None
     reason: str | None = None
@@ -148,20 +148,25 @@ def _deliver_one(
 ) -> Outcome:
     claim = item.claim
 
-    def outcome(name: str, attempts: int, provider_id: str | None = None, reason: str | None = None) -> Outcome:
+    def outcome(
+        name: DeliveryOutcome, attempts: int, provider_id: str | None = None, reason: str | None = None
+    ) -> Outcome:
         return Outcome(claim.key, claim.customer_id, claim.channel, name, attempts, provider_id, reason)
 
     if parked.is_set():
-        return outcome("parked", 0)
+        return outcome(DeliveryOutcome.PARKED, 0)
     # take the rate token before the claim, so a crash leaves few claims between claim and send
     bucket.acquire(cost(item.message))
     if not ledger.claim(claim):
         # UNKNOWN: a crash left it claimed past the lease; marketing is never resent
-        return outcome("unknown" if ledger.status(claim.key) is SendStatus.UNKNOWN else "already_sent", 0)
+        return outcome(
+            DeliveryOutcome.UNKNOWN if ledger.status(claim.key) is SendStatus.UNKNOWN else DeliveryOutcome.ALREADY_SENT,
+            0,
+        )
     for attempt in range(backoff.attempts):
         if parked.is_set():
             ledger.release(claim.key)
-            return outcome("parked", attempt)
+            return outcome(DeliveryOutcome.PARKED, attempt)
         if attempt:
             bucket.acquire(cost(item.message))
         try:
@@ -171,16 +176,16 @@ def _deliver_one(
                 sleep(backoff.delay(attempt, exc.throttled))
                 continue
             ledger.release(claim.key)
-            return outcome("retry_later", attempt + 1, reason=str(exc))
+            return outcome(DeliveryOutcome.RETRY_LATER, attempt + 1, reason=str(exc))
         except QuotaExceededError as exc:
             ledger.release(claim.key)
             parked.set()
-            return outcome("parked", attempt + 1, reason=str(exc))
+            return outcome(DeliveryOutcome.PARKED, attempt + 1, reason=str(exc))
         except PermanentSendError as exc:
             ledger.mark_failed(claim.key, str(exc))
-            return outcome("failed", attempt + 1, reason=str(exc))
+            return outcome(DeliveryOutcome.FAILED, attempt + 1, reason=str(exc))
         ledger.mark_sent(claim.key, provider_id)
-        return outcome("sent", attempt + 1, provider_id=provider_id)
+        return outcome(DeliveryOutcome.SENT, attempt + 1, provider_id=provider_id)
     raise AssertionError("unreachable: the loop returns on its last attempt")
 
 
@@ -301,7 +306,7 @@ def deliver_shard(
         (rendered["kind"] == MessageKind.TRANSACTIONAL.value) & (rendered["channel"] == ChannelName.EMAIL.value)
     ).to_numpy()
     outcomes: list[Outcome] = [
-        Outcome(str(key), str(customer), str(channel), HELD_QUIET_HOURS, 0)
+        Outcome(str(key), str(customer), str(channel), DeliveryOutcome.HELD_QUIET_HOURS, 0)
         for key, customer, channel in rendered.loc[quiet, ["idempotency_key", "customer_id", "channel"]].itertuples(
             index=False
         )
@@ -334,9 +339,6 @@ def deliver_shard(
     get_run_logger().info("shard %d: %s", shard, dict(counts))
     return dict(counts)
 
-
-# The outcome of a message not attempted because its customer was in quiet hours when its shard went out.
-HELD_QUIET_HOURS = "held_quiet_hours"
 
 # Messages between two moves of the progress artifact.
 PROGRESS_EVERY = 1000

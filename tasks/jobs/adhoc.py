@@ -24,7 +24,6 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -41,25 +40,25 @@ from tasks.consent.suppression import SuppressionList
 from tasks.consent.tokens import signing_key
 from tasks.data.snapshot import read_table
 from tasks.kernel import progress
-from tasks.kernel.enums import Channel, Decision, MessageKind, SkipReason, Table
+from tasks.kernel.enums import AdhocStatus, Channel, Decision, DeliveryOutcome, MessageKind, SkipReason, Table
+from tasks.kernel.errors import CatalogError
 from tasks.kernel.paths import ADHOC_FOLDER, RunPaths
 from tasks.kernel.settings import Settings
-from tasks.plan.campaigns import AdhocTrigger, Campaign, CatalogError, Offer, Step, load_catalog
-from tasks.plan.gates import DeliveryRules, over_budget, quiet_until
-from tasks.plan.offers import registry, write_registry
+from tasks.plan.campaigns import AdhocTrigger, Campaign, Offer, Step, load_catalog
+from tasks.plan.gates import DeliveryRules, delivery_rules, quiet_until
+from tasks.plan.history import marketing_history
 from tasks.plan.planner import (
     MESSAGE_PROFILE_COLUMNS,
-    PLAN_COLUMNS,
+    Planning,
     PlanSummary,
-    apply_day_gates,
+    Scheduler,
+    at_local_hour,
     audience_members,
+    commit_shards,
     current_suppressions,
-    delivery_rules,
     ledger_lookup,
-    marketing_history,
-    plan_campaign,
-    shard_plan,
-    summarise_plan,
+    message_people,
+    plan_candidates,
 )
 from tasks.profile.segments import (
     MAX_EXPRESSION_CHARS,
@@ -339,6 +338,31 @@ def schedule_sends(
     return plan
 
 
+def requested_or_local(send_at: datetime | None) -> Scheduler:
+    """The ad-hoc send time (gate 4): the requested moment, else the campaign's local hour, never before sending.
+
+    A moment chosen here that falls inside a customer's quiet hours moves to their end: a later wave
+    of the same run, never dropped (an ad-hoc campaign has no tomorrow's plan).
+    """
+
+    def schedule(campaign: Campaign, rows: pd.DataFrame, planning: Planning) -> tuple[pd.Series, np.ndarray]:
+        at, deferred = at_local_hour(campaign, rows, planning)
+        planned = pd.DataFrame(
+            {
+                "customer_id": rows["customer_id"].to_numpy(),
+                "send_at": at.to_numpy(),
+                "decision": np.where(deferred, Decision.DEFERRED.value, Decision.SEND.value),
+                "reason": np.where(deferred, SkipReason.QUIET_HOURS.value, ""),
+            },
+            index=rows.index,
+        )
+        where = rows[["customer_id", "timezone", "country"]].drop_duplicates("customer_id")
+        out = schedule_sends(planned, where, planning.sending_at, send_at, planning.rules)
+        return out["send_at"], (out["decision"] == Decision.DEFERRED.value).to_numpy()
+
+    return schedule
+
+
 def build_adhoc_plan(
     campaign: Campaign,
     audience: pd.DataFrame,
@@ -352,23 +376,22 @@ def build_adhoc_plan(
     send_at: datetime | None = None,
     others: Mapping[str, Campaign] | None = None,
 ) -> pd.DataFrame:
-    """Plan an ad-hoc campaign: its candidates through every gate of the daily run, plus today's budget.
+    """Plan an ad-hoc campaign through the planner's gates; its budget also counts what was planned today.
 
     ``others``: the catalog's campaigns, so a pause after service recovery covers this campaign too.
     """
-    plan = plan_campaign(campaign, audience, customers, suppressed, as_of, rules)
-    plan = schedule_sends(plan, customers, sending_at, send_at, rules)
-    catalog = {**(others or {}), campaign.name: campaign}
-    plan = apply_day_gates(plan, catalog, history, already(plan["idempotency_key"]), as_of, sending_at, rules)
-    # the day's daily run and other ad-hoc campaigns planned today: one more must fit the day's budget
-    over = over_budget(plan, history, as_of, rules, count_today=True)
-    plan.loc[over, "decision"] = Decision.SKIPPED.value
-    plan.loc[over, "reason"] = SkipReason.FREQUENCY_CAP.value
-    return plan.reset_index(drop=True)[list(PLAN_COLUMNS)]
-
-
-# How an ad-hoc campaign ended.
-Status = Literal["dry_run", "nothing_to_send", "rejected", "timed_out", "sent"]
+    planning = Planning(
+        as_of=as_of,
+        sending_at=sending_at,
+        rules=rules,
+        catalog={**(others or {}), campaign.name: campaign},
+        suppressed=suppressed,
+        history=history,
+        already=already,
+        count_today=True,  # the day's daily run and other ad-hoc campaigns planned today: one more must fit
+        schedule=requested_or_local(send_at),
+    )
+    return plan_candidates([(campaign, audience)], customers, planning)
 
 
 class AdhocPreview(BaseModel):
@@ -628,23 +651,8 @@ def commit_plan(campaign: Campaign, paths: RunPaths, settings: Settings, approve
     """
     customers = read_table(paths, Table.CUSTOMERS)
     plan = schedule_sends(pd.read_parquet(paths.plan), customers, approved_at, None, delivery_rules(settings))
-    plan.to_parquet(paths.plan, index=False)
-    key = signing_key(settings)
-    sends = plan.loc[plan["decision"] == Decision.SEND.value]
-    write_registry(registry(sends, {campaign.name: campaign}, key), paths.coupons)
     profile = pd.read_parquet(paths.profile, columns=list(MESSAGE_PROFILE_COLUMNS))
-    people = customers.merge(profile, on="customer_id", how="left")
-    shards = shard_plan(plan, people, settings.shard_size)
-    suppressions = SuppressionList.for_settings(settings)
-    waves: dict[datetime, list[int]] = {}
-    for number, (at, shard) in enumerate(shards, start=1):
-        # remembered before sending: an unsubscribe by id then covers the address too
-        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
-            rows = shard.loc[shard["channel"] == channel.value]
-            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
-        shard.to_parquet(paths.send_shard(number), index=False)
-        waves.setdefault(at, []).append(number)
-    summary = summarise_plan(plan, len(shards), waves)
+    summary = commit_shards(plan, message_people(customers, profile), paths, settings, {campaign.name: campaign})
     progress.advance("send", 0, summary.to_send)
     return summary
 
@@ -666,7 +674,7 @@ def render_adhoc(campaign: Campaign, paths: RunPaths, shard: int, as_of: date, s
 
 
 @task(cache_policy=NO_CACHE)
-def withdraw_plan(paths: RunPaths, reason: Status) -> None:
+def withdraw_plan(paths: RunPaths, reason: AdhocStatus) -> None:
     """Set a plan that will not be sent aside (``plan/<reason>.parquet``), so no budget counts it; drop its shards."""
     if paths.plan.exists():
         paths.plan.replace(paths.plan.with_name(f"{reason}.parquet"))
@@ -681,7 +689,7 @@ class AdhocSummary(BaseModel):
 
     campaign: str
     as_of: date
-    status: Status
+    status: AdhocStatus
     approved: bool
     comment: str = ""
     audience: int
@@ -696,17 +704,17 @@ class AdhocSummary(BaseModel):
         """The one line that says what happened."""
         why = f" ({self.comment})" if self.comment else ""
         return {
-            "dry_run": f"DRY RUN: nothing was sent; {self.to_send:,} messages would go to an audience of {self.audience:,}.",
-            "nothing_to_send": f"Nothing to send: none of the {self.audience:,} customers can get this campaign today.",
-            "rejected": f"Rejected{why}: nothing was sent.",
-            "timed_out": "Not approved in time: nothing was sent.",
-            "sent": f"Sent {self.sent:,} of {self.to_send:,} messages to an audience of {self.audience:,}.",
+            AdhocStatus.DRY_RUN: f"DRY RUN: nothing was sent; {self.to_send:,} messages would go to an audience of {self.audience:,}.",
+            AdhocStatus.NOTHING_TO_SEND: f"Nothing to send: none of the {self.audience:,} customers can get this campaign today.",
+            AdhocStatus.REJECTED: f"Rejected{why}: nothing was sent.",
+            AdhocStatus.TIMED_OUT: "Not approved in time: nothing was sent.",
+            AdhocStatus.SENT: f"Sent {self.sent:,} of {self.to_send:,} messages to an audience of {self.audience:,}.",
         }[self.status]
 
 
 def summarise_adhoc(
     preview: AdhocPreview,
-    status: Status,
+    status: AdhocStatus,
     paths: RunPaths,
     comment: str = "",
     delivery: Mapping[str, int] | None = None,
@@ -717,11 +725,11 @@ def summarise_adhoc(
         campaign=preview.campaign,
         as_of=preview.as_of,
         status=status,
-        approved=status == "sent",
+        approved=status is AdhocStatus.SENT,
         comment=comment,
         audience=preview.audience,
         to_send=preview.to_send,
-        sent=int(delivery.get("sent", 0)),
+        sent=int(delivery.get(DeliveryOutcome.SENT, 0)),
         holdout=preview.holdout,
         skipped_by_reason=preview.not_sent_by_reason,
         delivery=delivery,

@@ -42,7 +42,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,24 +56,22 @@ from pydantic import BaseModel, ConfigDict
 from tasks.consent.suppression import SuppressionList
 from tasks.data.contract import SPECS
 from tasks.data.snapshot import read_table
-from tasks.deliver.delivery import HELD_QUIET_HOURS
-from tasks.kernel.enums import Channel, Decision, MessageKind, OrderStatus, SkipReason, Table
+from tasks.kernel.enums import Channel, Decision, DeliveryOutcome, MessageKind, OrderStatus, Table
+from tasks.kernel.errors import CatalogError
 from tasks.kernel.paths import UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
 from tasks.kernel.settings import Settings
-from tasks.plan.campaigns import BackInStockTrigger, Campaign, CatalogError, OrderStatusTrigger, load_catalog
-from tasks.plan.gates import DeliveryRules, QuietHours, over_budget, quiet_until, window_open
+from tasks.plan.campaigns import BackInStockTrigger, Campaign, OrderStatusTrigger, load_catalog
+from tasks.plan.gates import DeliveryRules, delivery_rules, quiet_until
+from tasks.plan.history import marketing_history
 from tasks.plan.planner import (
-    MESSAGE_PROFILE_COLUMNS,
     PLAN_COLUMNS,
+    Planning,
     PlanSummary,
-    apply_day_gates,
+    commit_shards,
     current_suppressions,
-    delivery_rules,
     ledger_lookup,
-    marketing_history,
-    plan_campaign,
-    shard_plan,
-    summarise_plan,
+    message_people,
+    plan_candidates,
 )
 from tasks.render.outbox import write_index
 from tasks.report.run_report import collect_outbox, sent_by_channel
@@ -83,11 +80,10 @@ WATERMARK_FILE = "order_updates.json"
 MARKETING_FILE = UPDATES_MARKETING_FILE  # per run: the marketing messages it planned, for later runs' budget
 DELAY_STATUS = "late"  # the delay notice's status in its detail and idempotency key
 # Delivery outcomes that leave a message owed to a later run (the claim was released or never taken).
-OWED_OUTCOMES = frozenset({HELD_QUIET_HOURS, "retry_later", "parked"})
+OWED_OUTCOMES = frozenset({DeliveryOutcome.HELD_QUIET_HOURS, DeliveryOutcome.RETRY_LATER, DeliveryOutcome.PARKED})
 # An order in one of these statuses by now gets no delay notice.
 SETTLED = frozenset({OrderStatus.DELIVERED.value, OrderStatus.CANCELLED.value, OrderStatus.RETURNED.value})
 CANDIDATE_COLUMNS = ("customer_id", "step", "occurrence", "due", "detail", "at")
-_NO_QUIET_HOURS = QuietHours(0, 0)  # contains no hour
 
 
 # --- the watermark ------------------------------------------------------------------------------------------
@@ -378,43 +374,25 @@ def window_counts(frames: dict[Table, pd.DataFrame], window: UpdateWindow) -> di
 # --- gates at a moment ---------------------------------------------------------------------------------------
 
 
-def schedule_now(plan: pd.DataFrame, customers: pd.DataFrame, now: datetime, rules: DeliveryRules) -> pd.DataFrame:
-    """Send what may go now; defer what is inside the customer's quiet hours to their end.
+def at_the_moment(campaign: Campaign, rows: pd.DataFrame, planning: Planning) -> tuple[pd.Series, np.ndarray]:
+    """The order-updates send time (gate 4): now; inside the customer's quiet hours, deferred to their end.
 
     Transactional email goes at any hour; an SMS copy and marketing wait (``deferred``, ``quiet_hours``).
     """
-    plan = plan.copy()
-    if plan.empty:
-        return plan
-    stamp = pd.Timestamp(as_utc(now))
-    where = plan[["customer_id"]].merge(customers[["customer_id", "timezone", "country"]], on="customer_id", how="left")
-    ends = quiet_until(stamp.to_pydatetime(), where["timezone"], where["country"], rules).to_numpy(
-        dtype="datetime64[ns]"
-    )
-    sending = (plan["decision"] == Decision.SEND.value).to_numpy()
-    exempt = ((plan["kind"] == MessageKind.TRANSACTIONAL.value) & (plan["channel"] == Channel.EMAIL.value)).to_numpy()
-    defer = sending & ~exempt & (ends > stamp.to_datetime64())
-    send_at = plan["send_at"].to_numpy(dtype="datetime64[ns]").copy()
-    send_at[sending] = stamp.to_datetime64()
-    send_at[defer] = ends[defer]
-    plan["send_at"] = pd.to_datetime(send_at, utc=True)
-    plan.loc[defer, "decision"] = Decision.DEFERRED.value
-    plan.loc[defer, "reason"] = SkipReason.QUIET_HOURS.value
-    return plan
+    stamp = pd.Timestamp(as_utc(planning.sending_at))
+    ends = quiet_until(stamp.to_pydatetime(), rows["timezone"], rows["country"], planning.rules)
+    exempt = campaign.kind is MessageKind.TRANSACTIONAL
+    defer = ~(exempt & (rows["channel"] == Channel.EMAIL.value)).to_numpy() & (ends > stamp).to_numpy()
+    send_at = ends.where(pd.Series(defer, index=rows.index), stamp)
+    return send_at, np.asarray(defer, dtype=bool)
 
 
-def not_itself(history: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
-    """Drop the history entries that are this plan's own messages, planned by an earlier run (the overlap)."""
+def not_itself(history: pd.DataFrame, own: pd.DataFrame) -> pd.DataFrame:
+    """Drop the history entries that are this run's own messages, planned by an earlier run (the overlap)."""
     columns = ["customer_id", "campaign", "occurrence"]
-    keys = plan[columns].astype(str).drop_duplicates()
+    keys = own[columns].astype(str).drop_duplicates()
     marked = history.merge(keys, on=columns, how="left", indicator=True)
     return history.loc[(marked["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
-
-
-def _mark(plan: pd.DataFrame, mask: npt.NDArray[np.bool_], decision: Decision, reason: SkipReason) -> None:
-    hit = mask & (plan["decision"] == Decision.SEND.value).to_numpy()
-    plan.loc[hit, "decision"] = decision.value
-    plan.loc[hit, "reason"] = reason.value
 
 
 def plan_updates(
@@ -426,40 +404,31 @@ def plan_updates(
     already: Callable[[pd.Series], set[str]],
     history: pd.DataFrame,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Plan the window: every campaign's candidates through every gate. Returns the plan and candidates per campaign.
+    """Plan the window through the planner's gates. Returns the plan and the candidates per campaign.
 
     The plan has the planner's columns plus ``at``, the moment of the event behind each row (the planned
-    time lateness is judged from). ``already``: the keys the ledger holds as sent or failed for good.
+    moment lateness is judged from). ``already``: the keys the ledger holds as sent or failed for good.
+    Order updates run many times a day: the budget counts what earlier runs planned today, except this
+    run's own messages (the overlap plans them again; the ledger makes them duplicates).
     """
-    customers = frames[Table.CUSTOMERS]
-    # quiet hours are judged at the moment of sending (schedule_now), not at a daily hour
-    daytime = replace(rules, quiet=_NO_QUIET_HOURS, quiet_by_country={})
-    plans: list[pd.DataFrame] = []
-    counts: dict[str, int] = {}
-    for name, campaign in campaigns.items():
-        candidates = update_candidates(campaign, frames, window)
-        counts[name] = len(candidates)
-        if candidates.empty:
-            continue
-        rows = plan_campaign(campaign, candidates.drop(columns="at"), customers, suppressed, window.as_of, daytime)
-        keys = ["customer_id", "step", "occurrence", "detail"]
-        rows = rows.merge(candidates[[*keys, "at"]], on=keys, how="left", validate="many_to_one")
-        plans.append(rows.assign(send_at=rows["at"]))
-    if not plans:
-        return pd.DataFrame(columns=[*PLAN_COLUMNS, "at"]), counts
-    plan = pd.concat(plans, ignore_index=True)
-    # the ledger first: a message sent earlier is a duplicate, whatever the budget says now
-    known = already(plan["idempotency_key"])
-    _mark(plan, plan["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.DUPLICATE)
-    history = not_itself(history, plan)
-    open_until = plan["campaign"].map({n: c.max_delay_days for n, c in campaigns.items()})
-    # order updates run many times a day: what earlier runs planned today counts too
-    over = over_budget(plan, history, window.as_of, rules, count_today=True)
-    still_open = window_open(plan["due"], window.as_of, open_until)
-    _mark(plan, over & still_open, Decision.DEFERRED, SkipReason.FREQUENCY_CAP)
-    _mark(plan, over & ~still_open, Decision.SKIPPED, SkipReason.FREQUENCY_CAP)
-    plan = apply_day_gates(plan, campaigns, history, known, window.as_of, window.end, rules)
-    return schedule_now(plan, customers, window.end, rules), counts
+    batches = [(campaign, update_candidates(campaign, frames, window)) for campaign in campaigns.values()]
+    counts = {campaign.name: len(candidates) for campaign, candidates in batches}
+    own = [c[["customer_id", "occurrence"]].assign(campaign=campaign.name) for campaign, c in batches]
+    planning = Planning(
+        as_of=window.as_of,
+        sending_at=window.end,
+        rules=rules,
+        catalog=campaigns,
+        suppressed=suppressed,
+        history=not_itself(history, pd.concat(own, ignore_index=True)) if own else history,
+        already=already,
+        count_today=True,
+        schedule=at_the_moment,
+    )
+    plan = plan_candidates(batches, frames[Table.CUSTOMERS], planning)
+    if "at" not in plan.columns:
+        plan = plan.assign(at=pd.Series(dtype="datetime64[ns, UTC]"))
+    return plan, counts
 
 
 # --- where runs keep their files -----------------------------------------------------------------------------
@@ -534,35 +503,22 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
     campaigns = update_campaigns(load_catalog(settings.campaigns_dir))
     tables = (Table.CUSTOMERS, Table.ORDERS, Table.ORDER_EVENTS, Table.EVENTS, Table.STOCK_EVENTS)
     frames = visible_at({t: read_table(paths, t) for t in tables}, window.end)
-    suppressions = SuppressionList.for_settings(settings)
     plan, candidates = plan_updates(
         campaigns,
         frames,
         window,
-        current_suppressions(suppressions),
+        current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
         marketing_history(settings.output_dir, window.as_of, include_today=True),
     )
-    paths.plan.parent.mkdir(parents=True, exist_ok=True)
-    plan.to_parquet(paths.plan, index=False)
+    decisions = commit_shards(plan, message_people(frames[Table.CUSTOMERS], None), paths, settings, campaigns)
     marketing = plan.loc[(plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)]
     if not dry_run and not marketing.empty:
         sent = marketing.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
         sent[["customer_id", "campaign", "occurrence"]].assign(day=pd.Timestamp(window.as_of)).to_parquet(
             paths.plan.parent / MARKETING_FILE, index=False
         )
-    profile_less = {c: None for c in MESSAGE_PROFILE_COLUMNS if c != "customer_id"}
-    people = frames[Table.CUSTOMERS].assign(**profile_less)
-    shards = shard_plan(plan, people, settings.shard_size)
-    waves: dict[datetime, list[int]] = {}
-    for number, (at, shard) in enumerate(shards, start=1):
-        # remembered before sending: an unsubscribe by id then covers the address too
-        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
-            sent_to = shard.loc[shard["channel"] == channel.value]
-            suppressions.remember(channel, zip(sent_to["customer_id"], sent_to[column], strict=True))
-        shard.to_parquet(paths.send_shard(number), index=False)
-        waves.setdefault(at, []).append(number)
     events = window_counts(frames, window)
     get_run_logger().info(
         "order updates: %d order events and %d stock events in the window, %d candidates, %d to send",
@@ -574,7 +530,7 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
     return UpdatesPlan(
         events_read=events,
         candidates=candidates,
-        decisions=summarise_plan(plan, len(shards), waves),
+        decisions=decisions,
     )
 
 
@@ -613,7 +569,7 @@ def summarise_updates(
         candidates=plan.candidates,
         planned=plan.decisions.planned,
         to_send=plan.decisions.to_send,
-        sent=delivery.get("sent", 0),
+        sent=delivery.get(DeliveryOutcome.SENT, 0),
         sent_by_channel=sent_by_channel(paths, plan.shards),
         delivery=dict(sorted(delivery.items())),
         deferred_by_reason=plan.decisions.deferred_by_reason,

@@ -1,1 +1,7 @@
-"""The small shared kernel: settings, run folders (paths), the closed vocabularies (enums), ids, the business calendar, AWS client factories and progress. It imports no other stage; every stage may import it."""
+"""The shared kernel: what every stage needs and nothing stage-specific.
+
+Settings (``LOYALTY_*``), run folders (``paths``), every closed vocabulary (``enums``), integer id
+codes (``ids``), the business calendar and the send clock (``calendar``), the AWS client factory
+(``aws``), progress reporting (``progress``) and the catalog's error type (``errors``). It imports no
+other package of the engine; every stage may import it.
+"""

@@ -85,6 +85,28 @@ class SendStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class DeliveryOutcome(StrEnum):
+    """What became of one message when its shard went out (``delivery/*.parquet``, the run's counts)."""
+
+    SENT = "sent"  # the provider accepted it; the ledger holds its message id
+    ALREADY_SENT = "already_sent"  # another run (or host) holds the key: not sent again
+    UNKNOWN = "unknown"  # a send whose outcome nobody knows (a crash after claiming): never resent if marketing
+    FAILED = "failed"  # refused for good (a bad address, a rejected message)
+    RETRY_LATER = "retry_later"  # still transient after every backoff: the claim released for a later run
+    PARKED = "parked"  # the channel's quota ran out or its kill switch is on: not attempted, claim released
+    HELD_QUIET_HOURS = "held_quiet_hours"  # the customer was in quiet hours when the shard went out: unclaimed
+
+
+class AdhocStatus(StrEnum):
+    """How an ad-hoc campaign ended."""
+
+    DRY_RUN = "dry_run"
+    NOTHING_TO_SEND = "nothing_to_send"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    SENT = "sent"
+
+
 class QuarantineReason(StrEnum):
     """Why an input row was set aside instead of used."""
 

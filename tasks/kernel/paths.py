@@ -20,6 +20,11 @@ UPDATES_MARKETING_FILE = "marketing.parquet"
 ADHOC_FOLDER = "adhoc"
 
 
+def detail_file(profile_file: Path, name: str) -> Path:
+    """Where a detail table of a profile is written: ``profile.interests.parquet`` beside ``profile.parquet``."""
+    return profile_file.with_suffix(f".{name}.parquet")
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The folder layout of one daily run; tasks pass this, never big frames."""

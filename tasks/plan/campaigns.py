@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.kernel.enums import Channel, MessageKind, OrderStatus
+from tasks.kernel.errors import CatalogError
 
 CampaignName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 MonthDay = Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$", description="MM-DD")]
@@ -238,10 +239,6 @@ class Campaign(_Frozen):
     def offsets(self) -> tuple[int, int]:
         """The earliest and latest step offsets."""
         return self.steps[0].offset_days, self.steps[-1].offset_days
-
-
-class CatalogError(ValueError):
-    """A campaign file is invalid; the message names the file and the field."""
 
 
 def load_campaign(path: Path) -> Campaign:

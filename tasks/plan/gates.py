@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tasks.kernel.enums import Decision, MessageKind
+from tasks.kernel.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,16 @@ class DeliveryRules:
     quiet_by_country: dict[str, QuietHours] = field(default_factory=dict)
     marketing_per_day: int = 1
     marketing_per_week: int = 3  # in any 7 days, today included
+
+
+def delivery_rules(settings: Settings) -> DeliveryRules:
+    """Build quiet hours and the frequency budget from settings."""
+    return DeliveryRules(
+        quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
+        quiet_by_country={c.upper(): QuietHours(*hours) for c, hours in settings.quiet_hours_by_country.items()},
+        marketing_per_day=settings.marketing_per_day,
+        marketing_per_week=settings.marketing_per_week,
+    )
 
 
 def in_holdout(customer_ids: pd.Series, campaign: str, period: pd.Series, share: float) -> npt.NDArray[np.bool_]:

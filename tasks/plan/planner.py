@@ -1,9 +1,14 @@
 """The send plan: one row per (customer, campaign, step, channel) with a decision and a reason.
 
-Candidates come from each campaign's trigger (``tasks/plan/triggers.py``): the
-occurrences whose steps are due today, or were due within the campaign's
-``max_delay_days``, narrowed by the campaign's and the step's audience. Every
-candidate then gets exactly one row. Gates run in this order; the first that
+Every job that sends plans through ``plan_candidates`` and commits through ``commit_shards``: the
+daily run (candidates from each campaign's trigger, ``campaign_candidates``: the occurrences whose
+steps are due today or within the campaign's ``max_delay_days``, narrowed by its audiences), ad-hoc
+campaigns (an audience, ``tasks/jobs/adhoc.py``) and order updates (events in a window,
+``tasks/jobs/order_updates.py``). A job passes only what differs: its candidates, its campaigns
+(priority, channels, lateness), its send time (``Planning.schedule``) and whether the budget counts
+what other runs planned today (``Planning.count_today``).
+
+Every candidate gets exactly one row. The gates are one ordered list, ``GATES``; the first that
 stops a row gives its reason:
 
 1. contact validity - the channel's address is present (``no_email``, ``invalid_phone``);
@@ -11,13 +16,14 @@ stops a row gives its reason:
    message needs SMS opt-in; transactional email needs none (``no_consent``);
 3. suppression - a bounced, complained or unsubscribed address or customer is
    never messaged; nothing overrides it (``suppressed``);
-4. quiet hours - a send time inside the customer's quiet hours moves to their
-   end; if that is tomorrow the row is ``deferred`` (``quiet_hours``) and comes
-   back in tomorrow's plan, never dropped;
+4. quiet hours - the job's send time: the daily run's is the campaign's hour in the customer's
+   zone, moved to the end of quiet hours; if that is tomorrow the row is ``deferred``
+   (``quiet_hours``) and comes back in tomorrow's plan, never dropped. Ad-hoc campaigns move a
+   send to the end of quiet hours the same day; order updates defer all but transactional email;
 5. redeemed - a series with ``stop_when_redeemed`` stops once an order carries
    its coupon (``redeemed``);
 6. lateness - a send more than the campaign's ``max_delay_days`` (plus a same-day
-   grace of 12 hours) after its planned time (a backfill) is skipped (``too_late``);
+   grace of 12 hours) after its planned moment (a backfill; an old event) is skipped (``too_late``);
 7. pause - after a campaign with ``pause_promotions_days`` (service recovery)
    reaches a customer, other marketing to them is skipped for that long (``paused``);
 8. frequency budget - at most N marketing messages a day and M in 7 days per
@@ -32,10 +38,10 @@ stops a row gives its reason:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -50,13 +56,13 @@ from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client
 from tasks.kernel.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table
-from tasks.kernel.paths import ADHOC_FOLDER, UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
+from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
-from tasks.ledger.store import open_ledger
+from tasks.ledger.backend import open_ledger
 from tasks.plan.campaigns import Campaign, OrderStatusTrigger, OrderTrigger, daily_campaigns, load_catalog
 from tasks.plan.gates import (
     DeliveryRules,
-    QuietHours,
+    delivery_rules,
     holdout_period,
     in_holdout,
     local_send_time,
@@ -64,12 +70,32 @@ from tasks.plan.gates import (
     too_late,
     window_open,
 )
+from tasks.plan.history import marketing_history, no_history
 from tasks.plan.offers import coupon_code, redeemed_codes, registry, write_registry
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData, occurrences
-from tasks.profile.features import detail_file
 from tasks.profile.segments import CompiledSegment, compile_expression
-from tasks.render.compose import SHARD_COLUMNS
+
+# Columns of a send shard: the plan row joined with what composing a message needs (customer, profile).
+SHARD_COLUMNS = (
+    "idempotency_key",
+    "customer_id",
+    "campaign",
+    "channel",
+    "kind",
+    "email",
+    "phone",
+    "first_name",
+    "locale",
+    "days_since_last_order",
+    "top_category",
+    "step",
+    "occurrence",
+    "detail",
+    "send_at",
+    "timezone",
+    "country",
+)
 
 PLAN_COLUMNS = (
     "idempotency_key",
@@ -140,124 +166,205 @@ def campaign_candidates(campaign: Campaign, data: ShopData, as_of: date) -> pd.D
     return out.sort_values(["customer_id", "step", "occurrence"]).drop_duplicates(["customer_id", "step"], keep="last")
 
 
-def plan_campaign(
-    campaign: Campaign,
-    candidates: pd.DataFrame,
-    customers: pd.DataFrame,
-    suppressed: dict[Channel, frozenset[str]],
-    as_of: date,
-    rules: DeliveryRules | None = None,
-) -> pd.DataFrame:
-    """Turn one campaign's candidates into plan rows, one per channel, through gates 1-4 (``apply_day_gates`` does the rest)."""
-    rules = rules or DeliveryRules()
-    people = candidates.merge(customers, on="customer_id", how="left", validate="many_to_one")
-    plans = [
-        _plan_channel(campaign, channel, people, suppressed.get(channel, frozenset()), as_of, rules)
-        for channel in campaign.channels
-    ]
-    return pd.concat(plans, ignore_index=True) if plans else pd.DataFrame(columns=list(PLAN_COLUMNS))
+class Scheduler(Protocol):
+    """The job's gate 4: when each row would go out, and which rows wait for a later plan (``deferred``)."""
+
+    def __call__(self, campaign: Campaign, rows: pd.DataFrame, planning: Planning) -> tuple[pd.Series, np.ndarray]: ...
 
 
-def _plan_channel(
-    campaign: Campaign,
-    channel: Channel,
-    people: pd.DataFrame,
-    suppressed: frozenset[str],
-    as_of: date,
-    rules: DeliveryRules,
-) -> pd.DataFrame:
-    address_col, consent_col = ("email", "email_opt_in") if channel is Channel.EMAIL else ("phone", "sms_opt_in")
-    address = people[address_col]
-    reason = np.full(len(people), "", dtype=object)
-    decision = np.full(len(people), Decision.SEND.value, dtype=object)
+def at_local_hour(campaign: Campaign, rows: pd.DataFrame, planning: Planning) -> tuple[pd.Series, np.ndarray]:
+    """The daily run's send time: the campaign's hour in the customer's zone on ``as_of``, out of quiet hours.
 
-    def gate(mask: np.ndarray, why: SkipReason, outcome: Decision = Decision.SKIPPED) -> None:
-        hit = np.asarray(mask, dtype=bool) & (reason == "")
-        reason[hit] = why.value
-        decision[hit] = outcome.value
+    A time inside quiet hours moves to their end; if that is tomorrow, the row is deferred to tomorrow's plan.
+    """
+    send_at, moved = local_send_time(
+        planning.as_of, campaign.send_hour_local, rows["timezone"], rows["country"], planning.rules
+    )
+    return send_at, np.asarray(moved.to_numpy() & (send_at.dt.date > planning.as_of).to_numpy(), dtype=bool)
 
-    gate(address.isna().to_numpy(), SkipReason.NO_EMAIL if channel is Channel.EMAIL else SkipReason.INVALID_PHONE)
-    if campaign.kind is MessageKind.MARKETING or channel is Channel.SMS:
-        gate(~people[consent_col].fillna(False).astype(bool).to_numpy(), SkipReason.NO_CONSENT)
-    hashes = address.fillna("").map(address_hash)
-    gate(hashes.isin(suppressed).to_numpy() | people["customer_id"].isin(suppressed).to_numpy(), SkipReason.SUPPRESSED)
-    send_at, moved = local_send_time(as_of, campaign.send_hour_local, people["timezone"], people["country"], rules)
-    tomorrow = moved.to_numpy() & (send_at.dt.date > as_of).to_numpy()
-    gate(tomorrow, SkipReason.QUIET_HOURS, Decision.DEFERRED)
 
-    if campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderTrigger):
-        status = campaign.trigger.status.value
-        keys = [order_key(str(order), status, channel.value) for order in people["detail"]]
-    elif campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderStatusTrigger):
-        # detail: "<order_id> <status>"
-        pairs = [str(d).rsplit(" ", 1) for d in people["detail"]]
-        keys = [order_key(order, status, channel.value) for order, status in pairs]
-    else:
-        keys = [
-            idempotency_key(campaign.name, int(s), channel.value, str(c), str(o))
-            for s, c, o in zip(people["step"], people["customer_id"], people["occurrence"], strict=True)
-        ]
-    return pd.DataFrame(
-        {
-            "idempotency_key": keys,
-            "customer_id": people["customer_id"].to_numpy(),
-            "campaign": campaign.name,
-            "step": people["step"].to_numpy(dtype="int64"),
-            "channel": channel.value,
-            "kind": campaign.kind.value,
-            "occurrence": people["occurrence"].to_numpy(),
-            "decision": decision,
-            "reason": reason,
-            "send_at": send_at.to_numpy(),
-            "priority": campaign.priority,
-            "due": people["due"].to_numpy(),
-            "detail": people["detail"].to_numpy(),
-        },
-        columns=list(PLAN_COLUMNS),
+@dataclass(frozen=True)
+class Planning:
+    """What one planning run knows besides its candidates: the day, the moment of sending, the rules, the state.
+
+    ``catalog``: every campaign a row may name (for lateness, pauses, holdouts, coupons), the job's own included.
+    ``count_today``: the budget also counts what other runs already planned for ``as_of`` (jobs that plan
+    after the daily run: order updates, ad-hoc campaigns). ``already``: the ledger's keys sent or failed
+    for good. ``schedule``: the job's send time (gate 4).
+    """
+
+    as_of: date
+    sending_at: datetime
+    rules: DeliveryRules
+    catalog: Mapping[str, Campaign]
+    suppressed: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
+    history: pd.DataFrame = field(default_factory=no_history)
+    already: Callable[[pd.Series], set[str]] = lambda keys: set()
+    count_today: bool = False
+    redeemed_codes: frozenset[str] = frozenset()
+    key: bytes = b""
+    schedule: Scheduler = at_local_hour
+
+
+def message_rows(campaign: Campaign, candidates: pd.DataFrame) -> pd.DataFrame:
+    """One row per candidate and channel of a campaign, with its idempotency key (not yet decided)."""
+    frames = []
+    for channel in campaign.channels:
+        if campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderTrigger):
+            status = campaign.trigger.status.value
+            keys = [order_key(str(order), status, channel.value) for order in candidates["detail"]]
+        elif campaign.kind is MessageKind.TRANSACTIONAL and isinstance(campaign.trigger, OrderStatusTrigger):
+            pairs = [str(d).rsplit(" ", 1) for d in candidates["detail"]]  # detail: "<order_id> <status>"
+            keys = [order_key(order, status, channel.value) for order, status in pairs]
+        else:
+            keys = [
+                idempotency_key(campaign.name, int(s), channel.value, str(c), str(o))
+                for s, c, o in zip(candidates["step"], candidates["customer_id"], candidates["occurrence"], strict=True)
+            ]
+        frames.append(
+            candidates.assign(
+                idempotency_key=keys,
+                campaign=campaign.name,
+                channel=channel.value,
+                kind=campaign.kind.value,
+                priority=campaign.priority,
+                step=candidates["step"].to_numpy(dtype="int64"),
+            )
+        )
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*candidates.columns, *PLAN_COLUMNS])
     )
 
 
-def apply_day_gates(
-    plan: pd.DataFrame,
-    campaigns: dict[str, Campaign],
-    history: pd.DataFrame,
-    already: Iterable[str],
-    as_of: date,
-    sending_at: datetime,
-    rules: DeliveryRules,
-    redeemed: npt.NDArray[np.bool_] | None = None,
+# --- the gates, in order -----------------------------------------------------------------------------------------
+# Each gate looks at the rows still to send and names the ones it stops: (rows, decision, reason).
+# ``rows`` holds the plan's columns joined with the customer's (email, phone, consents, timezone, country).
+
+Stops = Iterable[tuple[npt.NDArray[np.bool_], Decision, SkipReason]]
+
+
+def _address(rows: pd.DataFrame) -> pd.Series:
+    return rows["email"].where(rows["channel"] == Channel.EMAIL.value, rows["phone"])
+
+
+def contact_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """1. The channel's address is present."""
+    missing = _address(rows).isna().to_numpy()
+    email = (rows["channel"] == Channel.EMAIL.value).to_numpy()
+    yield missing & email, Decision.SKIPPED, SkipReason.NO_EMAIL
+    yield missing & ~email, Decision.SKIPPED, SkipReason.INVALID_PHONE
+
+
+def consent_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """2. Marketing needs the channel's opt-in; an SMS copy of a transactional message needs SMS opt-in."""
+    email = rows["channel"] == Channel.EMAIL.value
+    opted_in = rows["email_opt_in"].where(email, rows["sms_opt_in"]).fillna(False).astype(bool)
+    needs = (rows["kind"] == MessageKind.MARKETING.value) | ~email
+    yield (needs & ~opted_in).to_numpy(), Decision.SKIPPED, SkipReason.NO_CONSENT
+
+
+def suppression_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """3. A bounced, complained or unsubscribed address or customer is never messaged."""
+    hit = np.zeros(len(rows), dtype=bool)
+    hashes = _address(rows).fillna("").map(address_hash)
+    for channel in Channel:
+        suppressed = planning.suppressed.get(channel, frozenset())
+        on = (rows["channel"] == channel.value).to_numpy()
+        hit |= on & (hashes.isin(suppressed).to_numpy() | rows["customer_id"].isin(suppressed).to_numpy())
+    yield hit, Decision.SKIPPED, SkipReason.SUPPRESSED
+
+
+def quiet_hours_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """4. The job's send time (``Planning.schedule``); one inside quiet hours that cannot move today is deferred."""
+    deferred = np.zeros(len(rows), dtype=bool)
+    send_at = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]")
+    for name, group in rows.groupby("campaign", sort=False):
+        at, later = planning.schedule(planning.catalog[str(name)], group, planning)
+        send_at.loc[group.index] = pd.to_datetime(at, utc=True).to_numpy()
+        deferred[rows.index.get_indexer(group.index)] = later
+    rows["send_at"] = send_at
+    yield deferred, Decision.DEFERRED, SkipReason.QUIET_HOURS
+
+
+def redeemed_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """5. A ``stop_when_redeemed`` series stops once an order carries its coupon (a step already sent stays a duplicate)."""
+    used = redeemed_rows(rows, planning.catalog, planning.key, planning.redeemed_codes)
+    yield used & ~rows["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.REDEEMED
+
+
+def lateness_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """6. More than ``max_delay_days`` (plus the same-day grace) after the planned moment: the event's (``at``) or the send time."""
+    planned = rows["at"] if "at" in rows.columns else rows["send_at"]
+    yield too_late(planned, planning.sending_at, _max_delay(rows, planning)), Decision.SKIPPED, SkipReason.TOO_LATE
+
+
+def pause_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """7. After a pausing campaign (service recovery) reaches a customer, other marketing waits that long."""
+    yield _paused(rows, planning.catalog, planning.history, planning.as_of), Decision.SKIPPED, SkipReason.PAUSED
+
+
+def budget_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """8. At most N marketing messages a day and M in 7 days; higher priority wins; losers wait while they may."""
+    over = over_budget(rows, planning.history, planning.as_of, planning.rules, count_today=planning.count_today)
+    still_open = window_open(rows["due"], planning.as_of, _max_delay(rows, planning))
+    yield over & still_open, Decision.DEFERRED, SkipReason.FREQUENCY_CAP
+    yield over & ~still_open, Decision.SKIPPED, SkipReason.FREQUENCY_CAP
+
+
+def holdout_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """9. A stable hash sets each campaign's holdout share aside from what would go out: recorded, never sent."""
+    yield _held_out(rows, planning.catalog), Decision.HOLDOUT, SkipReason.HOLDOUT
+
+
+def duplicate_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """10. A key the send ledger holds as sent or failed for good (the budget counted it as the send it was)."""
+    yield rows["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.DUPLICATE
+
+
+Gate = Callable[[pd.DataFrame, Planning, set[str]], Stops]
+# The one ordered list every job plans through; the first gate that stops a row gives its reason.
+GATES: tuple[Gate, ...] = (
+    contact_gate,
+    consent_gate,
+    suppression_gate,
+    quiet_hours_gate,
+    redeemed_gate,
+    lateness_gate,
+    pause_gate,
+    budget_gate,
+    holdout_gate,
+    duplicate_gate,
+)
+
+
+def plan_candidates(
+    batches: Iterable[tuple[Campaign, pd.DataFrame]], customers: pd.DataFrame, planning: Planning
 ) -> pd.DataFrame:
-    """Apply the gates that look across campaigns and days: redeemed, lateness, pause, budget, holdout, duplicates.
+    """Plan candidates through every gate: one row per (customer, campaign, step, channel) with a decision.
 
-    ``redeemed``: which rows belong to a series whose coupon the customer already used.
+    ``batches``: each campaign with its candidates (customer_id, step, occurrence, due, detail, and ``at``
+    for event-driven jobs: the moment lateness counts from). Returns ``PLAN_COLUMNS`` (and ``at``).
     """
-    plan = plan.copy()
-    already = set(already)
-    if redeemed is not None:  # a step already sent stays a duplicate, however the series ended since
-        _mark(plan, redeemed & ~plan["idempotency_key"].isin(already).to_numpy(), Decision.SKIPPED, SkipReason.REDEEMED)
-    pending = plan["decision"] == Decision.SEND.value
-    max_delay = plan["campaign"].map({n: c.max_delay_days for n, c in campaigns.items()})
-
-    late = pending.to_numpy() & too_late(plan["send_at"], sending_at, max_delay)
-    _mark(plan, late, Decision.SKIPPED, SkipReason.TOO_LATE)
-
-    _mark(plan, _paused(plan, campaigns, history, as_of), Decision.SKIPPED, SkipReason.PAUSED)
-
-    over = over_budget(plan, history, as_of, rules)
-    open_window = window_open(plan["due"], as_of, max_delay)
-    _mark(plan, over & open_window, Decision.DEFERRED, SkipReason.FREQUENCY_CAP)
-    _mark(plan, over & ~open_window, Decision.SKIPPED, SkipReason.FREQUENCY_CAP)
-
-    # the holdout last: a held-out message is one that would have gone out today, so treatment and
-    # control are the same people up to the coin (the budget counts it, as the send it stands for)
-    _mark(plan, _held_out(plan, campaigns), Decision.HOLDOUT, SkipReason.HOLDOUT)
-
-    known = plan["idempotency_key"].isin(already).to_numpy() & (plan["decision"] == Decision.SEND.value).to_numpy()
-    _mark(plan, known, Decision.SKIPPED, SkipReason.DUPLICATE)
-    return plan
+    frames = [message_rows(c, cands) for c, cands in batches if len(cands)]
+    if not frames:
+        return _empty_plan()
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows.merge(customers, on="customer_id", how="left", validate="many_to_one", suffixes=("", "_customer"))
+    rows["decision"] = Decision.SEND.value
+    rows["reason"] = ""
+    known = planning.already(rows["idempotency_key"])
+    for gate in GATES:
+        for mask, decision, reason in gate(rows, planning, known):
+            _mark(rows, mask, decision, reason)
+    columns = [*PLAN_COLUMNS, *(["at"] if "at" in rows.columns else [])]
+    return rows[columns].reset_index(drop=True)
 
 
-def _held_out(plan: pd.DataFrame, campaigns: dict[str, Campaign]) -> npt.NDArray[np.bool_]:
+def _max_delay(rows: pd.DataFrame, planning: Planning) -> pd.Series:
+    return rows["campaign"].map({n: c.max_delay_days for n, c in planning.catalog.items()})
+
+
+def _held_out(plan: pd.DataFrame, campaigns: Mapping[str, Campaign]) -> npt.NDArray[np.bool_]:
     """Rows each campaign's holdout share sets aside: a stable hash of customer, campaign and quarter."""
     held = np.zeros(len(plan), dtype=bool)
     for name, rows in plan.groupby("campaign", sort=False):
@@ -269,7 +376,7 @@ def _held_out(plan: pd.DataFrame, campaigns: dict[str, Campaign]) -> npt.NDArray
 
 
 def _paused(
-    plan: pd.DataFrame, campaigns: dict[str, Campaign], history: pd.DataFrame, as_of: date
+    plan: pd.DataFrame, campaigns: Mapping[str, Campaign], history: pd.DataFrame, as_of: date
 ) -> npt.NDArray[np.bool_]:
     """Marketing rows of customers a pausing campaign (service recovery) reached within its pause."""
     pausing = {n: c.pause_promotions_days for n, c in campaigns.items() if c.pause_promotions_days > 0}
@@ -290,50 +397,6 @@ def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: Skip
     plan.loc[hit, "reason"] = reason.value
 
 
-def marketing_history(output_dir: Path, as_of: date, days: int = 30, include_today: bool = False) -> pd.DataFrame:
-    """Return (customer_id, campaign, occurrence, day) of marketing planned to send on the ``days`` before ``as_of``.
-
-    Read from those days' plans, so a backfill run in date order sees the budget each day saw, from the
-    one-off campaigns of those days, and from the marketing the order-updates runs of those days planned
-    (back in stock, ``tasks/jobs/order_updates.py``). ``include_today``: ``as_of`` itself too, for runs after
-    the day's daily run (order updates, ad-hoc campaigns).
-    """
-    frames = [_no_history()]
-    for back in range(0 if include_today else 1, days + 1):
-        day = as_of - timedelta(days=back)
-        daily = RunPaths.for_day(output_dir, day).plan
-        # the day's plan, and the plans of one-off campaigns sent that day (a withdrawn one is renamed)
-        for path in [daily, *sorted((output_dir / ADHOC_FOLDER).glob(f"*/{day.isoformat()}/plan/plan.parquet"))]:
-            if path.exists():
-                columns = ["customer_id", "campaign", "step", "occurrence", "kind", "decision"]
-                frames.append(sent_history(pd.read_parquet(path, columns=columns), day))
-        for update in sorted((output_dir / UPDATES_FOLDER / day.isoformat()).glob(f"*/plan/{UPDATES_MARKETING_FILE}")):
-            planned = pd.read_parquet(update, columns=["customer_id", "campaign", "occurrence"])
-            frames.append(planned.astype(object).assign(day=pd.Timestamp(day)))
-    out = pd.concat(frames, ignore_index=True)
-    return out.astype({"customer_id": str, "campaign": str, "occurrence": str, "day": "datetime64[ns]"})
-
-
-def _no_history() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "campaign", "occurrence")}).assign(
-        day=pd.Series(dtype="datetime64[ns]")
-    )
-
-
-def sent_history(plan: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Return (customer_id, campaign, occurrence, day) per marketing message a day's plan sends (channels once)."""
-    sent = plan.loc[(plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)]
-    sent = sent.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
-    return pd.DataFrame(
-        {
-            "customer_id": sent["customer_id"].to_numpy(dtype=object),
-            "campaign": sent["campaign"].to_numpy(dtype=object),
-            "occurrence": sent["occurrence"].astype(str).to_numpy(dtype=object),
-            "day": pd.Series(pd.Timestamp(day), index=range(len(sent)), dtype="datetime64[ns]").to_numpy(),
-        }
-    )
-
-
 def current_suppressions(suppressions: SuppressionList) -> dict[Channel, frozenset[str]]:
     """Return suppressed address hashes and customer ids per channel.
 
@@ -341,16 +404,6 @@ def current_suppressions(suppressions: SuppressionList) -> dict[Channel, frozens
     re-importing them under a new id, or moving the address to another record, changes nothing.
     """
     return {channel: suppressions.hashes(channel) | suppressions.customers(channel) for channel in Channel}
-
-
-def delivery_rules(settings: Settings) -> DeliveryRules:
-    """Build quiet hours and the frequency budget from settings."""
-    return DeliveryRules(
-        quiet=QuietHours(settings.quiet_hours_start, settings.quiet_hours_end),
-        quiet_by_country={c.upper(): QuietHours(*hours) for c, hours in settings.quiet_hours_by_country.items()},
-        marketing_per_day=settings.marketing_per_day,
-        marketing_per_week=settings.marketing_per_week,
-    )
 
 
 class Wave(BaseModel):
@@ -398,17 +451,20 @@ def build_plan(
     sending_at: datetime,
     key: bytes,
 ) -> pd.DataFrame:
-    """Plan one day: every campaign's candidates through every gate. ``already``: keys sent or failed for good."""
-    customers = data[Table.CUSTOMERS]
-    plans = [
-        plan_campaign(c, campaign_candidates(c, data, data.as_of), customers, suppressed, data.as_of, rules)
-        for c in campaigns.values()
-    ]
-    plans = [p for p in plans if len(p)]
-    plan = pd.concat(plans, ignore_index=True) if plans else _empty_plan()
-    redeemed = redeemed_rows(plan, campaigns, key, redeemed_codes(data[Table.ORDERS]))
-    known = already(plan["idempotency_key"])
-    return apply_day_gates(plan, campaigns, history, known, data.as_of, sending_at, rules, redeemed)
+    """Plan one day of the daily run: every campaign's candidates through every gate."""
+    planning = Planning(
+        as_of=data.as_of,
+        sending_at=sending_at,
+        rules=rules,
+        catalog=campaigns,
+        suppressed=suppressed,
+        history=history,
+        already=already,
+        redeemed_codes=redeemed_codes(data[Table.ORDERS]),
+        key=key,
+    )
+    batches = [(c, campaign_candidates(c, data, data.as_of)) for c in campaigns.values()]
+    return plan_candidates(batches, data[Table.CUSTOMERS], planning)
 
 
 def _empty_plan() -> pd.DataFrame:
@@ -417,7 +473,7 @@ def _empty_plan() -> pd.DataFrame:
 
 
 def redeemed_rows(
-    plan: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes, used: frozenset[str]
+    plan: pd.DataFrame, campaigns: Mapping[str, Campaign], key: bytes, used: frozenset[str]
 ) -> npt.NDArray[np.bool_]:
     """Rows of a ``stop_when_redeemed`` series whose occurrence's coupon (any step's) is on an order."""
     out = np.zeros(len(plan), dtype=bool)
@@ -469,42 +525,62 @@ def ledger_lookup(settings: Settings) -> Callable[[pd.Series], set[str]]:
 MESSAGE_PROFILE_COLUMNS = ("customer_id", "days_since_last_order", "top_category")
 
 
+def commit_shards(
+    plan: pd.DataFrame,
+    people: pd.DataFrame,
+    paths: RunPaths,
+    settings: Settings,
+    campaigns: Mapping[str, Campaign],
+) -> PlanSummary:
+    """Commit a plan for sending: its coupon registry, then its send shards wave by wave; return its summary.
+
+    Every job that sends (the daily run, ad-hoc campaigns, order updates) commits through here. Each
+    shard's addresses are remembered by the suppression list before anything is sent, so an
+    unsubscribe by customer id also covers the address the message went to.
+    """
+    paths.plan.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_parquet(paths.plan, index=False)
+    sends = plan.loc[plan["decision"] == Decision.SEND.value]
+    write_registry(registry(sends, dict(campaigns), signing_key(settings)), paths.coupons)
+    suppressions = SuppressionList.for_settings(settings)
+    waves: dict[datetime, list[int]] = {}
+    shards = shard_plan(plan, people, settings.shard_size)
+    for number, (at, shard) in enumerate(shards, start=1):
+        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
+            rows = shard.loc[shard["channel"] == channel.value]
+            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
+        shard.to_parquet(paths.send_shard(number), index=False)
+        waves.setdefault(at, []).append(number)
+    return summarise_plan(plan, len(shards), waves)
+
+
+def message_people(customers: pd.DataFrame, profile: pd.DataFrame | None) -> pd.DataFrame:
+    """The customers with the profile columns messages use (none where a job builds no profile)."""
+    if profile is None:
+        return customers.assign(**{c: None for c in MESSAGE_PROFILE_COLUMNS if c != "customer_id"})
+    return customers.merge(profile[list(MESSAGE_PROFILE_COLUMNS)], on="customer_id", how="left")
+
+
 @task(cache_policy=NO_CACHE)
 def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime) -> PlanSummary:
     """Decide who hears what today: candidates, gates, decisions, coupons and send shards."""
     progress.advance("plan")
     campaigns = daily_campaigns(load_catalog(settings.campaigns_dir))
     data = shop_data(paths, as_of, settings)
-    suppressions = SuppressionList.for_settings(settings)
-    key = signing_key(settings)
-    history = marketing_history(settings.output_dir, as_of)
     plan = build_plan(
         campaigns,
         data,
-        current_suppressions(suppressions),
+        current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        history,
+        marketing_history(settings.output_dir, as_of),
         sending_at,
-        key,
+        signing_key(settings),
     )
-    paths.plan.parent.mkdir(parents=True, exist_ok=True)
-    plan.to_parquet(paths.plan, index=False)
-    write_registry(registry(plan.loc[plan["decision"] == Decision.SEND.value], campaigns, key), paths.coupons)
-    people = data[Table.CUSTOMERS].merge(data["profile"][list(MESSAGE_PROFILE_COLUMNS)], on="customer_id", how="left")
-    shards = shard_plan(plan, people, settings.shard_size)
-    waves: dict[datetime, list[int]] = {}
-    for number, (at, shard) in enumerate(shards, start=1):
-        # remembered before sending: an unsubscribe by id then covers the address too
-        for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
-            rows = shard.loc[shard["channel"] == channel.value]
-            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
-        shard.to_parquet(paths.send_shard(number), index=False)
-        waves.setdefault(at, []).append(number)
-    to_send = sum(len(s) for _, s in shards)
-    progress.advance("render", 0, to_send)
-    progress.advance("send", 0, to_send)
-    return summarise_plan(plan, len(shards), waves)
+    summary = commit_shards(plan, message_people(data[Table.CUSTOMERS], data["profile"]), paths, settings, campaigns)
+    progress.advance("render", 0, summary.to_send)
+    progress.advance("send", 0, summary.to_send)
+    return summary
 
 
 def summarise_plan(plan: pd.DataFrame, shards: int, waves: dict[datetime, list[int]]) -> PlanSummary:

@@ -22,7 +22,9 @@ from tasks.data.validation import RawTable, validate_snapshot
 from tasks.kernel.enums import Channel, Decision, Table
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign, daily_campaigns
-from tasks.plan.planner import build_plan, delivery_rules, sent_history
+from tasks.plan.gates import delivery_rules
+from tasks.plan.history import sent_history
+from tasks.plan.planner import build_plan
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import ProfileRules, build_profile

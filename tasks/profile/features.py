@@ -32,7 +32,7 @@ from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.enums import OrderStatus, Table
 from tasks.kernel.ids import IdCodes, encode_ids
-from tasks.kernel.paths import RunPaths
+from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
 from tasks.profile.birthdays import days_until_birthday
 from tasks.profile.interests import category_affinity, top_category
@@ -93,11 +93,6 @@ class ProfileParts:
 
 # The detail tables written beside the profile.
 DETAILS = ("interests", "replenishment", "incidents", "purchase_days")
-
-
-def detail_file(profile_file: Path, name: str) -> Path:
-    """Where a detail table of a profile is written: ``profile.interests.parquet`` beside ``profile.parquet``."""
-    return profile_file.with_suffix(f".{name}.parquet")
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

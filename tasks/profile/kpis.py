@@ -145,7 +145,7 @@ def retention_cohorts(days: pd.DataFrame, as_of: date, months: int = 12) -> pd.D
 @task(cache_policy=NO_CACHE)
 def report_kpis(paths: RunPaths, as_of: date, settings: Settings) -> Kpis:
     """Compute the day's KPIs; write kpis.json, cohorts.csv and two PNG charts; publish them as artifacts."""
-    from tasks.profile.features import detail_file
+    from tasks.kernel.paths import detail_file
 
     progress.advance("KPIs")
     profile = pd.read_parquet(paths.profile)

@@ -51,8 +51,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tasks.kernel.errors import CatalogError
 from tasks.kernel.paths import RunPaths
-from tasks.plan.campaigns import CatalogError
 from tasks.profile.lifecycle import Stage
 from tasks.profile.rfm import NO_PURCHASE, RFM_SEGMENTS
 from tasks.profile.schema import PROFILE_DTYPES

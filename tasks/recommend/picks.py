@@ -31,9 +31,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.enums import Table
-from tasks.kernel.paths import RunPaths
+from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
-from tasks.profile.features import detail_file
 from tasks.recommend.interactions import shop_interactions
 from tasks.recommend.models import Interactions, Model, Popular, TopK, make_model, top_k
 

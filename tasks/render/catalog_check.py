@@ -19,12 +19,12 @@ import pandas as pd
 from pydantic import BaseModel
 
 from tasks.kernel.enums import Channel
+from tasks.kernel.errors import CatalogError
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import (
     BackInStockTrigger,
     Campaign,
     CartTrigger,
-    CatalogError,
     HolidayTrigger,
     IncidentTrigger,
     OrderStatusTrigger,

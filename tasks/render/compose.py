@@ -44,27 +44,6 @@ from tasks.render.templating import (
     template_locale,
 )
 
-# Columns of the plan shard that composing needs (joined from customers and profile).
-SHARD_COLUMNS = (
-    "idempotency_key",
-    "customer_id",
-    "campaign",
-    "channel",
-    "kind",
-    "email",
-    "phone",
-    "first_name",
-    "locale",
-    "days_since_last_order",
-    "top_category",
-    "step",
-    "occurrence",
-    "detail",
-    "send_at",
-    "timezone",
-    "country",
-)
-
 PRODUCTS_SHOWN = 3  # picks shown in a message (the recommendations table keeps more)
 
 RENDERED_COLUMNS = (

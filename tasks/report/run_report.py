@@ -14,16 +14,16 @@ from pydantic import BaseModel
 
 from tasks.data.snapshot import SnapshotSummary
 from tasks.kernel.aws import dynamodb_client
-from tasks.kernel.enums import MessageKind
+from tasks.kernel.enums import DeliveryOutcome, MessageKind
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
-from tasks.ledger.store import open_ledger
+from tasks.ledger.backend import open_ledger
 from tasks.plan.planner import PlanSummary
 from tasks.profile.kpis import Kpis
 from tasks.render.outbox import OutboxEntry, write_index
 
 # "unknown": a crash left the key claimed past its lease; a marketing message is then not resent
-DELIVERY_OUTCOMES = ("sent", "already_sent", "unknown", "failed", "retry_later", "parked", "held_quiet_hours")
+DELIVERY_OUTCOMES = tuple(DeliveryOutcome)
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",
@@ -78,7 +78,7 @@ class RunSummary(BaseModel):
             counts.append((name, int(getattr(self, name))))
             if name == "to_send":
                 counts += [(f"to send: {campaign}", n) for campaign, n in self.to_send_by_campaign.items()]
-            if name == "sent" and len(self.sent_by_channel) > 1:
+            if name == DeliveryOutcome.SENT and len(self.sent_by_channel) > 1:
                 counts += [(f"sent: {channel}", n) for channel, n in self.sent_by_channel.items()]
         counts += [(f"deferred: {reason}", n) for reason, n in self.deferred_by_reason.items()]
         return counts + [(f"skipped: {reason}", n) for reason, n in self.skipped_by_reason.items()]
@@ -151,7 +151,7 @@ def sent_by_channel(paths: RunPaths, shards: list[int]) -> dict[str, int]:
     if not files:
         return {}
     outcomes = pd.concat([pd.read_parquet(f, columns=["channel", "outcome"]) for f in files], ignore_index=True)
-    sent = outcomes.loc[outcomes["outcome"] == "sent", "channel"].value_counts().sort_index()
+    sent = outcomes.loc[outcomes["outcome"] == DeliveryOutcome.SENT, "channel"].value_counts().sort_index()
     return {str(k): int(v) for k, v in sent.items()}
 
 

@@ -64,7 +64,13 @@ def test_import_online_retail_accounts_for_every_line(online_retail: Path, tmp_p
 
 def test_imported_online_retail_runs_through_the_daily_flow(online_retail: Path, tmp_path: Path) -> None:
     imported = _run(
-        ["import", "online-retail", str(online_retail / "online_retail_lines_sample.csv"), "--out", str(tmp_path / "r")],
+        [
+            "import",
+            "online-retail",
+            str(online_retail / "online_retail_lines_sample.csv"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
         tmp_path,
     )
     assert imported.returncode == 0, imported.stderr

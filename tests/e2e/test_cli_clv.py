@@ -150,7 +150,9 @@ def test_online_retail_fit_is_sane_and_forecasts_the_holdout(online_retail: Path
     assert -0.30 < holdout["predicted_purchases"] / holdout["actual_purchases"] - 1 < 0
 
 
-def test_online_retail_off_season_holdout_is_forecast_within_fifteen_percent(online_retail: Path, tmp_path: Path) -> None:
+def test_online_retail_off_season_holdout_is_forecast_within_fifteen_percent(
+    online_retail: Path, tmp_path: Path
+) -> None:
     log = _online_retail_log(online_retail, tmp_path / "online_retail.csv")
 
     code, stdout, stderr = _fit(

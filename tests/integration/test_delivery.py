@@ -14,7 +14,8 @@ from tasks.deliver.delivery import Backoff, Outgoing, TokenBucket, deliver, tall
 from tasks.kernel.aws import ses_client
 from tasks.kernel.enums import MessageKind, SendStatus
 from tasks.kernel.settings import Settings
-from tasks.ledger.store import Claim, SqliteLedger
+from tasks.ledger.protocol import Claim
+from tasks.ledger.sqlite import SqliteLedger
 from tests.conftest import REGION, SENDER
 
 

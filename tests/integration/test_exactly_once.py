@@ -25,7 +25,7 @@ import pytest
 from flows.daily_run import daily_run
 from tasks.kernel.enums import SendStatus, Table
 from tasks.kernel.paths import RunPaths
-from tasks.ledger.store import SqliteLedger
+from tasks.ledger.sqlite import SqliteLedger
 from tests.conftest import REGION, REPO_ROOT
 from tests.faults import FaultyAws
 from tests.shops import add_rows, tiny_shop, write_shop

@@ -21,7 +21,10 @@ import pytest
 from tasks.kernel.aws import client
 from tasks.kernel.enums import MessageKind, SendStatus
 from tasks.kernel.settings import Settings
-from tasks.ledger.store import Claim, DynamoDbLedger, Ledger, SqliteLedger, create_ledger_table, open_ledger
+from tasks.ledger.backend import open_ledger
+from tasks.ledger.dynamodb import DynamoDbLedger, create_ledger_table
+from tasks.ledger.protocol import Claim, Ledger
+from tasks.ledger.sqlite import SqliteLedger
 
 LEASE = timedelta(minutes=15)
 T0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)

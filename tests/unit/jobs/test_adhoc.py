@@ -30,7 +30,8 @@ from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import PROJECT_ROOT, Settings
 from tasks.plan.campaigns import Offer
 from tasks.plan.gates import DeliveryRules, QuietHours
-from tasks.plan.planner import audience_members, marketing_history, sent_history
+from tasks.plan.history import marketing_history, sent_history
+from tasks.plan.planner import audience_members
 from tasks.profile.segments import load_segments
 from tasks.render.templating import make_environment
 

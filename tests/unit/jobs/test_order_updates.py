@@ -27,7 +27,7 @@ from tasks.kernel.enums import Table
 from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_campaign
 from tasks.plan.gates import DeliveryRules
-from tasks.plan.planner import marketing_history, sent_history
+from tasks.plan.history import marketing_history, sent_history
 from tests.shops import add_rows, tiny_shop, write_shop
 
 ORDER_STATUS = load_campaign(PROJECT_ROOT / "campaigns" / "order_status.yaml")

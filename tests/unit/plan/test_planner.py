@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +13,8 @@ from tasks.data.validation import validate_snapshot
 from tasks.kernel.enums import Channel, Table
 from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_catalog
-from tasks.plan.planner import campaign_candidates, plan_campaign
+from tasks.plan.gates import DeliveryRules
+from tasks.plan.planner import Planning, campaign_candidates, plan_candidates
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import build_profile
 from tests.shops import add_rows, tiny_shop, write_shop
@@ -28,7 +29,14 @@ def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type:
         "profile": build_profile(snapshot.frames, as_of).profile
     }
     candidates = campaign_candidates(WIN_BACK, ShopData.from_frames(as_of, frames), as_of)
-    return plan_campaign(WIN_BACK, candidates, customers, {Channel.EMAIL: suppressed}, as_of)
+    planning = Planning(
+        as_of=as_of,
+        sending_at=datetime.combine(as_of, time(3), UTC),  # the daily run, 06:00 in Moscow
+        rules=DeliveryRules(),
+        catalog={WIN_BACK.name: WIN_BACK},
+        suppressed={Channel.EMAIL: suppressed},
+    )
+    return plan_candidates([(WIN_BACK, candidates)], customers, planning)
 
 
 def test_customer_lapsed_90_days_gets_one_key_per_lapse_for_the_step_window(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tasks.kernel.enums import SendStatus
-from tasks.ledger.store import Claim, SqliteLedger
+from tasks.ledger.protocol import Claim
+from tasks.ledger.sqlite import SqliteLedger
 
 
 def _claim(key: str = "win_back/1/email/C1/2024-05-01", run_id: str = "run-1") -> Claim:

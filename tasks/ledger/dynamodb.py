@@ -1,0 +1,258 @@
+"""The AWS ledger: one DynamoDB table, conditional writes only (no transaction spans two calls)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from tasks.kernel.enums import MessageKind, SendStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+
+from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, _decide, _iso, _oldest_first, _parse, _utc, _Verdict
+
+# DynamoDB BatchGetItem takes at most 100 keys.
+_DYNAMODB_BATCH = 100
+_UNPROCESSED_ATTEMPTS = 8
+_CLAIM_ROUNDS = 5
+_SET_UNKNOWN = "SET #status = :unknown, #updated_at = :now"
+_TAKE_OVER = (
+    "SET #status = :claimed, #run_id = :run_id, #claimed_at = :now, #updated_at = :now, #attempts = #attempts + :one"
+)
+
+
+def _names(*expressions: str) -> dict[str, str]:
+    """ExpressionAttributeNames for every ``#name`` used: "status" and others are reserved words."""
+    return {ref: ref[1:] for expression in expressions for ref in re.findall(r"#\w+", expression)}
+
+
+def _conditional_check_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": str(value)}
+
+
+class DynamoDbLedger:
+    """The AWS ledger: one DynamoDB table (hash key ``pk`` = idempotency key), conditional writes only.
+
+    ``count``, ``entries`` and ``expire`` scan the whole table: they are for
+    run reports and housekeeping, never for the send path.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str, lease: timedelta = LEASE) -> None:
+        self._client = client
+        self._table = table_name
+        self._lease = lease
+
+    def claim(self, claim: Claim, now: datetime | None = None) -> bool:
+        at = _utc(now)
+        stamp = _iso(at)
+        kind = MessageKind(claim.kind)
+        for _ in range(_CLAIM_ROUNDS):
+            current = self._insert(claim, kind, stamp)
+            if current is None:
+                return True
+            entry = LedgerEntry.from_item(current)
+            verdict = _decide(entry.status, entry.kind, entry.claimed_at, _parse(stamp), self._lease)
+            if verdict is _Verdict.REFUSE:
+                return False
+            if verdict is _Verdict.MARK_UNKNOWN:
+                # Losing this race means someone else already resolved the entry: either way, not ours.
+                self._update_seen(current, _SET_UNKNOWN, {":unknown": _s(SendStatus.UNKNOWN), ":now": _s(stamp)})
+                return False
+            values = {":claimed": _s(SendStatus.CLAIMED), ":run_id": _s(claim.run_id), ":now": _s(stamp)}
+            if self._update_seen(current, _TAKE_OVER, {**values, ":one": {"N": "1"}}):
+                return True
+            # Someone changed the entry between our read and our write: look again.
+        return False
+
+    def _insert(self, claim: Claim, kind: MessageKind, stamp: str) -> dict[str, AttributeValueTypeDef] | None:
+        """Insert a fresh CLAIMED entry; None on success, else the entry that is already there."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": _s(claim.key),
+                    "campaign": _s(claim.campaign),
+                    "channel": _s(claim.channel),
+                    "customer_id": _s(claim.customer_id),
+                    "kind": _s(kind),
+                    "status": _s(SendStatus.CLAIMED),
+                    "run_id": _s(claim.run_id),
+                    "attempts": {"N": "1"},
+                    "claimed_at": _s(stamp),
+                    "updated_at": _s(stamp),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _conditional_check_failed(exc):
+                raise
+            old: dict[str, AttributeValueTypeDef] | None = exc.response.get("Item")  # type: ignore[assignment]
+            return old if old else self._get(claim.key)
+        return None
+
+    def _get(self, key: str) -> dict[str, AttributeValueTypeDef] | None:
+        return self._client.get_item(TableName=self._table, Key={"pk": _s(key)}, ConsistentRead=True).get("Item")
+
+    def _update_seen(
+        self, seen: Mapping[str, AttributeValueTypeDef], update: str, values: dict[str, AttributeValueTypeDef]
+    ) -> bool:
+        """Apply ``update`` only if the entry is still exactly the claim we read; False if it changed."""
+        condition = "#status = :seen_status AND #claimed_at = :seen_claimed_at AND #run_id = :seen_run_id"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": seen["pk"]},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update, condition),
+                ExpressionAttributeValues={
+                    ":seen_status": seen["status"],
+                    ":seen_claimed_at": seen["claimed_at"],
+                    ":seen_run_id": seen["run_id"],
+                    **values,
+                },
+            )
+        except ClientError as exc:
+            if not _conditional_check_failed(exc):
+                raise
+            return False
+        return True
+
+    def mark_sent(self, key: str, provider_id: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.SENT, "#provider_id", provider_id)
+
+    def mark_failed(self, key: str, reason: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.FAILED, "#reason", reason)
+
+    def _finish(self, key: str, run_id: str | None, status: SendStatus, name: str, value: str) -> None:
+        condition = "#status = :claimed"
+        values: dict[str, AttributeValueTypeDef] = {
+            ":claimed": _s(SendStatus.CLAIMED),
+            ":status": _s(status),
+            ":value": _s(value),
+            ":now": _s(_iso(_utc(None))),
+        }
+        if run_id is not None:
+            condition += " AND #run_id = :run_id"
+            values[":run_id"] = _s(run_id)
+        update = f"SET #status = :status, {name} = :value, #updated_at = :now"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(key)},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(update, condition),
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_check_failed(exc):
+                raise
+            raise LookupError(
+                f"ledger entry {key} is not claimed" + ("" if run_id is None else f" by {run_id}")
+            ) from None
+
+    def release(self, key: str, *, run_id: str | None = None) -> None:
+        condition = "#status = :claimed"
+        values: dict[str, AttributeValueTypeDef] = {":claimed": _s(SendStatus.CLAIMED)}
+        if run_id is not None:
+            condition += " AND #run_id = :run_id"
+            values[":run_id"] = _s(run_id)
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": _s(key)},
+                ConditionExpression=condition,
+                ExpressionAttributeNames=_names(condition),
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_check_failed(exc):
+                raise
+
+    def status(self, key: str) -> SendStatus | None:
+        item = self._get(key)
+        return None if item is None else SendStatus(item["status"]["S"])
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, SendStatus]:
+        found: dict[str, SendStatus] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _DYNAMODB_BATCH):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": _s(k)} for k in wanted[start : start + _DYNAMODB_BATCH]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "pk, #status",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                }
+            }
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    found[item["pk"]["S"]] = SendStatus(item["status"]["S"])
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))  # throttled: back off, then ask for the rest
+            else:
+                raise RuntimeError("DynamoDB left keys unprocessed after every retry")
+        return found
+
+    def _scan(self, condition: str | None = None, **values: str) -> Iterator[dict[str, AttributeValueTypeDef]]:
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        if condition is not None:
+            kwargs["FilterExpression"] = condition
+            kwargs["ExpressionAttributeNames"] = _names(condition)
+            kwargs["ExpressionAttributeValues"] = {f":{name}": _s(value) for name, value in values.items()}
+        for page in self._client.get_paginator("scan").paginate(**kwargs):
+            yield from page["Items"]
+
+    def count(self, run_id: str | None = None) -> dict[str, int]:
+        items = self._scan() if run_id is None else self._scan("#run_id = :run_id", run_id=run_id)
+        return dict(Counter(item["status"]["S"] for item in items))
+
+    def entries(self, run_id: str | None = None) -> list[LedgerEntry]:
+        items = self._scan() if run_id is None else self._scan("#run_id = :run_id", run_id=run_id)
+        return _oldest_first(LedgerEntry.from_item(item) for item in items)
+
+    def expire(self, now: datetime | None = None) -> list[LedgerEntry]:
+        at = _utc(now)
+        stale = self._scan(
+            "#status = :claimed AND #claimed_at <= :cutoff", claimed=SendStatus.CLAIMED, cutoff=_iso(at - self._lease)
+        )
+        for item in stale:
+            self._update_seen(item, _SET_UNKNOWN, {":unknown": _s(SendStatus.UNKNOWN), ":now": _s(_iso(at))})
+        unknown = self._scan("#status = :unknown", unknown=SendStatus.UNKNOWN)
+        return _oldest_first(LedgerEntry.from_item(item) for item in unknown)
+
+    def close(self) -> None:
+        """Nothing to release: the injected client belongs to the caller."""
+
+
+def create_ledger_table(client: DynamoDBClient, name: str) -> None:
+    """Create the ledger table (on demand, ``pk`` string hash key) unless it exists; wait until it is active."""
+    try:
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})

@@ -1,0 +1,180 @@
+"""The embedded ledger: one SQLite file; every rule is decided inside one ``BEGIN IMMEDIATE`` transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.kernel.enums import MessageKind, SendStatus
+
+if TYPE_CHECKING:
+    pass
+
+from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, _decide, _iso, _parse, _utc, _Verdict
+
+# Keys per lookup: SQLite's bound-parameter limit is far above.
+_SQLITE_BATCH = 500
+
+
+class SqliteLedger:
+    """The embedded ledger: one SQLite file in the state folder, safe across threads and processes."""
+
+    def __init__(self, path: Path, lease: timedelta = LEASE) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lease = lease
+        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        with self._tx() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sends ("
+                " key TEXT PRIMARY KEY, campaign TEXT NOT NULL, channel TEXT NOT NULL,"
+                " customer_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,"
+                " provider_id TEXT, reason TEXT, run_id TEXT NOT NULL,"
+                " claimed_at TEXT NOT NULL, updated_at TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS sends_run ON sends (run_id, status)")
+            db.execute("CREATE INDEX IF NOT EXISTS sends_status ON sends (status, claimed_at)")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so read-decide-write is atomic across processes.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def claim(self, claim: Claim, now: datetime | None = None) -> bool:
+        at = _iso(_utc(now))
+        kind = MessageKind(claim.kind)
+        with self._tx() as db:
+            row = db.execute("SELECT status, kind, claimed_at FROM sends WHERE key = ?", (claim.key,)).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO sends (key, campaign, channel, customer_id, kind, status, run_id,"
+                    " claimed_at, updated_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    (
+                        claim.key,
+                        claim.campaign,
+                        claim.channel,
+                        claim.customer_id,
+                        kind.value,
+                        SendStatus.CLAIMED.value,
+                        claim.run_id,
+                        at,
+                        at,
+                    ),
+                )
+                return True
+            verdict = _decide(
+                SendStatus(row["status"]), MessageKind(row["kind"]), _parse(row["claimed_at"]), _parse(at), self._lease
+            )
+            if verdict is _Verdict.MARK_UNKNOWN:
+                db.execute(
+                    "UPDATE sends SET status = ?, updated_at = ? WHERE key = ?",
+                    (SendStatus.UNKNOWN.value, at, claim.key),
+                )
+            elif verdict is _Verdict.TAKE_OVER:
+                db.execute(
+                    "UPDATE sends SET status = ?, run_id = ?, claimed_at = ?, updated_at = ?, attempts = attempts + 1"
+                    " WHERE key = ?",
+                    (SendStatus.CLAIMED.value, claim.run_id, at, at, claim.key),
+                )
+            return verdict is _Verdict.TAKE_OVER
+
+    def mark_sent(self, key: str, provider_id: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.SENT, provider_id=provider_id)
+
+    def mark_failed(self, key: str, reason: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.FAILED, reason=reason)
+
+    def _finish(
+        self,
+        key: str,
+        run_id: str | None,
+        status: SendStatus,
+        provider_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        query = "UPDATE sends SET status = ?, provider_id = ?, reason = ?, updated_at = ? WHERE key = ? AND status = ?"
+        args: tuple[str | None, ...] = (
+            status.value,
+            provider_id,
+            reason,
+            _iso(_utc(None)),
+            key,
+            SendStatus.CLAIMED.value,
+        )
+        if run_id is not None:
+            query, args = query + " AND run_id = ?", (*args, run_id)
+        with self._tx() as db:
+            if db.execute(query, args).rowcount != 1:
+                raise LookupError(f"ledger entry {key} is not claimed" + ("" if run_id is None else f" by {run_id}"))
+
+    def release(self, key: str, *, run_id: str | None = None) -> None:
+        query = "DELETE FROM sends WHERE key = ? AND status = ?"
+        args: tuple[str, ...] = (key, SendStatus.CLAIMED.value)
+        if run_id is not None:
+            query, args = query + " AND run_id = ?", (*args, run_id)
+        with self._tx() as db:
+            db.execute(query, args)
+
+    def status(self, key: str) -> SendStatus | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM sends WHERE key = ?", (key,)).fetchone()
+        return None if row is None else SendStatus(row[0])
+
+    def statuses(self, keys: Iterable[str]) -> dict[str, SendStatus]:
+        found: dict[str, SendStatus] = {}
+        wanted = list(dict.fromkeys(keys))
+        with self._lock:
+            for start in range(0, len(wanted), _SQLITE_BATCH):
+                batch = wanted[start : start + _SQLITE_BATCH]
+                marks = ",".join("?" * len(batch))
+                rows = self._db.execute(f"SELECT key, status FROM sends WHERE key IN ({marks})", batch)
+                found.update((key, SendStatus(status)) for key, status in rows)
+        return found
+
+    def count(self, run_id: str | None = None) -> dict[str, int]:
+        query = "SELECT status, COUNT(*) FROM sends"
+        args: tuple[str, ...] = ()
+        if run_id is not None:
+            query, args = query + " WHERE run_id = ?", (run_id,)
+        with self._lock:
+            rows = self._db.execute(query + " GROUP BY status", args).fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def entries(self, run_id: str | None = None) -> list[LedgerEntry]:
+        query = "SELECT * FROM sends"
+        args: tuple[str, ...] = ()
+        if run_id is not None:
+            query, args = query + " WHERE run_id = ?", (run_id,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY claimed_at, key", args).fetchall()
+        return [LedgerEntry.from_row(row) for row in rows]
+
+    def expire(self, now: datetime | None = None) -> list[LedgerEntry]:
+        at = _utc(now)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sends SET status = ?, updated_at = ? WHERE status = ? AND claimed_at <= ?",
+                (SendStatus.UNKNOWN.value, _iso(at), SendStatus.CLAIMED.value, _iso(at - self._lease)),
+            )
+            rows = db.execute(
+                "SELECT * FROM sends WHERE status = ? ORDER BY claimed_at, key", (SendStatus.UNKNOWN.value,)
+            ).fetchall()
+        return [LedgerEntry.from_row(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
