@@ -60,14 +60,8 @@ from tasks.plan.planner import (
     message_people,
     plan_candidates,
 )
-from tasks.profile.segments import (
-    MAX_EXPRESSION_CHARS,
-    CompiledSegment,
-    ExpressionError,
-    compile_expression,
-    load_segments,
-    read_snapshot,
-)
+from tasks.profile.expressions import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
+from tasks.profile.segments import CompiledSegment, load_segments, read_snapshot
 from tasks.render.catalog_check import SAMPLE_PICKS, SampleMessage, render_sample
 from tasks.render.compose import load_picks, load_products, render_shard
 from tasks.render.outbox import write_index

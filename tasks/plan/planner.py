@@ -74,7 +74,8 @@ from tasks.plan.history import marketing_history, no_history
 from tasks.plan.offers import coupon_code, redeemed_codes, registry, write_registry
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData, occurrences
-from tasks.profile.segments import CompiledSegment, compile_expression
+from tasks.profile.expressions import compile_expression
+from tasks.profile.segments import CompiledSegment
 
 # Columns of a send shard: the plan row joined with what composing a message needs (customer, profile).
 SHARD_COLUMNS = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # The full profile every segment and campaign reads: column -> pandas dtype. A segment expression may use
-# any of these names (tasks/profile/segments.py checks them at load).
+# any of these names (tasks/profile/expressions.py checks them at load).
 PROFILE_DTYPES: dict[str, str] = {
     "customer_id": "string",
     "orders": "int64",

@@ -33,7 +33,8 @@ from tasks.plan.campaigns import (
     ReplenishmentTrigger,
     load_campaign,
 )
-from tasks.profile.segments import ExpressionError, SegmentError, check_segments, compile_expression
+from tasks.profile.expressions import ExpressionError, compile_expression
+from tasks.profile.segments import SegmentError, check_segments
 from tasks.render.compose import build_context, message_products
 from tasks.render.sms import sms_parts
 from tasks.render.templating import PARTS, SMS_PART, RenderError, make_environment, render_message, render_sms

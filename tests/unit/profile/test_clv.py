@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, special
 
-from tasks.profile import clv
+from tasks.profile import bgnbd, clv, gamma_gamma
 
 # CDNOW's published parameters (FHL 2005; Fader & Hardie 2013): realistic values for the prediction checks.
 CDNOW = clv.BgNbdParams(r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=0.0)
@@ -115,10 +115,10 @@ def test_bgnbd_gradient_matches_finite_differences() -> None:
     weights = np.array([3.0, 1.0, 2.0, 1.0, 4.0])
 
     def value(theta: np.ndarray) -> float:
-        return clv._bgnbd_neg_loglik(theta, ux, inv, x, t_x, T, weights)[0]
+        return bgnbd._bgnbd_neg_loglik(theta, ux, inv, x, t_x, T, weights)[0]
 
     def gradient(theta: np.ndarray) -> np.ndarray:
-        return clv._bgnbd_neg_loglik(theta, ux, inv, x, t_x, T, weights)[1]
+        return bgnbd._bgnbd_neg_loglik(theta, ux, inv, x, t_x, T, weights)[1]
 
     theta = np.log([0.3, 4.0, 0.8, 2.5])
     assert optimize.check_grad(value, gradient, theta, epsilon=1e-7) < 1e-5
@@ -129,10 +129,10 @@ def test_gamma_gamma_gradient_matches_finite_differences() -> None:
     m = np.array([0.8, 1.3, 0.6, 2.0])
 
     def value(theta: np.ndarray) -> float:
-        return clv._GammaGammaData(x, m).neg_loglik(theta)[0]
+        return gamma_gamma._GammaGammaData(x, m).neg_loglik(theta)[0]
 
     def gradient(theta: np.ndarray) -> np.ndarray:
-        return clv._GammaGammaData(x, m).neg_loglik(theta)[1]
+        return gamma_gamma._GammaGammaData(x, m).neg_loglik(theta)[1]
 
     assert optimize.check_grad(value, gradient, np.log([6.0, 3.7, 1.0]), epsilon=1e-7) < 1e-5
 
