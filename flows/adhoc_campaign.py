@@ -19,23 +19,19 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.waves import deliver_waves
 from tasks.data.snapshot import load_snapshot
 from tasks.jobs.adhoc import (
-    AdhocPreview,
     AdhocRequest,
     AdhocSummary,
     Approval,
-    Sample,
     adhoc_paths,
-    approval_description,
     commit_plan,
     plan_adhoc,
     prepare_campaign,
-    publish_preview,
     render_adhoc,
-    render_samples,
     report_adhoc,
     summarise_adhoc,
     withdraw_plan,
 )
+from tasks.jobs.adhoc_preview import AdhocPreview, Sample, approval_description, publish_preview, render_samples
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.kernel.enums import AdhocStatus
 from tasks.kernel.paths import RunPaths

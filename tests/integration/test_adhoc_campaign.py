@@ -14,7 +14,8 @@ import boto3
 import pandas as pd
 import pytest
 
-from tasks.jobs.adhoc import AdhocRequest, AdhocSummary, adhoc_paths, artifact_key
+from tasks.jobs.adhoc import AdhocRequest, AdhocSummary, adhoc_paths
+from tasks.jobs.adhoc_preview import artifact_key
 from tasks.kernel.enums import Table
 from tasks.plan.campaigns import Offer
 from tests.conftest import REGION

@@ -11,20 +11,22 @@ from pydantic import ValidationError
 
 from tasks.jobs.adhoc import (
     AdhocError,
-    AdhocPreview,
     AdhocRequest,
     Audience,
     adhoc_paths,
-    approval_question,
-    artifact_key,
     build_adhoc_plan,
     campaign_for,
     candidates,
+    resolve_audience,
+    schedule_sends,
+)
+from tasks.jobs.adhoc_preview import (
+    AdhocPreview,
+    approval_question,
+    artifact_key,
     preview_markdown,
     preview_numbers,
     render_samples_with,
-    resolve_audience,
-    schedule_sends,
 )
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import PROJECT_ROOT, Settings
