@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tasks.consent.suppression import SuppressionList
@@ -123,3 +124,63 @@ def test_send_time_is_ten_in_the_morning_in_the_customers_zone(tmp_path: Path) -
     plan = _plan(tmp_path, tiny_shop(), date(2024, 5, 2))
 
     assert plan.loc[0, "send_at"] == pd.Timestamp("2024-05-02T07:00:00Z")  # 10:00 in Moscow (UTC+3)
+
+
+# --- the one pipeline: every job plans through the same ordered gates ------------------------------------------
+
+
+def _people() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "email": ["a@example.com", None, "c@example.com", "d@example.com"],
+            "phone": [None, None, None, None],
+            "timezone": ["Europe/Warsaw"] * 4,
+            "country": ["PL"] * 4,
+            "email_opt_in": [True, False, False, True],
+            "sms_opt_in": [False] * 4,
+        }
+    )
+
+
+def _candidates(day: date) -> pd.DataFrame:
+    iso = day.isoformat()
+    return pd.DataFrame(
+        {"customer_id": ["A", "B", "C", "D"], "step": 1, "occurrence": iso, "due": iso, "detail": [None] * 4}
+    )
+
+
+def test_a_row_two_gates_would_stop_gets_the_earlier_gates_reason() -> None:
+    # B has no email and no consent (contact comes first); C has no consent and is suppressed (consent first)
+    day = date(2024, 5, 2)
+    campaign = WIN_BACK.model_copy(update={"holdout_share": 0.0})
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={campaign.name: campaign},
+        suppressed={Channel.EMAIL: frozenset({"C", "D"})},
+        already=lambda keys: set(keys[keys.str.contains("/A/")]),
+    )
+
+    plan = plan_candidates([(campaign, _candidates(day))], _people(), planning).set_index("customer_id")
+
+    assert dict(plan["reason"]) == {"A": "duplicate", "B": "no_email", "C": "no_consent", "D": "suppressed"}
+
+
+def test_a_job_changes_when_a_message_goes_not_which_gates_stop_it() -> None:
+    # the same candidates planned with the daily run's send time and with a job's own ("now", no quiet hours)
+    day = date(2024, 5, 2)
+    campaign = WIN_BACK.model_copy(update={"holdout_share": 0.0})
+    now = datetime.combine(day, time(13, 30), UTC)
+
+    def at_once(_campaign, rows, _planning):  # type: ignore[no-untyped-def]
+        return pd.Series(pd.Timestamp(now), index=rows.index), np.zeros(len(rows), dtype=bool)
+
+    base = {"as_of": day, "sending_at": now, "rules": DeliveryRules(), "catalog": {campaign.name: campaign}}
+    daily = plan_candidates([(campaign, _candidates(day))], _people(), Planning(**base))
+    job = plan_candidates([(campaign, _candidates(day))], _people(), Planning(**base, schedule=at_once))
+
+    assert list(daily["reason"]) == list(job["reason"]) == ["", "no_email", "no_consent", ""]
+    assert set(daily["send_at"]) == {pd.Timestamp("2024-05-02T08:00:00Z")}  # 10:00 in Warsaw
+    assert set(job["send_at"]) == {pd.Timestamp(now)}
