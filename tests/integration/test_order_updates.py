@@ -142,7 +142,7 @@ def test_the_command_dry_run_sends_nothing_and_keeps_the_watermark(
 ) -> None:
     from flows.cli import app
 
-    monkeypatch.setattr("flows.cli._prefect_env", lambda verbose: None)  # keep this process's Prefect settings
+    monkeypatch.setattr("flows.cli.ops._prefect_env", lambda verbose: None)  # keep this process's Prefect settings
     shop = _shop(tmp_path / "shop", [("O10", "paid", NOON - timedelta(minutes=2))])
 
     result = CliRunner().invoke(

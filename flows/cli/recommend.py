@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from flows.console import err, out
-from flows.console import fail as _fail
+from flows.cli.console import err, out
+from flows.cli.console import fail as _fail
 
 recommend_app = typer.Typer(
     help="Product recommendations from interactions (user_id,item_id,timestamp[,weight]).",

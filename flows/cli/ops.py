@@ -1,0 +1,219 @@
+"""Operations: ``loyalty serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates`` and ``attribution``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from flows.cli.common import _parse_moment, _prefect_env, _snapshot_day
+from flows.cli.console import err, out
+from flows.cli.console import fail as _fail
+
+
+def serve(
+    verbose: Annotated[bool, typer.Option("--verbose/--quiet", help="Show Prefect's logs.")] = True,
+) -> None:
+    """Serve every deployment (daily-run at 06:00 shop time) from this process against a Prefect server."""
+    _prefect_env(verbose)
+    from prefect.settings import get_current_settings
+
+    from flows.serve import serve_all
+    from tasks.kernel.settings import PROJECT_ROOT, Settings
+
+    if not get_current_settings().api.url:
+        raise _fail(
+            "no Prefect server configured: start one (prefect server start --host 127.0.0.1) and set PREFECT_API_URL"
+        )
+    os.chdir(PROJECT_ROOT)  # deployment entrypoints are recorded relative to the working directory
+    serve_all(Settings())
+
+
+def serve_unsubscribe_command(
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless behind a proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the one-click unsubscribe endpoint (POST suppresses, GET only shows a confirmation page)."""
+    from tasks.consent.unsubscribe import serve_unsubscribe
+    from tasks.kernel.settings import Settings
+
+    serve_unsubscribe(Settings(), host=host, port=port)
+
+
+def process_feedback_command(
+    max_messages: Annotated[int, typer.Option(help="Most queue messages to read in this run.")] = 10_000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Read SES bounces and complaints (SQS) and SMS opt-outs into the suppression list."""
+    _prefect_env(verbose)
+    from flows.process_feedback import process_feedback
+
+    out.print(process_feedback(max_messages=max_messages).headline())
+
+
+def order_updates_command(
+    data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Look up to and send at this ISO time (simulations); default: now.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render and record, send nothing, keep the watermark.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Send order-status updates and back-in-stock notices for the events since the last run (the watermark)."""
+    _prefect_env(verbose)
+    from flows.order_updates import order_updates
+    from tasks.data.contract import ContractError
+    from tasks.data.sources import check_source
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.errors import CatalogError
+    from tasks.kernel.settings import Settings
+
+    settings = Settings()
+    source = data or settings.data
+    moment = _parse_moment(now) if now else None
+    try:
+        check_source(source, lambda: s3_client(settings))
+        summary = order_updates(data=source, now=moment, dry_run=dry_run)
+    except (ContractError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        return
+    window = f"{summary.window_start:%Y-%m-%d %H:%M} - {summary.now:%Y-%m-%d %H:%M} UTC"
+    out.print(f"[bold]Order updates[/] {window}" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
+    table = RichTable("messages", "count", title_justify="left")
+    for name, n in (
+        *((f"read: {t}", n) for t, n in summary.events_read.items()),
+        *((f"candidates: {c}", n) for c, n in summary.candidates.items()),
+    ):
+        table.add_row(name.replace("_", " "), str(n))
+    table.add_row("to send", str(summary.to_send))
+    for name, n in (
+        *((f"  sent: {c}", n) for c, n in summary.sent_by_channel.items()),
+        *((f"deferred: {r}", n) for r, n in summary.deferred_by_reason.items()),
+        *((f"skipped: {r}", n) for r, n in summary.skipped_by_reason.items()),
+    ):
+        table.add_row(name.replace("_", " "), str(n))
+    out.print(table)
+    out.print(f"[bold]{summary.headline()}[/]")
+    if summary.watermark_after is not None:
+        out.print(f"Watermark: {summary.watermark_after:%Y-%m-%d %H:%M:%S} UTC", highlight=False)
+    if summary.run_dir:
+        out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
+
+
+def attribution(
+    start: Annotated[str, typer.Option("--from", help="First run day whose messages count, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last run day whose messages count (included), YYYY-MM-DD.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="The runs' output folder; default: the LOYALTY_OUTPUT_DIR setting.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder or s3://bucket/prefix with the contract tables, for the orders; "
+            "default: the orders snapshot of the latest run from --to to --to + window."
+        ),
+    ] = None,
+    window: Annotated[int, typer.Option("--window", min=1, max=90, help="Days after a message its orders count.")] = 5,
+    by_step: Annotated[bool, typer.Option("--by-step", help="One row per campaign step.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as a JSON list on stdout.")] = False,
+) -> None:
+    """Measure each campaign against its holdout: conversions, revenue, uplift with a 95% interval, redemptions."""
+    from datetime import timedelta
+
+    from rich import box as rich_box
+    from rich.markup import escape
+
+    from tasks.data.contract import ContractError
+    from tasks.kernel.aws import s3_client
+    from tasks.kernel.settings import Settings
+    from tasks.report import attribution as attr
+
+    first, last = _snapshot_day("--from", start), _snapshot_day("--to", end)
+    if first > last:
+        raise _fail(f"--from {first} is after --to {last}")
+    output_dir = output or Settings().output_dir
+    if not attr.plan_days(output_dir, first, last):
+        raise _fail(
+            f"no plans from {first} to {last} under {output_dir}: run `loyalty run` or `loyalty backfill` for those days"
+        )
+    horizon = last + timedelta(days=window)
+    if data:
+        try:
+            orders = attr.load_orders(data, horizon, lambda: s3_client(Settings()))
+        except ContractError as exc:
+            raise _fail(str(exc)) from None
+        seen_until = horizon
+    else:
+        found = attr.snapshot_orders(output_dir, last, horizon)
+        if found is None:
+            raise _fail(
+                f"no orders snapshot from {last} to {horizon} under {output_dir}: pass --data with the shop's tables"
+            )
+        seen_until, orders = found
+    if seen_until < horizon:
+        short = max(first, seen_until - timedelta(days=window - 1))
+        err.print(
+            f"note: orders are known until the end of {seen_until}: messages from {short} on have had fewer than "
+            f"{window} days to convert (pass --data with the shop's tables for later orders)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    try:
+        coupons = attr.read_coupons(output_dir, first, last)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    # messages first exposed before --from belong to an earlier report: read a few days before it to know them
+    plans = attr.read_plans(output_dir, first - timedelta(days=attr.LOOKBACK_DAYS), last)
+    frame = attr.attribute(plans, orders, window, coupons, by_step=by_step, period=(first, last))
+    name = f"attribution-{first}-{last}" + ("-by-step" if by_step else "")
+    written = attr.write_reports(frame, output_dir / "reports", name)
+    rows = attr.attribution_records(frame)
+    if as_json:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False) + "\n")
+        return
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    def uplift(row: attr.CampaignAttribution) -> str:
+        if row.uplift is None or row.uplift_low is None or row.uplift_high is None:
+            return "n/a (no holdout)" if not row.holdout else "n/a"
+        return f"{row.uplift * 100:+.1f} [{row.uplift_low * 100:+.1f}, {row.uplift_high * 100:+.1f}]"
+
+    # numbers are never cut: the columns fit 80 characters with at most the campaign name folded
+    table = RichTable(
+        title=f"Holdout attribution {first} → {last} (orders within {window} days)",
+        title_justify="left",
+        box=rich_box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
+    table.add_column("campaign, step" if by_step else "campaign", overflow="fold")
+    headers = ["sent", "conv %", "holdout", "holdout\nconv %", "uplift pp\n[95% CI]", "revenue", "redeemed"]
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            escape(row.campaign if row.step is None else f"{row.campaign}, {row.step}"),
+            f"{row.sent:,}",
+            pct(row.conversion_rate),
+            f"{row.holdout:,}",
+            pct(row.holdout_rate),
+            uplift(row),
+            f"{row.revenue:,.2f}",
+            "-" if row.redemptions is None else f"{row.redemptions:,}",
+        )
+    out.print(table)
+    if not rows:
+        out.print(f"No marketing message was sent or held out by the runs from {first} to {last}.")
+    out.print(f"Reports: {written[0]}, {written[1]}", highlight=False, soft_wrap=True)
