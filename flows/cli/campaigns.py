@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -135,7 +136,10 @@ def _day(flag: str, value: str) -> date:
 
 
 if TYPE_CHECKING:
-    from tasks.jobs.adhoc import AdhocPreview, Sample
+    from rich.progress import Progress
+
+    from tasks.jobs.adhoc import AdhocRequest, Approval
+    from tasks.jobs.adhoc_preview import AdhocPreview, Sample
 
 
 def _adhoc_option_error(exc: Exception) -> str:
@@ -199,42 +203,22 @@ def adhoc(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Send without asking.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Send a one-off campaign from the terminal: preview it, confirm, then send through the ledger."""
-    _prefect_env(verbose)
-    # the tasks run here as plain functions, outside any flow run: their logs stay in the terminal
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    from collections import Counter
-    from datetime import timedelta
-    from functools import partial
+    """Send a one-off campaign from the terminal: preview it, confirm, then send through the ledger.
 
-    from prefect.logging import disable_run_logger
+    It runs the ``adhoc_campaign`` flow itself, in this process; the terminal, not the Prefect UI, reviews it.
+    """
+    _prefect_env(verbose)
     from pydantic import ValidationError
 
+    from flows.adhoc_campaign import adhoc_campaign, reviewed_by
     from tasks.data.contract import ContractError
-    from tasks.data.snapshot import load_snapshot
     from tasks.data.sources import check_source
-    from tasks.deliver.delivery import deliver_shard
-    from tasks.jobs.adhoc import (
-        AdhocError,
-        AdhocRequest,
-        Status,
-        adhoc_paths,
-        campaign_for,
-        commit_plan,
-        plan_adhoc,
-        render_adhoc,
-        render_samples,
-        summarise_adhoc,
-        withdraw_plan,
-        write_report,
-    )
+    from tasks.jobs.adhoc import AdhocError, AdhocRequest, campaign_for
     from tasks.kernel.aws import s3_client
-    from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
+    from tasks.kernel.enums import AdhocStatus
     from tasks.kernel.settings import Settings
     from tasks.plan.campaigns import Offer
-    from tasks.profile.features import profile_customers
     from tasks.profile.segments import SegmentError
-    from tasks.recommend.picks import recommend_products
     from tasks.render.templating import RenderError
 
     if (percent_off is None) != (coupon_prefix is None):
@@ -262,51 +246,51 @@ def adhoc(
     except (ValidationError, ValueError) as exc:
         raise _fail(_adhoc_option_error(exc)) from None
     settings = Settings()
-    day = request.as_of or business_date(settings.shop_timezone)
-    source = request.data or settings.data
-    try:
-        campaign, resolved = campaign_for(request, settings)
-        check_source(source, lambda: s3_client(settings))
+    try:  # a bad audience, template or data source: one line, before Prefect starts
+        campaign_for(request, settings)
+        check_source(request.data or settings.data, lambda: s3_client(settings))
     except (AdhocError, ContractError) as exc:
         raise _fail(str(exc)) from None
-    paths = adhoc_paths(settings.output_dir, request.name, day)
-    with paths.exclusive(on_wait=lambda: err.print(f"Another run of {campaign.name} for {day} is under way; waiting")):
+    with _progress_bars(skip=set()) as bars, reviewed_by(_TerminalReviewer(yes, bars)):
         try:
-            with _progress_bars(skip={"send"}):
-                load_snapshot.fn(source, day, paths, settings)
-                profile_customers.fn(paths, day, settings)
-                if campaign.products == "picks":
-                    recommend_products.fn(paths, day, settings)
-                preview = plan_adhoc.fn(campaign, resolved, paths, day, settings, request.send_at, sending_moment())
-                samples = render_samples.fn(campaign, preview.locales, day, settings)
-        except (ContractError, SegmentError, RenderError) as exc:
+            summary = adhoc_campaign(request)
+        except (AdhocError, ContractError, SegmentError, RenderError) as exc:
             raise _fail(str(exc)) from None
-        _print_adhoc_preview(preview, samples)
-        if request.dry_run or settings.dry_run or preview.to_send == 0:
-            status: Status = "dry_run" if request.dry_run or settings.dry_run else "nothing_to_send"
-            withdraw_plan.fn(paths, status)
-            out.print(f"[bold]{summarise_adhoc(preview, status, paths).headline()}[/]")
+    out.print(f"[bold]{escape(summary.headline())}[/]")
+    if summary.status is AdhocStatus.SENT:
+        out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
+    if summary.status is AdhocStatus.REJECTED:
+        raise typer.Exit(code=1)
+
+
+class _TerminalReviewer:
+    """The terminal reviews an ad-hoc campaign: the preview printed, then "Send N messages?" (or ``--yes``)."""
+
+    def __init__(self, yes: bool, bars: Progress | None) -> None:
+        self.yes, self.bars = yes, bars
+
+    def show(self, preview: AdhocPreview, samples: list[Sample]) -> None:
+        with self._paused_bars():
+            _print_adhoc_preview(preview, samples)
+
+    def approve(self, preview: AdhocPreview, request: AdhocRequest) -> Approval:
+        from tasks.jobs.adhoc import Approval
+
+        if self.yes:
+            return Approval(approved=True, comment="confirmed with --yes")
+        with self._paused_bars():
+            approved = typer.confirm(f"Send {preview.to_send:,} messages?", default=False)
+        return Approval(
+            approved=approved, comment="confirmed in the terminal" if approved else "declined in the terminal"
+        )
+
+    @contextmanager
+    def _paused_bars(self) -> Iterator[None]:
+        if self.bars is None:
+            yield
             return
-        if not yes and not typer.confirm(f"Send {preview.to_send:,} messages?", default=False):
-            withdraw_plan.fn(paths, "rejected")
-            out.print(f"[bold]{summarise_adhoc(preview, 'rejected', paths).headline()}[/]")
-            raise typer.Exit(code=1)
-        plan = commit_plan.fn(campaign, paths, settings, sending_moment())
-        for shard in plan.shards:
-            render_adhoc.fn(campaign, paths, shard, day, settings)
-        delivery: Counter[str] = Counter()
-        run_id, clock = flow_run_id(), SendClock()
-
-        def waiting(at: datetime, seconds: float) -> None:
-            err.print(f"Waiting {timedelta(seconds=round(seconds))} for the wave at {at:%H:%M} UTC")
-
-        # the tasks run as plain functions here: their run logger is off, the terminal shows progress
-        with disable_run_logger(), _progress_bars(skip=set()):
-            for wave in plan.waves:
-                moment = clock.wait_for(wave.at, on_wait=partial(waiting, wave.at))
-                for shard in wave.shards:
-                    delivery.update(deliver_shard.fn(paths, shard, settings, run_id, None, plan.to_send, moment))
-        summary = summarise_adhoc(preview, "sent", paths, "confirmed in the terminal", delivery)
-        write_report(summary, paths, plan.shards)
-    out.print(f"[bold]{summary.headline()}[/]")
-    out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
+        self.bars.stop()
+        try:
+            yield
+        finally:
+            self.bars.start()

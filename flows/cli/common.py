@@ -62,12 +62,12 @@ def _snapshot_day(flag: str, value: str) -> date:
 
 
 @contextmanager
-def _progress_bars(skip: set[str]) -> Iterator[None]:
-    """Show a bar per step on a terminal while the flow runs; stay silent otherwise."""
+def _progress_bars(skip: set[str]) -> Iterator[Progress | None]:
+    """Show a bar per step on a terminal while the flow runs (yields the bars, to pause them); silent otherwise."""
     from tasks.kernel import progress
 
     if not err.is_terminal:
-        yield
+        yield None
         return
     columns = (
         SpinnerColumn(),
@@ -95,6 +95,6 @@ def _progress_bars(skip: set[str]) -> Iterator[None]:
 
         progress.listen(on_progress)
         try:
-            yield
+            yield bars
         finally:
             progress.listen(None)

@@ -225,3 +225,58 @@ def test_rejected_campaign_sends_nothing_and_leaves_no_plan(
     paths = adhoc_paths(tmp_path / "out", request.name, AS_OF)
     assert not paths.plan.exists() and not paths.coupons.exists()  # no budget counts a rejected plan
     assert paths.plan.with_name("rejected.parquet").exists()
+
+
+# --- the terminal: `loyalty adhoc` runs the same flow, the terminal reviews it -----------------------------------
+
+
+def _loyalty_adhoc(shop: Path, name: str, *extra: str, answer: str = "") -> Any:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    args = ["adhoc", "--name", name, "--audience", "never_bought", "--template", "flash_sale"]
+    args += ["--percent-off", "20", "--coupon-prefix", "FLASH", "--valid-days", "2"]
+    args += ["--as-of", AS_OF.isoformat(), "--data", str(shop), *extra]
+    return CliRunner().invoke(app, args, input=answer)
+
+
+def _adhoc_flow_runs(name: str) -> list[Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["adhoc-campaign"])))
+    return [r for r in runs if r.parameters.get("request", {}).get("name") == name]
+
+
+def test_the_terminal_command_runs_the_flow_shows_the_preview_asks_and_sends_once(
+    aws: str, adhoc_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flows.cli.campaigns._prefect_env", lambda verbose: None)
+    audience = 1 + NEWCOMERS
+
+    first = _loyalty_adhoc(adhoc_env, "flash_sale_cli", answer="y\n")
+
+    assert first.exit_code == 0, first.output
+    assert f"{audience} customers" in first.output and "not sent: no_consent" in first.output
+    assert f"Send {audience - NO_CONSENT} messages? [y/N]" in first.output
+    assert f"Sent {audience - NO_CONSENT} of {audience - NO_CONSENT} messages" in first.output
+    assert _ses_sent() == audience - NO_CONSENT
+    assert [r.state.type.value for r in _adhoc_flow_runs("flash_sale_cli")] == ["COMPLETED"]  # the flow itself ran
+
+    again = _loyalty_adhoc(adhoc_env, "flash_sale_cli", "--yes")
+
+    assert again.exit_code == 0, again.output
+    assert "Nothing to send" in again.output
+    assert _ses_sent() == audience - NO_CONSENT
+
+
+def test_answering_no_in_the_terminal_sends_nothing(aws: str, adhoc_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("flows.cli.campaigns._prefect_env", lambda verbose: None)
+
+    declined = _loyalty_adhoc(adhoc_env, "flash_sale_declined", answer="n\n")
+
+    assert declined.exit_code == 1
+    assert "Rejected (declined in the terminal): nothing was sent." in declined.output
+    assert _ses_sent() == 0
