@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -90,7 +90,7 @@ def simulate(
     from tasks.plan.simulate import daily_counts
     from tasks.plan.simulate import simulate as run_simulation
 
-    first, last = _day("--from", start), _day("--to", end)
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     if first > last:
         raise _fail(f"--from {first} is after --to {last}")
     if (last - first).days > 366:
@@ -126,13 +126,6 @@ def simulate(
     decided = rows.groupby(["decision", "reason"]).size().reset_index(name="rows")
     parts = [f"{d}{f' ({r})' if r else ''} {n}" for d, r, n in decided.itertuples(index=False)]
     out.print("Decisions: " + ", ".join(parts), highlight=False)
-
-
-def _day(flag: str, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{flag} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 if TYPE_CHECKING:

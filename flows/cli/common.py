@@ -47,14 +47,8 @@ def _parse_moment(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _parse_date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _snapshot_day(flag: str, value: str) -> date:
+def _parse_date(value: str, flag: str = "--as-of") -> date:
+    """A date option, or one line naming the option and exit 2."""
     try:
         return date.fromisoformat(value)
     except ValueError:

@@ -29,7 +29,7 @@ def synth(
 
     if fmt not in ("csv", "parquet"):
         raise _fail(f"--format must be csv or parquet, not {fmt!r}")
-    last = _parse_date(end) if end else DEFAULT_END
+    last = _parse_date(end, "--end") if end else DEFAULT_END
     with err.status(f"Generating {customers} customers over {days} days…"):
         frames = generate_shop(customers=customers, days=days, seed=seed, end=last)
         written = write_shop(frames, out_dir, fmt="csv" if fmt == "csv" else "parquet")

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from flows.cli.common import _parse_moment, _prefect_env, _snapshot_day
+from flows.cli.common import _parse_date, _parse_moment, _prefect_env
 from flows.cli.console import err, out
 from flows.cli.console import fail as _fail
 
@@ -138,7 +138,7 @@ def attribution(
     from tasks.kernel.settings import Settings
     from tasks.report import attribution as attr
 
-    first, last = _snapshot_day("--from", start), _snapshot_day("--to", end)
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     if first > last:
         raise _fail(f"--from {first} is after --to {last}")
     output_dir = output or Settings().output_dir

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from flows.cli.common import _parse_date, _snapshot_day
+from flows.cli.common import _parse_date
 from flows.cli.console import err, out
 from flows.cli.console import fail as _fail
 
@@ -180,7 +180,7 @@ def segments_migration(
     from tasks.profile.segments import migration, migration_moves, read_snapshot
 
     output = Settings().output_dir
-    days = (_snapshot_day("--from", from_day), _snapshot_day("--to", to_day))
+    days = (_parse_date(from_day, "--from"), _parse_date(to_day, "--to"))
     snapshots = []
     for day in days:
         path = RunPaths.for_day(output, day).segments

@@ -167,7 +167,7 @@ def backfill(
     from tasks.kernel.settings import Settings
 
     settings = Settings()
-    first, last = _parse_date(start), _parse_date(end)
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     try:
         days_between(first, last)
         check_source(data or settings.data, lambda: s3_client(settings))
