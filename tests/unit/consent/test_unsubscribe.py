@@ -1,0 +1,140 @@
+"""The unsubscribe app in-process: what the pages say, which fields count, and what is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from tasks.consent.suppression import SuppressionList
+from tasks.consent.tokens import signing_key, unsubscribe_url
+from tasks.consent.unsubscribe import make_app
+from tasks.kernel.enums import Channel
+from tasks.kernel.settings import Settings
+
+SECRET = "unit-unsubscribe-secret-0123456789"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None, state_dir=tmp_path / "state", unsubscribe_secret=SecretStr(SECRET), shop_name="Kot & Pies"
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return make_app(settings)
+
+
+def _call(
+    app: Starlette, method: str, path: str, content: bytes | str | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://shop.example.com") as http:
+            return await http.request(method, path, content=content, headers=headers)
+
+    return asyncio.run(call())
+
+
+def _link(settings: Settings, customer_id: str = "C42", channel: str = "email", topic: str | None = None) -> str:
+    url = unsubscribe_url(signing_key(settings), settings.unsubscribe_base_url, customer_id, channel, topic)
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def _suppressed(settings: Settings, channel: Channel, topic: str | None = None) -> frozenset[str]:
+    return SuppressionList.for_settings(settings).customers(channel, topic=topic)
+
+
+def test_the_confirmation_page_names_the_channel_the_topic_and_the_escaped_shop(
+    app: Starlette, settings: Settings
+) -> None:
+    response = _call(app, "GET", _link(settings, channel="sms", topic="win_back"))
+
+    assert response.status_code == 200
+    assert "Stop text message (SMS) messages about win_back from Kot &amp; Pies?" in response.text
+    assert _suppressed(settings, Channel.SMS, topic="win_back") == frozenset()
+
+
+def test_the_signed_query_wins_over_fields_in_the_body(app: Starlette, settings: Settings) -> None:
+    response = _call(app, "POST", _link(settings, customer_id="C42"), f"{ONE_CLICK}&c=C43", FORM)
+
+    assert response.status_code == 200
+    assert _suppressed(settings, Channel.EMAIL) == {"C42"}
+
+
+def test_dropping_the_topic_from_a_topic_link_does_not_widen_it_to_the_whole_channel(
+    app: Starlette, settings: Settings
+) -> None:
+    path = _link(settings, topic="win_back").replace("&tp=win_back", "")
+
+    response = _call(app, "POST", path, ONE_CLICK, FORM)
+
+    assert response.status_code == 400
+    assert _suppressed(settings, Channel.EMAIL) == frozenset()
+    assert _suppressed(settings, Channel.EMAIL, topic="win_back") == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b'{"List-Unsubscribe": "One-Click"}', {"content-type": "application/json"}),
+        (b"\xff\xfe not utf-8", FORM),
+        (None, None),
+    ],
+    ids=["json", "not-utf8-form", "no-body"],
+)
+def test_a_signed_link_unsubscribes_whatever_the_body(
+    app: Starlette, settings: Settings, content: bytes | None, headers: dict[str, str] | None
+) -> None:
+    response = _call(app, "POST", _link(settings), content, headers)
+
+    assert response.status_code == 200
+    assert "You will get no more email messages from Kot &amp; Pies." in response.text
+    assert _suppressed(settings, Channel.EMAIL) == {"C42"}
+
+
+def test_every_answer_keeps_the_tokened_url_out_of_caches_frames_and_indexes(
+    app: Starlette, settings: Settings
+) -> None:
+    accepted = _call(app, "POST", _link(settings), ONE_CLICK, FORM)
+    refused = _call(app, "POST", _link(settings).replace("c=C42", "c=C43"), ONE_CLICK, FORM)
+
+    for response in (accepted, refused):
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-robots-tag"] == "noindex, nofollow"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert (accepted.status_code, refused.status_code) == (200, 400)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_other_methods_are_not_allowed_and_suppress_nothing(app: Starlette, settings: Settings, method: str) -> None:
+    response = _call(app, method, _link(settings), ONE_CLICK, FORM)
+
+    assert response.status_code == 405
+    assert _suppressed(settings, Channel.EMAIL) == frozenset()
+
+
+def test_a_refused_link_is_logged_as_a_warning_without_its_token(
+    app: Starlette, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = _link(settings).replace("c=C42", "c=C43")
+    token = forged.rsplit("t=", 1)[1]
+
+    with caplog.at_level(logging.INFO, logger="loyalty.unsubscribe"):
+        _call(app, "POST", forged, ONE_CLICK, FORM)
+
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "signature does not match" in caplog.text
+    assert token not in caplog.text

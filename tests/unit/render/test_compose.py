@@ -1,0 +1,200 @@
+"""Composing messages: each plan row's template context, the products it shows, and a rendered shard."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pandas as pd
+import pytest
+
+from tasks.consent.tokens import parse_unsubscribe, sign
+from tasks.kernel.settings import PROJECT_ROOT, Settings
+from tasks.plan.campaigns import load_catalog
+from tasks.render.compose import (
+    RENDERED_COLUMNS,
+    build_context,
+    interest_group,
+    load_picks,
+    message_products,
+    new_arrivals,
+    render_shard,
+)
+from tasks.render.templating import make_environment
+
+CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
+KEY = b"compose-test-key-0123456789"
+AS_OF = date(2026, 4, 13)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, shop_name="Kot & Pies", shop_url="https://shop.example.com/")
+
+
+def _row(**changes: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "idempotency_key": "k1",
+        "customer_id": "C1",
+        "campaign": "birthday",
+        "channel": "email",
+        "kind": "marketing",
+        "email": "c1@example.com",
+        "phone": "+48512345678",
+        "first_name": "Ola",
+        "locale": "pl",
+        "days_since_last_order": 10,
+        "top_category": "cat_food",
+        "step": 1,
+        "occurrence": "2026-04-20",
+        "detail": None,
+        "send_at": pd.Timestamp("2026-04-13 08:00", tz="UTC"),
+        "timezone": "Europe/Warsaw",
+        "country": "PL",
+    }
+    return row | changes
+
+
+CATALOG_PRODUCTS = pd.DataFrame(
+    {
+        "name": ["Salmon 2 kg", "Feather wand", "Dog ball", "Old lamp", "Tomorrow's toy"],
+        "category": ["cat_food", "cat_toys", "dog_toys", "home", "cat_toys"],
+        "price": [12.5, 4.0, 3.0, 20.0, 5.0],
+        "currency": ["EUR"] * 5,
+        "in_stock": [True, True, False, True, True],
+        "url": ["https://shop.example.com/p/1", None, None, None, None],
+        "image_url": [None] * 5,
+        "created_at": pd.to_datetime(
+            ["2026-04-10 09:00", "2026-04-12 18:00", "2026-04-11 09:00", "2026-01-01 09:00", "2026-04-14 09:00"],
+            utc=True,
+        ),
+    },
+    index=pd.Index(["P1", "P2", "P3", "P4", "P5"], name="product_id"),
+)
+
+
+def test_the_interest_group_is_a_configured_prefix_not_any_category_starting_with_it() -> None:
+    groups = ("cat", "dog")
+
+    assert interest_group("cat_food", groups) == "cat"
+    assert interest_group("dog", groups) == "dog"
+    assert interest_group("catalog_sale", groups) is None
+    assert interest_group(None, groups) is None
+
+
+def test_a_birthday_message_a_week_early_knows_the_day_the_coupon_and_its_last_day(settings: Settings) -> None:
+    context = build_context(_row(), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+
+    assert (context.variant, context.days_to_occasion, context.occasion_date) == ("week_before", 7, "20 kwietnia")
+    assert context.coupon_code is not None and re.fullmatch(r"BDAY-[A-Z0-9]{10}", context.coupon_code)
+    assert context.percent_off == 20
+    assert context.coupon_valid_until == "23 kwietnia"  # the last step, three days after the birthday
+    assert context.interest == "cat"
+    assert context.shop_url == "https://shop.example.com"  # templates append their own paths
+    unsubscribe = parse_qs(urlsplit(context.unsubscribe_url).query)
+    assert parse_unsubscribe(KEY, {k: v[0] for k, v in unsubscribe.items()}).customer_id == "C1"
+
+
+def test_a_blank_first_name_and_an_unknown_last_order_are_left_out_not_shown_as_text(settings: Settings) -> None:
+    row = _row(first_name="   ", days_since_last_order=float("nan"), top_category=pd.NA)
+
+    context = build_context(row, CATALOG["birthday"], settings, KEY, AS_OF, "en")
+
+    assert (context.first_name, context.days_since_last_order, context.interest) == (None, None, None)
+
+
+def test_a_replenishment_reminder_carries_a_signed_reorder_link_for_its_products(settings: Settings) -> None:
+    row = _row(campaign="replenishment", occurrence="2026-04-15", detail="P1 P9")
+
+    context = build_context(row, CATALOG["replenishment"], settings, KEY, AS_OF, "en")
+
+    assert context.reorder_url is not None
+    link = urlsplit(context.reorder_url)
+    query = {k: v[0] for k, v in parse_qs(link.query).items()}
+    assert f"{link.scheme}://{link.netloc}{link.path}" == "https://shop.example.com/reorder"
+    assert query["customer"] == "C1" and query["products"] == "P1,P9"
+    assert query["token"] == sign(KEY, "reorder", "C1", "P1,P9")
+    assert context.coupon_code is None  # the campaign has no offer
+
+
+def test_an_order_update_links_the_order_safely_and_branches_on_its_status(settings: Settings) -> None:
+    row = _row(campaign="order_status", detail="2026/04 #17 shipped", kind="transactional")
+
+    context = build_context(row, CATALOG["order_status"], settings, KEY, AS_OF, "en")
+
+    assert context.order_id == "2026/04 #17"
+    assert context.order_url == "https://shop.example.com/orders/2026%2F04%20%2317"
+    assert context.variant == "shipped"
+
+
+def test_new_arrivals_are_the_newest_in_stock_products_of_the_last_two_weeks_up_to_the_day() -> None:
+    arrivals = new_arrivals(CATALOG_PRODUCTS, AS_OF)
+
+    # P3 is out of stock, P4 is three months old, P5 arrives tomorrow
+    assert [p["name"] for p in arrivals] == ["Feather wand", "Salmon 2 kg"]
+    assert {p["reason"] for p in arrivals} == {"new"}
+
+
+def test_a_cart_message_shows_the_carts_products_in_order_and_a_digest_the_customers_picks() -> None:
+    cart_row = _row(campaign="abandoned_cart", detail="P2 P404 P1")
+    picks = {"C1": [{"name": "Dog ball", "reason": "popular"}]}
+
+    in_cart = message_products(CATALOG["abandoned_cart"], cart_row, picks, CATALOG_PRODUCTS, [])
+    digest = message_products(CATALOG["win_back"], _row(campaign="win_back"), picks, CATALOG_PRODUCTS, [])
+    statement = message_products(CATALOG["points_statement"], _row(), picks, CATALOG_PRODUCTS, [])
+
+    assert [(p["name"], p["reason"]) for p in in_cart] == [("Feather wand", "in_cart"), ("Salmon 2 kg", "in_cart")]
+    assert digest == picks["C1"]
+    assert list(statement) == []
+
+
+def test_a_shard_renders_an_email_and_an_sms_with_one_coupon_and_writes_the_outbox(
+    tmp_path: Path, settings: Settings
+) -> None:
+    shard = pd.DataFrame([_row(channel="sms", idempotency_key="k-sms"), _row(locale="de", idempotency_key="k-email")])
+    env = make_environment(PROJECT_ROOT / "templates")
+
+    rendered = render_shard(shard, CATALOG, env, settings, KEY, AS_OF, tmp_path / "outbox")
+
+    assert tuple(rendered.columns) == RENDERED_COLUMNS
+    sms, email = rendered.set_index("channel").loc["sms"], rendered.set_index("channel").loc["email"]
+    assert (sms["to_address"], sms["subject"], sms["html"], sms["html_file"]) == ("+48512345678", "", "", "")
+    assert sms["locale"] == "pl" and "Kot & Pies" in sms["text"]
+    assert email["locale"] == "en"  # no German template: English
+    assert email["to_address"] == "c1@example.com" and email["subject"].startswith("Ola, a birthday gift")
+    codes = [re.findall(r"BDAY-[A-Z0-9]{10}", str(text)) for text in (sms["text"], email["text"])]
+    assert codes[0] and set(codes[0]) == set(codes[1])  # one code per customer and occurrence, whatever the channel
+    assert (tmp_path / "outbox" / "birthday" / "C1-sms.txt").read_text(encoding="utf-8") == sms["text"]
+    assert (tmp_path / "outbox" / email["html_file"]).exists()
+
+
+def test_picks_are_read_for_the_customers_asked_best_three_first_with_the_reasons_product_name(
+    tmp_path: Path,
+) -> None:
+    from tasks.kernel.paths import RunPaths
+
+    paths = RunPaths(tmp_path / "run")
+    paths.recommendations.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": ["C1"] * 4 + ["C2"],
+            "rank": [2, 1, 3, 4, 1],
+            "product_id": ["P2", "P1", "P4", "P3", "P1"],
+            "score": [0.5, 0.9, 0.1, 0.05, 0.7],
+            "reason": ["because_of", "due_again", "popular", "popular", "popular"],
+            "reason_product_id": ["P1", "P1", None, None, None],
+        }
+    ).to_parquet(paths.recommendations, index=False)
+
+    picks = load_picks(paths, ["C1"], CATALOG_PRODUCTS)
+
+    assert list(picks) == ["C1"]
+    shown = [(p["name"], p["reason"], p["because"] if isinstance(p["because"], str) else None) for p in picks["C1"]]
+    assert shown == [
+        ("Salmon 2 kg", "due_again", "Salmon 2 kg"),
+        ("Feather wand", "because_of", "Salmon 2 kg"),
+        ("Old lamp", "popular", None),  # rank 4 (the dog ball) is not shown: three products a message
+    ]
+    assert load_picks(RunPaths(tmp_path / "no-run"), ["C1"], CATALOG_PRODUCTS) == {}
