@@ -12,16 +12,17 @@ Each run looks at a window of time, ``(start, now]``, and plans the messages the
   interest in it (the trigger's ``signals``) while it was out and within ``lookback_days`` hear about
   it, one message per customer and day listing every product of the day they wanted.
 
-Candidates go through the planner's own gates (``plan_campaign``: contact, consent - an SMS copy of an
-order update needs SMS opt-in - suppression, holdout), then the send ledger (a key already sent is a
-``duplicate``), the frequency budget for marketing (counting what the daily run and earlier order-update
-runs planned today; a message planned by an earlier run is not its own competitor) and
-``apply_day_gates`` (lateness: more than ``max_delay_days`` after the event; pauses).
+Candidates go through the planner's one list of gates (``tasks.plan.planner.plan_candidates``: contact,
+consent - an SMS copy of an order update needs SMS opt-in - suppression, the send time below, lateness
+counted from the event's moment ``at``, pauses, the frequency budget, holdout, the ledger's duplicates).
+What only this job passes: its candidates, its send time (``at_the_moment``) and a budget that also
+counts what the daily run and earlier order-update runs planned today (``count_today``), except this
+run's own messages, which the overlap plans again (``not_itself``).
 
 **When messages go out.** The send time is now, not a daily hour. Quiet hours, read at this moment in the
 customer's zone: *transactional email goes out at any hour* (the customer expects it and email does not
-ring; ``deliver_shard`` gets settings without quiet hours for those shards); an SMS copy and every
-marketing message inside quiet hours are ``deferred`` (``quiet_hours``) to their end, never dropped.
+ring; delivery lets it through quiet hours too); an SMS copy and every marketing message inside quiet
+hours are ``deferred`` (``quiet_hours``) to their end, never dropped.
 
 **The watermark** (``<state_dir>/order_updates.json``) holds ``processed_until``, the end of the last
 run's window, and ``pending_from``, the earliest event whose message is still owed (deferred, or held,
