@@ -85,7 +85,7 @@ def _print_kpis(kpis: Kpis) -> None:
     traffic = kpis.traffic
     change = "n/a" if traffic.change is None else f"{traffic.change:+.0%}"
     flag = "  [bold red]TRAFFIC DROP[/]" if traffic.alert else ""
-    table.add_row("views today vs 28-day mean", f"{traffic.views} vs {traffic.baseline} ({change}){flag}")
+    table.add_row(f"views on {traffic.day} vs 28-day mean", f"{traffic.views} vs {traffic.baseline} ({change}){flag}")
     out.print(table)
 
 

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from tasks.kernel.enums import Channel as ChannelName
-from tasks.kernel.enums import MessageKind
+from tasks.kernel.enums import Channel, MessageKind
 from tasks.render.sms import SmsParts, sms_parts
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ class SmsMessageOut:
 OutboundMessage: TypeAlias = EmailMessageOut | SmsMessageOut
 
 
-class Channel(Protocol):
+class Sender(Protocol):
     """Anything that can put a message on the wire and return the provider's message id."""
 
     @property
@@ -181,10 +180,10 @@ def build_mime(message: EmailMessageOut, sender: str, configuration_set: str | N
     return mime.as_bytes()
 
 
-class SesEmailChannel:
+class SesEmailSender:
     """Email through SES ``SendRawEmail`` (raw keeps List-Unsubscribe; SES v2 Simple drops it in moto)."""
 
-    name = ChannelName.EMAIL
+    name = Channel.EMAIL
 
     def __init__(self, client: SESClient, sender: str, configuration_set: str | None = None) -> None:
         self._client = client
@@ -233,10 +232,10 @@ def check_sms(message: SmsMessageOut, max_parts: int) -> SmsParts:
     return parts
 
 
-class SnsSmsChannel:
+class SnsSmsSender:
     """SMS through SNS ``Publish`` to a phone number: Promotional for marketing, Transactional otherwise."""
 
-    name = ChannelName.SMS
+    name = Channel.SMS
 
     def __init__(self, client: SNSClient, sender_id: str, max_parts: int = 3) -> None:
         if len(sender_id) > 11 or not _SENDER_ID.fullmatch(sender_id):
@@ -278,7 +277,7 @@ def _mask_phone(phone: str) -> str:
     return "+" + "*" * (len(phone) - 3) + phone[-2:]
 
 
-class OutboxChannel:
+class OutboxSender:
     """Write each message as a file a person can open instead of sending it (dry runs, previews).
 
     Email: the raw MIME SES would get, as ``<stem>.eml``. SMS: ``<stem>.sms.txt`` with

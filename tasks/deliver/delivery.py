@@ -20,21 +20,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
 from tasks.deliver.channels import (
-    Channel,
     EmailMessageOut,
     OutboundMessage,
     PermanentSendError,
     QuotaExceededError,
-    SesEmailChannel,
+    Sender,
+    SesEmailSender,
     SmsMessageOut,
-    SnsSmsChannel,
+    SnsSmsSender,
     TransientSendError,
     cost,
 )
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client, ses_client, sns_client
-from tasks.kernel.enums import Channel as ChannelName
-from tasks.kernel.enums import DeliveryOutcome, MessageKind, SendStatus
+from tasks.kernel.enums import Channel, DeliveryOutcome, MessageKind, SendStatus
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
@@ -107,7 +106,7 @@ SWITCH_EVERY = 200
 def deliver(
     batch: Sequence[Outgoing],
     ledger: Ledger,
-    channel: Channel,
+    channel: Sender,
     bucket: TokenBucket,
     concurrency: int,
     backoff: Backoff = Backoff(),
@@ -140,7 +139,7 @@ def deliver(
 def _deliver_one(
     item: Outgoing,
     ledger: Ledger,
-    channel: Channel,
+    channel: Sender,
     bucket: TokenBucket,
     parked: threading.Event,
     backoff: Backoff,
@@ -210,7 +209,7 @@ def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: s
     for row in rendered.to_dict("records"):
         kind = MessageKind(str(row["kind"]))
         message: OutboundMessage
-        if row["channel"] == ChannelName.SMS.value:
+        if row["channel"] == Channel.SMS.value:
             message = SmsMessageOut(
                 key=str(row["idempotency_key"]),
                 to_phone=str(row["to_address"]),
@@ -242,12 +241,12 @@ def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: s
     return items
 
 
-def open_channel(name: str, settings: Settings) -> tuple[Channel, TokenBucket]:
+def open_channel(name: str, settings: Settings) -> tuple[Sender, TokenBucket]:
     """Return the provider channel for a channel name and this process's token bucket for it."""
-    if name == ChannelName.SMS.value:
-        sms = SnsSmsChannel(sns_client(settings), settings.sms_sender_id, settings.sms_max_parts)
+    if name == Channel.SMS.value:
+        sms = SnsSmsSender(sns_client(settings), settings.sms_sender_id, settings.sms_max_parts)
         return sms, process_bucket(sms.name, settings.sms_rate)  # tokens are SMS parts
-    email = SesEmailChannel(ses_client(settings), settings.sender, settings.ses_configuration_set)
+    email = SesEmailSender(ses_client(settings), settings.sender, settings.ses_configuration_set)
     return email, process_bucket(email.name, settings.email_rate)
 
 
@@ -303,7 +302,7 @@ def deliver_shard(
     quiet = quiet_now(moment or datetime.now(UTC), rendered["timezone"], rendered["country"], delivery_rules(settings))
     # transactional email (where is my order) goes at any hour; SMS copies and marketing wait
     quiet &= ~(
-        (rendered["kind"] == MessageKind.TRANSACTIONAL.value) & (rendered["channel"] == ChannelName.EMAIL.value)
+        (rendered["kind"] == MessageKind.TRANSACTIONAL.value) & (rendered["channel"] == Channel.EMAIL.value)
     ).to_numpy()
     outcomes: list[Outcome] = [
         Outcome(str(key), str(customer), str(channel), DeliveryOutcome.HELD_QUIET_HOURS, 0)

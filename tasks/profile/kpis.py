@@ -10,7 +10,8 @@ Definitions (buyers are customers with a purchase day on or before ``as_of``):
 * ``revenue_per_customer_365d`` - purchase revenue of the last 365 days over the customers who bought in them;
 * the cohort table - customers by the month of their first purchase (rows) and, per month since (columns),
   the share of the cohort who bought in that month (month 0 is 100% by construction);
-* the traffic alert - the day's product views against the mean of the 28 days before: a fall of
+* the traffic alert - the last complete day's product views (the day before ``as_of``: the daily run
+  starts at 06:00, when the day has barely begun) against the mean of the 28 days before it: a fall of
   ``drop_threshold`` (default 40%) or more raises it, the earliest sign of falling loyalty.
 """
 
@@ -90,12 +91,17 @@ def compute_kpis(
         revenue_per_customer_365d=round(float(year["total"].sum()) / year["customer_id"].nunique(), 2)
         if len(year)
         else None,
-        traffic=traffic_alert(views, as_of, drop_threshold),
+        traffic=traffic_alert(views, last_complete_day(as_of), drop_threshold),
     )
 
 
+def last_complete_day(as_of: date) -> date:
+    """The last day whose views are all in: the day before the run's business date."""
+    return as_of - timedelta(days=1)
+
+
 def traffic_alert(views: pd.Series, as_of: date, drop_threshold: float = 0.4, baseline_days: int = 28) -> TrafficAlert:
-    """Compare the day's view count with the mean of the ``baseline_days`` before it (days with no views count 0)."""
+    """Compare one day's view count (``as_of``) with the mean of the ``baseline_days`` before it (no views: 0)."""
     per_day = daily_counts(views, as_of - timedelta(days=baseline_days), as_of)
     today = int(per_day.iloc[-1])
     baseline = float(per_day.iloc[:-1].mean()) if len(per_day) > 1 else 0.0
@@ -159,7 +165,8 @@ def report_kpis(paths: RunPaths, as_of: date, settings: Settings) -> Kpis:
     (folder / "kpis.json").write_text(json.dumps(kpis.model_dump(mode="json"), indent=2) + "\n")
     cohorts.to_csv(folder / "cohorts.csv", index_label="cohort")
     cohort_heatmap(cohorts.tail(12), folder / "cohorts.png")
-    views_trend(daily_counts(views, as_of - timedelta(days=90), as_of), kpis.traffic.alert, folder / "views.png")
+    last = kpis.traffic.day
+    views_trend(daily_counts(views, last - timedelta(days=90), last), kpis.traffic.alert, folder / "views.png")
     create_markdown_artifact(markdown=kpi_markdown(kpis, folder), key="loyalty-kpis", description="Loyalty KPIs")
     create_table_artifact(
         table=[
@@ -194,7 +201,8 @@ def kpi_markdown(kpis: Kpis, folder: Path) -> str:
         f"| average days between purchases | {kpis.avg_interpurchase_days or 'n/a'} |",
         f"| revenue per customer, 365 days | {kpis.revenue_per_customer_365d or 'n/a'} |",
         "",
-        f"{alert}views today {traffic.views} against a 28-day mean of {traffic.baseline} ({change}).",
+        f"{alert}views on {traffic.day} (the last complete day) {traffic.views} against a 28-day mean of "
+        f"{traffic.baseline} ({change}).",
         "",
         f"Charts: `{folder / 'cohorts.png'}`, `{folder / 'views.png'}`.",
     ]

@@ -16,10 +16,10 @@ from tasks.deliver.channels import (
     PermanentSendError,
     QuotaExceededError,
     SendError,
-    SesEmailChannel,
+    SesEmailSender,
     SmsMessageOut,
     SmsTooLongError,
-    SnsSmsChannel,
+    SnsSmsSender,
     TransientSendError,
 )
 from tasks.kernel.enums import MessageKind
@@ -103,7 +103,7 @@ def _fault(code: str, status: int, message: str) -> Any:
 
 
 def test_an_sms_is_published_and_moto_records_it(aws: str) -> None:
-    channel = SnsSmsChannel(_client("sns"), "LoyaltyDemo")
+    channel = SnsSmsSender(_client("sns"), "LoyaltyDemo")
 
     message_id = channel.send(_sms())
 
@@ -113,7 +113,7 @@ def test_an_sms_is_published_and_moto_records_it(aws: str) -> None:
 def test_a_cyrillic_sms_arrives_unchanged(aws: str) -> None:
     text = f"Анна, скидка 15% до воскресенья 🎁 Отписка: {OPT_OUT}"
 
-    SnsSmsChannel(_client("sns"), "LoyaltyDemo").send(_sms(text=text))
+    SnsSmsSender(_client("sns"), "LoyaltyDemo").send(_sms(text=text))
 
     assert [sms["message"] for sms in sms_in_moto(aws)] == [text]
 
@@ -125,7 +125,7 @@ def test_sms_type_and_sender_id_go_with_every_publish(aws: str, kind: MessageKin
     client = _client("sns")
     requests = _capture_publish(client)
 
-    SnsSmsChannel(client, "ShopPL").send(_sms(kind=kind))
+    SnsSmsSender(client, "ShopPL").send(_sms(kind=kind))
 
     assert len(requests) == 1
     assert requests[0]["PhoneNumber"] == PHONE
@@ -146,7 +146,7 @@ def test_refused_sms_never_reach_sns(aws: str, message: SmsMessageOut, error: ty
     requests = _capture_publish(client)
 
     with pytest.raises(error) as caught:
-        SnsSmsChannel(client, "LoyaltyDemo", max_parts=3).send(message)
+        SnsSmsSender(client, "LoyaltyDemo", max_parts=3).send(message)
 
     assert requests == []
     assert sms_in_moto(aws) == []
@@ -156,7 +156,7 @@ def test_refused_sms_never_reach_sns(aws: str, message: SmsMessageOut, error: ty
 
 def test_an_sms_sns_rejects_is_failed_for_good_without_the_number_or_text(aws: str) -> None:
     # moto's own limit (1,600 characters) answers InvalidParameter: a real rejection, not an injected one
-    channel = SnsSmsChannel(_client("sns"), "LoyaltyDemo", max_parts=20)
+    channel = SnsSmsSender(_client("sns"), "LoyaltyDemo", max_parts=20)
 
     with pytest.raises(PermanentSendError) as caught:
         channel.send(_sms(text="a" * 1601, kind=MessageKind.TRANSACTIONAL, opt_out_url=None))
@@ -195,7 +195,7 @@ def test_ses_faults_are_classified(
     client.meta.events.register("before-send.ses.SendRawEmail", _fault(code, status, text))
 
     with pytest.raises(SendError) as caught:
-        SesEmailChannel(client, SENDER).send(_email())
+        SesEmailSender(client, SENDER).send(_email())
 
     _assert_classified(caught, code, expected, throttled)
     assert "anna@example.com" not in str(caught.value)
@@ -209,7 +209,7 @@ def test_sns_faults_are_classified(
     client.meta.events.register("before-send.sns.Publish", _fault(code, status, text))
 
     with pytest.raises(SendError) as caught:
-        SnsSmsChannel(client, "LoyaltyDemo").send(_sms())
+        SnsSmsSender(client, "LoyaltyDemo").send(_sms())
 
     _assert_classified(caught, code, expected, throttled)
     assert sms_in_moto(aws) == []
@@ -224,7 +224,7 @@ def test_an_unreachable_endpoint_is_transient(aws: str) -> None:
     )
 
     with pytest.raises(TransientSendError) as caught:
-        SnsSmsChannel(client, "LoyaltyDemo").send(_sms())
+        SnsSmsSender(client, "LoyaltyDemo").send(_sms())
 
     assert str(caught.value) == "EndpointConnectionError"
     assert not caught.value.throttled

@@ -9,7 +9,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from tasks.deliver.channels import EmailMessageOut, SesEmailChannel
+from tasks.deliver.channels import EmailMessageOut, SesEmailSender
 from tasks.deliver.delivery import Backoff, Outgoing, TokenBucket, deliver, tally
 from tasks.kernel.aws import ses_client
 from tasks.kernel.enums import MessageKind, SendStatus
@@ -66,7 +66,7 @@ def _error_hook(code: str, status: int, message: str = "error") -> Any:
 
 def test_a_batch_is_sent_once_even_when_delivered_twice(aws: str, tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite")
-    channel = SesEmailChannel(ses_client(Settings()), SENDER)
+    channel = SesEmailSender(ses_client(Settings()), SENDER)
     batch = _batch(25)
 
     first = _deliver(batch, ledger, channel, TokenBucket(1000), concurrency=4)
@@ -84,8 +84,8 @@ def test_throttling_releases_the_claim_so_a_later_run_sends(aws: str, tmp_path: 
     client.meta.events.register("before-send.ses.SendRawEmail", _error_hook("Throttling", 400, "Rate exceeded"))
     batch = _batch(3)
 
-    throttled = _deliver(batch, ledger, SesEmailChannel(client, SENDER), TokenBucket(1000), concurrency=2)
-    later = _deliver(batch, ledger, SesEmailChannel(ses_client(Settings()), SENDER), TokenBucket(1000), concurrency=2)
+    throttled = _deliver(batch, ledger, SesEmailSender(client, SENDER), TokenBucket(1000), concurrency=2)
+    later = _deliver(batch, ledger, SesEmailSender(ses_client(Settings()), SENDER), TokenBucket(1000), concurrency=2)
 
     assert throttled == {"retry_later": 3}
     assert later == {"sent": 3}
@@ -98,8 +98,8 @@ def test_rejected_message_is_failed_for_good(aws: str, tmp_path: Path) -> None:
     client.meta.events.register("before-send.ses.SendRawEmail", _error_hook("MessageRejected", 400))
     batch = _batch(2)
 
-    rejected = _deliver(batch, ledger, SesEmailChannel(client, SENDER), TokenBucket(1000), concurrency=2)
-    again = _deliver(batch, ledger, SesEmailChannel(ses_client(Settings()), SENDER), TokenBucket(1000), concurrency=2)
+    rejected = _deliver(batch, ledger, SesEmailSender(client, SENDER), TokenBucket(1000), concurrency=2)
+    again = _deliver(batch, ledger, SesEmailSender(ses_client(Settings()), SENDER), TokenBucket(1000), concurrency=2)
 
     assert rejected == {"failed": 2}
     assert again == {"already_sent": 2}
@@ -113,7 +113,7 @@ def test_daily_quota_parks_the_rest_of_the_channel(aws: str, tmp_path: Path) -> 
         "before-send.ses.SendRawEmail", _error_hook("Throttling", 400, "Daily message quota exceeded")
     )
 
-    counts = _deliver(_batch(10), ledger, SesEmailChannel(client, SENDER), TokenBucket(1000), concurrency=1)
+    counts = _deliver(_batch(10), ledger, SesEmailSender(client, SENDER), TokenBucket(1000), concurrency=1)
 
     assert counts == {"parked": 10}
     assert ledger.count() == {}
@@ -136,7 +136,7 @@ def test_a_throttled_send_is_retried_with_backoff_and_sent_once(aws: str, tmp_pa
     outcomes = deliver(
         _batch(1),
         ledger,
-        SesEmailChannel(client, SENDER),
+        SesEmailSender(client, SENDER),
         TokenBucket(1000),
         concurrency=1,
         backoff=Backoff(attempts=5, base=0.01, cap=0.05),
@@ -150,7 +150,7 @@ def test_a_throttled_send_is_retried_with_backoff_and_sent_once(aws: str, tmp_pa
 
 def test_kill_switch_parks_the_rest_between_batches(aws: str, tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "ledger.sqlite")
-    channel = SesEmailChannel(ses_client(Settings()), SENDER)
+    channel = SesEmailSender(ses_client(Settings()), SENDER)
     looks = {"n": 0}
 
     def stopped() -> bool:  # the operator flips the switch after the first batch

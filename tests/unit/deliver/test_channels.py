@@ -21,13 +21,13 @@ from botocore.exceptions import (
 
 from tasks.deliver.channels import (
     EmailMessageOut,
-    OutboxChannel,
+    OutboxSender,
     PermanentSendError,
     QuotaExceededError,
-    SesEmailChannel,
+    SesEmailSender,
     SmsMessageOut,
     SmsTooLongError,
-    SnsSmsChannel,
+    SnsSmsSender,
     TransientSendError,
     build_mime,
     cost,
@@ -92,9 +92,9 @@ def _sms(
 
 
 def test_every_channel_has_its_name() -> None:
-    assert SesEmailChannel(MagicMock(), "hello@shop.example.com").name == "email"
-    assert SnsSmsChannel(MagicMock(), "LoyaltyDemo").name == "sms"
-    assert OutboxChannel(Path("unused")).name == "outbox"
+    assert SesEmailSender(MagicMock(), "hello@shop.example.com").name == "email"
+    assert SnsSmsSender(MagicMock(), "LoyaltyDemo").name == "sms"
+    assert OutboxSender(Path("unused")).name == "outbox"
 
 
 def test_an_email_costs_one_token_and_an_sms_one_per_part() -> None:
@@ -106,22 +106,22 @@ def test_an_email_costs_one_token_and_an_sms_one_per_part() -> None:
 
 def test_a_channel_refuses_the_other_channels_message() -> None:
     with pytest.raises(PermanentSendError):
-        SesEmailChannel(MagicMock(), "hello@shop.example.com").send(_sms())
+        SesEmailSender(MagicMock(), "hello@shop.example.com").send(_sms())
     with pytest.raises(PermanentSendError):
-        SnsSmsChannel(MagicMock(), "LoyaltyDemo").send(_message())
+        SnsSmsSender(MagicMock(), "LoyaltyDemo").send(_message())
 
 
 @pytest.mark.parametrize("sender_id", ["", "Loyalty Demo", "TwelveCharsX", "12345", "Łódź"])
 def test_an_invalid_sender_id_is_refused_when_the_channel_is_built(sender_id: str) -> None:
     with pytest.raises(ValueError, match="sender ID"):
-        SnsSmsChannel(MagicMock(), sender_id)
+        SnsSmsSender(MagicMock(), sender_id)
 
 
 # --- outbox ----------------------------------------------------------------------------------------------------
 
 
 def test_outbox_writes_an_email_a_mail_client_can_open(tmp_path: Path) -> None:
-    outbox = OutboxChannel(tmp_path, sender="Shop <hello@shop.example.com>")
+    outbox = OutboxSender(tmp_path, sender="Shop <hello@shop.example.com>")
 
     provider_id = outbox.send(_message())
 
@@ -136,7 +136,7 @@ def test_outbox_writes_an_email_a_mail_client_can_open(tmp_path: Path) -> None:
 def test_outbox_writes_an_sms_with_its_text_parts_and_encoding_but_not_the_number(tmp_path: Path) -> None:
     text = "Анна, скидка 15%: https://s.example.com/o/AbC1 " + "Ж" * 40
 
-    provider_id = OutboxChannel(tmp_path).send(_sms(text=text))
+    provider_id = OutboxSender(tmp_path).send(_sms(text=text))
 
     assert provider_id.endswith(".sms.txt")
     written = (tmp_path / provider_id.removeprefix("outbox:")).read_text(encoding="utf-8")
@@ -149,7 +149,7 @@ def test_outbox_writes_an_sms_with_its_text_parts_and_encoding_but_not_the_numbe
 
 
 def test_outbox_file_names_are_safe_and_distinct_per_key(tmp_path: Path) -> None:
-    outbox = OutboxChannel(tmp_path)
+    outbox = OutboxSender(tmp_path)
 
     first = outbox.send(_sms())
     second = outbox.send(SmsMessageOut("win_back/1/sms/C1/2024_05_01", "+48500100200", "t", MessageKind.TRANSACTIONAL))
@@ -176,7 +176,7 @@ def test_outbox_refuses_what_sns_would_refuse_and_writes_nothing(
     tmp_path: Path, message: SmsMessageOut, error: type[Exception], reason: str
 ) -> None:
     with pytest.raises(error, match=reason) as caught:
-        OutboxChannel(tmp_path).send(message)
+        OutboxSender(tmp_path).send(message)
 
     assert list(tmp_path.glob("*")) == []
     assert message.to_phone not in str(caught.value)
@@ -186,14 +186,14 @@ def test_outbox_refuses_what_sns_would_refuse_and_writes_nothing(
 def test_a_transactional_sms_needs_no_opt_out_link(tmp_path: Path) -> None:
     message = _sms(text="Your order 1042 has shipped.", kind=MessageKind.TRANSACTIONAL, opt_out_url=None)
 
-    assert OutboxChannel(tmp_path).send(message).startswith("outbox:")
+    assert OutboxSender(tmp_path).send(message).startswith("outbox:")
 
 
 def test_outbox_refuses_a_marketing_email_without_unsubscribe(tmp_path: Path) -> None:
     message = dataclasses.replace(_message(), unsubscribe_url=None, unsubscribe_mailto=None)
 
     with pytest.raises(PermanentSendError, match="unsubscribe"):
-        OutboxChannel(tmp_path).send(message)
+        OutboxSender(tmp_path).send(message)
 
     assert list(tmp_path.glob("*")) == []
 

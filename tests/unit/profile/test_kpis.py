@@ -110,9 +110,9 @@ def test_a_shop_without_purchases_has_an_empty_cohort_table_with_every_month_col
 
 
 def test_the_markdown_names_missing_numbers_and_flags_a_traffic_drop(tmp_path: Path) -> None:
-    usual = [_utc(f"2026-06-{d:02d} 12:00") for d in range(2, 30) for _ in range(10)]
+    usual = [_utc(f"2026-06-{d:02d} 12:00") for d in range(1, 29) for _ in range(10)]
     kpis = compute_kpis(
-        _profile([("D", 0, None, "prospect")]), _days([]), pd.Series([*usual, _utc("2026-06-30 08:00")]), AS_OF
+        _profile([("D", 0, None, "prospect")]), _days([]), pd.Series([*usual, _utc("2026-06-29 08:00")]), AS_OF
     )
 
     markdown = kpi_markdown(kpis, tmp_path / "kpis")
@@ -120,5 +120,20 @@ def test_the_markdown_names_missing_numbers_and_flags_a_traffic_drop(tmp_path: P
     assert markdown.startswith("# Loyalty KPIs 2026-06-30\n")
     assert "| repeat purchase rate | n/a |" in markdown
     assert "| churn (90 days) | n/a |" in markdown
-    assert "**TRAFFIC DROP**: views today 1 against a 28-day mean of 10.0 (-90%)." in markdown
+    assert (
+        "**TRAFFIC DROP**: views on 2026-06-29 (the last complete day) 1 against a 28-day mean of 10.0 (-90%)."
+        in markdown
+    )
     assert str(tmp_path / "kpis" / "cohorts.png") in markdown
+
+
+def test_a_run_early_in_the_morning_judges_traffic_on_yesterday_not_on_the_day_just_begun() -> None:
+    # 10 views a day for four weeks and yesterday; the run at 06:00 has seen only one view of today so far
+    usual = [_utc(f"2026-06-{d:02d} 12:00") for d in range(1, 30) for _ in range(10)]
+    views = pd.Series([*usual, _utc("2026-06-30 05:30")])
+
+    kpis = compute_kpis(_profile([("D", 0, None, "prospect")]), _days([]), views, AS_OF)
+
+    assert kpis.traffic.day == date(2026, 6, 29)
+    assert kpis.traffic.views == 10 and kpis.traffic.change == 0.0
+    assert not kpis.traffic.alert
