@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A local hour of the day, as quiet hours are given.
+Hour = Annotated[int, Field(ge=0, le=23)]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +102,7 @@ class Settings(BaseSettings):
     quiet_hours_end: int = Field(
         9, ge=0, le=23, description="Local hour quiet hours end: deferred messages go out then."
     )
-    quiet_hours_by_country: dict[str, tuple[int, int]] = Field(
+    quiet_hours_by_country: dict[str, tuple[Hour, Hour]] = Field(
         default_factory=dict,
         description='Per-country quiet hours as JSON, e.g. {"PL": [20, 8]} (ISO-2 country: [start, end]).',
     )

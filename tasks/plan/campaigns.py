@@ -246,6 +246,8 @@ def load_campaign(path: Path) -> Campaign:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return Campaign.model_validate(raw)
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML ({exc})") from exc
     except ValidationError as exc:

@@ -30,7 +30,8 @@ class PointsRules:
 def points_ledger(orders: pd.DataFrame, customers: pd.DataFrame, rules: PointsRules) -> pd.DataFrame:
     """Return one lot per paying order: (customer_id, order_id, points, earned_on, expires_on)."""
     paying = orders.loc[~orders["status"].astype(str).isin(NOT_PURCHASES)]
-    points = np.floor(paying["total"].astype(float).to_numpy() * rules.per_unit).astype("int64")
+    # rounded to a millionth before flooring: 90.0 * 0.7 is 62.99999999999999 in binary floating point
+    points = np.floor(np.round(paying["total"].astype(float).to_numpy() * rules.per_unit, 6)).astype("int64")
     earned = customers_local_day(pd.to_datetime(paying["created_at"], utc=True), paying["customer_id"], customers)
     lots = pd.DataFrame(
         {

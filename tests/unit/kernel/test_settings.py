@@ -86,10 +86,6 @@ def test_the_catalog_and_templates_default_to_the_project_whatever_the_working_f
     assert settings.templates_dir == PROJECT_ROOT / "templates" and settings.templates_dir.is_dir()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="quiet_hours_by_country is dict[str, tuple[int, int]] without the 0-23 bounds quiet_hours_start/end have",
-)
 def test_a_countrys_quiet_hour_outside_the_day_is_refused_like_the_default_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-import pytest
 
 from tasks.plan.points import LOT_COLUMNS, PointsRules, balance, points_expiring, points_ledger
 
@@ -35,10 +34,6 @@ def test_an_order_of_a_customer_not_in_the_customers_table_earns_on_its_utc_day(
     assert list(lots.columns) == list(LOT_COLUMNS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="points_ledger floors the binary float product: 90.0 * 0.7 = 62.99999999999999 earns 62 points, not 63",
-)
 def test_a_fractional_rate_earns_the_exact_product_rounded_down() -> None:
     orders = _orders([("O1", "C1", "2026-01-10 12:00", "delivered", 90.0)])
 
