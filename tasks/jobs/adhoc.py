@@ -379,7 +379,6 @@ def build_adhoc_plan(
         suppressed=suppressed,
         history=history,
         already=already,
-        count_today=True,  # the day's daily run and other ad-hoc campaigns planned today: one more must fit
         schedule=requested_or_local(send_at),
     )
     return plan_candidates([(campaign, audience)], customers, planning)
@@ -406,7 +405,7 @@ def plan_adhoc(
         customers,
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
-        marketing_history(settings.output_dir, as_of, include_today=True),
+        marketing_history(settings.output_dir, as_of, exclude=paths.plan),
         ledger_lookup(settings),
         as_of,
         sending_at,

@@ -15,9 +15,9 @@ Each run looks at a window of time, ``(start, now]``, and plans the messages the
 Candidates go through the planner's one list of gates (``tasks.plan.planner.plan_candidates``: contact,
 consent - an SMS copy of an order update needs SMS opt-in - suppression, the send time below, lateness
 counted from the event's moment ``at``, pauses, the frequency budget, holdout, the ledger's duplicates).
-What only this job passes: its candidates, its send time (``at_the_moment``) and a budget that also
-counts what the daily run and earlier order-update runs planned today (``count_today``), except this
-run's own messages, which the overlap plans again (``not_itself``).
+What only this job passes: its candidates and its send time (``at_the_moment``); its budget counts what
+the daily run and earlier order-update runs send today, except this run's own messages, which the
+overlap plans again (``not_itself``).
 
 **When messages go out.** The send time is now, not a daily hour. Quiet hours, read at this moment in the
 customer's zone: *transactional email goes out at any hour* (the customer expects it and email does not
@@ -423,7 +423,6 @@ def plan_updates(
         suppressed=suppressed,
         history=not_itself(history, pd.concat(own, ignore_index=True)) if own else history,
         already=already,
-        count_today=True,
         schedule=at_the_moment,
     )
     plan = plan_candidates(batches, frames[Table.CUSTOMERS], planning)
@@ -511,7 +510,7 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        marketing_history(settings.output_dir, window.as_of, include_today=True),
+        marketing_history(settings.output_dir, window.as_of),
     )
     decisions = commit_shards(plan, message_people(frames[Table.CUSTOMERS], None), paths, settings, campaigns)
     marketing = plan.loc[(plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)]

@@ -33,8 +33,10 @@ class _Frozen(BaseModel):
 class Offer(_Frozen):
     """A personal coupon: one code per customer per occurrence, the same on every step and channel that carries it.
 
-    Valid from the first step that carries it until ``valid_days`` after the last one
-    (0: through the last step's day).
+    Valid from the first step that carries it until ``valid_days`` after the last one, and at least
+    ``valid_days`` after the day a message carrying it really goes out (a late step extends it, never
+    ships it expired). ``valid_days: 0``: through the last step's day, fixed by the occasion: a step
+    that would go out after that is skipped (``coupon_expired``).
     """
 
     coupon_prefix: str = Field(pattern=r"^[A-Z0-9]{2,12}$")
@@ -222,16 +224,29 @@ class Campaign(_Frozen):
             raise ValueError("steps: step numbers must be unique")
         if [s.offset_days for s in self.steps] != sorted(s.offset_days for s in self.steps):
             raise ValueError("steps: offsets must not decrease from one step to the next")
-        if self.kind is MessageKind.TRANSACTIONAL and (self.offer or self.holdout_share):
-            raise ValueError("a transactional campaign has no offer and no holdout")
+        if self.kind is MessageKind.TRANSACTIONAL and self.holdout_share:
+            raise ValueError("a transactional campaign has no holdout (nobody is held out of a service message)")
+        if self.kind is MessageKind.TRANSACTIONAL and any(s.offer for s in self.steps):
+            raise ValueError(
+                "a transactional campaign's offer is campaign-wide (its coupon goes to those who accept offers)"
+            )
         return self
+
+    def on_the_day(self, step: Step) -> bool:
+        """A greeting on its occasion (a birthday or holiday step with offset 0): never sent on a later day."""
+        return isinstance(self.trigger, BirthdayTrigger | HolidayTrigger) and step.offset_days == 0
+
+    def last_day(self, step: Step) -> int:
+        """How many days after its due day a step may still go out: 0 for a greeting on its occasion."""
+        return 0 if self.on_the_day(step) else self.max_delay_days
 
     def step_offer(self, step: Step) -> Offer | None:
         """The offer a step carries: its own, else the campaign's."""
         return step.offer or self.offer
 
     def offer_window(self, offer: Offer) -> tuple[int, int]:
-        """Days from the occurrence a coupon is valid: from its first carrying step to ``valid_days`` after the last."""
+        """Days from the occurrence a coupon is valid when every step goes out on its day: from its first carrying
+        step to ``valid_days`` after the last (``tasks/plan/offers.py`` counts from the real send day)."""
         offsets = [s.offset_days for s in self.steps if self.step_offer(s) == offer]
         return min(offsets), max(offsets) + offer.valid_days
 

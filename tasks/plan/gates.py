@@ -1,4 +1,4 @@
-"""The gates after consent: holdout, quiet hours, the frequency budget and lateness.
+"""The gates after consent: quiet hours, lateness, holdout and the frequency budget.
 
 Pure functions over plan frames, so ``loyalty why`` can explain every decision
 and a backfill of a day decides what the day decided.
@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from tasks.kernel.enums import Decision, MessageKind
 from tasks.kernel.settings import Settings
 
 
@@ -120,51 +119,117 @@ def local_send_time(
     return send_at, moved
 
 
-def frequency_budget(
-    plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules, count_today: bool = False
-) -> npt.NDArray[np.bool_]:
-    """Return which of today's marketing sends are over the customer's budget.
+# A step scheduled up to this many days ahead keeps its room in the budget (the 7-day window, today included).
+RESERVE_DAYS = 6
 
-    ``plan`` rows are candidate marketing sends (customer_id, campaign, step, occurrence, priority);
-    ``history`` rows are marketing messages planned to send on earlier days (customer_id, day).
-    ``count_today``: history dated ``as_of`` counts too (runs that plan more than once a day: order
-    updates, ad-hoc campaigns, after the daily run). A message counts once however many channels
-    carry it; higher priority wins, then older occurrence, then campaign name, so the outcome never
-    depends on row order.
+
+@dataclass(frozen=True)
+class Budgeted:
+    """What the budget decided for today's marketing messages, in the order given."""
+
+    over: npt.NDArray[np.bool_]  # no room: frequency_cap
+    yields_to: npt.NDArray[np.object_]  # room kept for a higher-priority step already scheduled: its campaign, else ""
+
+
+def allocate_budget(
+    messages: pd.DataFrame, taken: pd.DataFrame, scheduled: pd.DataFrame, rules: DeliveryRules
+) -> Budgeted:
+    """Decide which of today's marketing messages fit the frequency budget, counted on the days they go out.
+
+    ``messages``: one row per message (customer_id, campaign, occurrence, priority, day: the day it goes out).
+    ``taken``: (customer_id, day) per marketing message already going out on some day (the send history, and
+    today's messages the ledger already holds as sent). ``scheduled``: (customer_id, campaign, priority, day)
+    of marketing steps due on the coming days (``RESERVE_DAYS``).
+
+    Per customer, in priority order (today's before a scheduled step of the same priority, then the older
+    occurrence, then the campaign name, so row order never matters), each message takes a day if that day
+    keeps at most ``marketing_per_day`` and every 7-day window holding it at most ``marketing_per_week``.
+    A scheduled step books its own day; a message of today that would fit without the bookings of
+    higher-priority scheduled steps yields to them (``yields_to``), else it is over the budget.
     """
-    if plan.empty:
-        return np.zeros(0, dtype=bool)
-    today = pd.Timestamp(as_of)
-    until = today + pd.Timedelta(days=1) if count_today else today
-    recent = history.loc[(history["day"] >= pd.Timestamp(as_of - timedelta(days=6))) & (history["day"] < until)]
-    sent_week = recent.groupby("customer_id")["day"].size()
-    sent_today = recent.loc[recent["day"] == today].groupby("customer_id")["day"].size()
-    messages = plan[["customer_id", "campaign", "step", "occurrence", "priority"]].drop_duplicates(
-        ["customer_id", "campaign", "step", "occurrence"]
+    n = len(messages)
+    over = np.zeros(n, dtype=bool)
+    yields_to = np.full(n, "", dtype=object)
+    if n == 0:
+        return Budgeted(over, yields_to)
+    taken_by = _days_by_customer(taken["customer_id"], taken["day"])
+    ahead = scheduled.loc[scheduled["customer_id"].isin(set(messages["customer_id"]))]
+    ahead_by: dict[str, list[tuple[int, str, int]]] = {}
+    for customer, campaign, priority, day in zip(
+        ahead["customer_id"].astype(str),
+        ahead["campaign"].astype(str),
+        ahead["priority"],
+        _ordinals(ahead["day"]),
+        strict=True,
+    ):
+        ahead_by.setdefault(customer, []).append((int(priority), campaign, day))
+    order = messages.assign(_row=np.arange(n), _day=_ordinals(messages["day"])).sort_values(
+        ["customer_id", "priority", "occurrence", "campaign"], ascending=[True, False, True, True], kind="stable"
     )
-    messages = messages.sort_values(
-        ["customer_id", "priority", "occurrence", "campaign"], ascending=[True, False, True, True]
-    )
-    rank = messages.groupby("customer_id").cumcount()  # 0 = first choice today
-    room_day = rules.marketing_per_day - messages["customer_id"].map(sent_today).fillna(0).astype(int)
-    room_week = rules.marketing_per_week - messages["customer_id"].map(sent_week).fillna(0).astype(int)
-    messages = messages.assign(over=(rank >= np.minimum(room_day, room_week)).to_numpy())
-    over = plan.merge(
-        messages[["customer_id", "campaign", "step", "occurrence", "over"]],
-        on=["customer_id", "campaign", "step", "occurrence"],
-        how="left",
-    )["over"]
-    return np.asarray(over.fillna(False).to_numpy(dtype=bool), dtype=bool)
+    customers = order["customer_id"].astype(str).to_numpy()
+    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]])
+    rows, days, priorities = order["_row"].to_numpy(), order["_day"].to_numpy(), order["priority"].to_numpy()
+    for lo, hi in zip(starts, [*starts[1:], len(order)], strict=True):
+        customer = customers[lo]
+        lowest = int(priorities[lo:hi].min())
+        # (priority, today first, position, day, campaign); scheduled steps only matter above today's lowest
+        items = [(-int(priorities[i]), 0, i, int(days[i]), "") for i in range(lo, hi)]
+        items += [(-p, 1, k, day, name) for k, (p, name, day) in enumerate(ahead_by.get(customer, ())) if p > lowest]
+        counts: dict[int, int] = {}
+        for day in taken_by.get(customer, ()):
+            counts[day] = counts.get(day, 0) + 1
+        booked: list[tuple[int, str]] = []
+        for _, later, i, day, name in sorted(items):
+            if _fits(counts, day, rules):
+                counts[day] = counts.get(day, 0) + 1
+                if later:
+                    booked.append((day, name))
+                continue
+            if later:
+                continue
+            blocker = next((c for d, c in booked if _fits(_without(counts, d), day, rules)), None)
+            if blocker is not None:
+                yields_to[rows[i]] = blocker
+            else:
+                over[rows[i]] = True
+    return Budgeted(over, yields_to)
 
 
-def over_budget(
-    plan: pd.DataFrame, history: pd.DataFrame, as_of: date, rules: DeliveryRules, count_today: bool = False
-) -> npt.NDArray[np.bool_]:
-    """``frequency_budget`` over a whole plan: which rows still to send are marketing over the budget."""
-    marketing = ((plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)).to_numpy()
-    over = np.zeros(len(plan), dtype=bool)
-    over[np.flatnonzero(marketing)] = frequency_budget(plan.loc[marketing], history, as_of, rules, count_today)
-    return over
+def _fits(counts: dict[int, int], day: int, rules: DeliveryRules) -> bool:
+    """One more message on ``day`` keeps the day's count and every 7-day window holding it within the budget."""
+    if counts.get(day, 0) + 1 > rules.marketing_per_day:
+        return False
+    for end in range(day, day + 7):
+        if sum(counts.get(d, 0) for d in range(end - 6, end + 1)) + 1 > rules.marketing_per_week:
+            return False
+    return True
+
+
+def _without(counts: dict[int, int], day: int) -> dict[int, int]:
+    return counts | {day: counts[day] - 1}
+
+
+def _ordinals(days: pd.Series) -> npt.NDArray[np.int64]:
+    """Days as day numbers (whole days since the epoch)."""
+    stamps = pd.to_datetime(days).to_numpy(dtype="datetime64[D]")
+    return np.asarray(stamps.astype("int64"), dtype=np.int64)
+
+
+def _days_by_customer(customer_ids: pd.Series, days: pd.Series) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for customer, day in zip(customer_ids.astype(str), _ordinals(days), strict=True):
+        out.setdefault(customer, []).append(int(day))
+    return out
+
+
+def local_day(moments: pd.Series, timezones: pd.Series) -> pd.Series:
+    """The calendar day of each UTC moment on the customer's own clock (midnight, naive)."""
+    zones = timezones.fillna("UTC").astype(str)
+    out = pd.Series(pd.NaT, index=moments.index, dtype="datetime64[ns]")
+    stamps = pd.to_datetime(moments, utc=True)
+    for zone, members in zones.groupby(zones).groups.items():
+        out.loc[members] = stamps.loc[members].dt.tz_convert(str(zone)).dt.tz_localize(None).dt.normalize()
+    return out
 
 
 def quiet_until(moment: datetime, timezones: pd.Series, countries: pd.Series, rules: DeliveryRules) -> pd.Series:
@@ -199,7 +264,7 @@ def too_late(send_at: pd.Series, sending_at: datetime, max_delay_days: pd.Series
     return np.asarray(late.to_numpy(dtype=bool, na_value=False), dtype=bool)
 
 
-def window_open(occurrence: pd.Series, as_of: date, max_delay_days: pd.Series) -> npt.NDArray[np.bool_]:
-    """Return which occurrences may still be sent tomorrow (a deferral keeps them alive)."""
-    last_day = pd.to_datetime(occurrence) + pd.to_timedelta(max_delay_days.astype(int), unit="D")
+def window_open(due: pd.Series, as_of: date, max_delay_days: pd.Series) -> npt.NDArray[np.bool_]:
+    """Return which steps (by their due day) may still be sent tomorrow: a deferral keeps only those alive."""
+    last_day = pd.to_datetime(due) + pd.to_timedelta(max_delay_days.astype(int), unit="D")
     return np.asarray((last_day > pd.Timestamp(as_of)).to_numpy(dtype=bool), dtype=bool)

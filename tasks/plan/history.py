@@ -1,7 +1,9 @@
-"""Marketing history: what each customer was sent on earlier days, for the frequency budget and pauses.
+"""Send history: what each customer was sent (and held out of) on earlier days, by the day it went out.
 
-Read from the run folders' plans (the daily runs', the ad-hoc campaigns' and the order-updates
-runs'), so a backfill run in date order sees the budget each day saw.
+For the frequency budget (marketing, counted on the day a message really goes out: a backfill of
+yesterday run today counts today), the pause after service recovery, and holdouts (decided once per
+occurrence). Read from the run folders' plans (the daily runs', the ad-hoc campaigns' and the
+order-updates runs'), so a backfill run in date order sees the budget each day saw.
 """
 
 from __future__ import annotations
@@ -14,46 +16,91 @@ import pandas as pd
 from tasks.kernel.enums import Decision, MessageKind
 from tasks.kernel.paths import ADHOC_FOLDER, UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
 
+HISTORY_COLUMNS = ("customer_id", "campaign", "step", "occurrence", "kind", "decision")
+# a backfill's plan (a day before the run) sends on the day it runs: look that far back for its plans
+BACKFILL_REACH_DAYS = 30
 
-def marketing_history(output_dir: Path, as_of: date, days: int = 30, include_today: bool = False) -> pd.DataFrame:
-    """Return (customer_id, campaign, occurrence, day) of marketing planned to send on the ``days`` before ``as_of``.
 
-    Read from those days' plans, so a backfill run in date order sees the budget each day saw, from the
-    one-off campaigns of those days, and from the marketing the order-updates runs of those days planned
-    (back in stock, ``tasks/jobs/order_updates.py``). ``include_today``: ``as_of`` itself too, for runs after
-    the day's daily run (order updates, ad-hoc campaigns).
+def marketing_history(output_dir: Path, as_of: date, days: int = 30, exclude: Path | None = None) -> pd.DataFrame:
+    """Return (customer_id, campaign, step, occurrence, kind, decision, day) of what plans sent or held out.
+
+    ``day`` is the day a message goes out (the plan's ``send_day``; a plan written before that column
+    existed counts on its own day): the history covers the ``days`` before ``as_of``, ``as_of`` itself (the
+    ad-hoc campaigns and order updates already planned today) and the days after it (a backfill of
+    ``as_of`` runs after later days went out), so the budget counts every real day a message touches.
+    Read from the daily plans, the one-off campaigns' and the marketing the order-updates runs planned
+    (back in stock, ``tasks/jobs/order_updates.py``). ``exclude``: the plan being made again (a re-run).
     """
     frames = [no_history()]
-    for back in range(0 if include_today else 1, days + 1):
+    first = as_of - timedelta(days=days)
+    for back in range(-BACKFILL_REACH_DAYS, days + 1):
         day = as_of - timedelta(days=back)
         daily = RunPaths.for_day(output_dir, day).plan
         # the day's plan, and the plans of one-off campaigns sent that day (a withdrawn one is renamed)
         for path in [daily, *sorted((output_dir / ADHOC_FOLDER).glob(f"*/{day.isoformat()}/plan/plan.parquet"))]:
-            if path.exists():
-                columns = ["customer_id", "campaign", "step", "occurrence", "kind", "decision"]
-                frames.append(sent_history(pd.read_parquet(path, columns=columns), day))
+            if path.exists() and path != exclude:
+                frames.append(sent_history(_read_plan(path), day))
         for update in sorted((output_dir / UPDATES_FOLDER / day.isoformat()).glob(f"*/plan/{UPDATES_MARKETING_FILE}")):
             planned = pd.read_parquet(update, columns=["customer_id", "campaign", "occurrence"])
-            frames.append(planned.astype(object).assign(day=pd.Timestamp(day)))
+            frames.append(
+                planned.astype(object).assign(
+                    step=1, kind=MessageKind.MARKETING.value, decision=Decision.SEND.value, day=pd.Timestamp(day)
+                )
+            )
     out = pd.concat(frames, ignore_index=True)
-    return out.astype({"customer_id": str, "campaign": str, "occurrence": str, "day": "datetime64[ns]"})
+    out = out.loc[(out["day"] >= pd.Timestamp(first)).to_numpy()]
+    return _typed(out.reset_index(drop=True))
+
+
+def _read_plan(path: Path) -> pd.DataFrame:
+    plan = pd.read_parquet(path)
+    return plan[[c for c in (*HISTORY_COLUMNS, "send_day") if c in plan.columns]]
 
 
 def no_history() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("customer_id", "campaign", "occurrence")}).assign(
-        day=pd.Series(dtype="datetime64[ns]")
+    return _typed(
+        pd.DataFrame({c: pd.Series(dtype=object) for c in HISTORY_COLUMNS}).assign(
+            day=pd.Series(dtype="datetime64[ns]")
+        )
+    )
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype(
+        {
+            "customer_id": str,
+            "campaign": str,
+            "step": "int64",
+            "occurrence": str,
+            "kind": str,
+            "decision": str,
+            "day": "datetime64[ns]",
+        }
     )
 
 
 def sent_history(plan: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Return (customer_id, campaign, occurrence, day) per marketing message a day's plan sends (channels once)."""
-    sent = plan.loc[(plan["kind"] == MessageKind.MARKETING.value) & (plan["decision"] == Decision.SEND.value)]
-    sent = sent.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
-    return pd.DataFrame(
-        {
-            "customer_id": sent["customer_id"].to_numpy(dtype=object),
-            "campaign": sent["campaign"].to_numpy(dtype=object),
-            "occurrence": sent["occurrence"].astype(str).to_numpy(dtype=object),
-            "day": pd.Series(pd.Timestamp(day), index=range(len(sent)), dtype="datetime64[ns]").to_numpy(),
-        }
+    """Return one row per message a plan sends or holds out (channels once), on the day it goes out.
+
+    The day is the plan's ``send_day`` where it has one, else ``day`` (the plan's own day).
+    """
+    kept = plan.loc[plan["decision"].isin([Decision.SEND.value, Decision.HOLDOUT.value])]
+    kept = kept.drop_duplicates(["customer_id", "campaign", "step", "occurrence", "decision"])
+    days = (
+        pd.to_datetime(kept["send_day"]).fillna(pd.Timestamp(day))
+        if "send_day" in kept.columns
+        else pd.Series(pd.Timestamp(day), index=kept.index)
+    )
+    return _typed(
+        pd.DataFrame(
+            {
+                "customer_id": kept["customer_id"].astype(str).to_numpy(dtype=object),
+                "campaign": kept["campaign"].astype(str).to_numpy(dtype=object),
+                "step": kept["step"].astype("int64").to_numpy(),
+                "occurrence": kept["occurrence"].astype(str).to_numpy(dtype=object),
+                "kind": kept["kind"].astype(str).to_numpy(dtype=object),
+                "decision": kept["decision"].astype(str).to_numpy(dtype=object),
+                "day": days.to_numpy(dtype="datetime64[ns]"),
+            }
+        )
     )

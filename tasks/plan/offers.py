@@ -39,10 +39,18 @@ def coupon_code(key: bytes, campaign: str, offer: Offer, customer_id: str, occur
     return f"{offer.coupon_prefix}-{base64.b32encode(digest[:10]).decode()[:10]}"
 
 
-def validity(campaign: Campaign, offer: Offer, occurrence: date) -> tuple[date, date]:
-    """Return (valid_from, valid_until), both inclusive, of an offer's coupon for one occurrence."""
+def validity(campaign: Campaign, offer: Offer, occurrence: date, sent_on: date | None = None) -> tuple[date, date]:
+    """Return (valid_from, valid_until), both inclusive, of an offer's coupon for one occurrence.
+
+    ``sent_on``: the day a message carrying it really goes out. A coupon with ``valid_days`` is valid at
+    least that many days after it (a deferred or late step is not sent with a code about to lapse); one
+    fixed by its occasion (``valid_days: 0``) is not, and may be expired on that day (``expired_on_send``).
+    """
     first, last = campaign.offer_window(offer)
-    return occurrence + timedelta(days=first), occurrence + timedelta(days=last)
+    valid_from, valid_until = occurrence + timedelta(days=first), occurrence + timedelta(days=last)
+    if sent_on is not None and offer.valid_days > 0:
+        valid_until = max(valid_until, sent_on + timedelta(days=offer.valid_days))
+    return valid_from, valid_until
 
 
 def step_codes(plan: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes) -> pd.Series:
@@ -61,9 +69,18 @@ def step_codes(plan: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes) -
 
 
 def registry(sends: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes) -> pd.DataFrame:
-    """Return one registry row per distinct code among the plan rows to send (every channel shares it)."""
+    """Return one registry row per distinct code among the plan rows to send (every channel shares it).
+
+    Rows carrying no coupon (``coupon_valid_until`` empty: a service message to someone who does not
+    accept offers) have none; the validity is the plan's, counted from the day the message goes out.
+    """
     codes = step_codes(sends, campaigns, key)
-    rows = sends.assign(code=codes).dropna(subset=["code"]).drop_duplicates("code")
+    if "coupon_valid_until" in sends.columns:
+        codes = codes.where(sends["coupon_valid_until"].notna())
+    rows = sends.assign(code=codes).dropna(subset=["code"])
+    if "coupon_valid_until" in rows.columns:
+        rows = rows.sort_values("coupon_valid_until", kind="stable")
+    rows = rows.drop_duplicates("code", keep="last")
     out = []
     for record in rows.to_dict("records"):
         campaign = campaigns[str(record["campaign"])]
@@ -71,6 +88,8 @@ def registry(sends: pd.DataFrame, campaigns: dict[str, Campaign], key: bytes) ->
         offer = campaign.step_offer(step)
         assert offer is not None  # rows without an offer have no code
         valid_from, valid_until = validity(campaign, offer, date.fromisoformat(str(record["occurrence"])))
+        if record.get("coupon_valid_until") is not None:
+            valid_until = date.fromisoformat(str(record["coupon_valid_until"]))
         out.append(
             {
                 "code": record["code"],

@@ -39,7 +39,7 @@ stops a row gives its reason:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol, cast
 
@@ -59,19 +59,29 @@ from tasks.kernel.enums import Channel, Decision, MessageKind, SendStatus, SkipR
 from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
-from tasks.plan.campaigns import Campaign, OrderStatusTrigger, OrderTrigger, daily_campaigns, load_catalog
+from tasks.plan.campaigns import (
+    Campaign,
+    OrderStatusTrigger,
+    OrderTrigger,
+    Step,
+    daily_campaigns,
+    load_catalog,
+)
 from tasks.plan.gates import (
+    RESERVE_DAYS,
+    Budgeted,
     DeliveryRules,
+    allocate_budget,
     delivery_rules,
     holdout_period,
     in_holdout,
+    local_day,
     local_send_time,
-    over_budget,
     too_late,
     window_open,
 )
 from tasks.plan.history import marketing_history, no_history
-from tasks.plan.offers import coupon_code, redeemed_codes, registry, write_registry
+from tasks.plan.offers import coupon_code, redeemed_codes, registry, validity, write_registry
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData, occurrences
 from tasks.profile.expressions import compile_expression
@@ -94,6 +104,8 @@ SHARD_COLUMNS = (
     "occurrence",
     "detail",
     "send_at",
+    "send_day",
+    "coupon_valid_until",
     "timezone",
     "country",
 )
@@ -109,9 +121,12 @@ PLAN_COLUMNS = (
     "decision",
     "reason",
     "send_at",
+    "send_day",
     "priority",
     "due",
     "detail",
+    "coupon_valid_until",
+    "yields_to",
 )
 
 
@@ -133,16 +148,27 @@ def audience_members(expression: str, profile: pd.DataFrame) -> pd.Series:
 
 
 def campaign_candidates(campaign: Campaign, data: ShopData, as_of: date) -> pd.DataFrame:
-    """Return (customer_id, step, occurrence, due, detail): the steps due today or within ``max_delay_days``."""
+    """Return (customer_id, step, occurrence, due, detail): the steps due today or within ``max_delay_days``.
+
+    A greeting on its occasion (``Campaign.on_the_day``) is a candidate on that day only.
+    """
+    out = due_steps(campaign, data, as_of - timedelta(days=campaign.max_delay_days), as_of)
+    late = {s.step for s in campaign.steps if campaign.on_the_day(s)}
+    out = out.loc[~(out["step"].isin(late) & (out["due"] != as_of.isoformat())).to_numpy()]
+    # one message per customer and step: the latest occurrence wins (a second cart the next day, say)
+    return out.sort_values(["customer_id", "step", "occurrence"]).drop_duplicates(["customer_id", "step"], keep="last")
+
+
+def due_steps(campaign: Campaign, data: ShopData, first_due: date, last_due: date) -> pd.DataFrame:
+    """Return (customer_id, step, occurrence, due, detail) of the steps due from ``first_due`` to ``last_due``."""
     first, last = campaign.offsets
-    start = as_of - timedelta(days=last + campaign.max_delay_days)
-    found = occurrences(campaign.trigger, data, start, as_of - timedelta(days=first))
+    found = occurrences(campaign.trigger, data, first_due - timedelta(days=last), last_due - timedelta(days=first))
     profile = data["profile"]
     known = found["customer_id"].astype(str).isin(set(profile["customer_id"].astype(str)))
     found = found.loc[known.to_numpy()]
     if campaign.audience:
         found = found.loc[found["customer_id"].astype(str).map(audience_members(campaign.audience, profile)).to_numpy()]
-    today, earliest = pd.Timestamp(as_of), pd.Timestamp(as_of - timedelta(days=campaign.max_delay_days))
+    today, earliest = pd.Timestamp(last_due), pd.Timestamp(first_due)
     steps = []
     for step in campaign.steps:
         due = found["occurrence"] + pd.Timedelta(days=step.offset_days)
@@ -162,9 +188,7 @@ def campaign_candidates(campaign: Campaign, data: ShopData, as_of: date) -> pd.D
                 }
             )
         )
-    out = pd.concat(steps, ignore_index=True)
-    # one message per customer and step: the latest occurrence wins (a second cart the next day, say)
-    return out.sort_values(["customer_id", "step", "occurrence"]).drop_duplicates(["customer_id", "step"], keep="last")
+    return pd.concat(steps, ignore_index=True)
 
 
 class Scheduler(Protocol):
@@ -184,14 +208,19 @@ def at_local_hour(campaign: Campaign, rows: pd.DataFrame, planning: Planning) ->
     return send_at, np.asarray(moved.to_numpy() & (send_at.dt.date > planning.as_of).to_numpy(), dtype=bool)
 
 
+# A marketing step due on a coming day that passed the gates it can pass today: it keeps its room in the budget.
+SCHEDULED_COLUMNS = ("customer_id", "campaign", "priority", "day")
+
+
 @dataclass(frozen=True)
 class Planning:
     """What one planning run knows besides its candidates: the day, the moment of sending, the rules, the state.
 
     ``catalog``: every campaign a row may name (for lateness, pauses, holdouts, coupons), the job's own included.
-    ``count_today``: the budget also counts what other runs already planned for ``as_of`` (jobs that plan
-    after the daily run: order updates, ad-hoc campaigns). ``already``: the ledger's keys sent or failed
-    for good. ``schedule``: the job's send time (gate 4).
+    ``history``: what earlier plans (and later ones: a backfill runs after) send or held out, by the day it
+    goes out (``tasks/plan/history.py``). ``already``: the ledger's keys sent or failed for good.
+    ``scheduled``: marketing steps due on the coming days that the budget keeps room for (``scheduled_steps``).
+    ``schedule``: the job's send time (gate 4).
     """
 
     as_of: date
@@ -201,7 +230,7 @@ class Planning:
     suppressed: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
     history: pd.DataFrame = field(default_factory=no_history)
     already: Callable[[pd.Series], set[str]] = lambda keys: set()
-    count_today: bool = False
+    scheduled: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SCHEDULED_COLUMNS)))
     redeemed_codes: frozenset[str] = frozenset()
     key: bytes = b""
     schedule: Scheduler = at_local_hour
@@ -266,17 +295,27 @@ def consent_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Sto
 
 def suppression_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
     """3. A bounced, complained or unsubscribed address or customer is never messaged."""
+    yield _suppressed(rows, planning), Decision.SKIPPED, SkipReason.SUPPRESSED
+
+
+def _suppressed(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bool_]:
+    """Rows whose address or customer is suppressed on the row's channel."""
     hit = np.zeros(len(rows), dtype=bool)
     hashes = _address(rows).fillna("").map(address_hash)
     for channel in Channel:
         suppressed = planning.suppressed.get(channel, frozenset())
         on = (rows["channel"] == channel.value).to_numpy()
         hit |= on & (hashes.isin(suppressed).to_numpy() | rows["customer_id"].isin(suppressed).to_numpy())
-    yield hit, Decision.SKIPPED, SkipReason.SUPPRESSED
+    return hit
 
 
 def quiet_hours_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """4. The job's send time (``Planning.schedule``); one inside quiet hours that cannot move today is deferred."""
+    """4. The job's send time (``Planning.schedule``); one inside quiet hours that cannot move today waits for
+    tomorrow if its window is open then (a greeting on its occasion is not), else it is skipped.
+
+    Sets ``send_at`` and ``send_day``: the day the message really goes out on the customer's clock (a
+    backfill's past send time goes out now), which the budget and the coupon's validity count from.
+    """
     deferred = np.zeros(len(rows), dtype=bool)
     send_at = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]")
     for name, group in rows.groupby("campaign", sort=False):
@@ -284,7 +323,11 @@ def quiet_hours_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) ->
         send_at.loc[group.index] = pd.to_datetime(at, utc=True).to_numpy()
         deferred[rows.index.get_indexer(group.index)] = later
     rows["send_at"] = send_at
-    yield deferred, Decision.DEFERRED, SkipReason.QUIET_HOURS
+    going = send_at.where(send_at >= pd.Timestamp(planning.sending_at), pd.Timestamp(planning.sending_at))
+    rows["send_day"] = local_day(going, rows["timezone"])
+    still_open = window_open(rows["due"], planning.as_of, _last_days(rows, planning))
+    yield deferred & still_open, Decision.DEFERRED, SkipReason.QUIET_HOURS
+    yield deferred & ~still_open, Decision.SKIPPED, SkipReason.QUIET_HOURS
 
 
 def redeemed_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
@@ -296,7 +339,48 @@ def redeemed_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> St
 def lateness_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
     """6. More than ``max_delay_days`` (plus the same-day grace) after the planned moment: the event's (``at``) or the send time."""
     planned = rows["at"] if "at" in rows.columns else rows["send_at"]
-    yield too_late(planned, planning.sending_at, _max_delay(rows, planning)), Decision.SKIPPED, SkipReason.TOO_LATE
+    yield too_late(planned, planning.sending_at, _last_days(rows, planning)), Decision.SKIPPED, SkipReason.TOO_LATE
+
+
+def coupon_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """7. The coupon a message carries is valid on the day it goes out: counted from that day where the offer
+    allows (``valid_days``), else (fixed by its occasion) a step that would carry it expired is skipped.
+
+    Sets ``coupon_valid_until`` (empty without a coupon). A service message (transactional with an offer:
+    service recovery) carries its coupon only to those who accept offers on the channel.
+    """
+    valid_until = pd.Series(None, index=rows.index, dtype=object)
+    expired = np.zeros(len(rows), dtype=bool)
+    offers_ok = _accepts_offers(rows, planning)
+    for (name, number), group in rows.groupby(["campaign", "step"], sort=False):
+        campaign = planning.catalog[str(name)]
+        offer = campaign.step_offer(_step(campaign, int(str(number))))
+        if offer is None:
+            continue
+        ends = [
+            validity(campaign, offer, date.fromisoformat(str(o)), pd.Timestamp(d).date())[1]
+            for o, d in zip(group["occurrence"], group["send_day"], strict=True)
+        ]
+        at = rows.index.get_indexer(group.index)
+        lapsed = np.array([end < pd.Timestamp(d).date() for end, d in zip(ends, group["send_day"], strict=True)])
+        expired[at] = lapsed
+        carries = offers_ok[at] & ~lapsed
+        valid_until.loc[group.index] = [e.isoformat() if c else None for e, c in zip(ends, carries, strict=True)]
+    rows["coupon_valid_until"] = valid_until
+    yield expired, Decision.SKIPPED, SkipReason.COUPON_EXPIRED
+
+
+def _accepts_offers(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bool_]:
+    """Marketing carries its offer (its consent was checked); a service message only to those opted in to the
+    channel's marketing and not unsubscribed from it."""
+    email = rows["channel"] == Channel.EMAIL.value
+    opted_in = rows["email_opt_in"].where(email, rows["sms_opt_in"]).fillna(False).astype(bool)
+    marketing = rows["kind"] == MessageKind.MARKETING.value
+    return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~_suppressed(rows, planning)
+
+
+def _step(campaign: Campaign, number: int) -> Step:
+    return next(s for s in campaign.steps if s.step == number)
 
 
 def pause_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
@@ -304,22 +388,72 @@ def pause_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops
     yield _paused(rows, planning.catalog, planning.history, planning.as_of), Decision.SKIPPED, SkipReason.PAUSED
 
 
-def budget_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """8. At most N marketing messages a day and M in 7 days; higher priority wins; losers wait while they may."""
-    over = over_budget(rows, planning.history, planning.as_of, planning.rules, count_today=planning.count_today)
-    still_open = window_open(rows["due"], planning.as_of, _max_delay(rows, planning))
-    yield over & still_open, Decision.DEFERRED, SkipReason.FREQUENCY_CAP
-    yield over & ~still_open, Decision.SKIPPED, SkipReason.FREQUENCY_CAP
+def duplicate_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """9. A key the send ledger holds as sent or failed for good: it went, and takes no second place in the budget."""
+    yield rows["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.DUPLICATE
 
 
 def holdout_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """9. A stable hash sets each campaign's holdout share aside from what would go out: recorded, never sent."""
-    yield _held_out(rows, planning.catalog), Decision.HOLDOUT, SkipReason.HOLDOUT
+    """10. A stable hash sets each campaign's holdout share aside: decided once per occurrence, never sent.
+
+    The first row of a held-out occurrence is recorded as ``holdout`` (attribution counts it); its later
+    steps and days are skipped (``holdout``). Before the budget: a held-out message takes no one's room.
+    """
+    held = _held_out(rows, planning.catalog)
+    history = planning.history
+    earlier = history.loc[history["decision"] == Decision.HOLDOUT.value]
+    ids = set(_message_ids(earlier, ("customer_id", "campaign", "occurrence")))
+    recorded = _message_ids(rows, ("customer_id", "campaign", "occurrence")).isin(ids).to_numpy(dtype=bool)
+    yield recorded, Decision.SKIPPED, SkipReason.HOLDOUT
+    yield held & ~recorded, Decision.HOLDOUT, SkipReason.HOLDOUT
 
 
-def duplicate_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """10. A key the send ledger holds as sent or failed for good (the budget counted it as the send it was)."""
-    yield rows["idempotency_key"].isin(known).to_numpy(), Decision.SKIPPED, SkipReason.DUPLICATE
+def budget_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """11. At most N marketing messages a day and M in 7 days, counted on the days they go out; higher priority
+    wins, and a message yields (``reserved``) where it would leave no room for a higher-priority step already
+    scheduled inside the window. Losers wait while their window is open, else they are skipped."""
+    budgeted = _budget(rows, planning)
+    still_open = window_open(rows["due"], planning.as_of, _last_days(rows, planning))
+    reserved = budgeted.yields_to != ""
+    rows["yields_to"] = pd.Series(budgeted.yields_to, index=rows.index).where(reserved, "")
+    yield budgeted.over & still_open, Decision.DEFERRED, SkipReason.FREQUENCY_CAP
+    yield budgeted.over & ~still_open, Decision.SKIPPED, SkipReason.FREQUENCY_CAP
+    yield reserved & still_open, Decision.DEFERRED, SkipReason.RESERVED
+    yield reserved & ~still_open, Decision.SKIPPED, SkipReason.RESERVED
+
+
+MESSAGE = ("customer_id", "campaign", "step", "occurrence")  # one message, however many channels carry it
+
+
+def _message_ids(frame: pd.DataFrame, columns: tuple[str, ...] = MESSAGE) -> pd.Series:
+    return frame[list(columns)].astype(str).agg("\x1f".join, axis=1) if len(frame) else pd.Series(dtype=object)
+
+
+def _budget(rows: pd.DataFrame, planning: Planning) -> Budgeted:
+    """The budget over the rows still to send (per message), against what already goes out on each day."""
+    out = Budgeted(np.zeros(len(rows), dtype=bool), np.full(len(rows), "", dtype=object))
+    marketing = rows["kind"] == MessageKind.MARKETING.value
+    candidates = rows.loc[(marketing & (rows["decision"] == Decision.SEND.value)).to_numpy()]
+    if candidates.empty:
+        return out
+    history = planning.history
+    sent = history.loc[(history["kind"] == MessageKind.MARKETING.value) & (history["decision"] == Decision.SEND.value)]
+    # today's messages the ledger holds as sent, that no earlier plan recorded (a re-run of this plan): they went
+    went = rows.loc[(marketing & (rows["reason"] == SkipReason.DUPLICATE.value)).to_numpy()]
+    went = went.loc[~_message_ids(went).isin(set(_message_ids(sent))).to_numpy()].drop_duplicates(list(MESSAGE))
+    taken = pd.concat(
+        [sent[["customer_id", "day"]], went[["customer_id"]].assign(day=went["send_day"])], ignore_index=True
+    )
+    messages = candidates.drop_duplicates(list(MESSAGE)).assign(day=lambda f: f["send_day"])
+    decided = allocate_budget(messages, taken, planning.scheduled, planning.rules)
+    per_message = pd.DataFrame(
+        {"_id": _message_ids(messages).to_numpy(), "over": decided.over, "yields_to": decided.yields_to}
+    ).set_index("_id")
+    ids = _message_ids(rows)
+    hit = (marketing & (rows["decision"] == Decision.SEND.value)).to_numpy()
+    out.over[hit] = per_message["over"].reindex(ids[hit]).to_numpy(dtype=bool)
+    out.yields_to[hit] = per_message["yields_to"].reindex(ids[hit]).to_numpy(dtype=object)
+    return out
 
 
 Gate = Callable[[pd.DataFrame, Planning, set[str]], Stops]
@@ -331,10 +465,11 @@ GATES: tuple[Gate, ...] = (
     quiet_hours_gate,
     redeemed_gate,
     lateness_gate,
+    coupon_gate,
     pause_gate,
-    budget_gate,
-    holdout_gate,
     duplicate_gate,
+    holdout_gate,
+    budget_gate,
 )
 
 
@@ -361,8 +496,11 @@ def plan_candidates(
     return rows[columns].reset_index(drop=True)
 
 
-def _max_delay(rows: pd.DataFrame, planning: Planning) -> pd.Series:
-    return rows["campaign"].map({n: c.max_delay_days for n, c in planning.catalog.items()})
+def _last_days(rows: pd.DataFrame, planning: Planning) -> pd.Series:
+    """Per row, how many days after its due day it may still go out (0 for a greeting on its occasion)."""
+    days = {(n, s.step): c.last_day(s) for n, c in planning.catalog.items() for s in c.steps}
+    pairs = zip(rows["campaign"].astype(str), rows["step"].astype("int64"), strict=True)
+    return pd.Series([days.get(pair, 0) for pair in pairs], index=rows.index, dtype="int64")
 
 
 def _held_out(plan: pd.DataFrame, campaigns: Mapping[str, Campaign]) -> npt.NDArray[np.bool_]:
@@ -464,13 +602,45 @@ def build_plan(
         redeemed_codes=redeemed_codes(data[Table.ORDERS]),
         key=key,
     )
+    planning = replace(planning, scheduled=scheduled_steps(campaigns, data, planning))
     batches = [(c, campaign_candidates(c, data, data.as_of)) for c in campaigns.values()]
     return plan_candidates(batches, data[Table.CUSTOMERS], planning)
 
 
+# The gates a step due on a coming day can pass today: only those it passes keep room in the budget.
+SCHEDULING_GATES: tuple[Gate, ...] = (contact_gate, consent_gate, suppression_gate, pause_gate, holdout_gate)
+
+
+def scheduled_steps(campaigns: Mapping[str, Campaign], data: ShopData, planning: Planning) -> pd.DataFrame:
+    """Marketing steps due on the next ``RESERVE_DAYS`` days, on their due day, that the budget keeps room for."""
+    first, last = planning.as_of + timedelta(days=1), planning.as_of + timedelta(days=RESERVE_DAYS)
+    batches = [(c, due_steps(c, data, first, last)) for c in campaigns.values() if c.kind is MessageKind.MARKETING]
+    frames = [message_rows(c, cands) for c, cands in batches if len(cands)]
+    if not frames:
+        return pd.DataFrame(columns=list(SCHEDULED_COLUMNS))
+    rows = pd.concat(frames, ignore_index=True).merge(
+        data[Table.CUSTOMERS], on="customer_id", how="left", validate="many_to_one", suffixes=("", "_customer")
+    )
+    rows["decision"], rows["reason"] = Decision.SEND.value, ""
+    for gate in SCHEDULING_GATES:
+        for mask, decision, reason in gate(rows, planning, set()):
+            _mark(rows, mask, decision, reason)
+    kept = rows.loc[rows["decision"] == Decision.SEND.value].drop_duplicates(list(MESSAGE))
+    return pd.DataFrame(
+        {
+            "customer_id": kept["customer_id"].astype(str).to_numpy(),
+            "campaign": kept["campaign"].to_numpy(),
+            "priority": kept["priority"].astype("int64").to_numpy(),
+            "day": pd.to_datetime(kept["due"]).to_numpy(),
+        }
+    )
+
+
 def _empty_plan() -> pd.DataFrame:
     plan = pd.DataFrame({c: pd.Series(dtype=object) for c in PLAN_COLUMNS})
-    return plan.astype({"step": "int64", "priority": "int64", "send_at": "datetime64[ns, UTC]"})
+    return plan.astype(
+        {"step": "int64", "priority": "int64", "send_at": "datetime64[ns, UTC]", "send_day": "datetime64[ns]"}
+    )
 
 
 def redeemed_rows(
@@ -574,7 +744,7 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        marketing_history(settings.output_dir, as_of),
+        marketing_history(settings.output_dir, as_of, exclude=paths.plan),
         sending_at,
         signing_key(settings),
     )

@@ -10,7 +10,7 @@ the real ledger is not read: the simulation starts from an empty history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
@@ -23,13 +23,25 @@ from tasks.kernel.enums import Channel, Decision, Table
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign, daily_campaigns
 from tasks.plan.gates import delivery_rules
-from tasks.plan.history import sent_history
+from tasks.plan.history import no_history, sent_history
 from tasks.plan.planner import build_plan
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import ProfileRules, build_profile
 
-SIMULATION_COLUMNS = ("date", "customer_id", "campaign", "step", "channel", "decision", "reason")
+SIMULATION_COLUMNS = (
+    "date",
+    "customer_id",
+    "campaign",
+    "step",
+    "channel",
+    "kind",
+    "occurrence",
+    "decision",
+    "reason",
+    "yields_to",
+    "coupon_valid_until",
+)
 RUN_HOUR = 6  # the daily run's scheduled hour in the shop's time zone: lateness is judged from it
 
 
@@ -41,8 +53,16 @@ class SimulatedRow(BaseModel):
     campaign: str
     step: int
     channel: str
+    kind: str
+    occurrence: str
     decision: str
     reason: str
+    yields_to: str  # the campaign a ``reserved`` row yields to
+    coupon_valid_until: str | None  # the last day (ISO) the message's coupon is valid (none without a coupon)
+
+
+# An opt-out during a simulation: from ``day`` on, the customer is suppressed on ``channel`` for ``topic``.
+OptOut = tuple[date, str, str, str]
 
 
 def days(start: date, end: date) -> Iterator[date]:
@@ -58,17 +78,20 @@ def simulate(
     end: date,
     settings: Settings,
     key: bytes,
+    opt_outs: Iterable[OptOut] = (),
 ) -> pd.DataFrame:
-    """Plan every day from ``start`` to ``end``; return the plan rows with their day, in ``SIMULATION_COLUMNS``."""
+    """Plan every day from ``start`` to ``end``; return the plan rows with their day, in ``SIMULATION_COLUMNS``.
+
+    ``opt_outs``: unsubscribes that arrive during the simulation, (day, customer_id, channel, topic).
+    """
     if end < start:
         raise ValueError(f"the simulation ends ({end}) before it starts ({start})")
     campaigns = daily_campaigns(campaigns)  # order updates and one-off campaigns are not planned by day
     rules, profile_rules = delivery_rules(settings), ProfileRules.from_settings(settings)
     points = PointsRules(settings.points_per_unit, settings.points_valid_days)
     sent: set[str] = set()
-    history = sent_history(
-        pd.DataFrame(columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision"]), start
-    )
+    history = no_history()
+    opt_outs = list(opt_outs)
     frames = []
     for day in days(start, end):
         tables = validate_snapshot(raw, day).frames
@@ -76,11 +99,10 @@ def simulate(
         frames_of_day: dict[str, pd.DataFrame] = {t.value: f for t, f in tables.items()}
         frames_of_day |= {"profile": parts.profile, "incidents": parts.incidents, "replenishment": parts.replenishment}
         data = ShopData.from_frames(day, frames_of_day, points)
-        no_suppressions: dict[Channel, frozenset[str]] = {}
         plan = build_plan(
             campaigns,
             data,
-            no_suppressions,
+            _suppressed_on(day, opt_outs),
             rules,
             partial(_already, sent),
             history,
@@ -93,8 +115,19 @@ def simulate(
         frames.append(plan.assign(date=day.isoformat())[list(SIMULATION_COLUMNS)])
     out = pd.concat(frames, ignore_index=True)
     out["step"] = out["step"].astype("int64")
-    out["reason"] = out["reason"].fillna("").astype(str)
+    for column in ("reason", "yields_to"):
+        out[column] = out[column].fillna("").astype(str)
+    out["coupon_valid_until"] = out["coupon_valid_until"].astype(object).where(out["coupon_valid_until"].notna(), None)
     return out.sort_values(["date", "campaign", "step", "customer_id", "channel"], kind="stable").reset_index(drop=True)
+
+
+def _suppressed_on(day: date, opt_outs: list[OptOut]) -> dict[Channel, frozenset[str]]:
+    """The customers suppressed per channel on ``day``: every opt-out that arrived by then."""
+    out: dict[Channel, set[str]] = {}
+    for since, customer_id, channel, _topic in opt_outs:
+        if since <= day:
+            out.setdefault(Channel(channel), set()).add(customer_id)
+    return {channel: frozenset(ids) for channel, ids in out.items()}
 
 
 def _already(sent: set[str], keys: pd.Series) -> set[str]:

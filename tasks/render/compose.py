@@ -99,16 +99,30 @@ def build_context(
         "interest": interest_group(_text_or_none(row.get("top_category")), settings.picks_exclusive_groups),
         "days_since_last_order": int(str(days)) if days is not None else None,
     }
+    # the day the message goes out on the customer's clock (the plan's ``send_day``): distances count from it
+    sent_on = _day_or_none(row.get("send_day")) or occurrence + timedelta(days=step.offset_days)
     offer = campaign.step_offer(step)
-    if offer is not None:
+    # the plan says until when the coupon is valid, counted from the send day; no date: no coupon on this row
+    # (a service message to someone who does not accept offers)
+    valid_until = _day_or_none(row.get("coupon_valid_until")) if "coupon_valid_until" in row else None
+    if offer is not None and "coupon_valid_until" not in row:
+        valid_until = validity(campaign, offer, occurrence, sent_on)[1]
+    if offer is not None and valid_until is not None:
         context["coupon_code"] = coupon_code(key, campaign.name, offer, customer_id, occurrence.isoformat())
         context["percent_off"] = offer.percent_off
         # day and month in the locale's grammar ("4 декабря", "4 grudnia", "December 4"); no year for a
         # short-lived coupon, and no trailing "г." to collide with the sentence's full stop
-        context["coupon_valid_until"] = _day_month(validity(campaign, offer, occurrence)[1], locale)
-    context |= _trigger_fields(campaign, step.offset_days, occurrence, detail, customer_id, settings, key, locale)
+        context["coupon_valid_until"] = _day_month(valid_until, locale)
+    context |= _trigger_fields(
+        campaign, (sent_on - occurrence).days, occurrence, detail, customer_id, settings, key, locale
+    )
     context["products"] = tuple(_product_pick(p, locale) for p in products[:PRODUCTS_SHOWN])
     return MessageContext.model_validate(context)
+
+
+def _day_or_none(value: object) -> date | None:
+    value = _none_if_missing(value)
+    return None if value is None else pd.Timestamp(str(value)).date()
 
 
 def _day_month(day: date, locale: str) -> str:
@@ -124,7 +138,7 @@ def interest_group(top_category: str | None, groups: Sequence[str]) -> str | Non
 
 def _trigger_fields(
     campaign: Campaign,
-    offset: int,
+    since: int,
     occurrence: date,
     detail: str | None,
     customer_id: str,
@@ -132,11 +146,15 @@ def _trigger_fields(
     key: bytes,
     locale: str,
 ) -> dict[str, object]:
-    """What the trigger knows about this message: the occasion, the order, the incident, the points, the reorder."""
+    """What the trigger knows about this message: the occasion, the order, the incident, the points, the reorder.
+
+    ``since``: days from the occurrence to the day the message goes out (a deferred reminder says the real
+    distance to the occasion, not its step's).
+    """
     trigger = campaign.trigger
     base = settings.shop_url.rstrip("/")
     if isinstance(trigger, BirthdayTrigger | HolidayTrigger):
-        return {"occasion_date": _day_month(occurrence, locale), "days_to_occasion": -offset}
+        return {"occasion_date": _day_month(occurrence, locale), "days_to_occasion": -since}
     if isinstance(trigger, OrderStatusTrigger) and detail is not None:
         # detail: "<order_id> <status>" (late: the delay notice); the template branches on the status
         order_id, _, status = detail.rpartition(" ")

@@ -272,7 +272,7 @@ def test_a_requested_send_time_holds_for_everyone_out_of_their_quiet_hours() -> 
     assert requested["decision"].tolist() == ["send"] * 3  # judged at the requested time, not the default hour
 
 
-def test_the_budget_counts_the_daily_plan_of_today_and_ad_hoc_plans_of_earlier_days(tmp_path: Path) -> None:
+def test_the_budget_counts_the_daily_plan_of_today_and_ad_hoc_plans_of_earlier_days_not_its_own(tmp_path: Path) -> None:
     def plan_file(path: Path, customer: str, campaign: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         row = {"customer_id": [customer], "campaign": [campaign], "step": [1], "occurrence": ["2024-05-31"]}
@@ -281,8 +281,10 @@ def test_the_budget_counts_the_daily_plan_of_today_and_ad_hoc_plans_of_earlier_d
     plan_file(RunPaths.for_day(tmp_path, AS_OF).plan, "C1", "weekly_sale")
     plan_file(adhoc_paths(tmp_path, "may_sale", date(2024, 5, 31)).plan, "C2", "adhoc_may_sale")
     plan_file(adhoc_paths(tmp_path, "old_sale", date(2024, 4, 1)).plan, "C3", "adhoc_old_sale")  # over 30 days ago
+    own = adhoc_paths(tmp_path, "june_sale", AS_OF).plan
+    plan_file(own, "C4", "adhoc_june_sale")  # this campaign's own plan, planned again
 
-    history = marketing_history(tmp_path, AS_OF, include_today=True)
+    history = marketing_history(tmp_path, AS_OF, exclude=own)
 
     assert sorted(zip(history["customer_id"], history["campaign"], history["day"].dt.date, strict=True)) == [
         ("C1", "weekly_sale", AS_OF),

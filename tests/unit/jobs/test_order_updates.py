@@ -79,7 +79,7 @@ def _plan(
 ) -> pd.DataFrame:
     tables = _tables(tmp_path, frames, window.end.isoformat())
     if history is None:
-        history = marketing_history(tmp_path / "out", window.as_of, include_today=True)
+        history = marketing_history(tmp_path / "out", window.as_of)
     plan, _ = plan_updates(CAMPAIGNS, tables, window, {}, DeliveryRules(), lambda keys: set(already), history)
     return plan
 
@@ -226,8 +226,8 @@ def test_back_in_stock_waits_when_the_customer_had_todays_marketing_message(tmp_
     )
     todays = sent_history(daily, window.as_of).assign(occurrence="")
     own = pd.DataFrame(
-        [["C1", "back_in_stock", "2024-06-01", pd.Timestamp("2024-06-01")]],
-        columns=["customer_id", "campaign", "occurrence", "day"],
+        [["C1", "back_in_stock", 1, "2024-06-01", "marketing", "send", pd.Timestamp("2024-06-01")]],
+        columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision", "day"],
     )
 
     capped = _plan(tmp_path, _restock(), window, history=todays)

@@ -108,15 +108,31 @@ def test_an_invalid_campaign_is_refused_naming_the_file_and_the_field(tmp_path: 
     assert message in str(err.value)
 
 
-def test_a_transactional_campaign_may_not_carry_an_offer_or_a_holdout(tmp_path: Path) -> None:
+def test_a_transactional_campaign_may_not_carry_a_holdout(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         "receipt.yaml",
         HEAD.replace("marketing", "transactional") + "trigger: {type: incident}\nholdout_share: 0.1\n",
     )
 
-    with pytest.raises(CatalogError, match="a transactional campaign has no offer and no holdout"):
+    with pytest.raises(CatalogError, match="a transactional campaign has no holdout"):
         load_campaign(path)
+
+
+def test_a_transactional_campaign_carries_an_offer_campaign_wide_only(tmp_path: Path) -> None:
+    base = HEAD.replace("marketing", "transactional") + "trigger: {type: incident}\n"
+    apology = _write(
+        tmp_path, "apology.yaml", base + "offer: {coupon_prefix: SORRY, percent_off: 20, valid_days: 30}\n"
+    )
+    per_step = _write(
+        tmp_path,
+        "per_step.yaml",
+        base + "steps:\n  - {step: 1, offer: {coupon_prefix: SORRY, percent_off: 20, valid_days: 30}}\n",
+    )
+
+    assert load_campaign(apology).offer is not None
+    with pytest.raises(CatalogError, match="offer is campaign-wide"):
+        load_campaign(per_step)
 
 
 def test_broken_yaml_is_refused_naming_the_file(tmp_path: Path) -> None:

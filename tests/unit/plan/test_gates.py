@@ -9,7 +9,7 @@ import pandas as pd
 from tasks.plan.gates import (
     DeliveryRules,
     QuietHours,
-    frequency_budget,
+    allocate_budget,
     holdout_period,
     in_holdout,
     local_send_time,
@@ -76,55 +76,97 @@ def test_holdout_is_stable_and_near_its_share() -> None:
     assert (first != other_campaign).any()  # each campaign draws its own control group
 
 
-def _plan(rows: list[tuple[str, str, int, str]]) -> pd.DataFrame:
+def _messages(rows: list[tuple[str, str, int]], day: date = DAY) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            {"customer_id": c, "campaign": n, "step": 1, "occurrence": "2026-03-01", "priority": p, "channel": ch}
-            for c, n, p, ch in rows
+            {"customer_id": c, "campaign": n, "occurrence": "2026-03-01", "priority": p, "day": pd.Timestamp(day)}
+            for c, n, p in rows
         ]
     )
 
 
-NO_HISTORY = pd.DataFrame({"customer_id": pd.Series(dtype=object), "day": pd.Series(dtype="datetime64[ns]")})
+def _taken(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": [c for c, _ in rows], "day": pd.to_datetime([d for _, d in rows])})
 
 
-def test_highest_priority_wins_the_day_and_channels_count_once() -> None:
-    plan = _plan(
-        [
-            ("C1", "weekly_sale", 10, "email"),
-            ("C1", "birthday", 90, "email"),
-            ("C1", "birthday", 90, "sms"),
-            ("C2", "weekly_sale", 10, "email"),
-        ]
-    )
+NOTHING = _taken([])
+NOTHING_SCHEDULED = pd.DataFrame(columns=["customer_id", "campaign", "priority", "day"])
 
-    over = frequency_budget(plan, NO_HISTORY, DAY, DeliveryRules())
 
-    assert list(over) == [True, False, False, False]
+def test_highest_priority_wins_the_day() -> None:
+    messages = _messages([("C1", "weekly_sale", 10), ("C1", "birthday", 90), ("C2", "weekly_sale", 10)])
+
+    budget = allocate_budget(messages, NOTHING, NOTHING_SCHEDULED, DeliveryRules())
+
+    assert list(budget.over) == [True, False, False]
 
 
 def test_weekly_cap_counts_the_six_days_before() -> None:
-    history = pd.DataFrame(
-        {
-            "customer_id": ["C1", "C1", "C1", "C2"],
-            "day": pd.to_datetime(["2026-03-01", "2026-03-03", "2026-03-05", "2026-02-27"]),
-        }
+    taken = _taken([("C1", "2026-03-01"), ("C1", "2026-03-03"), ("C1", "2026-03-05"), ("C2", "2026-02-27")])
+    messages = _messages([("C1", "win_back", 60), ("C2", "win_back", 60)])
+
+    budget = allocate_budget(
+        messages, taken, NOTHING_SCHEDULED, DeliveryRules(marketing_per_day=1, marketing_per_week=3)
     )
-    plan = _plan([("C1", "win_back", 60, "email"), ("C2", "win_back", 60, "email")])
 
-    over = frequency_budget(plan, history, DAY, DeliveryRules(marketing_per_day=1, marketing_per_week=3))
+    assert list(budget.over) == [True, False]  # C1 had 3 in the window; C2's message was 7 days ago
 
-    assert list(over) == [True, False]  # C1 had 3 in the window; C2's message was 7 days ago
+
+def test_the_budget_counts_the_day_a_message_goes_out_later_days_included() -> None:
+    # a backfill of 5 March sends on 6 March: the 6 March run already sent one that day, and three went
+    # out from 7 March on (windows holding 6 March count days after it too)
+    today_taken = _taken([("C1", "2026-03-06")])
+    later_taken = _taken([("C2", "2026-03-07"), ("C2", "2026-03-08"), ("C2", "2026-03-09")])
+    messages = _messages([("C1", "win_back", 60), ("C2", "win_back", 60)])
+
+    budget = allocate_budget(messages, pd.concat([today_taken, later_taken]), NOTHING_SCHEDULED, DeliveryRules())
+
+    assert list(budget.over) == [True, True]
 
 
 def test_budget_does_not_depend_on_row_order() -> None:
-    plan = _plan([("C1", "a", 50, "email"), ("C1", "b", 50, "email"), ("C1", "c", 70, "email")])
+    messages = _messages([("C1", "a", 50), ("C1", "b", 50), ("C1", "c", 70)])
 
-    forward = frequency_budget(plan, NO_HISTORY, DAY, DeliveryRules())
-    backward = frequency_budget(plan.iloc[::-1].reset_index(drop=True), NO_HISTORY, DAY, DeliveryRules())
+    forward = allocate_budget(messages, NOTHING, NOTHING_SCHEDULED, DeliveryRules())
+    backward = allocate_budget(messages.iloc[::-1].reset_index(drop=True), NOTHING, NOTHING_SCHEDULED, DeliveryRules())
 
-    assert list(forward) == [True, True, False]
-    assert list(backward) == [False, True, True]
+    assert list(forward.over) == [True, True, False]
+    assert list(backward.over) == [False, True, True]
+
+
+def _scheduled(rows: list[tuple[str, str, int, date]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"customer_id": c, "campaign": n, "priority": p, "day": pd.Timestamp(d)} for c, n, p, d in rows]
+    )
+
+
+def test_a_message_yields_when_it_would_leave_no_room_for_a_higher_priority_step_scheduled_this_week() -> None:
+    # two went out this week; the birthday reminder (90) is due in two days: the weekly sale (20) would be
+    # the third in the window and leave the reminder none
+    taken = _taken([("C1", "2026-03-02"), ("C1", "2026-03-04")])
+    scheduled = _scheduled([("C1", "birthday", 90, DAY + timedelta(days=2))])
+    messages = _messages([("C1", "weekly_sale", 20)])
+
+    budget = allocate_budget(messages, taken, scheduled, DeliveryRules())
+
+    assert list(budget.yields_to) == ["birthday"]
+    assert not budget.over.any()
+
+
+def test_room_is_kept_only_for_a_higher_priority_step_and_only_when_it_is_short() -> None:
+    taken = _taken([("C1", "2026-03-04")])
+    scheduled = _scheduled(
+        [("C1", "birthday", 90, DAY + timedelta(days=2)), ("C2", "weekly_sale", 10, DAY + timedelta(days=1))]
+    )
+    messages = _messages([("C1", "win_back", 60), ("C2", "win_back", 60)])
+
+    budget = allocate_budget(
+        messages, pd.concat([taken, _taken([("C2", "2026-03-04"), ("C2", "2026-03-05")])]), scheduled, DeliveryRules()
+    )
+
+    # C1: 1 + win-back + birthday = 3 in the window, room for both; C2: the weekly sale is lower: win-back goes
+    assert list(budget.yields_to) == ["", ""]
+    assert not budget.over.any()
 
 
 def test_a_backfill_past_the_campaigns_delay_is_too_late() -> None:

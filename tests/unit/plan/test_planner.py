@@ -184,3 +184,30 @@ def test_a_job_changes_when_a_message_goes_not_which_gates_stop_it() -> None:
     assert list(daily["reason"]) == list(job["reason"]) == ["", "no_email", "no_consent", ""]
     assert set(daily["send_at"]) == {pd.Timestamp("2024-05-02T08:00:00Z")}  # 10:00 in Warsaw
     assert set(job["send_at"]) == {pd.Timestamp(now)}
+
+
+def test_an_apology_is_a_service_message_its_coupon_only_for_those_who_accept_offers() -> None:
+    # C gave no marketing consent; A already had today's marketing message: both still hear the apology
+    day = date(2024, 5, 2)
+    apology = load_catalog(PROJECT_ROOT / "campaigns")["service_recovery"]
+    history = pd.DataFrame(
+        [["A", "weekly_sale", 1, "2024-05-02", "marketing", "send", pd.Timestamp(day)]],
+        columns=["customer_id", "campaign", "step", "occurrence", "kind", "decision", "day"],
+    )
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={apology.name: apology},
+        history=history,
+    )
+
+    plan = plan_candidates([(apology, _candidates(day))], _people(), planning).set_index("customer_id")
+
+    assert dict(plan["decision"]) == {"A": "send", "B": "skipped", "C": "send", "D": "send"}
+    assert dict(plan["coupon_valid_until"].fillna("none")) == {
+        "A": "2024-06-01",  # 30 days from the day it goes
+        "B": "none",
+        "C": "none",  # no consent to offers: the apology without a coupon
+        "D": "2024-06-01",
+    }

@@ -14,7 +14,7 @@ from tasks.data.contract import SPECS
 from tasks.data.sources import load_raw
 from tasks.kernel.enums import Table
 from tasks.kernel.settings import PROJECT_ROOT, Settings
-from tasks.plan.campaigns import load_catalog
+from tasks.plan.campaigns import Campaign, ScheduleTrigger, load_catalog
 from tasks.plan.offers import coupon_code
 from tasks.plan.simulate import simulate
 from tests.shops import add_rows, tiny_shop, write_shop
@@ -170,7 +170,21 @@ def test_simulate_prints_one_json_object_per_plan_row(tmp_path: Path) -> None:
 
     rows = json.loads(result.stdout)
     assert rows and all(
-        set(r) == {"date", "customer_id", "campaign", "step", "channel", "decision", "reason"} for r in rows
+        set(r)
+        == {
+            "date",
+            "customer_id",
+            "campaign",
+            "step",
+            "channel",
+            "kind",
+            "occurrence",
+            "decision",
+            "reason",
+            "yields_to",
+            "coupon_valid_until",
+        }
+        for r in rows
     )
     first = [(r["date"], r["campaign"], r["step"], r["channel"]) for r in rows if r["decision"] in ("send", "holdout")]
     assert first == [("2026-04-13", "birthday", 1, "email")]
@@ -190,3 +204,125 @@ def test_simulate_names_a_bad_date(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "--from '2026-13-01' is not a date" in result.stderr
+
+
+# --- promises over weeks (issue 12): each with the smallest shop that shows it ------------------------------------
+
+
+def _weekly(name: str, weekday: str, priority: int, max_delay_days: int = 0) -> Campaign:
+    """A weekly newsletter-like campaign on ``weekday`` (the weekly sale's, with another day and priority)."""
+    return CATALOG["weekly_sale"].model_copy(
+        update={
+            "name": name,
+            "trigger": ScheduleTrigger(type="schedule", weekday=weekday),
+            "priority": priority,
+            "holdout_share": 0.0,
+            "max_delay_days": max_delay_days,
+        }
+    )
+
+
+def _run(
+    tmp_path: Path, frames: dict[Table, pd.DataFrame], start: date, end: date, *campaigns: Campaign
+) -> pd.DataFrame:
+    raw = load_raw(str(write_shop(frames, tmp_path / "shop")))
+    return simulate(raw, {c.name: c for c in campaigns}, start, end, Settings(), KEY)
+
+
+def test_a_message_sent_yesterday_whose_window_is_open_does_not_take_todays_slot(tmp_path: Path) -> None:
+    # "replenishment" (70) goes on Wednesday and may still go for 3 days; "early access" (55) is due Thursday
+    frames = _shop([_person("R1")])
+    wednesday, thursday = _weekly("reorder", "wednesday", 70, 3), _weekly("early_access", "thursday", 55)
+
+    rows = _run(tmp_path, frames, date(2027, 2, 17), date(2027, 2, 18), wednesday, thursday)
+
+    sent = _sent(rows)
+    assert list(zip(sent["date"], sent["campaign"], strict=True)) == [
+        ("2027-02-17", "reorder"),
+        ("2027-02-18", "early_access"),
+    ]
+    assert "frequency_cap" not in set(rows["reason"])
+
+
+def test_a_birthday_keeps_its_room_when_weekly_campaigns_of_lower_priority_fill_the_week(tmp_path: Path) -> None:
+    # VIP early access on Thursdays, the sale on Fridays, a digest on Sundays: before, the birthday series
+    # (90) was pushed around and the greeting on the day itself was skipped
+    frames = _shop([_person("B1", birth_date="1990-04-20")])
+    weekly = (_weekly("early_access", "thursday", 55), _weekly("sale", "friday", 20), _weekly("digest", "sunday", 30))
+
+    rows = _run(tmp_path, frames, date(2026, 4, 6), date(2026, 4, 26), CATALOG["birthday"], *weekly)
+
+    birthday = _sent(rows).loc[lambda r: r["campaign"] == "birthday"]
+    assert list(zip(birthday["date"], birthday["step"], strict=True)) == [
+        ("2026-04-13", 1),
+        ("2026-04-17", 2),
+        ("2026-04-20", 3),
+        ("2026-04-23", 4),
+    ]
+    # the sale and the digest the weekend before give way to the birthday's first step, naming it
+    yielded = rows.loc[(rows["reason"] == "reserved") & (rows["date"] < "2026-04-13")]
+    assert list(zip(yielded["date"], yielded["campaign"], yielded["yields_to"], strict=True)) == [
+        ("2026-04-10", "sale", "birthday"),
+        ("2026-04-12", "digest", "birthday"),
+    ]
+
+
+def test_a_greeting_that_cannot_go_on_its_day_is_skipped_not_sent_later(tmp_path: Path) -> None:
+    # a higher-priority campaign takes the birthday itself (a Monday)
+    frames = _shop([_person("B1", birth_date="1990-04-20")])
+    urgent = _weekly("urgent", "monday", 95)
+
+    rows = _run(tmp_path, frames, date(2026, 4, 19), date(2026, 4, 22), CATALOG["birthday"], urgent)
+
+    greeting = rows.loc[(rows["campaign"] == "birthday") & (rows["step"] == 3) & (rows["channel"] == "email")]
+    assert list(zip(greeting["date"], greeting["decision"], greeting["reason"], strict=True)) == [
+        ("2026-04-20", "skipped", "frequency_cap")
+    ]
+
+
+def test_a_last_call_pushed_past_its_coupons_last_day_is_skipped_as_coupon_expired(tmp_path: Path) -> None:
+    # the birthday coupon is valid through the last call's day (23 April, a Thursday); a higher-priority
+    # campaign takes that day, so the last call would go on the 24th with an expired code
+    frames = _shop([_person("B1", birth_date="1990-04-20")])
+    thursday = _weekly("urgent", "thursday", 95)
+
+    rows = _run(tmp_path, frames, date(2026, 4, 21), date(2026, 4, 25), CATALOG["birthday"], thursday)
+
+    last_call = rows.loc[(rows["campaign"] == "birthday") & (rows["step"] == 4) & (rows["channel"] == "email")]
+    assert list(zip(last_call["date"], last_call["decision"], last_call["reason"], strict=True)) == [
+        ("2026-04-23", "deferred", "frequency_cap"),
+        ("2026-04-24", "skipped", "coupon_expired"),
+    ]
+    assert (
+        _sent(rows)["coupon_valid_until"].dropna() >= _sent(rows).loc[lambda r: r["coupon_valid_until"].notna(), "date"]
+    ).all()
+
+
+def test_a_deferred_win_back_counts_its_coupons_days_from_the_day_it_goes(tmp_path: Path) -> None:
+    # C1 lapses on 2024-05-01 (tiny shop); a higher-priority campaign takes that day (a Wednesday)
+    frames = tiny_shop()
+    win_back = CATALOG["win_back"].model_copy(update={"holdout_share": 0.0})
+    urgent = _weekly("urgent", "wednesday", 95)
+
+    rows = _run(tmp_path, frames, date(2024, 5, 1), date(2024, 5, 2), win_back, urgent)
+
+    sent = _sent(rows).loc[lambda r: r["campaign"] == "win_back"]
+    assert list(zip(sent["date"], sent["coupon_valid_until"], strict=True)) == [("2024-05-02", "2024-05-16")]
+
+
+def test_a_holdout_is_decided_once_per_occurrence_and_takes_no_room(tmp_path: Path) -> None:
+    # every customer held out of the win-back (share 0.99) for its whole 30-day window; the sale still goes
+    frames = tiny_shop()
+    win_back = CATALOG["win_back"].model_copy(update={"holdout_share": 0.99})
+    sale = _weekly("sale", "wednesday", 20)
+
+    rows = _run(tmp_path, frames, date(2024, 5, 1), date(2024, 5, 10), win_back, sale)
+
+    held = rows.loc[(rows["campaign"] == "win_back") & (rows["customer_id"] == "C1")]
+    assert list(zip(held["date"], held["decision"], strict=True))[:2] == [
+        ("2024-05-01", "holdout"),
+        ("2024-05-02", "skipped"),
+    ]
+    assert (held["decision"] == "holdout").sum() == 1
+    assert set(held.loc[held["decision"] == "skipped", "reason"]) == {"holdout"}
+    assert ("2024-05-01", "sale") in set(zip(_sent(rows)["date"], _sent(rows)["campaign"], strict=True))

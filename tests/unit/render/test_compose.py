@@ -198,3 +198,25 @@ def test_picks_are_read_for_the_customers_asked_best_three_first_with_the_reason
         ("Old lamp", "popular", None),  # rank 4 (the dog ball) is not shown: three products a message
     ]
     assert load_picks(RunPaths(tmp_path / "no-run"), ["C1"], CATALOG_PRODUCTS) == {}
+
+
+def test_a_reminder_that_goes_a_day_late_says_the_real_distance_to_the_occasion(settings: Settings) -> None:
+    # the 3-days-before reminder (step 2) deferred to two days before the birthday
+    row = _row(step=2, send_day=pd.Timestamp("2026-04-18"), coupon_valid_until="2026-04-23")
+
+    context = build_context(row, CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+
+    assert context.days_to_occasion == 2
+    assert context.coupon_valid_until == "23 kwietnia"
+
+
+def test_a_row_the_plan_gave_no_coupon_carries_none(settings: Settings) -> None:
+    # a service apology to someone who does not accept offers: the plan left coupon_valid_until empty
+    row = _row(campaign="service_recovery", kind="transactional", occurrence="2026-04-12", detail="late_delivery")
+    with_coupon = build_context(
+        row | {"coupon_valid_until": "2026-05-12"}, CATALOG["service_recovery"], settings, KEY, AS_OF, "pl"
+    )
+    without = build_context(row | {"coupon_valid_until": None}, CATALOG["service_recovery"], settings, KEY, AS_OF, "pl")
+
+    assert with_coupon.coupon_code and with_coupon.coupon_valid_until == "12 maja"
+    assert without.coupon_code is None and without.percent_off is None and without.coupon_valid_until is None
