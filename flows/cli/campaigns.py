@@ -72,7 +72,8 @@ def simulate(
         bool,
         typer.Option(
             "--json",
-            help="Print every plan row as a JSON list: {date, customer_id, campaign, step, channel, decision, reason}.",
+            help="Print every plan row as a JSON list: {date, customer_id, campaign, step, channel, kind, occurrence, "
+            "decision, reason, yields_to, coupon_valid_until}.",
         ),
     ] = False,
 ) -> None:

@@ -213,6 +213,18 @@ def why(
     )
     for r in rows.itertuples(index=False):
         table.add_row(
-            str(r.campaign), str(r.step), str(r.channel), str(r.decision), str(r.reason or "-"), str(r.send_at)[:16]
+            str(r.campaign),
+            str(r.step),
+            str(r.channel),
+            str(r.decision),
+            _why_reason(str(r.reason or ""), str(getattr(r, "yields_to", "") or "")),
+            str(r.send_at)[:16],
         )
     out.print(table)
+
+
+def _why_reason(reason: str, yields_to: str) -> str:
+    """The reason as a person reads it: ``reserved`` names the campaign the message gives way to."""
+    if reason == "reserved" and yields_to:
+        return f"reserved for {yields_to}"
+    return reason or "-"

@@ -781,6 +781,6 @@ def summarise_plan(plan: pd.DataFrame, shards: int, waves: dict[datetime, list[i
 def explain(plan: pd.DataFrame, customer_id: str) -> pd.DataFrame:
     """Return a customer's plan rows: what was decided for them, on which channel, and why."""
     rows = plan.loc[plan["customer_id"].astype(str) == customer_id]
-    return rows[["campaign", "step", "channel", "decision", "reason", "send_at", "idempotency_key"]].reset_index(
-        drop=True
-    )
+    columns = ["campaign", "step", "channel", "decision", "reason", "send_at", "idempotency_key"]
+    # plans written before the budget named what a message yields to have no ``yields_to``
+    return rows[[*columns, *(["yields_to"] if "yields_to" in rows.columns else [])]].reset_index(drop=True)
