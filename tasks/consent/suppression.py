@@ -132,17 +132,21 @@ class SuppressionList:
         with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO messaged_addresses VALUES (?, ?, ?)", rows)
 
-    def hashes(self, channel: Channel) -> frozenset[str]:
-        """Return the hashes of every suppressed address on a channel."""
+    def hashes(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
+        """Return the hashes of every suppressed address on a channel (with a topic: on that topic too).
+
+        Address suppressions (bounces, complaints, SMS opt-outs) cover the whole channel.
+        """
+        topics = (_WHOLE_CHANNEL,) if topic is None else (_WHOLE_CHANNEL, topic)
         with self._transaction() as db:
             rows = db.execute("SELECT address_hash FROM suppressions WHERE channel = ?", (Channel(channel).value,))
             direct = frozenset(r[0] for r in rows)
             # addresses of customers suppressed by id (unsubscribe links), wherever they turn up again
             rows = db.execute(
                 "SELECT m.address_hash FROM messaged_addresses m JOIN customer_suppressions s"
-                " ON s.customer_id = m.customer_id AND s.channel IN (m.channel, ?) AND s.topic = ?"
-                " WHERE m.channel = ?",
-                (_ALL_CHANNELS, _WHOLE_CHANNEL, Channel(channel).value),
+                " ON s.customer_id = m.customer_id AND s.channel IN (m.channel, ?)"
+                f" AND s.topic IN ({', '.join('?' * len(topics))}) WHERE m.channel = ?",
+                (_ALL_CHANNELS, *topics, Channel(channel).value),
             )
             return direct | frozenset(r[0] for r in rows)
 

@@ -36,8 +36,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tasks.consent.suppression import SuppressionList, SuppressionReason
-from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, signing_key
-from tasks.kernel.enums import Channel
+from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, signing_key, unsubscribe_url
+from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
 logger = logging.getLogger("loyalty.unsubscribe")
@@ -84,6 +84,18 @@ def make_app(settings: Settings, suppressions: CustomerSuppressions | None = Non
             f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
             '<button type="submit">Unsubscribe</button></form>'
         )
+        if request_.topic == Topic.MARKETING.value:
+            # a separate, explicit step: everything on the channel, order and delivery updates included
+            everything = html.escape(
+                unsubscribe_url(key, "", request_.customer_id, request_.channel.value).lstrip("?"), quote=True
+            )
+            channel = _CHANNEL_NAMES[request_.channel]
+            body += (
+                f"<p>Order and delivery updates will still reach you by {channel}.</p>"
+                f'<form method="post" action="?{everything}">'
+                f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
+                f'<button type="submit">Stop every {channel} message, order updates too</button></form>'
+            )
         return _page(200, "Unsubscribe", body)
 
     async def unsubscribe(request: Request) -> Response:
@@ -148,6 +160,8 @@ async def _form_fields(request: Request) -> dict[str, str]:
 
 def _what(request: Unsubscribe) -> str:
     channel = _CHANNEL_NAMES[request.channel]
+    if request.topic == Topic.MARKETING.value:
+        return f"offers and newsletters by {channel}"
     topic = f" about {html.escape(request.topic)}" if request.topic else ""
     return f"{channel} messages{topic}"
 

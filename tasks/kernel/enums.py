@@ -54,6 +54,12 @@ class MessageKind(StrEnum):
     TRANSACTIONAL = "transactional"
 
 
+class Topic(StrEnum):
+    """What an unsubscribe covers beside the whole channel (no topic: every message on it)."""
+
+    MARKETING = "marketing"  # offers and newsletters: order and service messages go on
+
+
 class Decision(StrEnum):
     SEND = "send"
     HOLDOUT = "holdout"

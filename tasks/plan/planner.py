@@ -55,7 +55,7 @@ from tasks.consent.tokens import signing_key
 from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client
-from tasks.kernel.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table
+from tasks.kernel.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table, Topic
 from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
@@ -208,6 +208,19 @@ def at_local_hour(campaign: Campaign, rows: pd.DataFrame, planning: Planning) ->
     return send_at, np.asarray(moved.to_numpy() & (send_at.dt.date > planning.as_of).to_numpy(), dtype=bool)
 
 
+@dataclass(frozen=True)
+class Suppressed:
+    """Who may not be messaged, per channel, as address hashes and customer ids.
+
+    ``everything``: a bounce, a complaint, an SMS opt-out, a whole-channel unsubscribe: no message at all.
+    ``marketing``: those plus the unsubscribes from offers (``Topic.MARKETING``): no marketing, and no offer
+    in a service message; order and service messages go on.
+    """
+
+    everything: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
+    marketing: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
+
+
 # A marketing step due on a coming day that passed the gates it can pass today: it keeps its room in the budget.
 SCHEDULED_COLUMNS = ("customer_id", "campaign", "priority", "day")
 
@@ -227,7 +240,7 @@ class Planning:
     sending_at: datetime
     rules: DeliveryRules
     catalog: Mapping[str, Campaign]
-    suppressed: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
+    suppressed: Suppressed = field(default_factory=Suppressed)
     history: pd.DataFrame = field(default_factory=no_history)
     already: Callable[[pd.Series], set[str]] = lambda keys: set()
     scheduled: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SCHEDULED_COLUMNS)))
@@ -294,18 +307,25 @@ def consent_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Sto
 
 
 def suppression_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """3. A bounced, complained or unsubscribed address or customer is never messaged."""
-    yield _suppressed(rows, planning), Decision.SKIPPED, SkipReason.SUPPRESSED
+    """3. A bounced, complained or unsubscribed address or customer is never messaged: an unsubscribe from offers
+    stops marketing, and order and service messages go on; a bounce, complaint or whole-channel one stops all."""
+    marketing = (rows["kind"] == MessageKind.MARKETING.value).to_numpy()
+    everything = _suppressed(rows, planning.suppressed.everything)
+    yield (
+        everything | (marketing & _suppressed(rows, planning.suppressed.marketing)),
+        Decision.SKIPPED,
+        SkipReason.SUPPRESSED,
+    )
 
 
-def _suppressed(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bool_]:
-    """Rows whose address or customer is suppressed on the row's channel."""
+def _suppressed(rows: pd.DataFrame, suppressed: Mapping[Channel, frozenset[str]]) -> npt.NDArray[np.bool_]:
+    """Rows whose address or customer is in ``suppressed`` on the row's channel."""
     hit = np.zeros(len(rows), dtype=bool)
     hashes = _address(rows).fillna("").map(address_hash)
     for channel in Channel:
-        suppressed = planning.suppressed.get(channel, frozenset())
+        suppressed_here = suppressed.get(channel, frozenset())
         on = (rows["channel"] == channel.value).to_numpy()
-        hit |= on & (hashes.isin(suppressed).to_numpy() | rows["customer_id"].isin(suppressed).to_numpy())
+        hit |= on & (hashes.isin(suppressed_here).to_numpy() | rows["customer_id"].isin(suppressed_here).to_numpy())
     return hit
 
 
@@ -376,7 +396,7 @@ def _accepts_offers(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bo
     email = rows["channel"] == Channel.EMAIL.value
     opted_in = rows["email_opt_in"].where(email, rows["sms_opt_in"]).fillna(False).astype(bool)
     marketing = rows["kind"] == MessageKind.MARKETING.value
-    return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~_suppressed(rows, planning)
+    return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~_suppressed(rows, planning.suppressed.marketing)
 
 
 def _step(campaign: Campaign, number: int) -> Step:
@@ -543,13 +563,17 @@ def _mark(plan: pd.DataFrame, mask: np.ndarray, decision: Decision, reason: Skip
     plan.loc[hit, "reason"] = reason.value
 
 
-def current_suppressions(suppressions: SuppressionList) -> dict[Channel, frozenset[str]]:
-    """Return suppressed address hashes and customer ids per channel.
+def current_suppressions(suppressions: SuppressionList) -> Suppressed:
+    """Return suppressed address hashes and customer ids per channel: for every message, and for marketing.
 
     The hashes include the addresses that customers suppressed by id were messaged at, so
     re-importing them under a new id, or moving the address to another record, changes nothing.
     """
-    return {channel: suppressions.hashes(channel) | suppressions.customers(channel) for channel in Channel}
+    topic = Topic.MARKETING.value
+    return Suppressed(
+        everything={c: suppressions.hashes(c) | suppressions.customers(c) for c in Channel},
+        marketing={c: suppressions.hashes(c, topic) | suppressions.customers(c, topic) for c in Channel},
+    )
 
 
 class Wave(BaseModel):
@@ -590,7 +614,7 @@ def shard_plan(plan: pd.DataFrame, people: pd.DataFrame, size: int) -> list[tupl
 def build_plan(
     campaigns: dict[str, Campaign],
     data: ShopData,
-    suppressed: dict[Channel, frozenset[str]],
+    suppressed: Suppressed,
     rules: DeliveryRules,
     already: Callable[[pd.Series], set[str]],
     history: pd.DataFrame,

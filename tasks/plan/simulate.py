@@ -19,12 +19,12 @@ import pandas as pd
 from pydantic import BaseModel
 
 from tasks.data.validation import RawTable, validate_snapshot
-from tasks.kernel.enums import Channel, Decision, Table
+from tasks.kernel.enums import Channel, Decision, Table, Topic
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign, daily_campaigns
 from tasks.plan.gates import delivery_rules
 from tasks.plan.history import no_history, sent_history
-from tasks.plan.planner import build_plan
+from tasks.plan.planner import Suppressed, build_plan
 from tasks.plan.points import PointsRules
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import ProfileRules, build_profile
@@ -121,13 +121,19 @@ def simulate(
     return out.sort_values(["date", "campaign", "step", "customer_id", "channel"], kind="stable").reset_index(drop=True)
 
 
-def _suppressed_on(day: date, opt_outs: list[OptOut]) -> dict[Channel, frozenset[str]]:
-    """The customers suppressed per channel on ``day``: every opt-out that arrived by then."""
-    out: dict[Channel, set[str]] = {}
-    for since, customer_id, channel, _topic in opt_outs:
+def _suppressed_on(day: date, opt_outs: list[OptOut]) -> Suppressed:
+    """Who is suppressed per channel on ``day``: every opt-out that arrived by then, for its topic."""
+    everything: dict[Channel, set[str]] = {}
+    marketing: dict[Channel, set[str]] = {}
+    for since, customer_id, channel, topic in opt_outs:
         if since <= day:
-            out.setdefault(Channel(channel), set()).add(customer_id)
-    return {channel: frozenset(ids) for channel, ids in out.items()}
+            marketing.setdefault(Channel(channel), set()).add(customer_id)
+            if topic != Topic.MARKETING.value:
+                everything.setdefault(Channel(channel), set()).add(customer_id)
+    return Suppressed(
+        everything={c: frozenset(ids) for c, ids in everything.items()},
+        marketing={c: frozenset(ids) for c, ids in marketing.items()},
+    )
 
 
 def _already(sent: set[str], keys: pd.Series) -> set[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -138,3 +140,25 @@ def test_a_refused_link_is_logged_as_a_warning_without_its_token(
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "signature does not match" in caplog.text
     assert token not in caplog.text
+
+
+def test_a_marketing_link_stops_offers_only_and_its_page_offers_everything_as_a_separate_step(
+    app: Starlette, settings: Settings
+) -> None:
+    link = _link(settings, topic="marketing")
+
+    page = _call(app, "GET", link)
+    one_click = _call(app, "POST", link, ONE_CLICK, FORM)
+
+    assert "Stop offers and newsletters by email from Kot &amp; Pies?" in page.text
+    assert "Order and delivery updates will still reach you by email." in page.text
+    assert _suppressed(settings, Channel.EMAIL, topic="marketing") == {"C42"}
+    assert _suppressed(settings, Channel.EMAIL) == frozenset()  # order emails go on
+    assert one_click.status_code == 200 and "no more offers and newsletters by email" in one_click.text
+
+    # the page's second button: a whole-channel link signed for the same customer
+    action = re.search(r'action="\?([^"]+)"', page.text)
+    assert action is not None
+    everything = _call(app, "POST", "/unsubscribe?" + html.unescape(action.group(1)), ONE_CLICK, FORM)
+    assert everything.status_code == 200
+    assert _suppressed(settings, Channel.EMAIL) == {"C42"}

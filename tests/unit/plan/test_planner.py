@@ -15,7 +15,7 @@ from tasks.kernel.enums import Channel, Table
 from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_catalog
 from tasks.plan.gates import DeliveryRules
-from tasks.plan.planner import Planning, campaign_candidates, plan_candidates
+from tasks.plan.planner import Planning, Suppressed, campaign_candidates, plan_candidates
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import build_profile
 from tests.shops import add_rows, tiny_shop, write_shop
@@ -35,7 +35,7 @@ def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type:
         sending_at=datetime.combine(as_of, time(3), UTC),  # the daily run, 06:00 in Moscow
         rules=DeliveryRules(),
         catalog={WIN_BACK.name: WIN_BACK},
-        suppressed={Channel.EMAIL: suppressed},
+        suppressed=Suppressed(everything={Channel.EMAIL: suppressed}),
     )
     return plan_candidates([(WIN_BACK, candidates)], customers, planning)
 
@@ -159,7 +159,7 @@ def test_a_row_two_gates_would_stop_gets_the_earlier_gates_reason() -> None:
         sending_at=datetime.combine(day, time(4), UTC),
         rules=DeliveryRules(),
         catalog={campaign.name: campaign},
-        suppressed={Channel.EMAIL: frozenset({"C", "D"})},
+        suppressed=Suppressed(everything={Channel.EMAIL: frozenset({"C", "D"})}),
         already=lambda keys: set(keys[keys.str.contains("/A/")]),
     )
 
@@ -211,3 +211,31 @@ def test_an_apology_is_a_service_message_its_coupon_only_for_those_who_accept_of
         "C": "none",  # no consent to offers: the apology without a coupon
         "D": "2024-06-01",
     }
+
+
+def test_an_unsubscribe_from_offers_stops_marketing_and_not_service_messages_a_complaint_stops_both() -> None:
+    # A unsubscribed from offers; D's address complained (everything on the channel)
+    day = date(2024, 5, 2)
+    catalog = load_catalog(PROJECT_ROOT / "campaigns")
+    apology, win_back = catalog["service_recovery"], WIN_BACK.model_copy(update={"holdout_share": 0.0})
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={apology.name: apology, win_back.name: win_back},
+        suppressed=Suppressed(
+            everything={Channel.EMAIL: frozenset({"D"})}, marketing={Channel.EMAIL: frozenset({"A", "D"})}
+        ),
+    )
+    ad = _candidates(day).loc[lambda f: f["customer_id"].isin(["A", "D"])]
+
+    plan = plan_candidates([(apology, ad), (win_back, ad)], _people(), planning)
+
+    got = {(r.customer_id, r.campaign): (r.decision, r.reason) for r in plan.itertuples()}
+    assert got == {
+        ("A", "service_recovery"): ("send", ""),
+        ("A", "win_back"): ("skipped", "suppressed"),
+        ("D", "service_recovery"): ("skipped", "suppressed"),
+        ("D", "win_back"): ("skipped", "suppressed"),
+    }
+    assert plan.set_index(["customer_id", "campaign"]).loc[("A", "service_recovery"), "coupon_valid_until"] is None
