@@ -199,9 +199,15 @@ def _fits(counts: dict[int, int], day: int, rules: DeliveryRules) -> bool:
     """One more message on ``day`` keeps the day's count and every 7-day window holding it within the budget."""
     if counts.get(day, 0) + 1 > rules.marketing_per_day:
         return False
-    for end in range(day, day + 7):
-        if sum(counts.get(d, 0) for d in range(end - 6, end + 1)) + 1 > rules.marketing_per_week:
+    if not counts:
+        return rules.marketing_per_week >= 1
+    near = [counts.get(d, 0) for d in range(day - 6, day + 7)]  # the 13 days any window holding ``day`` spans
+    window = sum(near[:7])
+    for k in range(7, 14):
+        if window + 1 > rules.marketing_per_week:
             return False
+        if k < 13:
+            window += near[k] - near[k - 7]
     return True
 
 

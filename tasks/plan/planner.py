@@ -152,7 +152,13 @@ def campaign_candidates(campaign: Campaign, data: ShopData, as_of: date) -> pd.D
 
     A greeting on its occasion (``Campaign.on_the_day``) is a candidate on that day only.
     """
-    out = due_steps(campaign, data, as_of - timedelta(days=campaign.max_delay_days), as_of)
+    return due_today(campaign, due_steps(campaign, data, as_of - timedelta(days=campaign.max_delay_days), as_of), as_of)
+
+
+def due_today(campaign: Campaign, due: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Of a campaign's due steps, the candidates of ``as_of``: due by then and still within ``max_delay_days``."""
+    today, earliest = as_of.isoformat(), (as_of - timedelta(days=campaign.max_delay_days)).isoformat()
+    out = due.loc[((due["due"] <= today) & (due["due"] >= earliest)).to_numpy()]
     late = {s.step for s in campaign.steps if campaign.on_the_day(s)}
     out = out.loc[~(out["step"].isin(late) & (out["due"] != as_of.isoformat())).to_numpy()]
     # one message per customer and step: the latest occurrence wins (a second cart the next day, say)
@@ -633,8 +639,15 @@ def build_plan(
         redeemed_codes=redeemed_codes(data[Table.ORDERS]),
         key=key,
     )
-    planning = replace(planning, scheduled=scheduled_steps(campaigns, data, planning))
-    batches = [(c, campaign_candidates(c, data, data.as_of)) for c in campaigns.values()]
+    # one pass over each trigger: today's candidates, and the steps due on the coming days the budget keeps room for
+    as_of = data.as_of
+    due = {
+        c.name: due_steps(c, data, as_of - timedelta(days=c.max_delay_days), as_of + timedelta(days=RESERVE_DAYS))
+        for c in campaigns.values()
+    }
+    coming = {n: rows.loc[(rows["due"] > as_of.isoformat()).to_numpy()] for n, rows in due.items()}
+    planning = replace(planning, scheduled=scheduled_steps(campaigns, coming, data[Table.CUSTOMERS], planning))
+    batches = [(c, due_today(c, due[c.name], as_of)) for c in campaigns.values()]
     return plan_candidates(batches, data[Table.CUSTOMERS], planning)
 
 
@@ -642,15 +655,18 @@ def build_plan(
 SCHEDULING_GATES: tuple[Gate, ...] = (contact_gate, consent_gate, suppression_gate, pause_gate, holdout_gate)
 
 
-def scheduled_steps(campaigns: Mapping[str, Campaign], data: ShopData, planning: Planning) -> pd.DataFrame:
-    """Marketing steps due on the next ``RESERVE_DAYS`` days, on their due day, that the budget keeps room for."""
-    first, last = planning.as_of + timedelta(days=1), planning.as_of + timedelta(days=RESERVE_DAYS)
-    batches = [(c, due_steps(c, data, first, last)) for c in campaigns.values() if c.kind is MessageKind.MARKETING]
+def scheduled_steps(
+    campaigns: Mapping[str, Campaign], coming: Mapping[str, pd.DataFrame], customers: pd.DataFrame, planning: Planning
+) -> pd.DataFrame:
+    """Of the marketing steps due on the coming days (``coming``, per campaign), those the budget keeps room for
+    on their due day: the ones that pass the gates a step can pass before its day (contact, consent, suppression,
+    pause, holdout)."""
+    batches = [(c, coming[n]) for n, c in campaigns.items() if c.kind is MessageKind.MARKETING and n in coming]
     frames = [message_rows(c, cands) for c, cands in batches if len(cands)]
     if not frames:
         return pd.DataFrame(columns=list(SCHEDULED_COLUMNS))
     rows = pd.concat(frames, ignore_index=True).merge(
-        data[Table.CUSTOMERS], on="customer_id", how="left", validate="many_to_one", suffixes=("", "_customer")
+        customers, on="customer_id", how="left", validate="many_to_one", suffixes=("", "_customer")
     )
     rows["decision"], rows["reason"] = Decision.SEND.value, ""
     for gate in SCHEDULING_GATES:
