@@ -11,10 +11,14 @@ as sent for the days after) and counts, over the whole run:
   nothing sent that day while fewer than the weekly budget went in the 7 days ending that day (the
   budget broke its own promise);
 - ``reserved`` rows per campaign (a message that gave way to a higher-priority step, ``yields_to``);
-- holdout rows, held-out occurrences, and the most days one occurrence was recorded as held out;
+- holdout rows, held-out occurrences, and the most days and rows one occurrence was recorded as held out;
 - messages sent with a coupon and those whose coupon had expired on the day they went out. Rows
   carry ``coupon_valid_until``; for plans made before they did, the validity is recomputed from the
   catalog as that code computed it (from the occurrence).
+
+Rows from code older than issue 12 carry no ``occurrence``: the script says so, counts a message per
+(customer, campaign, step, day) instead, and leaves the figures that need the occurrence (holdouts
+per occurrence, coupons) as null.
 
 Prints a table and writes JSON (``--json``, default ``bench/results/simulate-<customers>.json``), with
 the wall time and the peak memory (max RSS) of the process.
@@ -49,9 +53,14 @@ KEY = b"bench-simulate-weeks-key-0123456789"
 def measure(rows: pd.DataFrame, catalog: dict[str, Campaign], per_week: int) -> dict[str, object]:
     """The counts of the module docstring, from a simulation's rows."""
     if "occurrence" not in rows.columns:
-        raise SystemExit("these simulation rows have no 'occurrence' column: the code measured is too old")
+        print(
+            "note: these simulation rows have no 'occurrence' column (code older than issue 12): a message is "
+            "counted per (customer, campaign, step, day); holdouts per occurrence and coupons are not measured (null)",
+            file=sys.stderr,
+        )
+    key = MESSAGE if "occurrence" in rows.columns else [*MESSAGE[:3], "date"]
     sent = rows.loc[rows["decision"] == "send"]
-    messages = sent.drop_duplicates(MESSAGE)
+    messages = sent.drop_duplicates(key)
     marketing = messages.loc[messages["campaign"].map(lambda c: catalog[c].kind.value) == "marketing"]
     days = pd.to_datetime(marketing["date"])
     on_day = marketing.groupby(["customer_id", "date"]).size()
@@ -66,20 +75,30 @@ def measure(rows: pd.DataFrame, catalog: dict[str, Campaign], per_week: int) -> 
         if ((went > stamp - timedelta(days=7)) & (went <= stamp)).sum() < per_week:
             broken += 1
     held = rows.loc[rows["decision"] == "holdout"]
-    per_occurrence = held.drop_duplicates([*MESSAGE[:2], "occurrence", "date"]).groupby(
-        ["customer_id", "campaign", "occurrence"]
-    )
-    with_coupon, expired = _coupons(sent.drop_duplicates([*MESSAGE, "date"]), catalog)
-    reserved = rows.loc[rows["reason"] == "reserved"].drop_duplicates([*MESSAGE, "date"])
-    return {
+    reserved = rows.loc[rows["reason"] == "reserved"].drop_duplicates(list(dict.fromkeys([*key, "date"])))
+    result: dict[str, object] = {
         "sent_by_campaign": {str(k): int(v) for k, v in messages["campaign"].value_counts().sort_index().items()},
         "messages_sent": len(messages),
         "capped_customer_days": len(capped),
         "capped_with_nothing_sent_under_weekly_budget": broken,
         "reserved_by_campaign": {str(k): int(v) for k, v in reserved["campaign"].value_counts().sort_index().items()},
         "holdout_rows": len(held),
-        "held_out_occurrences": int(per_occurrence.ngroups),
-        "most_holdout_days_for_one_occurrence": int(per_occurrence.size().max()) if len(held) else 0,
+        "held_out_occurrences": None,
+        "most_holdout_days_for_one_occurrence": None,
+        "most_holdout_rows_for_one_occurrence": None,
+        "sent_with_coupon": None,
+        "coupons_expired_at_send": None,
+    }
+    if "occurrence" not in rows.columns:
+        return result
+    occurrence = ["customer_id", "campaign", "occurrence"]
+    days_held = held.drop_duplicates([*occurrence, "date"]).groupby(occurrence).size()
+    rows_held = held.groupby(occurrence).size()
+    with_coupon, expired = _coupons(sent.drop_duplicates([*MESSAGE, "date"]), catalog)
+    return result | {
+        "held_out_occurrences": len(rows_held),
+        "most_holdout_days_for_one_occurrence": int(days_held.max()) if len(held) else 0,
+        "most_holdout_rows_for_one_occurrence": int(rows_held.max()) if len(held) else 0,
         "sent_with_coupon": with_coupon,
         "coupons_expired_at_send": expired,
     }
