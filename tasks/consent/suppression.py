@@ -3,9 +3,16 @@
 Two kinds of entry, both permanent and both idempotent to add (the first reason is kept):
 
 * address suppressions - a hash of an email address or E.164 phone on one channel, from
-  provider feedback (hard bounces, complaints, SMS opt-outs); no raw address is stored;
-* customer suppressions - a customer id on one channel, or on every channel, optionally only
-  for one topic (a campaign family), from signed unsubscribe links and operators.
+  provider feedback (hard bounces, complaints, SMS opt-outs); no raw address is stored. They
+  stop everything on the channel (``Topic.ALL``): the address is dead or its owner wants nothing;
+* customer suppressions - a customer id on one channel, or on every channel, with the topic it
+  stops (``Topic``): ``marketing`` (an unsubscribe from offers: order and service messages go on)
+  or ``all``, from signed unsubscribe links and operators.
+
+``all`` is stored as an empty topic: every row written before links carried a topic has one, and
+each of those came from a whole-channel link, so the old rows keep their meaning with no migration.
+A query for a topic counts ``all`` too: ``customers(channel, Topic.MARKETING)`` are those who get
+no marketing, ``customers(channel)`` those who get nothing at all.
 
 A complaint is recorded against the complained-about email address only: feedback carries
 no customer id, a hash cannot be linked to the customer's phone, and consent is given per
@@ -26,12 +33,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from tasks.kernel.enums import Channel
+from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
 SUPPRESSIONS_FILE = "suppressions.sqlite"
-# Stored in place of a channel for a suppression that covers every channel, and of a topic
-# for one that covers the whole channel (NULL would make primary keys non-unique in SQLite).
+# Stored in place of a channel for a suppression that covers every channel, and of a topic for
+# ``Topic.ALL`` (NULL would make primary keys non-unique in SQLite; old rows hold "" already).
 _ALL_CHANNELS = "*"
 _WHOLE_CHANNEL = ""
 
@@ -112,17 +119,18 @@ class SuppressionList:
         reason: SuppressionReason | str,
         topic: str | None = None,
     ) -> bool:
-        """Suppress a customer on a channel (``None``: every channel), or only for one topic.
+        """Suppress a customer on a channel (``None``: every channel) for a topic (``None``: ``Topic.ALL``).
 
         The first reason is kept. Return whether the entry is new.
         """
         stored_channel = _ALL_CHANNELS if channel is None else Channel(channel).value
         if topic == _WHOLE_CHANNEL:
-            raise ValueError("a topic must not be empty: pass None to suppress the whole channel")
+            raise ValueError("a topic must not be empty: pass None or Topic.ALL to suppress the whole channel")
+        stored_topic = _WHOLE_CHANNEL if topic is None or topic == Topic.ALL else topic
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO customer_suppressions VALUES (?, ?, ?, ?, ?)",
-                (stored_channel, customer_id, topic or _WHOLE_CHANNEL, SuppressionReason(reason).value, _now()),
+                (stored_channel, customer_id, stored_topic, SuppressionReason(reason).value, _now()),
             )
             return cursor.rowcount == 1
 
@@ -133,11 +141,12 @@ class SuppressionList:
             db.executemany("INSERT OR IGNORE INTO messaged_addresses VALUES (?, ?, ?)", rows)
 
     def hashes(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
-        """Return the hashes of every suppressed address on a channel (with a topic: on that topic too).
+        """Return the hashes of the addresses that must not get a message of ``topic`` on a channel
+        (``None``: of any topic, i.e. suppressed for ``Topic.ALL``).
 
-        Address suppressions (bounces, complaints, SMS opt-outs) cover the whole channel.
+        Address suppressions (bounces, complaints, SMS opt-outs) cover every topic.
         """
-        topics = (_WHOLE_CHANNEL,) if topic is None else (_WHOLE_CHANNEL, topic)
+        topics = _stopping(topic)
         with self._transaction() as db:
             rows = db.execute("SELECT address_hash FROM suppressions WHERE channel = ?", (Channel(channel).value,))
             direct = frozenset(r[0] for r in rows)
@@ -153,10 +162,10 @@ class SuppressionList:
     def customers(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
         """Return the customers who must not hear anything on a channel, or on one topic of it.
 
-        Without a topic: those suppressed on the whole channel or on every channel. With a
-        topic: those, plus those who unsubscribed from that topic only.
+        Without a topic (or ``Topic.ALL``): those suppressed for ``all`` on the channel or on every
+        channel. With a topic: those, plus those who unsubscribed from that topic only.
         """
-        topics = (_WHOLE_CHANNEL,) if topic is None else (_WHOLE_CHANNEL, topic)
+        topics = _stopping(topic)
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT customer_id FROM customer_suppressions"
@@ -176,7 +185,7 @@ class SuppressionList:
 
     def customer_reason(self, channel: Channel, customer_id: str, topic: str | None = None) -> SuppressionReason | None:
         """Return why a customer is suppressed on a channel (or topic), or None if they are not."""
-        topics = (_WHOLE_CHANNEL,) if topic is None else (_WHOLE_CHANNEL, topic)
+        topics = _stopping(topic)
         with self._transaction() as db:
             row = db.execute(
                 "SELECT reason FROM customer_suppressions WHERE customer_id = ? AND channel IN (?, ?)"
@@ -184,6 +193,11 @@ class SuppressionList:
                 (customer_id, Channel(channel).value, _ALL_CHANNELS, *topics),
             ).fetchone()
             return None if row is None else SuppressionReason(row[0])
+
+
+def _stopping(topic: str | None) -> tuple[str, ...]:
+    """The stored topics whose suppressions stop a message of ``topic`` (``None``: ``Topic.ALL``)."""
+    return (_WHOLE_CHANNEL,) if topic is None or topic == Topic.ALL else (_WHOLE_CHANNEL, topic)
 
 
 def _now() -> str:

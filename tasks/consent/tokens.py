@@ -1,8 +1,11 @@
 """Signed tokens: one-click unsubscribe links and personal coupon codes.
 
-An unsubscribe link carries the customer id, the channel, an optional topic (a
-campaign family: unsubscribing from it keeps the rest of the channel) and an
-HMAC-SHA256 signature over all three, so none can be changed without the key.
+An unsubscribe link carries the customer id, the channel, an optional topic and an
+HMAC-SHA256 signature over all three, so none can be changed without the key (a topic
+can be neither dropped to widen a link nor added to one). The topic is what a one-click
+POST of the link stops (``Topic``): every message's link carries ``marketing`` (offers;
+order and service messages go on). A link without a topic stops everything on the channel
+(``Topic.ALL``): that is how every link made before topics reads, and they keep working.
 Links never expire: a customer may unsubscribe from a years-old message.
 """
 
@@ -21,7 +24,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel
 
-from tasks.kernel.enums import Channel
+from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
 KEY_FILE = "signing.key"
@@ -44,7 +47,7 @@ class InvalidToken(ValueError):  # noqa: N818  # reads as a verdict: "raise Inva
 
 
 class Unsubscribe(BaseModel, frozen=True):
-    """A verified unsubscribe request: who, on which channel, and optionally only from one topic."""
+    """A verified unsubscribe request: who, on which channel, and what (``None``: ``Topic.ALL``)."""
 
     customer_id: str
     channel: Channel
@@ -101,10 +104,15 @@ def _unsubscribe_parts(customer_id: str, channel: str, topic: str | None) -> tup
 
 
 def unsubscribe_url(key: bytes, base_url: str, customer_id: str, channel: str, topic: str | None = None) -> str:
-    """Return the one-click unsubscribe URL for a customer and channel (RFC 8058 POST target)."""
+    """Return the one-click unsubscribe URL for a customer, channel and topic (RFC 8058 POST target).
+
+    ``Topic.ALL`` (or ``None``) makes a link without a topic, exactly as the first links were made.
+    """
     if not _CUSTOMER_ID.fullmatch(customer_id):
         raise ValueError("a customer id in an unsubscribe link must be 1-256 characters, no control characters")
     Channel(channel)
+    if topic == Topic.ALL:
+        topic = None  # one spelling of "everything" in links: the one old links have
     if topic is not None and not _TOPIC.fullmatch(topic):
         raise ValueError("an unsubscribe topic must be 1-64 letters, digits, '_', '.' or '-'")
     fields = {CUSTOMER_FIELD: customer_id, CHANNEL_FIELD: channel}

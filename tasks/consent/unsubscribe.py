@@ -4,13 +4,23 @@ Routes:
 
 * ``POST /unsubscribe?c=..&ch=..[&tp=..]&t=..`` - what mail providers send for
   ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (body ``List-Unsubscribe=One-Click``),
-  and what the confirmation page's button sends. A valid signed link records a customer
-  suppression and answers 200, every time (idempotent); anything else answers 400.
+  and what the page's buttons send. A valid signed link records a customer suppression for
+  the link's topic and answers 200, every time (idempotent); anything else answers 400.
   The body is not required: the signature is the authority, and an unsubscribe must not
   fail on how a client encodes its form.
-* ``GET /unsubscribe?...`` - a confirmation page with a button. It never unsubscribes:
-  mail scanners and link previewers fetch every link in a message.
+* ``GET /unsubscribe?...`` - a page with buttons. It never unsubscribes: mail scanners and
+  link previewers fetch every link in a message.
 * ``GET /healthz`` - liveness.
+
+Topics (``Topic``). Every message's link carries ``marketing``: a marketing email's footer
+("Unsubscribe from offers") and its ``List-Unsubscribe`` header, and an order or service
+email's footer ("Manage emails"). So a one-click POST of any link made now stops offers on the
+channel and never order or service messages (RFC 8058: the header unsubscribes from the list the
+message came from, and that list is the marketing one; transactional email carries no header).
+The page of such a link, and of an old link without a topic, is the channel's preferences:
+"Unsubscribe from offers" first, then, separately and saying what it costs, "Stop every email,
+order updates too" (``Topic.ALL``). Each button posts a link the page signs for the same customer
+and channel; an old link POSTed one-click keeps its old meaning, everything on the channel.
 
 Nothing identifies a customer in responses or logs beyond the customer id; the access log
 is off because request URLs carry signed tokens.
@@ -56,6 +66,11 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
 }
 _CHANNEL_NAMES = {Channel.EMAIL: "email", Channel.SMS: "text message (SMS)"}
+# one message of the channel, and the preferences page's title
+_MESSAGE_NAMES = {Channel.EMAIL: "email", Channel.SMS: "text message"}
+_PREFERENCES_TITLES = {Channel.EMAIL: "Email preferences", Channel.SMS: "Text message preferences"}
+# links whose page is the channel's preferences (offers, or everything); other topics get one button
+_PREFERENCE_TOPICS = frozenset({None, Topic.MARKETING.value})
 
 
 class CustomerSuppressions(Protocol):
@@ -77,26 +92,23 @@ def make_app(settings: Settings, suppressions: CustomerSuppressions | None = Non
             request_ = parse_unsubscribe(key, request.query_params)
         except InvalidToken as exc:
             return _rejected(exc)
-        what = _what(request_)
+        if request_.topic not in _PREFERENCE_TOPICS:
+            return _page(200, "Unsubscribe", f"<p>Stop {_what(request_)} from {shop}?</p>{_button('', 'Unsubscribe')}")
+        channel, one = _CHANNEL_NAMES[request_.channel], _MESSAGE_NAMES[request_.channel]
+
+        def link(topic: Topic) -> str:
+            return unsubscribe_url(key, "", request_.customer_id, request_.channel.value, topic.value)
+
         body = (
-            f"<p>Stop {what} from {shop}?</p>"
-            '<form method="post">'
-            f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
-            '<button type="submit">Unsubscribe</button></form>'
+            f"<p>Stop offers and newsletters by {channel} from {shop}?"
+            f" Order and delivery updates will still reach you by {channel}.</p>"
+            f"{_button(link(Topic.MARKETING), 'Unsubscribe from offers')}"
+            # a separate, explicit step: it costs the customer the news of their own orders
+            f"<p>Or stop every {one} from {shop}, order and delivery updates included:"
+            f" you will not hear from us by {channel} about your orders either.</p>"
+            f"{_button(link(Topic.ALL), f'Stop every {one}, order updates too')}"
         )
-        if request_.topic == Topic.MARKETING.value:
-            # a separate, explicit step: everything on the channel, order and delivery updates included
-            everything = html.escape(
-                unsubscribe_url(key, "", request_.customer_id, request_.channel.value).lstrip("?"), quote=True
-            )
-            channel = _CHANNEL_NAMES[request_.channel]
-            body += (
-                f"<p>Order and delivery updates will still reach you by {channel}.</p>"
-                f'<form method="post" action="?{everything}">'
-                f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
-                f'<button type="submit">Stop every {channel} message, order updates too</button></form>'
-            )
-        return _page(200, "Unsubscribe", body)
+        return _page(200, _PREFERENCES_TITLES[request_.channel], body)
 
     async def unsubscribe(request: Request) -> Response:
         form = await _form_fields(request)
@@ -114,7 +126,10 @@ def make_app(settings: Settings, suppressions: CustomerSuppressions | None = Non
             f" topic {request_.topic}" if request_.topic else "",
             "" if new else " (already)",
         )
-        return _page(200, "Unsubscribed", f"<p>You will get no more {_what(request_)} from {shop}.</p>")
+        body = f"<p>You will get no more {_what(request_)} from {shop}.</p>"
+        if request_.topic == Topic.MARKETING.value:
+            body += f"<p>Order and delivery updates will still reach you by {_CHANNEL_NAMES[request_.channel]}.</p>"
+        return _page(200, "Unsubscribed", body)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok", headers={"Cache-Control": "no-store"})
@@ -156,6 +171,16 @@ async def _form_fields(request: Request) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8"), max_num_fields=10))
     except (UnicodeDecodeError, ValueError):
         return {}
+
+
+def _button(action: str, label: str) -> str:
+    """A form that POSTs the one-click body to ``action`` (a query string; empty: the page's own link)."""
+    target = f' action="{html.escape(action, quote=True)}"' if action else ""
+    return (
+        f'<form method="post"{target}>'
+        f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
+        f'<button type="submit">{html.escape(label)}</button></form>'
+    )
 
 
 def _what(request: Unsubscribe) -> str:

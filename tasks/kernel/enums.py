@@ -55,8 +55,11 @@ class MessageKind(StrEnum):
 
 
 class Topic(StrEnum):
-    """What an unsubscribe covers beside the whole channel (no topic: every message on it)."""
+    """What a suppression stops on its channel."""
 
+    # every message, order and service ones too: a hard bounce, a complaint, an SMS STOP, "stop everything" on
+    # the preferences page, and every unsubscribe link made before links carried a topic
+    ALL = "all"
     MARKETING = "marketing"  # offers and newsletters: order and service messages go on
 
 

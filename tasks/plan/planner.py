@@ -15,7 +15,9 @@ stops a row gives its reason:
 2. consent - marketing needs the channel's opt-in; an SMS copy of a transactional
    message needs SMS opt-in; transactional email needs none (``no_consent``);
 3. suppression - a bounced, complained or unsubscribed address or customer is
-   never messaged; nothing overrides it (``suppressed``);
+   never messaged; nothing overrides it (``suppressed``). Per topic (``Suppressed``):
+   an unsubscribe from offers stops marketing only; a bounce, complaint, SMS STOP or
+   "stop everything" (``Topic.ALL``) stops order and service messages too;
 4. quiet hours - the job's send time: the daily run's is the campaign's hour in the customer's
    zone, moved to the end of quiet hours; if that is tomorrow the row is ``deferred``
    (``quiet_hours``) and comes back in tomorrow's plan, never dropped. Ad-hoc campaigns move a

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.consent.tokens import sign, signing_key, unsubscribe_url
 from tasks.kernel import progress
-from tasks.kernel.enums import Channel, Table
+from tasks.kernel.enums import Channel, Table, Topic
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import (
@@ -92,7 +92,11 @@ def build_context(
         "locale": locale,
         "shop_name": settings.shop_name,
         "shop_url": settings.shop_url.rstrip("/"),  # templates append paths: {{ shop_url }}/cart
-        "unsubscribe_url": unsubscribe_url(key, settings.unsubscribe_base_url, customer_id, str(row["channel"])),
+        # every message's link (and its List-Unsubscribe header) stops offers on the channel; order and service
+        # messages go on. Its page offers, as a separate step, to stop everything.
+        "unsubscribe_url": unsubscribe_url(
+            key, settings.unsubscribe_base_url, customer_id, str(row["channel"]), Topic.MARKETING.value
+        ),
         "campaign": campaign.name,
         "step": step.step,
         "variant": step.variant,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import subprocess
 import sys
@@ -88,13 +89,13 @@ def test_a_topic_link_unsubscribes_from_that_topic_only(client: Client, settings
     assert suppressions.customers(Channel.SMS, topic="win_back") == {"C42"}
 
 
-def test_get_shows_a_confirmation_form_and_suppresses_nothing(client: Client, settings: Settings) -> None:
+def test_get_shows_a_page_of_buttons_and_suppresses_nothing(client: Client, settings: Settings) -> None:
     response = client.get(_path(settings))
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert '<form method="post">' in response.text
-    assert 'name="List-Unsubscribe" value="One-Click"' in response.text
+    assert response.text.count('<form method="post" action="?c=C42&amp;ch=email&amp;') == 2  # offers; everything
+    assert response.text.count('name="List-Unsubscribe" value="One-Click"') == 2
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
     assert SuppressionList.for_settings(settings).customers(Channel.EMAIL) == frozenset()
@@ -102,9 +103,9 @@ def test_get_shows_a_confirmation_form_and_suppresses_nothing(client: Client, se
 
 def test_the_confirmation_button_unsubscribes(client: Client, settings: Settings) -> None:
     path = _path(settings)
-    client.get(path)
 
-    # the form has no action: a browser posts it to the page's own URL, token included
+    # a link without a topic: its page's "stop every email" button posts that same link, token included
+    assert f'action="?{html.escape(urlsplit(path).query)}"' in client.get(path).text
     response = client.post(path, data=ONE_CLICK)
 
     assert response.status_code == 200

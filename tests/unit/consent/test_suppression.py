@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.consent.suppression import SUPPRESSIONS_FILE, SuppressionList, SuppressionReason, address_hash
-from tasks.kernel.enums import Channel
+from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
 
@@ -95,6 +95,36 @@ def test_a_topic_unsubscribe_silences_only_that_topic(suppressions: SuppressionL
     assert suppressions.customers(Channel.EMAIL, topic="birthday") == {"C2"}
     assert suppressions.customer_reason(Channel.EMAIL, "C1") is None
     assert suppressions.customer_reason(Channel.EMAIL, "C1", topic="win_back") is SuppressionReason.UNSUBSCRIBE
+
+
+def test_a_marketing_unsubscribe_stops_marketing_and_all_or_an_address_stops_everything(
+    suppressions: SuppressionList,
+) -> None:
+    suppressions.add_customer(Channel.EMAIL, "C1", SuppressionReason.UNSUBSCRIBE, topic=Topic.MARKETING)
+    suppressions.add_customer(Channel.EMAIL, "C2", SuppressionReason.UNSUBSCRIBE, topic=Topic.ALL)
+    suppressions.remember(Channel.EMAIL, [("C1", "c1@example.com"), ("C2", "c2@example.com")])
+    suppressions.add(Channel.EMAIL, "angry@example.com", SuppressionReason.COMPLAINT)
+    c1, c2, angry = (address_hash(a) for a in ("c1@example.com", "c2@example.com", "angry@example.com"))
+
+    assert suppressions.customers(Channel.EMAIL) == suppressions.customers(Channel.EMAIL, Topic.ALL) == {"C2"}
+    assert suppressions.customers(Channel.EMAIL, Topic.MARKETING) == {"C1", "C2"}
+    assert suppressions.hashes(Channel.EMAIL) == suppressions.hashes(Channel.EMAIL, Topic.ALL) == {c2, angry}
+    assert suppressions.hashes(Channel.EMAIL, Topic.MARKETING) == {c1, c2, angry}  # a complaint stops all
+    # "all" is one entry however it is named
+    assert not suppressions.add_customer(Channel.EMAIL, "C2", SuppressionReason.MANUAL)
+
+
+def test_a_customer_row_written_before_topics_keeps_stopping_everything(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SuppressionList(path)  # the file as any earlier version left it: a whole-channel unsubscribe has topic ''
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("INSERT INTO customer_suppressions VALUES ('email', 'C9', '', 'unsubscribe', '2024-01-01')")
+
+    suppressions = SuppressionList(path)
+
+    assert suppressions.customers(Channel.EMAIL) == {"C9"}  # order emails stop too, as they always did
+    assert suppressions.customers(Channel.EMAIL, Topic.MARKETING) == {"C9"}
+    assert suppressions.customer_reason(Channel.EMAIL, "C9", Topic.ALL) is SuppressionReason.UNSUBSCRIBE
 
 
 def test_an_empty_topic_is_refused(suppressions: SuppressionList) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, sign, signing_key, unsubscribe_url
-from tasks.kernel.enums import Channel
+from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
 KEY = b"k" * 32
@@ -39,6 +39,22 @@ def test_links_made_before_topics_existed_still_verify() -> None:
     fields = {"c": "C42", "ch": "email", "t": sign(KEY, "unsubscribe", "C42", "email")}
 
     assert parse_unsubscribe(KEY, fields).customer_id == "C42"
+
+
+def test_a_marketing_link_carries_its_topic_signed() -> None:
+    fields = _fields(unsubscribe_url(KEY, BASE, "C42", "email", Topic.MARKETING))
+
+    assert fields["tp"] == "marketing"
+    assert parse_unsubscribe(KEY, fields).topic == Topic.MARKETING
+
+
+def test_a_link_for_everything_is_the_old_link_without_a_topic() -> None:
+    # one spelling of "all" in links, the one every link sent before topics has
+    url = unsubscribe_url(KEY, BASE, "C42", "email", Topic.ALL)
+
+    assert url == unsubscribe_url(KEY, BASE, "C42", "email")
+    assert _fields(url) == {"c": "C42", "ch": "email", "t": sign(KEY, "unsubscribe", "C42", "email")}
+    assert parse_unsubscribe(KEY, _fields(url)).topic is None
 
 
 def test_a_customer_id_with_reserved_characters_round_trips() -> None:

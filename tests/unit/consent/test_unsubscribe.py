@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from tasks.consent.suppression import SuppressionList
-from tasks.consent.tokens import signing_key, unsubscribe_url
+from tasks.consent.tokens import sign, signing_key, unsubscribe_url
 from tasks.consent.unsubscribe import make_app
 from tasks.kernel.enums import Channel
 from tasks.kernel.settings import Settings
@@ -142,23 +142,62 @@ def test_a_refused_link_is_logged_as_a_warning_without_its_token(
     assert token not in caplog.text
 
 
-def test_a_marketing_link_stops_offers_only_and_its_page_offers_everything_as_a_separate_step(
+def _buttons(page: httpx.Response) -> dict[str, str]:
+    """The page's buttons: label -> the path and query each one POSTs to."""
+    forms = re.findall(r'<form method="post" action="([^"]+)">.*?<button type="submit">([^<]+)</button>', page.text)
+    return {html.unescape(label): "/unsubscribe" + html.unescape(action) for action, label in forms}
+
+
+def test_a_marketing_link_posted_one_click_stops_offers_and_order_emails_go_on(
     app: Starlette, settings: Settings
 ) -> None:
-    link = _link(settings, topic="marketing")
+    # every footer link (offers and order emails alike) and every List-Unsubscribe header carries this link
+    one_click = _call(app, "POST", _link(settings, topic="marketing"), ONE_CLICK, FORM)
 
-    page = _call(app, "GET", link)
-    one_click = _call(app, "POST", link, ONE_CLICK, FORM)
-
-    assert "Stop offers and newsletters by email from Kot &amp; Pies?" in page.text
-    assert "Order and delivery updates will still reach you by email." in page.text
+    assert one_click.status_code == 200
+    assert "You will get no more offers and newsletters by email from Kot &amp; Pies." in one_click.text
+    assert "Order and delivery updates will still reach you by email." in one_click.text
     assert _suppressed(settings, Channel.EMAIL, topic="marketing") == {"C42"}
     assert _suppressed(settings, Channel.EMAIL) == frozenset()  # order emails go on
-    assert one_click.status_code == 200 and "no more offers and newsletters by email" in one_click.text
 
-    # the page's second button: a whole-channel link signed for the same customer
-    action = re.search(r'action="\?([^"]+)"', page.text)
-    assert action is not None
-    everything = _call(app, "POST", "/unsubscribe?" + html.unescape(action.group(1)), ONE_CLICK, FORM)
-    assert everything.status_code == 200
+
+def test_the_page_of_a_link_offers_to_stop_offers_and_separately_everything(app: Starlette, settings: Settings) -> None:
+    page = _call(app, "GET", _link(settings, topic="marketing"))
+
+    assert page.status_code == 200 and "<h1>Email preferences</h1>" in page.text
+    assert "Stop offers and newsletters by email from Kot &amp; Pies?" in page.text
+    assert "Order and delivery updates will still reach you by email." in page.text
+    assert "you will not hear from us by email about your orders either" in page.text
+    buttons = _buttons(page)
+    assert list(buttons) == ["Unsubscribe from offers", "Stop every email, order updates too"]
+    assert _suppressed(settings, Channel.EMAIL, topic="marketing") == frozenset()  # a GET changes nothing
+
+    _call(app, "POST", buttons["Unsubscribe from offers"], ONE_CLICK, FORM)
+    assert (_suppressed(settings, Channel.EMAIL, "marketing"), _suppressed(settings, Channel.EMAIL)) == ({"C42"}, set())
+
+    everything = _call(app, "POST", buttons["Stop every email, order updates too"], ONE_CLICK, FORM)
+    assert everything.status_code == 200 and "You will get no more email messages" in everything.text
     assert _suppressed(settings, Channel.EMAIL) == {"C42"}
+    assert _suppressed(settings, Channel.SMS) == frozenset()  # the link's own channel only
+
+
+def test_an_old_link_without_a_topic_stops_everything_one_click_and_its_page_offers_offers_first(
+    app: Starlette, settings: Settings
+) -> None:
+    # every link sent before topics (order emails' «Настройки рассылок» included) is signed this way
+    key = signing_key(settings)
+    old = f"/unsubscribe?c=C7&ch=email&t={sign(key, 'unsubscribe', 'C7', 'email')}"
+
+    page = _call(app, "GET", old)
+    one_click = _call(app, "POST", old, ONE_CLICK, FORM)
+
+    assert list(_buttons(page)) == ["Unsubscribe from offers", "Stop every email, order updates too"]
+    assert one_click.status_code == 200
+    assert _suppressed(settings, Channel.EMAIL) == {"C7"}  # what the link always meant: the whole channel
+
+
+def test_an_sms_link_page_speaks_of_text_messages(app: Starlette, settings: Settings) -> None:
+    page = _call(app, "GET", _link(settings, channel="sms", topic="marketing"))
+
+    assert "<h1>Text message preferences</h1>" in page.text
+    assert list(_buttons(page)) == ["Unsubscribe from offers", "Stop every text message, order updates too"]

@@ -33,7 +33,7 @@ from tasks.kernel.settings import PROJECT_ROOT, Settings
 from tasks.plan.campaigns import Offer
 from tasks.plan.gates import DeliveryRules, QuietHours
 from tasks.plan.history import marketing_history, sent_history
-from tasks.plan.planner import audience_members
+from tasks.plan.planner import Suppressed, audience_members
 from tasks.profile.segments import load_segments
 from tasks.render.templating import make_environment
 
@@ -102,7 +102,15 @@ def _plan(tmp_path: Path, as_of: date = AS_OF, already: frozenset[str] = frozens
     )
     sending_at = datetime.combine(as_of, MORNING.timetz())
     return campaign, build_adhoc_plan(
-        campaign, members, _customers(), {}, DeliveryRules(), history, lambda keys: set(already), as_of, sending_at
+        campaign,
+        members,
+        _customers(),
+        Suppressed(),
+        DeliveryRules(),
+        history,
+        lambda keys: set(already),
+        as_of,
+        sending_at,
     )
 
 

@@ -28,6 +28,7 @@ from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_campaign
 from tasks.plan.gates import DeliveryRules
 from tasks.plan.history import marketing_history, sent_history
+from tasks.plan.planner import Suppressed
 from tests.shops import add_rows, tiny_shop, write_shop
 
 ORDER_STATUS = load_campaign(PROJECT_ROOT / "campaigns" / "order_status.yaml")
@@ -80,7 +81,7 @@ def _plan(
     tables = _tables(tmp_path, frames, window.end.isoformat())
     if history is None:
         history = marketing_history(tmp_path / "out", window.as_of)
-    plan, _ = plan_updates(CAMPAIGNS, tables, window, {}, DeliveryRules(), lambda keys: set(already), history)
+    plan, _ = plan_updates(CAMPAIGNS, tables, window, Suppressed(), DeliveryRules(), lambda keys: set(already), history)
     return plan
 
 

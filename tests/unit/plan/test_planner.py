@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.consent.suppression import SuppressionList
+from tasks.consent.suppression import SuppressionList, SuppressionReason
 from tasks.data.sources import load_raw
 from tasks.data.validation import validate_snapshot
-from tasks.kernel.enums import Channel, Table
+from tasks.kernel.enums import Channel, Table, Topic
 from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_catalog
 from tasks.plan.gates import DeliveryRules
-from tasks.plan.planner import Planning, Suppressed, campaign_candidates, plan_candidates
+from tasks.plan.planner import Planning, Suppressed, campaign_candidates, current_suppressions, plan_candidates
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import build_profile
 from tests.shops import add_rows, tiny_shop, write_shop
@@ -239,3 +239,38 @@ def test_an_unsubscribe_from_offers_stops_marketing_and_not_service_messages_a_c
         ("D", "win_back"): ("skipped", "suppressed"),
     }
     assert plan.set_index(["customer_id", "campaign"]).loc[("A", "service_recovery"), "coupon_valid_until"] is None
+
+
+def test_the_list_s_topics_reach_the_gate_offers_stop_marketing_and_all_stops_order_emails(tmp_path: Path) -> None:
+    # A unsubscribed from offers; C by a link sent before topics (the whole channel); D's address complained
+    suppressions = SuppressionList(tmp_path / "s.sqlite")
+    suppressions.remember(Channel.EMAIL, [("A", "a@example.com"), ("C", "c@example.com")])
+    suppressions.add_customer(Channel.EMAIL, "A", SuppressionReason.UNSUBSCRIBE, topic=Topic.MARKETING)
+    suppressions.add_customer(Channel.EMAIL, "C", SuppressionReason.UNSUBSCRIBE)
+    suppressions.add(Channel.EMAIL, "d@example.com", SuppressionReason.COMPLAINT)
+    day = date(2024, 5, 3)  # a Friday
+    catalog = load_catalog(PROJECT_ROOT / "campaigns")
+    orders, sale = catalog["order_status"], catalog["weekly_sale"].model_copy(update={"holdout_share": 0.0})
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={orders.name: orders, sale.name: sale},
+        suppressed=current_suppressions(suppressions),
+    )
+    shipped = _candidates(day).assign(detail=lambda f: "O-" + f["customer_id"] + " shipped")
+
+    plan = plan_candidates([(orders, shipped), (sale, _candidates(day))], _people(), planning)
+
+    emails = plan.loc[plan["channel"] == "email"]  # nobody here has a phone for the order's SMS copy
+    got = {(r.customer_id, r.campaign): f"{r.decision}:{r.reason}".rstrip(":") for r in emails.itertuples()}
+    assert got == {
+        ("A", "order_status"): "send",  # the order email goes on
+        ("A", "weekly_sale"): "skipped:suppressed",
+        ("B", "order_status"): "skipped:no_email",
+        ("B", "weekly_sale"): "skipped:no_email",
+        ("C", "order_status"): "skipped:suppressed",  # an old unsubscribe keeps meaning everything
+        ("C", "weekly_sale"): "skipped:no_consent",
+        ("D", "order_status"): "skipped:suppressed",  # a complaint stops everything on the address
+        ("D", "weekly_sale"): "skipped:suppressed",
+    }
