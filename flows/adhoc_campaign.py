@@ -91,13 +91,15 @@ def reviewed_by(reviewer: Reviewer) -> Iterator[None]:
 def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     """Send a one-off campaign: plan its audience, publish a preview, wait for approval, then send through the ledger.
 
-    The run pauses with an approval form ("Send 1,234 emails and 56 SMS?") beside the preview
-    artifact ``adhoc-<name>-preview``. A rejection stops it with nothing sent; so does silence for
-    ``approve_within_hours``, after which Prefect marks the run Failed ("paused and never resumed").
-    A dry run stops after the preview.
+    The run pauses with an approval form ("Send 1,234 emails and 56 SMS?", and how many customers in
+    service recovery are left out or included) beside the preview artifact ``adhoc-<name>-preview``.
+    A rejection stops it with nothing sent; so does silence for ``approve_within_hours``, after which
+    Prefect marks the run Failed ("paused and never resumed"). A dry run stops after the preview. An
+    offer whose template does not show the coupon stops the run before any data is read.
 
     Args:
-        request: Who (a segment or an expression), which template, channels, offer and send time.
+        request: Who (a segment or an expression), which template, channels, offer, send time, priority in the
+            frequency budget, and whether customers in service recovery get it too.
     """
     settings = Settings()
     reviewer = _reviewer.get() or UiReviewer()
@@ -119,8 +121,18 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         profile_customers(paths, as_of, settings)
         if campaign.products == "picks":
             recommend_products(paths, as_of, settings)
-        # 2. The audience through the planner's gates: consent, suppression, quiet hours, budget, holdout, ledger.
-        preview = plan_adhoc(campaign, audience, paths, as_of, settings, request.send_at, sending_moment())
+        # 2. The audience through the planner's gates: consent, suppression, quiet hours, the pause after service
+        #    recovery (unless the request includes those customers), budget (at the request's priority), holdout, ledger.
+        preview = plan_adhoc(
+            campaign,
+            audience,
+            paths,
+            as_of,
+            settings,
+            request.send_at,
+            sending_moment(),
+            request.include_service_recovery,
+        )
         # 3. One sample per locale, for a made-up customer: the preview shows nobody's data.
         samples = render_samples(campaign, preview.locales, as_of, settings)
         # 4. The preview, as an artifact (and to the reviewer).

@@ -151,8 +151,14 @@ def _adhoc_option_error(exc: Exception) -> str:
 def _print_adhoc_preview(preview: AdhocPreview, samples: list[Sample]) -> None:
     from rich.markup import escape
 
+    from tasks.jobs.adhoc_preview import service_recovery_note
+
     title = f"[bold]{escape(preview.campaign)}[/] for {escape(preview.audience_label)}, as of {preview.as_of}"
     out.print(f"{title}: [bold]{preview.audience:,} customers[/]", highlight=False, soft_wrap=True)
+    out.print(f"Priority in the frequency budget: {preview.priority}", highlight=False)
+    recovery = service_recovery_note(preview)
+    if recovery:
+        out.print(f"[bold yellow]{escape(recovery)}[/]", highlight=False, soft_wrap=True)
     segments = RichTable(
         "primary segment", "customers", *(f"{c} to send" for c in preview.channels), title_justify="left"
     )
@@ -187,6 +193,22 @@ def adhoc(
     coupon_prefix: Annotated[str | None, typer.Option("--coupon-prefix", help="The coupon codes' prefix.")] = None,
     valid_days: Annotated[int, typer.Option("--valid-days", help="Days the coupon stays valid after today.")] = 7,
     holdout_share: Annotated[float, typer.Option("--holdout-share", help="Share held out to measure uplift.")] = 0.0,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            "--priority",
+            help="Rank in the frequency budget, 0-100 (weekly_sale 20, win_back 60, ...); default 50. The campaign "
+            "yields to a daily step of higher priority due in the coming days, and goes ahead of a lower one.",
+        ),
+    ] = None,
+    include_service_recovery: Annotated[
+        bool,
+        typer.Option(
+            "--include-service-recovery",
+            help="Also send to customers in service recovery (an apology reached them within its pause on "
+            "promotions); by default they are left out and the preview says how many.",
+        ),
+    ] = False,
     send_at: Annotated[
         str | None,
         typer.Option("--send-at", help="ISO time to send (no zone: the shop's); default 10:00 customer's time."),
@@ -232,6 +254,8 @@ def adhoc(
                 "offer": offer,
                 "send_at": datetime.fromisoformat(send_at) if send_at else None,
                 "holdout_share": holdout_share,
+                **({"priority": priority} if priority is not None else {}),
+                "include_service_recovery": include_service_recovery,
                 "dry_run": dry_run,
                 "as_of": _parse_date(as_of) if as_of else None,
                 "data": data,

@@ -8,9 +8,20 @@ second run of the same campaign on the same day sends nothing twice.
 
 The plan goes through the daily run's gates (contact, consent, suppression, holdout, quiet hours,
 pause, the frequency budget, the ledger); the budget also counts what the day's daily run and the
-other ad-hoc campaigns already plan to send today. A send time that has passed by the time the
-campaign is planned becomes "now", and a moment inside a customer's quiet hours moves to their end:
-deferred to a later wave of the same run, never dropped (an ad-hoc campaign has no tomorrow's plan).
+other ad-hoc campaigns already plan to send today, and ranks the campaign by the request's
+``priority`` (default 50): it keeps room for a daily step of higher priority due on the coming days
+(``reserved``), as the daily run's messages do, and takes it ahead of a lower one. A send time that
+has passed by the time the campaign is planned becomes "now", and a moment inside a customer's quiet
+hours moves to their end: deferred to a later wave of the same run, never dropped (an ad-hoc
+campaign has no tomorrow's plan).
+
+Customers in service recovery (a campaign with ``pause_promotions_days`` reached them within its
+pause) are left out by the pause gate (``paused``) unless the request includes them
+(``include_service_recovery``); the preview says how many either way.
+
+An offer whose template does not show the coupon is refused before anything is read: the template
+is rendered for the preview's made-up customer, with a coupon, and the code must be in the email's
+HTML and text (and the SMS) of every locale.
 
 The preview (sizes, decisions, one sample per locale) carries no personal data: the samples are
 rendered for a made-up customer with a sample signing key, never for a real one.
@@ -21,8 +32,9 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,14 +51,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tasks.consent.suppression import SuppressionList
 from tasks.consent.tokens import signing_key
 from tasks.data.snapshot import read_table
-from tasks.jobs.adhoc_preview import AdhocPreview, artifact_key, markdown_table, preview_numbers
+from tasks.jobs.adhoc_preview import (
+    AdhocPreview,
+    artifact_key,
+    coupon_not_shown,
+    markdown_table,
+    preview_numbers,
+    service_recovery_numbers,
+)
 from tasks.kernel import progress
+from tasks.kernel.calendar import business_date
 from tasks.kernel.enums import AdhocStatus, Channel, Decision, DeliveryOutcome, MessageKind, SkipReason, Table
 from tasks.kernel.errors import CatalogError
 from tasks.kernel.paths import ADHOC_FOLDER, RunPaths
 from tasks.kernel.settings import Settings
-from tasks.plan.campaigns import AdhocTrigger, Campaign, Offer, Step, load_catalog
-from tasks.plan.gates import DeliveryRules, delivery_rules, quiet_until
+from tasks.plan.campaigns import AdhocTrigger, Campaign, Offer, Step, daily_campaigns, load_catalog
+from tasks.plan.gates import RESERVE_DAYS, DeliveryRules, delivery_rules, quiet_until
 from tasks.plan.history import marketing_history
 from tasks.plan.planner import (
     MESSAGE_PROFILE_COLUMNS,
@@ -58,10 +78,15 @@ from tasks.plan.planner import (
     audience_members,
     commit_shards,
     current_suppressions,
+    due_steps,
     ledger_lookup,
     message_people,
+    pause_gate,
     plan_candidates,
+    scheduled_steps,
+    shop_data,
 )
+from tasks.plan.triggers import ShopData
 from tasks.profile.expressions import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
 from tasks.profile.segments import CompiledSegment, load_segments, read_snapshot
 from tasks.render.compose import load_picks, load_products, render_shard
@@ -70,7 +95,7 @@ from tasks.render.templating import PARTS, SMS_PART, make_environment
 from tasks.report.run_report import collect_outbox
 
 PREFIX = "adhoc_"
-PRIORITY = 50
+PRIORITY = 50  # the default priority in the frequency budget (the request's ``priority``)
 FOLDER = ADHOC_FOLDER  # <output_dir>/adhoc/<name>/<as_of>/: a campaign's day, beside the daily runs' days
 _SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,6 +138,19 @@ class AdhocRequest(BaseModel):
         "today, or right after approval if that has passed. Quiet hours move a send to their end.",
     )
     holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the audience held out to measure uplift.")
+    priority: int = Field(
+        PRIORITY,
+        ge=0,
+        le=100,
+        description="Rank in the frequency budget, 0-100 (the daily campaigns' are in campaigns/*.yaml: weekly_sale "
+        "20, win_back 60, ...). What earlier plans send keeps its room; this campaign yields to a daily step of "
+        "higher priority due in the coming days and takes the room ahead of a lower one.",
+    )
+    include_service_recovery: bool = Field(
+        False,
+        description="Also send to customers in service recovery (an apology reached them within its pause on "
+        "promotions). By default they are left out, and the preview says how many.",
+    )
     dry_run: bool = Field(False, description="Publish the preview and stop: no approval, nothing sent.")
     as_of: date | None = Field(None, description="The business date. Default: today in the shop's time zone.")
     data: str | None = Field(None, description="Folder or s3:// prefix of the shop's tables. Default: LOYALTY_DATA.")
@@ -230,14 +268,14 @@ def check_template(templates_dir: Path, template: str, channels: Sequence[Channe
 
 
 def build_campaign(request: AdhocRequest, audience: Audience, shows_products: bool) -> Campaign:
-    """The one-step campaign a request describes: today's occurrence, marketing, priority 50, no late sends."""
+    """The one-step campaign a request describes: today's occurrence, marketing, the request's priority, no late sends."""
     return Campaign(
         name=request.campaign_name,
         description=f"Ad-hoc campaign for {audience.label}",
         kind=MessageKind.MARKETING,
         channels=request.channels,
         template=request.template,
-        priority=PRIORITY,
+        priority=request.priority,
         trigger=AdhocTrigger(type="adhoc"),
         steps=(Step(step=1),),
         audience=audience.expression,
@@ -248,8 +286,29 @@ def build_campaign(request: AdhocRequest, audience: Audience, shows_products: bo
     )
 
 
+def check_coupon_shown(campaign: Campaign, settings: Settings, as_of: date) -> None:
+    """Refuse an offer whose template does not show the coupon: in every locale the template has, the sample
+    message rendered with a coupon must carry its code in the email's HTML and text, and in the SMS."""
+    folder = settings.templates_dir / campaign.template
+    locales = sorted({"en"} | {p.name for p in folder.iterdir() if p.is_dir()})
+    try:
+        missing = coupon_not_shown(make_environment(settings.templates_dir), campaign, locales, as_of, settings)
+    except (jinja2.TemplateError, ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+        # a RenderError, a bad article file (CatalogError), or a template that needs its own campaign's trigger
+        raise AdhocError(f"template {campaign.template!r} cannot be rendered for an ad-hoc campaign: {exc}") from None
+    if missing:
+        where = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise AdhocError(
+            f"template {campaign.template!r} does not show the coupon: its code is not in the rendered {where}; "
+            "choose a template that shows {{ coupon_code }} (or add it to this one), or send without an offer"
+        )
+
+
 def campaign_for(request: AdhocRequest, settings: Settings) -> tuple[Campaign, Audience]:
-    """Check a request against the segments file and the templates folder; return its campaign and audience."""
+    """Check a request against the segments file and the templates folder; return its campaign and audience.
+
+    An offer needs a template that shows its coupon (``check_coupon_shown``); a template that shows one needs an offer.
+    """
     path = settings.campaigns_dir / "segments.yaml"
     try:
         segments = load_segments(path) if path.exists() else []
@@ -260,7 +319,10 @@ def campaign_for(request: AdhocRequest, settings: Settings) -> tuple[Campaign, A
     if request.offer is None and variables & OFFER_VARIABLES:
         used = ", ".join(sorted(variables & OFFER_VARIABLES))
         raise AdhocError(f"template {request.template!r} shows a coupon ({used}): give an offer")
-    return build_campaign(request, audience, "products" in variables), audience
+    campaign = build_campaign(request, audience, "products" in variables)
+    if request.offer is not None:
+        check_coupon_shown(campaign, settings, request.as_of or business_date(settings.shop_timezone))
+    return campaign, audience
 
 
 @task(cache_policy=NO_CACHE)
@@ -367,10 +429,16 @@ def build_adhoc_plan(
     sending_at: datetime,
     send_at: datetime | None = None,
     others: Mapping[str, Campaign] | None = None,
+    data: ShopData | None = None,
+    include_service_recovery: bool = False,
 ) -> pd.DataFrame:
     """Plan an ad-hoc campaign through the planner's gates; its budget also counts what was planned today.
 
-    ``others``: the catalog's campaigns, so a pause after service recovery covers this campaign too.
+    ``others``: the catalog's campaigns, so a pause after service recovery covers this campaign too, and
+    (with ``data``, the day's tables) the daily campaigns' steps due on the coming days keep their room in the
+    budget where their priority is above the campaign's, as in the daily run (``reserved``).
+    ``include_service_recovery``: no pause after service recovery for this campaign (the steps kept room for
+    are still judged with it: a paused customer's coming promotions keep no room).
     """
     planning = Planning(
         as_of=as_of,
@@ -382,7 +450,36 @@ def build_adhoc_plan(
         already=already,
         schedule=requested_or_local(send_at),
     )
+    if data is not None:
+        daily = daily_campaigns({n: c for n, c in (others or {}).items() if n != campaign.name})
+        first, last = as_of + timedelta(days=1), as_of + timedelta(days=RESERVE_DAYS)
+        coming = {n: due_steps(c, data, first, last) for n, c in daily.items() if c.kind is MessageKind.MARKETING}
+        planning = replace(planning, scheduled=scheduled_steps(daily, coming, customers, planning))
+    if include_service_recovery:
+        unpaused = {n: c for n, c in planning.catalog.items() if c.pause_promotions_days == 0}
+        planning = replace(planning, catalog=unpaused)
     return plan_candidates([(campaign, audience)], customers, planning)
+
+
+def pauses(catalog: Mapping[str, Campaign]) -> dict[str, int]:
+    """The campaigns that pause promotions after they reach a customer (service recovery), and for how many days."""
+    return {n: c.pause_promotions_days for n, c in catalog.items() if c.pause_promotions_days > 0}
+
+
+def in_service_recovery(
+    customer_ids: Iterable[str], catalog: Mapping[str, Campaign], history: pd.DataFrame, as_of: date
+) -> frozenset[str]:
+    """The customers a pausing campaign (service recovery) reached within its pause: whom the pause gate stops."""
+    ids = pd.Series(sorted({str(c) for c in customer_ids}), dtype=object)
+    probe = pd.DataFrame(
+        {"customer_id": ids, "campaign": "", "kind": MessageKind.MARKETING.value, "decision": Decision.SEND.value}
+    )
+    moment = datetime.combine(as_of, datetime.min.time(), ZoneInfo("UTC"))
+    planning = Planning(as_of=as_of, sending_at=moment, rules=DeliveryRules(), catalog=catalog, history=history)
+    stopped = np.zeros(len(probe), dtype=bool)
+    for mask, _, _ in pause_gate(probe, planning, set()):
+        stopped |= np.asarray(mask, dtype=bool)
+    return frozenset(probe.loc[stopped, "customer_id"].astype(str))
 
 
 @task(cache_policy=NO_CACHE)
@@ -394,28 +491,36 @@ def plan_adhoc(
     settings: Settings,
     send_at: datetime | None,
     sending_at: datetime,
+    include_service_recovery: bool = False,
 ) -> AdhocPreview:
     """Plan the audience through every gate, write the plan, and count it for the preview."""
     customers = read_table(paths, Table.CUSTOMERS)
     profile = pd.read_parquet(paths.profile)
     members = candidates(audience_members(audience.expression, profile), as_of)
-    others = {n: c for n, c in load_catalog(settings.campaigns_dir).items() if c.pause_promotions_days > 0}
+    catalog = load_catalog(settings.campaigns_dir)
+    # the daily campaigns (their coming steps keep room in the budget) and whatever pauses promotions
+    others = {n: c for n, c in catalog.items() if n in daily_campaigns(catalog) or c.pause_promotions_days > 0}
+    history = marketing_history(settings.output_dir, as_of, exclude=paths.plan)
     plan = build_adhoc_plan(
         campaign,
         members,
         customers,
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
-        marketing_history(settings.output_dir, as_of, exclude=paths.plan),
+        history,
         ledger_lookup(settings),
         as_of,
         sending_at,
         send_moment(send_at, settings.shop_timezone),
         others,
+        shop_data(paths, as_of, settings),
+        include_service_recovery,
     )
     paths.plan.parent.mkdir(parents=True, exist_ok=True)
     plan.to_parquet(paths.plan, index=False)
-    return preview_numbers(campaign, audience, plan, customers, read_snapshot(paths.segments), as_of)
+    recovering = in_service_recovery(members["customer_id"], catalog, history, as_of)
+    recovery = service_recovery_numbers(plan, recovering, include_service_recovery, pauses(catalog))
+    return preview_numbers(campaign, audience, plan, customers, read_snapshot(paths.segments), as_of, recovery)
 
 
 # --- after the decision -------------------------------------------------------------------------------------------

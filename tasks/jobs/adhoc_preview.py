@@ -1,14 +1,16 @@
 """An ad-hoc campaign's preview: the numbers a person approves and one sample per locale, with nobody's data.
 
 The counts come from the plan (sizes by primary segment and channel, skips by reason, locales,
-send times); the samples are rendered for a made-up customer with a placeholder name, so the
-preview artifact, the approval form and the terminal show no real customer's data.
+send times, the customers in service recovery left out or included, the priority in the budget);
+the samples are rendered for a made-up customer with a placeholder name, so the preview artifact,
+the approval form and the terminal show no real customer's data. An offer whose template does not
+show the coupon is refused before the preview (``coupon_not_shown``): checked on the rendered sample.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -17,12 +19,13 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from tasks.kernel.enums import Channel, Decision
+from tasks.kernel.enums import Channel, Decision, SkipReason
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign
-from tasks.render.catalog_check import SAMPLE_PICKS, SampleMessage, render_sample
+from tasks.plan.offers import coupon_code
+from tasks.render.catalog_check import SAMPLE_KEY, SAMPLE_PICKS, SampleMessage, render_sample
 from tasks.render.templating import make_environment, template_locale
 
 if TYPE_CHECKING:
@@ -33,10 +36,24 @@ SAMPLE_FIRST_NAMES: dict[str, str] = {"ru": "Анна", "pl": "Anna", "en": "Ann
 SAMPLE_CUSTOMER = "C-SAMPLE"
 
 
+class ServiceRecovery(BaseModel):
+    """The audience's customers in service recovery: a pausing campaign (an apology) reached them within its pause.
+
+    By default they are left out (the pause gate skips them as ``paused``); with the request's
+    ``include_service_recovery`` they get the campaign. ``customers``: those left out, or those included
+    who get a message. ``pauses``: each pausing campaign and its days.
+    """
+
+    customers: int = 0
+    included: bool = False
+    pauses: dict[str, int] = Field(default_factory=dict)
+
+
 class AdhocPreview(BaseModel):
     """What an ad-hoc campaign would do, in numbers: sizes, decisions, segments, locales. No personal data."""
 
     campaign: str
+    priority: int  # in the frequency budget: a customer's room goes to the higher priority
     audience_label: str
     expression: str
     as_of: date
@@ -51,6 +68,22 @@ class AdhocPreview(BaseModel):
     locales: dict[str, int]  # the audience's customers per locale
     send_from: datetime | None = None
     send_until: datetime | None = None
+    service_recovery: ServiceRecovery = Field(default_factory=ServiceRecovery)
+
+
+def service_recovery_numbers(
+    plan: pd.DataFrame, recovering: Iterable[str], included: bool, pauses: Mapping[str, int]
+) -> ServiceRecovery:
+    """Count the customers in service recovery a plan leaves out (``paused``) or, when included, sends to.
+
+    ``recovering``: the audience's customers a pausing campaign reached within its pause.
+    """
+    if included:
+        sending = plan.loc[plan["decision"] == Decision.SEND.value, "customer_id"].astype(str)
+        customers = sending.loc[sending.isin(set(map(str, recovering)))].nunique()
+    else:
+        customers = plan.loc[plan["reason"] == SkipReason.PAUSED.value, "customer_id"].astype(str).nunique()
+    return ServiceRecovery(customers=int(customers), included=included, pauses=dict(pauses))
 
 
 def preview_numbers(
@@ -60,8 +93,10 @@ def preview_numbers(
     customers: pd.DataFrame,
     segments: pd.DataFrame,
     as_of: date,
+    service_recovery: ServiceRecovery | None = None,
 ) -> AdhocPreview:
-    """Count a plan for the preview: per channel and reason, per primary segment, per locale."""
+    """Count a plan for the preview: per channel and reason, per primary segment, per locale, and the customers
+    in service recovery (``service_recovery_numbers``; by default: those the plan leaves out as ``paused``)."""
     channels = [c.value for c in campaign.channels]
     ids = pd.Index(plan["customer_id"].astype(str).unique())
     sending = plan.loc[plan["decision"] == Decision.SEND.value]
@@ -88,6 +123,7 @@ def preview_numbers(
     times = pd.to_datetime(sending["send_at"], utc=True)
     return AdhocPreview(
         campaign=campaign.name,
+        priority=campaign.priority,
         audience_label=audience.label,
         expression=audience.expression,
         as_of=as_of,
@@ -102,6 +138,7 @@ def preview_numbers(
         locales={str(k): int(v) for k, v in locales.items()},
         send_from=None if times.empty else times.min().to_pydatetime(),
         send_until=None if times.empty else times.max().to_pydatetime(),
+        service_recovery=service_recovery or service_recovery_numbers(plan, (), False, {}),
     )
 
 
@@ -162,6 +199,31 @@ def render_samples_with(
     return samples
 
 
+def coupon_not_shown(
+    env: jinja2.Environment, campaign: Campaign, locales: Iterable[str], as_of: date, settings: Settings
+) -> list[str]:
+    """The parts (``<locale>/<part>``) of the sample messages that do not show the offer's coupon code.
+
+    Renders the preview's sample (a made-up customer, who gets a coupon) in each locale and channel and
+    looks for its code in the rendered email's HTML and text, and in the SMS: the rendered output, not
+    the template's source, so a code behind a condition that never holds counts as not shown.
+    """
+    offer = campaign.step_offer(campaign.steps[0])
+    if offer is None:
+        return []
+    # the code the plan's coupon registry would hold for the sample customer, as the message's context builds it
+    code = coupon_code(SAMPLE_KEY, campaign.name, offer, SAMPLE_CUSTOMER, as_of.isoformat())
+    products = SAMPLE_PICKS if campaign.products == "picks" else ()
+    missing = []
+    for locale in locales:
+        for channel in campaign.channels:
+            sample = SampleMessage(locale, sample_row(campaign, locale, channel, as_of), products)
+            parts = render_sample(env, campaign, sample, settings, as_of)
+            wanted = ("sms.txt",) if channel is Channel.SMS else ("body.html", "body.txt")
+            missing += [f"{locale}/{part}" for part in wanted if code not in parts[part]]
+    return missing
+
+
 @task(cache_policy=NO_CACHE)
 def render_samples(campaign: Campaign, locales: dict[str, int], as_of: date, settings: Settings) -> list[Sample]:
     """Render one sample message per locale of the audience, for a made-up customer."""
@@ -179,6 +241,20 @@ def approval_question(preview: AdhocPreview) -> str:
     return f"Send {' and '.join(counts)}?"
 
 
+def service_recovery_note(preview: AdhocPreview) -> str:
+    """One line on the audience's customers in service recovery: how many are left out (or included) and why;
+    empty when there are none."""
+    recovery = preview.service_recovery
+    if not recovery.customers:
+        return ""
+    who = _count(recovery.customers, "customer", "customers") + " in service recovery"
+    pauses = " or ".join(f"{name}, {days} days" for name, days in sorted(recovery.pauses.items()))
+    why = f"an apology{f' ({pauses})' if pauses else ''} reached them within its pause on promotions"
+    if recovery.included:
+        return f"{who} included (include_service_recovery): {why}."
+    return f"{who} left out: {why}. To send to them anyway: include_service_recovery (--include-service-recovery)."
+
+
 def artifact_key(name: str, part: str = "preview") -> str:
     """An artifact key of a request's campaign: ``adhoc-<name>-<part>`` (keys allow only a-z, 0-9 and -)."""
     return re.sub(r"[^a-z0-9-]", "-", f"adhoc-{name}-{part}".lower())
@@ -188,11 +264,13 @@ def approval_description(preview: AdhocPreview, name: str) -> str:
     """The text above the approval form: the question, the audience and where the preview is."""
     held = f", {_count(preview.holdout, 'held out', 'held out')}" if preview.holdout else ""
     not_sent = sum(preview.not_sent_by_reason.values())
+    recovery = service_recovery_note(preview)
     return (
         f"**{approval_question(preview)}**\n\n"
-        f"Ad-hoc campaign `{preview.campaign}` for {preview.audience_label}: "
+        + (f"**{recovery}**\n\n" if recovery else "")
+        + f"Ad-hoc campaign `{preview.campaign}` (priority {preview.priority}) for {preview.audience_label}: "
         f"{_count(preview.audience, 'customer', 'customers')} in the audience{held}, "
-        f"{_count(not_sent, 'message', 'messages')} not sent (consent, suppression, budget, ...). "
+        f"{_count(not_sent, 'message', 'messages')} not sent (consent, suppression, service recovery, budget, ...). "
         f"See the artifact `{artifact_key(name)}` for the numbers and a sample per locale. "
         "Tick approved to send; leave it unticked to stop with nothing sent."
     )
@@ -210,8 +288,12 @@ def preview_markdown(preview: AdhocPreview, samples: Sequence[Sample], dry_run: 
     if dry_run:
         lines += ["**DRY RUN: this is the preview only; nothing will be sent.**", ""]
     lines += [f"**{approval_question(preview)}**", ""]
+    recovery = service_recovery_note(preview)
+    if recovery:
+        lines += [f"**{recovery}**", ""]
     rule = "" if preview.audience_label == f"`{preview.expression}`" else f" (`{preview.expression}`)"
     lines += [f"Audience: {preview.audience_label}{rule}: **{preview.audience:,} customers**."]
+    lines += [f"Priority in the frequency budget: {preview.priority} (a customer's room goes to the higher one)."]
     if preview.send_from is not None and preview.send_until is not None:
         first, last = f"{preview.send_from:%Y-%m-%d %H:%M}", f"{preview.send_until:%Y-%m-%d %H:%M}"
         lines += [f"Sending at {first} UTC." if first == last else f"Sending from {first} to {last} UTC."]

@@ -1,4 +1,6 @@
-"""The ad-hoc campaign under a real Prefect server: preview, pause for approval, resume, send through a local SES."""
+"""The ad-hoc campaign under a real Prefect server: preview, pause for approval, resume, send through a local SES;
+customers in service recovery left out (and said so on the approval page) unless included; an offer whose template does
+not show the coupon refused before anything runs."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 from tasks.jobs.adhoc import AdhocRequest, AdhocSummary, adhoc_paths
 from tasks.jobs.adhoc_preview import artifact_key
 from tasks.kernel.enums import Table
+from tasks.kernel.paths import RunPaths
 from tasks.plan.campaigns import Offer
 from tests.conftest import REGION
 from tests.shops import add_rows, tiny_shop, write_shop
@@ -230,12 +233,12 @@ def test_rejected_campaign_sends_nothing_and_leaves_no_plan(
 # --- the terminal: `loyalty adhoc` runs the same flow, the terminal reviews it -----------------------------------
 
 
-def _loyalty_adhoc(shop: Path, name: str, *extra: str, answer: str = "") -> Any:
+def _loyalty_adhoc(shop: Path, name: str, *extra: str, answer: str = "", template: str = "flash_sale") -> Any:
     from typer.testing import CliRunner
 
     from flows.cli import app
 
-    args = ["adhoc", "--name", name, "--audience", "never_bought", "--template", "flash_sale"]
+    args = ["adhoc", "--name", name, "--audience", "never_bought", "--template", template]
     args += ["--percent-off", "20", "--coupon-prefix", "FLASH", "--valid-days", "2"]
     args += ["--as-of", AS_OF.isoformat(), "--data", str(shop), *extra]
     return CliRunner().invoke(app, args, input=answer)
@@ -280,3 +283,82 @@ def test_answering_no_in_the_terminal_sends_nothing(aws: str, adhoc_env: Path, m
     assert declined.exit_code == 1
     assert "Rejected (declined in the terminal): nothing was sent." in declined.output
     assert _ses_sent() == 0
+
+
+# --- customers in service recovery, the priority, an offer the template does not show ------------------------------
+
+
+def _apology_this_morning(output_dir: Path, customer: str) -> None:
+    """Today's daily plan sent ``customer`` the service recovery apology (its pause on promotions: 14 days)."""
+    path = RunPaths.for_day(output_dir, AS_OF).plan
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = {"customer_id": [customer], "campaign": ["service_recovery"], "step": [1], "occurrence": [AS_OF.isoformat()]}
+    pd.DataFrame(row | {"kind": ["transactional"], "decision": ["send"]}).to_parquet(path, index=False)
+
+
+def test_the_approval_page_says_a_customer_in_service_recovery_is_left_out(
+    aws: str, adhoc_env: Path, in_background, tmp_path: Path
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    _apology_this_morning(tmp_path / "out", "N000")  # N000 reads email: the campaign would reach them
+    audience = 1 + NEWCOMERS
+    request = _request(adhoc_env, "flash_sale_recovery")
+    outcome = in_background(request)
+
+    flow_run_id, preview, question = _paused_preview(request.name, outcome)
+    note = "1 customer in service recovery left out: an apology (service_recovery, 14 days) reached them"
+    assert question.startswith(f"**Send {audience - NO_CONSENT - 1} emails?**")
+    assert note in question and note in preview
+    assert "--include-service-recovery" in question
+    assert "| not sent: paused | 1 |" in preview
+    assert "Priority in the frequency budget: 50" in preview and "(priority 50)" in question
+
+    resume_flow_run(flow_run_id, run_input={"approved": False, "comment": "checking"})
+    summary = _finished(outcome)
+
+    assert summary.status == "rejected" and summary.skipped_by_reason["paused"] == 1
+
+
+def test_the_terminal_includes_customers_in_service_recovery_when_asked_at_the_priority_given(
+    aws: str, adhoc_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flows.cli.campaigns._prefect_env", lambda verbose: None)
+    _apology_this_morning(tmp_path / "out", "N000")
+    audience = 1 + NEWCOMERS
+
+    left_out = _loyalty_adhoc(adhoc_env, "flash_sale_left_out", "--dry-run")
+    included = _loyalty_adhoc(
+        adhoc_env, "flash_sale_included", "--include-service-recovery", "--priority", "70", "--dry-run"
+    )
+
+    assert left_out.exit_code == 0, left_out.output
+    assert "1 customer in service recovery left out" in " ".join(left_out.output.split())
+    assert f"{audience - NO_CONSENT - 1} messages would go" in left_out.output
+    assert included.exit_code == 0, included.output
+    assert "1 customer in service recovery included" in " ".join(included.output.split())
+    assert "Priority in the frequency budget: 70" in included.output
+    assert f"{audience - NO_CONSENT} messages would go" in included.output
+    withdrawn = adhoc_paths(tmp_path / "out", "flash_sale_included", AS_OF).plan.with_name("dry_run.parquet")
+    plan = pd.read_parquet(withdrawn)
+    assert set(plan["priority"]) == {70}
+
+
+def test_the_terminal_refuses_an_offer_the_template_does_not_show_and_a_priority_over_100(
+    adhoc_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flows.cli.campaigns._prefect_env", lambda verbose: None)
+    folder = tmp_path / "templates" / "weekend_sale" / "en"
+    folder.mkdir(parents=True)
+    for part, text in (("subject", "Up to {{ percent_off }}% off"), ("body", "Up to {{ percent_off }}% off.")):
+        (folder / f"{part}.txt.j2").write_text(text, encoding="utf-8")
+    (folder / "body.html.j2").write_text("<p>Up to {{ percent_off }}% off.</p>", encoding="utf-8")
+
+    refused = _loyalty_adhoc(adhoc_env, "weekend_sale", "--dry-run", template="weekend_sale")
+    too_high = _loyalty_adhoc(adhoc_env, "flash_sale_urgent", "--priority", "101", "--dry-run")
+
+    assert refused.exit_code == 2
+    assert "template 'weekend_sale' does not show the coupon" in " ".join(refused.output.split())
+    assert _adhoc_flow_runs("weekend_sale") == []  # refused before the flow started
+    assert too_high.exit_code == 2
+    assert "--priority: Input should be less than or equal to 100" in " ".join(too_high.output.split())

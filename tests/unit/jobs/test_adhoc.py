@@ -1,14 +1,19 @@
-"""Ad-hoc campaigns: the request is checked with clear errors, the audience resolves, the plan's keys are per day."""
+"""Ad-hoc campaigns: the request is checked with clear errors (an offer's template must show its coupon), the audience
+resolves, the plan's keys are per day, customers in service recovery are left out unless included, the priority
+decides the budget; the preview says so."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from tasks.data.sources import load_raw
+from tasks.data.validation import validate_snapshot
 from tasks.jobs.adhoc import (
     AdhocError,
     AdhocRequest,
@@ -17,25 +22,33 @@ from tasks.jobs.adhoc import (
     build_adhoc_plan,
     campaign_for,
     candidates,
+    in_service_recovery,
+    pauses,
     resolve_audience,
     schedule_sends,
 )
 from tasks.jobs.adhoc_preview import (
     AdhocPreview,
+    approval_description,
     approval_question,
     artifact_key,
     preview_markdown,
     preview_numbers,
     render_samples_with,
+    service_recovery_numbers,
 )
+from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import PROJECT_ROOT, Settings
-from tasks.plan.campaigns import Offer
+from tasks.plan.campaigns import Campaign, Offer, daily_campaigns, load_catalog
 from tasks.plan.gates import DeliveryRules, QuietHours
-from tasks.plan.history import marketing_history, sent_history
-from tasks.plan.planner import Suppressed, audience_members
+from tasks.plan.history import marketing_history, no_history, sent_history
+from tasks.plan.planner import Planning, Suppressed, audience_members, build_plan, campaign_candidates, plan_candidates
+from tasks.plan.triggers import ShopData
+from tasks.profile.features import build_profile
 from tasks.profile.segments import load_segments
 from tasks.render.templating import make_environment
+from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
 MORNING = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)  # before 10:00 in every zone below
@@ -306,6 +319,7 @@ def test_the_budget_counts_the_daily_plan_of_today_and_ad_hoc_plans_of_earlier_d
 def _preview(to_send: dict[str, int]) -> AdhocPreview:
     return AdhocPreview(
         campaign="adhoc_spring_sale",
+        priority=50,
         audience_label="segment vip",
         expression="vip and email_opt_in",
         as_of=AS_OF,
@@ -349,3 +363,268 @@ def test_the_preview_counts_and_shows_samples_without_anyone_s_data(tmp_path: Pa
     assert "**Subject:** Анна, скидка 10%" in markdown and "Send 2 emails and 1 SMS?" in markdown
     for personal in ("@example.com", "+48", "C1", "C2", "Ola", "Bob"):
         assert personal not in markdown
+
+
+# --- an offer's template shows its coupon ------------------------------------------------------------------------
+
+
+def _template_parts(root: Path, name: str, html: str, text: str, sms: str | None = None) -> None:
+    folder = root / name / "en"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "subject.txt.j2").write_text("{{ percent_off }}% off this weekend", encoding="utf-8")
+    (folder / "body.html.j2").write_text(html, encoding="utf-8")
+    (folder / "body.txt.j2").write_text(text, encoding="utf-8")
+    if sms is not None:
+        (folder / "sms.txt.j2").write_text(sms, encoding="utf-8")
+
+
+def test_an_offer_whose_template_does_not_show_the_coupon_is_refused_before_the_preview(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    # the old README example: "up to 30%" and the percentage, never the code the customer would need
+    body = "It's {{ weekday }}: up to {{ percent_off }}% off. {{ unsubscribe_url }}"
+    _template_parts(settings.templates_dir, "weekend_sale", f"<p>{body}</p>", body)
+
+    with pytest.raises(AdhocError) as refused:
+        campaign_for(_request(template="weekend_sale"), settings)
+
+    assert str(refused.value) == (
+        "template 'weekend_sale' does not show the coupon: its code is not in the rendered en/body.html, "
+        "en/body.txt; choose a template that shows {{ coupon_code }} (or add it to this one), or send without an offer"
+    )
+    assert "\n" not in str(refused.value)
+
+
+def test_the_coupon_check_reads_the_rendered_message_not_the_template_source(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    # the text names coupon_code, but only for a variant an ad-hoc campaign never has: nobody would see it
+    hidden = "{% if variant == 'stronger' %}Code {{ coupon_code }}{% endif %} {{ unsubscribe_url }}"
+    _template_parts(settings.templates_dir, "hidden_code", "<p>Code {{ coupon_code }}</p>", hidden)
+
+    with pytest.raises(
+        AdhocError, match=r"^template 'hidden_code' does not show the coupon: .* rendered en/body\.txt;"
+    ):
+        campaign_for(_request(template="hidden_code"), settings)
+
+
+def test_an_sms_without_the_code_is_refused_only_when_the_campaign_sends_sms(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    (settings.templates_dir / "flash_sale" / "en" / "sms.txt.j2").write_text(
+        "{{ shop_name }}: -{{ percent_off }}% today only", encoding="utf-8"
+    )
+
+    with pytest.raises(AdhocError, match=r"does not show the coupon: its code is not in the rendered en/sms\.txt;"):
+        campaign_for(_request(channels=("email", "sms")), settings)
+    campaign_for(_request(channels=("email",)), settings)
+
+
+def test_the_readme_s_adhoc_example_shows_the_coupon_it_offers() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"`uv run loyalty adhoc ([^`]*)`", readme)
+    assert example is not None
+    options = dict(re.findall(r"--([a-z-]+) ([^-\s\[\]][^\s\[\]]*)", example.group(1)))
+    channels = re.findall(r"--channel (\w+)", example.group(1)) or ["email"]
+    request = AdhocRequest(
+        name=options["name"],
+        audience=options["audience"],
+        template=options["template"],
+        channels=tuple(channels),  # type: ignore[arg-type]  # pydantic parses the channel names
+        offer=Offer(
+            coupon_prefix=options["coupon-prefix"],
+            percent_off=int(options["percent-off"]),
+            valid_days=int(options.get("valid-days", 7)),
+        ),
+        as_of=AS_OF,
+    )
+    settings = Settings(templates_dir=PROJECT_ROOT / "templates", campaigns_dir=PROJECT_ROOT / "campaigns")
+
+    campaign, _ = campaign_for(request, settings)  # raises if the template does not show the coupon
+
+    assert campaign.offer is not None
+
+
+# --- customers in service recovery, on a minimal shop -------------------------------------------------------------
+
+CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
+APOLOGY_DAY = date(2024, 5, 30)
+LOW_RATING = {
+    "customer_id": "C2",
+    "product_id": "P2",
+    "type": "review",
+    "at": "2024-05-30T06:00:00Z",
+    "rating": "1",
+    "text": "arrived broken",
+}
+
+
+def _shop_day(folder: Path, frames: dict[Table, pd.DataFrame], as_of: date) -> ShopData:
+    """A minimal shop's day as the daily run reads it: the clean tables, the profile and its details."""
+    snapshot = validate_snapshot(load_raw(str(write_shop(frames, folder))), as_of)
+    parts = build_profile(snapshot.frames, as_of)
+    details = {n: getattr(parts, n) for n in ("profile", "interests", "replenishment", "incidents", "purchase_days")}
+    return ShopData.from_frames(as_of, {t.value: f for t, f in snapshot.frames.items()} | details)
+
+
+def _apology_sent(tmp_path: Path) -> dict[Table, pd.DataFrame]:
+    """The daily run of 30 May: C2 rated an order 1 of 5 that morning and the service recovery apology goes out."""
+    frames = add_rows(tiny_shop(), Table.EVENTS, [LOW_RATING])
+    data = _shop_day(tmp_path / "shop-apology", frames, APOLOGY_DAY)
+    sending_at = datetime.combine(APOLOGY_DAY, time(3), UTC)
+    recovery = {"service_recovery": CATALOG["service_recovery"]}
+    plan = build_plan(recovery, data, Suppressed(), DeliveryRules(), lambda keys: set(), no_history(), sending_at, b"k")
+    assert plan[["customer_id", "campaign", "decision"]].to_numpy().tolist() == [["C2", "service_recovery", "send"]]
+    path = RunPaths.for_day(tmp_path / "out", APOLOGY_DAY).plan
+    path.parent.mkdir(parents=True)
+    plan.to_parquet(path, index=False)
+    return frames
+
+
+def _adhoc_on(
+    tmp_path: Path, frames: dict[Table, pd.DataFrame], include: bool = False
+) -> tuple[pd.DataFrame, AdhocPreview]:
+    """Plan and count an ad-hoc campaign to everyone with an email on 1 June, as ``plan_adhoc`` does."""
+    campaign, audience = campaign_for(
+        _request(audience="has_email", include_service_recovery=include), _settings(tmp_path / "t")
+    )
+    data = _shop_day(tmp_path / "shop-adhoc", frames, AS_OF)
+    customers = data[Table.CUSTOMERS]
+    members = candidates(audience_members(audience.expression, data["profile"]), AS_OF)
+    history = marketing_history(tmp_path / "out", AS_OF)
+    others = {n: c for n, c in CATALOG.items() if n in daily_campaigns(CATALOG) or c.pause_promotions_days}
+    plan = build_adhoc_plan(
+        campaign,
+        members,
+        customers,
+        Suppressed(),
+        DeliveryRules(),
+        history,
+        lambda keys: set(),
+        AS_OF,
+        MORNING,
+        None,
+        others,
+        data,
+        include,
+    )
+    recovering = in_service_recovery(members["customer_id"], CATALOG, history, AS_OF)
+    recovery = service_recovery_numbers(plan, recovering, include, pauses(CATALOG))
+    segments = pd.DataFrame({"customer_id": customers["customer_id"], "segment": "other"})
+    return plan, preview_numbers(campaign, audience, plan, customers, segments, AS_OF, recovery)
+
+
+def test_a_customer_in_service_recovery_is_left_out_and_the_preview_says_so(tmp_path: Path) -> None:
+    frames = _apology_sent(tmp_path)
+
+    plan, preview = _adhoc_on(tmp_path, frames)
+
+    decided = {r.customer_id: (r.decision, r.reason) for r in plan.itertuples()}
+    assert decided == {"C1": ("send", ""), "C2": ("skipped", "paused"), "C3": ("send", "")}
+    assert preview.service_recovery.customers == 1 and not preview.service_recovery.included
+    note = (
+        "1 customer in service recovery left out: an apology (service_recovery, 14 days) reached them within its "
+        "pause on promotions. To send to them anyway: include_service_recovery (--include-service-recovery)."
+    )
+    assert f"**{note}**" in preview_markdown(preview, [], dry_run=False)
+    assert note in approval_description(preview, "spring_sale")
+    assert "Send 2 emails?" in approval_description(preview, "spring_sale")
+    assert "| not sent: paused | 1 |" in preview_markdown(preview, [], dry_run=False)
+
+
+def test_the_option_keeps_customers_in_service_recovery_and_the_preview_says_so(tmp_path: Path) -> None:
+    frames = _apology_sent(tmp_path)
+
+    plan, preview = _adhoc_on(tmp_path, frames, include=True)
+
+    assert set(plan["decision"]) == {"send"} and len(plan) == 3
+    assert (preview.service_recovery.customers, preview.service_recovery.included) == (1, True)
+    note = (
+        "1 customer in service recovery included (include_service_recovery): an apology (service_recovery, "
+        "14 days) reached them within its pause on promotions."
+    )
+    assert note in preview_markdown(preview, [], dry_run=False)
+    assert note in approval_description(preview, "spring_sale")
+
+
+def test_nobody_in_service_recovery_no_word_about_it(tmp_path: Path) -> None:
+    _, preview = _adhoc_on(tmp_path, tiny_shop())
+
+    assert preview.service_recovery.customers == 0
+    assert "service recovery" not in preview_markdown(preview, [], dry_run=False)
+
+
+# --- the priority in the frequency budget ------------------------------------------------------------------------
+
+# A daily newsletter every Friday, below the ad-hoc campaign's default priority (50).
+FRIDAY_NEWS = Campaign.model_validate(
+    {
+        "name": "friday_news",
+        "kind": "marketing",
+        "channels": ["email"],
+        "template": "friday_news",
+        "priority": 20,
+        "trigger": {"type": "schedule", "weekday": "friday"},
+        "products": "none",
+    }
+)
+FRIDAY = date(2024, 6, 7)  # AS_OF (a Saturday) + 6: inside the week the budget counts
+ONE_A_WEEK = DeliveryRules(marketing_per_week=1)
+
+
+def _week(tmp_path: Path, **changes: object) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ad-hoc campaign on Saturday, then the Friday newsletter's daily plan: one marketing message a week."""
+    campaign, _ = campaign_for(_request(**changes), _settings(tmp_path))
+    customers = _customers()
+    profile = pd.DataFrame({"customer_id": customers["customer_id"]})
+    frames = {Table.CUSTOMERS.value: customers, "profile": profile}
+    members = candidates(pd.Series(True, index=["C1"]), AS_OF)
+    adhoc = build_adhoc_plan(
+        campaign,
+        members,
+        customers,
+        Suppressed(),
+        ONE_A_WEEK,
+        no_history(),
+        lambda keys: set(),
+        AS_OF,
+        MORNING,
+        others={FRIDAY_NEWS.name: FRIDAY_NEWS},
+        data=ShopData.from_frames(AS_OF, frames),
+    )
+    planning = Planning(
+        as_of=FRIDAY,
+        sending_at=datetime.combine(FRIDAY, time(3), UTC),
+        rules=ONE_A_WEEK,
+        catalog={FRIDAY_NEWS.name: FRIDAY_NEWS},
+        history=sent_history(adhoc, AS_OF),
+    )
+    due = campaign_candidates(FRIDAY_NEWS, ShopData.from_frames(FRIDAY, frames), FRIDAY)
+    daily = plan_candidates([(FRIDAY_NEWS, due.loc[due["customer_id"] == "C1"])], customers, planning)
+    return adhoc, daily
+
+
+def test_the_priority_decides_the_week_s_room_against_a_lower_priority_daily_campaign(tmp_path: Path) -> None:
+    above, friday_after_above = _week(tmp_path / "above")  # default 50 > the newsletter's 20
+    below, friday_after_below = _week(tmp_path / "below", priority=10)
+
+    assert (above.loc[0, "priority"], above.loc[0, "decision"]) == (50, "send")
+    assert friday_after_above[["decision", "reason"]].to_numpy().tolist() == [["skipped", "frequency_cap"]]
+    # below the newsletter, the campaign keeps the week's room for it
+    assert below[["priority", "decision", "reason", "yields_to"]].to_numpy().tolist() == [
+        [10, "skipped", "reserved", "friday_news"]
+    ]
+    assert friday_after_below[["decision", "reason"]].to_numpy().tolist() == [["send", ""]]
+
+
+def test_the_priority_is_0_to_100_and_shown_in_the_preview(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        _request(priority=101)
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        _request(priority=-1)
+    campaign, plan = _plan(tmp_path, priority=75)
+    audience = Audience(segment="vip", expression="vip and email_opt_in")
+    segments = pd.DataFrame({"customer_id": ["C1", "C2", "C3"], "segment": "vip"})
+
+    preview = preview_numbers(campaign, audience, plan, _customers(), segments, AS_OF)
+
+    assert campaign.priority == preview.priority == 75 and set(plan["priority"]) == {75}
+    assert "Priority in the frequency budget: 75" in preview_markdown(preview, [], dry_run=False)
+    assert "(priority 75)" in approval_description(preview, "spring_sale")
