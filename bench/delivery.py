@@ -151,7 +151,7 @@ def write_shop(frames: dict[Any, pd.DataFrame], folder: Path) -> Path:
     from tasks.data.contract import LOAD_ORDER
 
     folder.mkdir(parents=True, exist_ok=True)
-    for table in LOAD_ORDER:
+    for table in (t for t in LOAD_ORDER if t in frames):  # no point_movements: the shop gives no spending data
         frames[table].to_csv(folder / f"{table.value}.csv", index=False)
     return folder
 

@@ -106,9 +106,9 @@ def tiny_shop() -> dict[Table, pd.DataFrame]:
 
 
 def write_shop(frames: dict[Table, pd.DataFrame], folder: Path, fmt: str = "csv") -> Path:
-    """Write a shop as one file per table."""
+    """Write a shop as one file per table (an optional table left out of ``frames``: no file)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for table in LOAD_ORDER:
+    for table in (t for t in LOAD_ORDER if t in frames):
         frame = frames[table]
         if fmt == "csv":
             frame.to_csv(folder / f"{table.value}.csv", index=False)

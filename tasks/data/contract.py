@@ -1,9 +1,14 @@
-"""The input data contract: seven typed tables, validation and quarantine.
+"""The input data contract: seven typed tables, one optional one, validation and quarantine.
 
 Every input row ends in exactly one of three places: the clean frame, the
 quarantine table (with table, row, column and reason), or the invisible future
 (its time is after ``as_of``).  ``clean + quarantined + future == input`` holds
 per table and is checked on every run.
+
+An optional table (``point_movements``) may be absent: the shop keeps no such
+records.  Absent is not empty: no ``point_movements`` file means no spending data
+(points messages then say what was earned, never a balance); an empty file means
+nobody spent or was adjusted anything.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tasks.kernel.enums import EventType, Gender, OrderStatus, Table
+from tasks.kernel.enums import EventType, Gender, OrderStatus, PointMovement, Table
 
 
 class Kind(StrEnum):
@@ -54,12 +59,24 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class BoundWhen:
+    """An upper bound on a number only on the rows where another column has a value; above it is out_of_range."""
+
+    column: str
+    max_value: float
+    when_column: str
+    when_value: str
+
+
+@dataclass(frozen=True)
 class TableSpec:
     table: Table
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ()  # unique key; duplicates after the first are quarantined
     time_column: str | None = None  # point-in-time: rows after as_of are invisible
     foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
+    bounds_when: tuple[BoundWhen, ...] = ()  # checked after every column parsed
+    optional: bool = False  # the file may be absent: the shop keeps no such records (not the same as none)
 
     @property
     def required_columns(self) -> list[str]:
@@ -177,6 +194,30 @@ SPECS: dict[Table, TableSpec] = {
         time_column="at",
         foreign_keys=(ForeignKey("product_id", Table.PRODUCTS, "product_id"),),
     ),
+    # Loyalty points that moved other than by earning on an order (earning is the shop's rule applied to
+    # orders, LOYALTY_POINTS_PER_UNIT): ``points`` is the signed change to the balance. ``spent`` (at
+    # checkout, ``order_id`` the order paid with them) is never positive; ``adjusted`` (a correction, a
+    # goodwill credit, spent points given back) is either sign. Without this table the shop gives no
+    # spending data, and no balance is known.
+    Table.POINT_MOVEMENTS: TableSpec(
+        Table.POINT_MOVEMENTS,
+        (
+            Column("movement_id", Kind.ID),
+            Column("customer_id", Kind.ID),
+            Column("at", Kind.DATETIME),
+            Column("kind", Kind.ENUM, values=tuple(k.value for k in PointMovement)),
+            Column("points", Kind.INT),
+            Column("order_id", Kind.ID, required=False, nullable=True),
+        ),
+        key=("movement_id",),
+        time_column="at",
+        foreign_keys=(
+            ForeignKey("customer_id", Table.CUSTOMERS, "customer_id"),
+            ForeignKey("order_id", Table.ORDERS, "order_id"),
+        ),
+        bounds_when=(BoundWhen("points", 0, "kind", PointMovement.SPENT.value),),
+        optional=True,
+    ),
 }
 
 # Tables in an order where every foreign key points to an earlier table.
@@ -188,13 +229,14 @@ LOAD_ORDER: tuple[Table, ...] = (
     Table.ORDER_EVENTS,
     Table.EVENTS,
     Table.STOCK_EVENTS,
+    Table.POINT_MOVEMENTS,
 )
 
 QUARANTINE_COLUMNS = ("table", "row", "column", "reason")
 
 
 class ContractError(ValueError):
-    """A source is unusable as a whole: a missing file or a missing required column.
+    """A source is unusable as a whole: a missing file (of a table that is not optional) or a missing required column.
 
     The message is one line that names the file and, where it applies, the column.
     """

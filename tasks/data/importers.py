@@ -265,7 +265,8 @@ class ImportResult:
     """The contract tables built from an export, and what was set aside."""
 
     frames: dict[Table, pd.DataFrame]
-    """All seven contract tables, columns exactly as in :data:`tasks.data.contract.SPECS`."""
+    """The seven contract tables every shop gives, columns exactly as in :data:`tasks.data.contract.SPECS`; no
+    ``point_movements``: the export records no loyalty points, so none are written (no spending data)."""
     quarantine: pd.DataFrame
     """Columns :data:`tasks.data.contract.QUARANTINE_COLUMNS`, one row per quarantined line."""
     input_rows: int
@@ -285,13 +286,13 @@ class ImportResult:
             "imported_rows": self.imported_rows,
             "quarantined_rows": len(self.quarantine),
             "quarantined_by_reason": {str(reason): int(n) for reason, n in ordered},
-            "tables": {table.value: len(self.frames[table]) for table in Table},
+            "tables": {table.value: len(frame) for table, frame in self.frames.items()},
         }
 
     def write(self, out_dir: Path) -> None:
-        """Write ``<table>.csv`` for every contract table and ``quarantine.csv``."""
+        """Write ``<table>.csv`` for every contract table built and ``quarantine.csv``."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        for table in Table:
+        for table in self.frames:
             _to_csv_frame(table, self.frames[table]).to_csv(
                 out_dir / f"{table.value}.csv", index=False, lineterminator="\n"
             )

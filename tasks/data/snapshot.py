@@ -51,8 +51,9 @@ def summarise(snapshot: ValidatedSnapshot) -> SnapshotSummary:
 
 
 def write_snapshot(snapshot: ValidatedSnapshot, paths: RunPaths) -> None:
-    """Write clean tables as Parquet and the quarantine as CSV under the run folder."""
-    for table in LOAD_ORDER:
+    """Write clean tables as Parquet and the quarantine as CSV under the run folder (an absent optional table:
+    no file)."""
+    for table in (t for t in LOAD_ORDER if t in snapshot.frames):
         path = paths.table(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.frames[table].to_parquet(path, index=False)

@@ -1,4 +1,8 @@
-"""Read the contract tables from a folder or ``s3://bucket/prefix``, CSV or Parquet."""
+"""Read the contract tables from a folder or ``s3://bucket/prefix``, CSV or Parquet.
+
+A table that is not there is a ``ContractError`` naming its file, unless the contract says it is optional
+(``point_movements``): then it is left out, and the shop is taken to keep no such records.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ S3ClientFactory = Callable[[], "S3Client"]
 
 
 def load_raw(source: str, s3_client: S3ClientFactory | None = None) -> dict[Table, RawTable]:
-    """Read every contract table from ``source`` with cells as text and row numbers added."""
+    """Read every contract table from ``source`` with cells as text and row numbers added (an absent optional
+    table is left out)."""
     if source.startswith("s3://"):
         if s3_client is None:
             raise ContractError(f"{source}: an S3 source needs AWS settings")
@@ -36,13 +41,17 @@ def load_raw(source: str, s3_client: S3ClientFactory | None = None) -> dict[Tabl
     folder = Path(source)
     if not folder.is_dir():
         raise ContractError(f"{source}: no such folder")
-    return {table: _read(table, _find_file(folder, table).name, _find_file(folder, table)) for table in LOAD_ORDER}
+    found = {table: _find_file(folder, table) for table in LOAD_ORDER}
+    return {table: _read(table, path.name, path) for table, path in found.items() if path is not None}
 
 
-def _find_file(folder: Path, table: Table) -> Path:
+def _find_file(folder: Path, table: Table) -> Path | None:
+    """The table's file, or None for an optional table the shop does not give."""
     for suffix in SUFFIXES:
         if (path := folder / f"{table.value}{suffix}").exists():
             return path
+    if SPECS[table].optional:
+        return None
     raise ContractError(f"{folder / table.value}.csv: file not found (nor .parquet, .csv.gz)")
 
 
@@ -55,6 +64,8 @@ def _load_s3(source: str, client: S3Client) -> dict[Table, RawTable]:
     tables: dict[Table, RawTable] = {}
     for table in LOAD_ORDER:
         key = next((f"{prefix}{table.value}{s}" for s in SUFFIXES if f"{prefix}{table.value}{s}" in keys), None)
+        if key is None and SPECS[table].optional:
+            continue
         if key is None:
             raise ContractError(f"s3://{bucket}/{prefix}{table.value}.csv: file not found (nor .parquet, .csv.gz)")
         body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -100,7 +111,7 @@ def _read_csv_as_text(data: Path | io.BytesIO, gzip: bool) -> pd.DataFrame:
 
 
 def check_source(source: str, s3_client: S3ClientFactory | None = None) -> None:
-    """Check that every table exists with its required columns, reading headers only."""
+    """Check that every table (but an absent optional one) exists with its required columns, reading headers only."""
     if source.startswith("s3://"):
         return  # objects are read whole by the run itself, which reports the same errors
     folder = Path(source)
@@ -108,6 +119,8 @@ def check_source(source: str, s3_client: S3ClientFactory | None = None) -> None:
         raise ContractError(f"{source}: no such folder")
     for table in LOAD_ORDER:
         path = _find_file(folder, table)
+        if path is None:
+            continue
         if path.name.endswith(".parquet"):
             columns = list(pq.read_schema(path).names)
         else:

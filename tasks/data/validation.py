@@ -14,7 +14,10 @@ today's quarantine.
 A foreign key resolves against every parent row present in the input, clean or
 quarantined: a typo in a customer's email quarantines that customer (campaigns
 never see them) but must not erase their order history from analytics.  Only
-keys that no parent row has are ``dangling_foreign_key``.
+keys that no parent row has are ``dangling_foreign_key``; an empty optional link (points moved
+without an order) links nothing.
+
+An optional table the shop does not give (no file) is absent from the snapshot, not empty.
 """
 
 from __future__ import annotations
@@ -85,14 +88,15 @@ def visible_until(as_of: date) -> pd.Timestamp:
 
 
 def validate_snapshot(raw: dict[Table, RawTable], as_of: date) -> ValidatedSnapshot:
-    """Validate all seven tables in foreign-key order, as of the end of ``as_of``."""
+    """Validate every table given in foreign-key order, as of the end of ``as_of`` (an absent optional table
+    stays absent)."""
     cutoff = visible_until(as_of)
     frames: dict[Table, pd.DataFrame] = {}
     future_keys: dict[Table, pd.Index] = {}
     known_keys: dict[Table, pd.Index] = {}
     quarantines: list[pd.DataFrame] = []
     counts: dict[Table, TableCounts] = {}
-    for table in LOAD_ORDER:
+    for table in (t for t in LOAD_ORDER if t in raw):
         result = _validate_table(SPECS[table], raw[table], cutoff, known_keys, future_keys)
         frames[table] = result.clean
         future_keys[table] = result.future_keys
@@ -157,6 +161,11 @@ def _validate_table(
             future = rows.good & (values >= cutoff).to_numpy(dtype=bool, na_value=False)
             rows.reason[future] = "future"
 
+    for bound in spec.bounds_when:  # e.g. spent points are not positive
+        when = (out[bound.when_column] == bound.when_value).to_numpy(dtype=bool, na_value=False)
+        above = (out[bound.column] > bound.max_value).to_numpy(dtype=bool, na_value=False)
+        rows.fail(when & above, bound.column, R.OUT_OF_RANGE)
+
     for fk in spec.foreign_keys:
         if spec.time_column is None and fk.table in parent_future:
             # e.g. order_items of an order placed after as_of: invisible with it
@@ -164,7 +173,8 @@ def _validate_table(
             rows.reason[inherited] = "future"
             future |= inherited
         known = _isin(out[fk.column], parent_keys[fk.table])
-        rows.fail(~known, fk.column, R.DANGLING_FOREIGN_KEY)
+        linked = out[fk.column].notna().to_numpy(dtype=bool)  # an empty optional link links nothing
+        rows.fail(~known & linked, fk.column, R.DANGLING_FOREIGN_KEY)
 
     if spec.key:
         candidates = out.loc[rows.good, list(spec.key)]

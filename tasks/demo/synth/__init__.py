@@ -1,8 +1,9 @@
 """Demo shop generator: a believable pet-and-home online shop, built from a seed.
 
-``generate_shop`` returns the seven tables of the input data contract
-(``tasks.data.contract.SPECS``) as pandas frames; ``write_shop`` writes them as CSV or
-Parquet, one file per table.  Same arguments, same bytes: every random number comes
+``generate_shop`` returns the tables of the input data contract
+(``tasks.data.contract.SPECS``), the optional ``point_movements`` included, as
+pandas frames; ``write_shop`` writes them as CSV or Parquet, one file per
+table.  Same arguments, same bytes: every random number comes
 from ``numpy.random.default_rng`` streams derived from the seed, and nothing reads
 the wall clock.
 
@@ -22,6 +23,10 @@ The shop, in short:
   promised date (about 8% late), with cancellations and returns.
 * Behaviour: views, carts and wishlists around purchases and in plain browsing
   sessions; reviews some days after delivery, worse after late ones and returns.
+* Loyalty points (at the default 1 point per unit): about a third of repeat
+  orders spend part of the previous order's points, an undone order gives them
+  back, and some late deliveries earn a goodwill credit, so the demo's
+  statements show balances net of spending.
 
 Internally a time is int64 seconds since 00:00 UTC of the first day, and customers,
 products and orders are int64 row positions in their final, time-sorted tables.

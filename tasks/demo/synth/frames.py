@@ -29,7 +29,8 @@ from tasks.demo.synth.common import _SD, CURRENCY, DEFAULT_END, EXTRA_COLUMNS, S
 from tasks.demo.synth.contacts import _consent, _Consents, _Contacts, _make_contacts
 from tasks.demo.synth.orders import _FLOW, _Fulfilment, _make_fulfilment, _make_orders, _Orders, _usual_food
 from tasks.demo.synth.people import _make_people, _make_purchases, _People, _registrations
-from tasks.kernel.enums import Gender, OrderStatus, Table
+from tasks.demo.synth.points import _make_movements, _Movements
+from tasks.kernel.enums import Gender, OrderStatus, PointMovement, Table
 
 
 def _ids(prefix: str, n: int, width: int) -> Any:
@@ -239,14 +240,33 @@ def _stock_events_frame(stock: _Stock, keys: _Keys, clock: _Clock) -> pd.DataFra
     )
 
 
+def _point_movements_frame(movements: _Movements, orders: _Orders, keys: _Keys, clock: _Clock) -> pd.DataFrame:
+    """Points spent, given back and credited, by time; each names its order."""
+    n = movements.t.size
+    return _frame(
+        Table.POINT_MOVEMENTS,
+        {
+            "movement_id": _strings(_ids("M", n, _id_width(n, 8))),
+            "customer_id": keys.customers(orders.customer[movements.order]),
+            "at": _utc(clock, movements.t),
+            "kind": _vocab([PointMovement.SPENT.value, PointMovement.ADJUSTED.value], movements.kind),
+            "points": pd.Series(movements.points),
+            "order_id": keys.orders(movements.order),
+        },
+    )
+
+
 def generate_shop(customers: int, days: int, seed: int, end: date = DEFAULT_END) -> dict[Table, pd.DataFrame]:
     """Generate a demo shop: ``customers`` customers over ``days`` days ending ``end``."""
     if customers < 1 or days < 1:
         raise ValueError("customers and days must be at least 1")
     # One stream per concern, so changing one part of the model leaves the others alone.
+    # (a stream added at the end leaves the others' numbers as they were)
+    streams = np.random.SeedSequence(seed).spawn(10)
     rng_catalog, rng_stock, rng_people, rng_buy, rng_items, rng_ship, rng_events, rng_review, rng_contacts = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)
+        np.random.default_rng(s) for s in streams[:9]
     )
+    rng_points = np.random.default_rng(streams[9])
     clock = _make_clock(end, days)
     catalog = _make_catalog(min(50_000, max(200, customers // 20)), clock, rng_catalog)
     stock = _make_stock(catalog.created, clock.span, rng_stock)
@@ -279,4 +299,6 @@ def generate_shop(customers: int, days: int, seed: int, end: date = DEFAULT_END)
     frames[Table.ORDER_ITEMS] = _order_items_frame(orders, keys)
     frames[Table.ORDER_EVENTS] = _order_events_frame(fulfilment, keys, clock)
     frames[Table.STOCK_EVENTS] = _stock_events_frame(stock, keys, clock)
+    movements = _make_movements(orders, fulfilment, clock.span, rng_points)
+    frames[Table.POINT_MOVEMENTS] = _point_movements_frame(movements, orders, keys, clock)
     return {table: frames[table] for table in LOAD_ORDER}

@@ -172,7 +172,8 @@ def test_parquet_and_csv_give_the_same_snapshot(tmp_path: Path) -> None:
     from_csv = validate_snapshot(load_raw(str(write_shop(tiny_shop(), tmp_path / "csv"))), AS_OF)
     from_parquet = validate_snapshot(load_raw(str(write_shop(tiny_shop(), tmp_path / "pq", fmt="parquet"))), AS_OF)
 
-    for table in Table:
+    assert set(from_csv.frames) == set(from_parquet.frames)
+    for table in from_csv.frames:
         pd.testing.assert_frame_equal(from_csv.frames[table], from_parquet.frames[table], check_dtype=False)
 
 
@@ -195,6 +196,55 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ContractError, match=r"stock_events.csv: file not found"):
         load_raw(str(folder))
+
+
+MOVEMENT_COLUMNS = ["movement_id", "customer_id", "at", "kind", "points", "order_id"]
+
+
+def test_a_shop_without_point_movements_loads_without_the_table_not_with_an_empty_one(tmp_path: Path) -> None:
+    folder = write_shop(tiny_shop(), tmp_path / "shop")
+
+    check_source(str(folder))
+    snapshot = validate_snapshot(load_raw(str(folder)), AS_OF)
+
+    assert Table.POINT_MOVEMENTS not in snapshot.frames
+    assert Table.POINT_MOVEMENTS not in snapshot.counts
+    assert snapshot.quarantine.empty
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_bad_point_movements_are_quarantined_with_their_reason_and_later_ones_are_invisible(
+    tmp_path: Path, fmt: str
+) -> None:
+    rows = [
+        ["M1", "C1", "2024-02-10T12:00:00Z", "spent", "-20", "O1"],  # good: spent at checkout of O1
+        ["M2", "C2", "2024-05-21T12:00:00Z", "adjusted", "15", ""],  # good: a credit without an order
+        ["M3", "C1", "2024-03-01T12:00:00Z", "spent", "20", ""],  # spent points are never positive
+        ["M4", "C1", "2024-03-01T12:00:00Z", "earned", "20", ""],  # earning is the shop's rule on orders
+        ["M5", "C1", "2024-03-01T12:00:00Z", "adjusted", "1.5", ""],
+        ["M6", "C404", "2024-03-01T12:00:00Z", "adjusted", "-5", ""],
+        ["M7", "C1", "2024-03-01T12:00:00Z", "spent", "-5", "O404"],
+        ["M1", "C1", "2024-03-01T12:00:00Z", "spent", "-5", ""],
+        ["M8", "C1", "2024-06-02T00:00:00Z", "spent", "-5", ""],  # after as_of: invisible, not bad
+    ]
+    frames = tiny_shop() | {Table.POINT_MOVEMENTS: pd.DataFrame(rows, columns=MOVEMENT_COLUMNS)}
+
+    snapshot = validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop", fmt=fmt))), AS_OF)
+
+    clean = snapshot.frames[Table.POINT_MOVEMENTS]
+    assert clean["movement_id"].tolist() == ["M1", "M2"]
+    assert clean["points"].tolist() == [-20, 15]
+    assert clean["order_id"].isna().tolist() == [False, True]
+    quarantined = snapshot.quarantine.loc[snapshot.quarantine["table"] == "point_movements"]
+    assert quarantined[["row", "column", "reason"]].to_records(index=False).tolist() == [
+        (3, "points", "out_of_range"),
+        (4, "kind", "unknown_enum"),
+        (5, "points", "unparseable_number"),
+        (6, "customer_id", "dangling_foreign_key"),
+        (7, "order_id", "dangling_foreign_key"),
+        (8, "movement_id", "duplicate_id"),
+    ]
+    assert snapshot.counts[Table.POINT_MOVEMENTS].future == 1
 
 
 def test_orders_of_a_quarantined_customer_keep_their_history(tmp_path: Path) -> None:

@@ -384,3 +384,31 @@ def test_catalog_is_believable(shop: dict[Table, pd.DataFrame]) -> None:
     new = products["created_at"] > END_OF_PERIOD - pd.Timedelta(days=21)
     assert 0 < new.sum() < 0.2 * len(products)  # new arrivals
     assert products["created_at"].is_monotonic_increasing
+
+
+def test_points_are_spent_within_what_was_earned_given_back_when_an_order_is_undone_and_credited_after_a_late_one(
+    shop: dict[Table, pd.DataFrame],
+) -> None:
+    from tasks.plan.points import PointsRules, balance, points_ledger, points_taken
+
+    moves = shop[Table.POINT_MOVEMENTS].merge(
+        shop[Table.ORDERS][["order_id", "customer_id", "created_at", "status"]], on=["order_id", "customer_id"]
+    )
+    spent = moves.loc[moves["kind"] == "spent"]
+    assert (spent["points"] < 0).all()
+    assert (spent["at"] == spent["created_at"]).all()  # at checkout
+    assert 0.1 < len(spent) / len(shop[Table.ORDERS]) < 0.4
+    back = moves.loc[(moves["kind"] == "adjusted") & moves["status"].isin(["cancelled", "returned"])]
+    undone = spent.loc[spent["status"].isin(["cancelled", "returned"])]
+    assert sorted(back["points"]) == sorted(-undone["points"])
+    goodwill = moves.loc[(moves["kind"] == "adjusted") & ~moves["status"].isin(["cancelled", "returned"])]
+    assert len(goodwill) > 0 and (goodwill["points"] == 50).all()
+    assert (moves["at"] >= moves["created_at"]).all()
+    # at the engine's default rule nobody spends more than they earned: the balance net of spending is lower,
+    # and held by the same customers
+    customers, orders = shop[Table.CUSTOMERS], shop[Table.ORDERS]
+    lots = points_ledger(orders, customers, PointsRules(), shop[Table.POINT_MOVEMENTS])
+    net = balance(lots, DEFAULT_END, points_taken(shop[Table.POINT_MOVEMENTS], customers))
+    gross = balance(points_ledger(orders, customers, PointsRules()), DEFAULT_END)
+    assert net.sum() < gross.sum()
+    assert set(net.index) <= set(gross.index)
