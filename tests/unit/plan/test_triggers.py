@@ -16,9 +16,11 @@ from tasks.plan.campaigns import (
     IncidentTrigger,
     LapseTrigger,
     OrderTrigger,
+    OverdueTrigger,
     PointsTrigger,
     ReplenishmentTrigger,
     ScheduleTrigger,
+    SignupTrigger,
     Trigger,
 )
 from tasks.plan.points import PointsRules, balance, points_ledger
@@ -28,7 +30,7 @@ AS_OF = date(2026, 3, 31)
 MARCH = (date(2026, 3, 1), date(2026, 3, 31))
 VLADIVOSTOK = "Asia/Vladivostok"  # UTC+10, no daylight saving
 
-CUSTOMER_COLUMNS = ["customer_id", "timezone", "country", "birth_date"]
+CUSTOMER_COLUMNS = ["customer_id", "timezone", "country", "birth_date", "created_at"]
 ORDER_COLUMNS = ["order_id", "customer_id", "created_at", "status", "total"]
 ITEM_COLUMNS = ["order_id", "product_id"]
 ORDER_EVENT_COLUMNS = ["order_id", "status", "at"]
@@ -40,9 +42,19 @@ def _utc(text: str) -> pd.Timestamp:
 
 
 def _customer(
-    customer_id: str, timezone: str = "UTC", country: str = "GB", birth_date: str | None = None
+    customer_id: str,
+    timezone: str = "UTC",
+    country: str = "GB",
+    birth_date: str | None = None,
+    created_at: str = "2025-01-01T10:00:00Z",
 ) -> dict[str, Any]:
-    return {"customer_id": customer_id, "timezone": timezone, "country": country, "birth_date": birth_date}
+    return {
+        "customer_id": customer_id,
+        "timezone": timezone,
+        "country": country,
+        "birth_date": birth_date,
+        "created_at": _utc(created_at),
+    }
 
 
 def _order(order_id: str, customer_id: str, at: str, status: str = "delivered", total: float = 10.0) -> dict[str, Any]:
@@ -275,6 +287,111 @@ def test_lapse_fires_on_the_day_the_customer_crossed_the_threshold() -> None:
     assert _days(LapseTrigger(type="lapse", days=60), data, *MARCH) == [("C1", "2026-03-01"), ("C2", "2026-03-31")]
 
 
+# --- overdue ---------------------------------------------------------------------------------------------------
+
+
+def _orders_on(customer_id: str, *days: str, status: str = "delivered") -> list[dict[str, Any]]:
+    return [_order(f"{customer_id}-{n}", customer_id, f"{day}T12:00:00Z", status) for n, day in enumerate(days)]
+
+
+def test_overdue_fires_the_first_day_past_factor_times_the_customers_median_gap() -> None:
+    # C1's gaps are 10 and 20 days: a median of 15, twice that is 30, so day 31 after 31 January is 3 March;
+    # C2 bought on one day only (no rhythm yet); C3's two orders fall on one day (still one purchase day)
+    data = _shop(
+        [_customer(c) for c in ("C1", "C2", "C3")],
+        orders=[
+            *_orders_on("C1", "2026-01-01", "2026-01-11", "2026-01-31"),
+            *_orders_on("C2", "2026-02-01"),
+            *_orders_on("C3", "2026-02-01", "2026-02-01"),
+        ],
+    )
+
+    assert _days(OverdueTrigger(type="overdue", factor=2), data, *MARCH) == [("C1", "2026-03-03")]
+
+
+def test_a_rhythm_shorter_than_the_floor_counts_as_the_floor() -> None:
+    # a weekly buyer with a 30-day floor and factor 1.5: overdue past 45 days, on day 46 after 1 February
+    data = _shop([_customer("W1")], orders=_orders_on("W1", "2026-01-18", "2026-01-25", "2026-02-01"))
+
+    fired = _days(OverdueTrigger(type="overdue", factor=1.5, min_rhythm_days=30), data, *MARCH)
+    unfloored = _days(OverdueTrigger(type="overdue", factor=1.5), data, date(2026, 2, 1), date(2026, 3, 31))
+
+    assert fired == [("W1", "2026-03-19")]
+    assert unfloored == [("W1", "2026-02-12")]  # 10.5 days exceeded on day 11
+
+
+def test_buying_again_ends_the_overdue_gap_and_starts_a_new_one() -> None:
+    # gap of 10 days: overdue on day 21 after 11 January, 1 February; a purchase on 5 February ends that gap
+    # (gaps 10 and 25: median 17.5, past 35 days on day 36 after it, 13 March)
+    before = _shop([_customer("C1")], orders=_orders_on("C1", "2026-01-01", "2026-01-11"))
+    after = _shop([_customer("C1")], orders=_orders_on("C1", "2026-01-01", "2026-01-11", "2026-02-05"))
+    trigger = OverdueTrigger(type="overdue", factor=2)
+
+    assert _days(trigger, before, date(2026, 1, 1), date(2026, 3, 31)) == [("C1", "2026-02-01")]
+    assert _days(trigger, after, date(2026, 1, 1), date(2026, 3, 31)) == [("C1", "2026-03-13")]
+
+
+def test_overdue_counts_local_purchase_days_and_leaves_cancelled_and_returned_orders_out() -> None:
+    # in Vladivostok 20:00 UTC is the next morning: purchase days 2 and 12 February, a gap of 10;
+    # the cancelled and returned orders in between would have shortened it
+    data = _shop(
+        [_customer("C1", timezone=VLADIVOSTOK)],
+        orders=[
+            _order("O1", "C1", "2026-02-01T20:00:00Z"),
+            _order("O2", "C1", "2026-02-05T10:00:00Z", status="cancelled"),
+            _order("O3", "C1", "2026-02-08T10:00:00Z", status="returned"),
+            _order("O4", "C1", "2026-02-11T20:00:00Z"),
+        ],
+    )
+
+    assert _days(OverdueTrigger(type="overdue", factor=2), data, *MARCH) == [("C1", "2026-03-05")]
+
+
+def test_an_occurrence_later_than_max_days_after_the_last_purchase_is_left_to_the_lapse() -> None:
+    # gaps of 40 days: 1.5 x 40 = 60 is exceeded on day 61 (2 March), past a max of 60 days; within 61
+    data = _shop([_customer("C1")], orders=_orders_on("C1", "2025-11-21", "2025-12-31"))
+
+    assert _days(OverdueTrigger(type="overdue", factor=1.5, max_days=60), data, *MARCH) == []
+    assert _days(OverdueTrigger(type="overdue", factor=1.5, max_days=61), data, *MARCH) == [("C1", "2026-03-02")]
+
+
+def test_a_factor_times_a_rhythm_that_is_a_whole_number_is_not_exceeded_on_that_day() -> None:
+    # 2.3 x 10 is 22.999999999999996 in floating point: still 23 days, exceeded on day 24
+    data = _shop([_customer("C1")], orders=_orders_on("C1", "2026-01-28", "2026-02-07"))
+
+    assert _days(OverdueTrigger(type="overdue", factor=2.3), data, *MARCH) == [("C1", "2026-03-03")]
+
+
+# --- sign-up ---------------------------------------------------------------------------------------------------
+
+
+def test_signup_fires_on_the_local_day_the_customer_signed_up() -> None:
+    # 20:00 UTC on 1 March is 06:00 on 2 March in Vladivostok
+    data = _shop(
+        [
+            _customer("C1", timezone=VLADIVOSTOK, created_at="2026-03-01T20:00:00Z"),
+            _customer("C2", created_at="2026-03-01T20:00:00Z"),
+            _customer("C3", created_at="2026-02-27T10:00:00Z"),  # before the window
+        ]
+    )
+
+    assert _days(SignupTrigger(type="signup"), data, *MARCH) == [("C1", "2026-03-02"), ("C2", "2026-03-01")]
+
+
+def test_never_ordered_leaves_out_whoever_placed_an_order_even_one_cancelled_later() -> None:
+    signed_up = "2026-03-01T10:00:00Z"
+    data = _shop(
+        [_customer(c, created_at=signed_up) for c in ("C1", "C2", "C3")],
+        orders=[
+            _order("O1", "C2", "2026-03-04T10:00:00Z"),
+            _order("O2", "C3", "2026-03-04T10:00:00Z", status="cancelled"),
+        ],
+    )
+
+    assert _days(SignupTrigger(type="signup", never_ordered=True), data, *MARCH) == [("C1", "2026-03-01")]
+    assert len(_days(SignupTrigger(type="signup"), data, *MARCH)) == 3
+
+
 # --- schedule --------------------------------------------------------------------------------------------------
 
 
@@ -419,8 +536,23 @@ def test_the_balance_holds_points_from_the_day_after_earning_until_the_expiry_da
     assert held(date(2026, 2, 9)) == 0  # the expiry day
 
 
-def test_the_statement_fires_on_the_first_of_each_month_with_the_balance() -> None:
-    # C1 earns 100 on 10 January (gone 11 March) and 50 on 10 March; C2's only order was cancelled
+def _movements(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    """A ``point_movements`` table of (customer, at, kind, signed points) rows."""
+    return pd.DataFrame(
+        {
+            "movement_id": [f"M{n}" for n in range(len(rows))],
+            "customer_id": [r[0] for r in rows],
+            "at": pd.Series([_utc(r[1]) for r in rows], dtype="datetime64[ns, UTC]"),
+            "kind": [r[2] for r in rows],
+            "points": pd.array([r[3] for r in rows], dtype="Int64"),
+            "order_id": pd.Series([None] * len(rows), dtype=object),
+        }
+    )
+
+
+def test_the_statement_fires_on_the_first_of_each_month_with_the_balance_net_of_spending() -> None:
+    # C1 earns 100 on 10 January (gone 11 March), spends 30 on 20 February, earns 50 on 10 March;
+    # C2's only order was cancelled
     data = _shop(
         [_customer("C1"), _customer("C2")],
         orders=[
@@ -428,16 +560,56 @@ def test_the_statement_fires_on_the_first_of_each_month_with_the_balance() -> No
             _order("O2", "C1", "2026-03-10T10:00:00Z", total=50.0),
             _order("O3", "C2", "2026-01-10T10:00:00Z", status="cancelled", total=80.0),
         ],
+        details={"point_movements": _movements([("C1", "2026-02-20T12:00:00Z", "spent", -30)])},
         points=PointsRules(per_unit=1.0, valid_days=60),
     )
 
     fired = _fired(PointsTrigger(type="points", event="statement"), data, date(2026, 2, 15), date(2026, 4, 15))
 
-    assert fired == [("C1", "2026-03-01", "100"), ("C1", "2026-04-01", "50")]
+    assert fired == [("C1", "2026-03-01", "70 balance"), ("C1", "2026-04-01", "50 balance")]
 
 
-def test_the_expiry_fires_on_the_expiry_day_with_the_points_lapsing_that_day() -> None:
-    # two lots earned on 10 January lapse together on 11 March; the third on 20 March
+def test_without_spending_data_the_statement_says_what_was_earned_in_the_month_before_never_a_balance() -> None:
+    data = _shop(
+        [_customer("C1")],
+        orders=[
+            _order("O1", "C1", "2026-01-10T10:00:00Z", total=100.0),
+            _order("O2", "C1", "2026-03-10T10:00:00Z", total=50.0),
+        ],
+        points=PointsRules(per_unit=1.0, valid_days=60),
+    )
+
+    fired = _fired(PointsTrigger(type="points", event="statement"), data, date(2026, 2, 1), date(2026, 4, 15))
+
+    # nothing earned in February: no statement on 1 March
+    assert fired == [("C1", "2026-02-01", "100 earned"), ("C1", "2026-04-01", "50 earned")]
+
+
+def test_the_expiry_fires_on_the_expiry_day_with_what_spending_left_of_the_lapsing_points() -> None:
+    # two lots earned on 10 January lapse together on 11 March; the third on 20 March. C1 spent 110 of the
+    # oldest points on 1 February; C2 spent everything it had
+    data = _shop(
+        [_customer("C1"), _customer("C2")],
+        orders=[
+            _order("O1", "C1", "2026-01-10T09:00:00Z", total=100.0),
+            _order("O2", "C1", "2026-01-10T17:00:00Z", total=25.0),
+            _order("O3", "C1", "2026-01-19T10:00:00Z", total=40.0),
+            _order("O4", "C2", "2026-01-19T10:00:00Z", total=40.0),
+        ],
+        details={
+            "point_movements": _movements(
+                [("C1", "2026-02-01T12:00:00Z", "spent", -110), ("C2", "2026-02-01T12:00:00Z", "spent", -40)]
+            )
+        },
+        points=PointsRules(per_unit=1.0, valid_days=60),
+    )
+
+    fired = _fired(PointsTrigger(type="points", event="expiry"), data, *MARCH)
+
+    assert fired == [("C1", "2026-03-11", "15 balance"), ("C1", "2026-03-20", "40 balance")]
+
+
+def test_without_spending_data_the_expiry_names_the_points_earned_on_the_lapsing_day() -> None:
     data = _shop(
         [_customer("C1")],
         orders=[
@@ -450,7 +622,7 @@ def test_the_expiry_fires_on_the_expiry_day_with_the_points_lapsing_that_day() -
 
     fired = _fired(PointsTrigger(type="points", event="expiry"), data, *MARCH)
 
-    assert fired == [("C1", "2026-03-11", "125"), ("C1", "2026-03-20", "40")]
+    assert fired == [("C1", "2026-03-11", "125 earned"), ("C1", "2026-03-20", "40 earned")]
 
 
 # --- the window ------------------------------------------------------------------------------------------------
