@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class Table(StrEnum):
-    """The seven tables of the input data contract."""
+    """The tables of the input data contract: seven every shop gives, and ``point_movements`` if it has them."""
 
     CUSTOMERS = "customers"
     PRODUCTS = "products"
@@ -15,6 +15,7 @@ class Table(StrEnum):
     ORDER_EVENTS = "order_events"
     EVENTS = "events"
     STOCK_EVENTS = "stock_events"
+    POINT_MOVEMENTS = "point_movements"
 
 
 class Gender(StrEnum):
@@ -34,6 +35,20 @@ class OrderStatus(StrEnum):
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
     RETURNED = "returned"
+
+
+class PointMovement(StrEnum):
+    """What moved a customer's loyalty points besides earning them on an order (``point_movements.kind``)."""
+
+    SPENT = "spent"  # used at checkout: always negative
+    ADJUSTED = "adjusted"  # a correction or a credit by the shop: either sign
+
+
+class PointsBasis(StrEnum):
+    """What a points message's number is (the ``detail`` of a points occurrence)."""
+
+    BALANCE = "balance"  # net of spending: the balance held, the points that really lapse
+    EARNED = "earned"  # no spending data: points earned (in the month; on the day that now expires)
 
 
 class EventType(StrEnum):

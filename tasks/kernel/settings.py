@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
     output_dir: Path = Field(Path("out"), description="Where each run writes its output, under <output_dir>/<as_of>/.")
     state_dir: Path = Field(
-        Path(".loyalty"), description="Where durable state lives: the send ledger and suppressions (SQLite)."
+        Path(".loyalty"),
+        description="Where durable state lives: the send ledger, suppressions and the articles given (SQLite).",
     )
     campaigns_dir: Path = Field(
         PROJECT_ROOT / "campaigns", description="The campaign catalog: one YAML file per campaign."
@@ -148,6 +149,11 @@ class Settings(BaseSettings):
     picks_exclusive_groups: list[str] = Field(
         default_factory=lambda: ["cat", "dog"],
         description="Category prefixes that exclude each other: a cat owner is not shown dog_* products.",
+    )
+    pet_interests: list[str] = Field(
+        default_factory=lambda: ["cat", "dog"],
+        description="Category prefixes that mean a pet: a customer whose top category is one of them (cat_food: cat) "
+        "gets pet wording in messages; nobody else does.",
     )
     replenish_min_purchases: int = Field(
         3, ge=2, description="Distinct purchase days of a product that make it a regular re-buy."

@@ -54,6 +54,19 @@ class Step(_Frozen):
     variant: str | None = Field(
         None, pattern=r"^[a-z][a-z0-9_]*$", description="A name the template branches on (greeting, reminder, ...)."
     )
+    gift_categories: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = Field(
+        (),
+        description="Product categories (as in the products table) this step shows gift ideas from, instead of the "
+        "campaign's products: in-stock products of the day's catalog, newest first, the categories taking turns. "
+        "For a message about a gift to someone else (a holiday reminder), where the customer's own picks are no gift.",
+    )
+
+    @field_validator("gift_categories")
+    @classmethod
+    def _distinct_categories(cls, categories: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(categories)) != len(categories):
+            raise ValueError("a category is listed twice")
+        return categories
 
 
 # --- triggers: what makes a customer due, and the occurrence date ---------------------------------------------
@@ -64,6 +77,21 @@ class LapseTrigger(_Frozen):
 
     type: Literal["lapse"]
     days: int = Field(ge=1, le=3650)
+
+
+class OverdueTrigger(_Frozen):
+    """Overdue by the customer's own rhythm: the occurrence is the first day the days since the last purchase
+    exceed ``factor`` x the rhythm, the median gap between the customer's purchase days (at least
+    ``min_rhythm_days``). Only for customers with two purchase days or more (one gap is a rhythm, no gap is
+    none); one per gap, and buying again ends it. An occurrence more than ``max_days`` after the last purchase
+    is none (later, the lapse speaks)."""
+
+    type: Literal["overdue"]
+    factor: float = Field(gt=1.0, le=10.0, description="How many rhythms without a purchase make a customer overdue.")
+    min_rhythm_days: int = Field(
+        0, ge=0, le=365, description="A rhythm shorter than this counts as this (a weekly buyer is not chased daily)."
+    )
+    max_days: int | None = Field(None, ge=1, le=3650, description="Days after the last purchase the occurrence may be.")
 
 
 class BirthdayTrigger(_Frozen):
@@ -95,6 +123,16 @@ class OrderTrigger(_Frozen):
     type: Literal["order"]
     status: OrderStatus
     first_only: bool = False
+
+
+class SignupTrigger(_Frozen):
+    """Signed up: the occurrence is the customer's local day of sign-up (``customers.created_at``).
+
+    ``never_ordered``: only customers who have placed no order at all (whatever became of it) by the day's data,
+    so a first order (the one ``welcome`` fires on, even if cancelled later) ends it."""
+
+    type: Literal["signup"]
+    never_ordered: bool = False
 
 
 class IncidentTrigger(_Frozen):
@@ -138,7 +176,8 @@ class ScheduleTrigger(_Frozen):
 
 
 class PointsTrigger(_Frozen):
-    """Loyalty points: ``statement`` on the first of the month with a balance, ``expiry`` days before points lapse."""
+    """Loyalty points: ``statement`` on the first of the month with a balance, ``expiry`` days before points lapse
+    (without the shop's spending data: the points earned in the month, and the points earned on the lapsing day)."""
 
     type: Literal["points"]
     event: Literal["statement", "expiry"]
@@ -173,9 +212,11 @@ STREAM_TRIGGERS = (OrderStatusTrigger, BackInStockTrigger, AdhocTrigger)
 
 Trigger = Annotated[
     LapseTrigger
+    | OverdueTrigger
     | BirthdayTrigger
     | HolidayTrigger
     | OrderTrigger
+    | SignupTrigger
     | IncidentTrigger
     | ReplenishmentTrigger
     | CartTrigger

@@ -717,6 +717,8 @@ def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
 
     def load(name: str) -> pd.DataFrame:
         if name in {t.value for t in Table}:
+            if not paths.table(Table(name)).exists():
+                raise KeyError(name)  # an optional table the shop does not give (``ShopData.optional``)
             return read_table(paths, Table(name))
         if name == "profile":
             return pd.read_parquet(paths.profile)

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from tasks.kernel.enums import EventType, OrderStatus, Table
+from tasks.kernel.enums import EventType, OrderStatus, PointsBasis, Table
 from tasks.plan.campaigns import (
     WEEKDAYS,
     BirthdayTrigger,
@@ -26,14 +26,24 @@ from tasks.plan.campaigns import (
     IncidentTrigger,
     LapseTrigger,
     OrderTrigger,
+    OverdueTrigger,
     PointsTrigger,
     ReplenishmentTrigger,
     ScheduleTrigger,
+    SignupTrigger,
     Trigger,
 )
-from tasks.plan.points import PointsRules, balance, points_expiring, points_ledger
+from tasks.plan.points import (
+    PointsRules,
+    balance,
+    points_detail,
+    points_earned,
+    points_expiring,
+    points_ledger,
+    points_taken,
+)
 from tasks.profile.birthdays import birthday_in_year
-from tasks.profile.features import NOT_PURCHASES, customers_local_day
+from tasks.profile.features import NOT_PURCHASES, customers_local_day, purchases_by_day
 
 OCCURRENCE_COLUMNS = ("customer_id", "occurrence", "detail")
 
@@ -51,6 +61,14 @@ class ShopData:
         if name not in self._cache:
             self._cache[name] = self.load(name)
         return self._cache[name]
+
+    def optional(self, name: str) -> pd.DataFrame | None:
+        """An optional contract table (``point_movements``), or None where the shop does not give it (``load``
+        raises KeyError)."""
+        try:
+            return self[name]
+        except KeyError:
+            return None
 
     @classmethod
     def from_frames(cls, as_of: date, frames: dict[str, pd.DataFrame], points: PointsRules | None = None) -> ShopData:
@@ -84,6 +102,24 @@ def _lapse(trigger: LapseTrigger, data: ShopData, start: date, end: date) -> pd.
     excess = lapsed["days_since_last_order"].astype("int64") - trigger.days
     occurrence = pd.Timestamp(data.as_of) - pd.to_timedelta(excess.to_numpy(), unit="D")
     return _frame(lapsed["customer_id"].to_numpy(), occurrence.to_numpy(), pd.NA)
+
+
+def _overdue(trigger: OverdueTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """The first day past ``factor`` x the rhythm since the last purchase day: the current gap's only, as the lapse.
+
+    The rhythm is the median gap between the customer's local purchase days (cancelled and returned orders left
+    out, as the profile and its lifecycle count them), at least ``min_rhythm_days``.
+    """
+    days = purchases_by_day(data[Table.CUSTOMERS], data[Table.ORDERS])
+    gaps = days["day"].diff().dt.days.where(days["customer_id"].eq(days["customer_id"].shift()))
+    per_customer = days.assign(gap=gaps).groupby("customer_id", sort=False, observed=True)
+    rhythm = per_customer.agg(last_day=("day", "max"), median_gap=("gap", "median")).dropna(subset=["median_gap"])
+    # exceeded on the first whole day past factor x rhythm; rounded to a millionth so 2.3 x 10 is 23, not 22.99...
+    beyond = np.round(trigger.factor * np.maximum(rhythm["median_gap"].to_numpy(float), trigger.min_rhythm_days), 6)
+    after = np.floor(beyond).astype("int64") + 1
+    keep = after <= trigger.max_days if trigger.max_days is not None else np.ones(len(after), dtype=bool)
+    occurrence = rhythm["last_day"].to_numpy()[keep] + pd.to_timedelta(after[keep], unit="D").to_numpy()
+    return _frame(rhythm.index.to_numpy()[keep], occurrence, pd.NA)
 
 
 def _birthday(trigger: BirthdayTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
@@ -129,6 +165,18 @@ def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.
         at = reached.merge(orders[["order_id", "customer_id"]], on="order_id", how="inner")
     day = customers_local_day(pd.to_datetime(at["at"], utc=True), at["customer_id"], data[Table.CUSTOMERS])
     return _frame(at["customer_id"].to_numpy(), day.to_numpy(), at["order_id"].astype(str).to_numpy())
+
+
+def _signup(trigger: SignupTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """The local day of sign-up; ``never_ordered``: of customers with no order in the data, whatever its status."""
+    customers = data[Table.CUSTOMERS]
+    if trigger.never_ordered:
+        ordered = customers["customer_id"].isin(set(data[Table.ORDERS]["customer_id"]))
+        customers = customers.loc[~ordered.to_numpy()]
+    day = customers_local_day(
+        pd.to_datetime(customers["created_at"], utc=True), customers["customer_id"], data[Table.CUSTOMERS]
+    )
+    return _frame(customers["customer_id"].to_numpy(), day.to_numpy(), pd.NA)
 
 
 def _incident(trigger: IncidentTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
@@ -190,28 +238,45 @@ def _schedule(trigger: ScheduleTrigger, data: ShopData, start: date, end: date) 
 
 
 def _points(trigger: PointsTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
-    lots = points_ledger(data[Table.ORDERS], data[Table.CUSTOMERS], data.points)
+    """The statement on the 1st of each month, the expiry on the day points lapse; ``detail`` is
+    ``"<points> <basis>"`` (``points_detail``).
+
+    With the shop's ``point_movements``: the balance held on the 1st (earned - spent - expired), and the points
+    that really lapse (what spending left of the lots). Without them nothing is known of spending: the
+    statement says what was earned in the month before the 1st, and the expiry what was earned on the lapsing
+    lots' day (the template says "if unused").
+    """
+    customers, movements = data[Table.CUSTOMERS], data.optional(Table.POINT_MOVEMENTS)
+    lots = points_ledger(data[Table.ORDERS], customers, data.points, movements)
+    taken = points_taken(movements, customers) if movements is not None else None
+    basis = PointsBasis.BALANCE if taken is not None else PointsBasis.EARNED
     if trigger.event == "expiry":
-        expiring = points_expiring(lots)
-        points = expiring["points"].astype(str).to_numpy()
-        return _frame(expiring["customer_id"].to_numpy(), expiring["day"].to_numpy(), points)
+        expiring = points_expiring(lots, taken)
+        details = points_detail(expiring["points"], basis)
+        return _frame(expiring["customer_id"].to_numpy(), expiring["day"].to_numpy(), details)
     frames = []
     first = date(start.year, start.month, 1)
     month = first if first >= start else (first + timedelta(days=32)).replace(day=1)
     while month <= end:
-        held = balance(lots, month)
+        if taken is not None:
+            held = balance(lots, month, taken)
+        else:
+            last_month = (month - timedelta(days=1)).replace(day=1)
+            held = points_earned(lots, last_month, month - timedelta(days=1))
         held = held.loc[held > 0]
         at = np.full(len(held), np.datetime64(month, "ns"))
-        frames.append(_frame(held.index.to_numpy(), at, held.astype(str).to_numpy()))
+        frames.append(_frame(held.index.to_numpy(), at, points_detail(held, basis)))
         month = (month + timedelta(days=32)).replace(day=1)
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
 
 
 _TRIGGERS: dict[type, Callable[..., pd.DataFrame]] = {
     LapseTrigger: _lapse,
+    OverdueTrigger: _overdue,
     BirthdayTrigger: _birthday,
     HolidayTrigger: _holiday,
     OrderTrigger: _order,
+    SignupTrigger: _signup,
     IncidentTrigger: _incident,
     ReplenishmentTrigger: _replenishment,
     CartTrigger: _cart,

@@ -3,8 +3,10 @@
 ``check_catalog`` validates every campaign file on its own (one bad file does not hide the others),
 compiles every audience expression (and every segment of ``segments.yaml``) against the profile's columns, finds every template part in every
 locale, and renders every step (every order status) for a sample customer in every locale and channel:
-an SMS over ``sms_max_parts`` parts fails. Each problem names the file, the field and the reason.
-``sample_messages`` are the same renderings the golden files under ``tests/golden/`` pin.
+an SMS over ``sms_max_parts`` parts fails; it reads each locale's table of names in the vocative
+(``tasks/render/names.py``) and every useful article (``tasks/render/articles.py``). Each problem names
+the file, the field and the reason. ``sample_messages`` are the same renderings the golden files under
+``tests/golden/`` pin; a template that shows an article shows the one a new customer would get first.
 """
 
 from __future__ import annotations
@@ -35,26 +37,68 @@ from tasks.plan.campaigns import (
 )
 from tasks.profile.expressions import ExpressionError, compile_expression
 from tasks.profile.segments import SegmentError, check_segments
-from tasks.render.compose import build_context, message_products
+from tasks.render.articles import article_files, load_article, load_articles, next_article, shows_article
+from tasks.render.compose import build_context, interest_group, message_products
+from tasks.render.names import VOCATIVES_FILE, load_vocatives
 from tasks.render.sms import sms_parts
-from tasks.render.templating import PARTS, SMS_PART, RenderError, make_environment, render_message, render_sms
+from tasks.render.templating import (
+    PARTS,
+    SMS_PART,
+    Article,
+    RenderError,
+    make_environment,
+    render_message,
+    render_sms,
+    template_locale,
+)
 
 LOCALES = ("en", "ru", "pl")
 SAMPLE_DAY = date(2026, 3, 5)
 SAMPLE_KEY = b"sample-signing-key-for-checks-and-goldens"
 
-# A sample catalog: what product blocks show in checks and golden files.
+# A sample catalog: what product blocks show in checks and golden files (the last five: gift categories of
+# the demo shop, for the holiday reminders' gift ideas).
 SAMPLE_CATALOG = pd.DataFrame(
     {
-        "product_id": ["P-SALMON", "P-WAND", "P-LITTER"],
-        "name": ["Purrfect Salmon Dry Food 2 kg", "Feather Wand Toy", "Clumping Cat Litter 10 l"],
-        "category": ["cat_food", "cat_toys", "cat_care"],
-        "price": [12.5, 4.9, 1234.5],
-        "currency": ["EUR", "EUR", "RUB"],
-        "in_stock": [True, True, True],
-        "url": ["https://shop.example.com/p/salmon", "https://shop.example.com/p/wand", None],
-        "image_url": [None, None, None],
-        "created_at": pd.to_datetime(["2026-03-01", "2026-02-28", "2025-01-01"], utc=True),
+        "product_id": ["P-SALMON", "P-WAND", "P-LITTER", "P-CREAM", "P-CANDLE", "P-NOVEL", "P-SPEAKER", "P-POWER"],
+        "name": [
+            "Purrfect Salmon Dry Food 2 kg",
+            "Feather Wand Toy",
+            "Clumping Cat Litter 10 l",
+            "Miel Rose Hand Cream 75 ml",
+            "Minimalist Scented Candle Amber",
+            "The Winter Orchard by L. Kowal (Hardcover)",
+            "Lumio Bluetooth Speaker X2",
+            "Zentro Power Bank 10000 mAh",
+        ],
+        "category": ["cat_food", "cat_toys", "cat_care", "beauty", "home", "books", "electronics", "electronics"],
+        "price": [12.5, 4.9, 1234.5, 9.9, 14.0, 18.5, 39.0, 25.0],
+        "currency": ["EUR", "EUR", "RUB", "EUR", "EUR", "EUR", "EUR", "EUR"],
+        "in_stock": [True] * 8,
+        "url": [
+            "https://shop.example.com/p/salmon",
+            "https://shop.example.com/p/wand",
+            None,
+            "https://shop.example.com/p/cream",
+            "https://shop.example.com/p/candle",
+            "https://shop.example.com/p/novel",
+            "https://shop.example.com/p/speaker",
+            "https://shop.example.com/p/power",
+        ],
+        "image_url": [None] * 8,
+        "created_at": pd.to_datetime(
+            [
+                "2026-03-01",
+                "2026-02-28",
+                "2025-01-01",
+                "2025-11-20",
+                "2025-10-02",
+                "2025-12-01",
+                "2026-01-15",
+                "2025-09-01",
+            ],
+            utc=True,
+        ),
     }
 ).set_index("product_id")
 
@@ -82,7 +126,8 @@ _SAMPLE_DETAIL = {
 
 @dataclass(frozen=True)
 class SampleMessage:
-    """One sample rendering of a campaign: a label (``step1``, ``shipped``), the plan row, its products."""
+    """One sample rendering of a campaign: a label (``step1``, ``shipped``, ``step1_earned``), the plan row and
+    its products."""
 
     label: str
     row: dict[str, object]
@@ -90,7 +135,8 @@ class SampleMessage:
 
 
 def sample_messages(campaign: Campaign, locale: str, channel: Channel) -> list[SampleMessage]:
-    """The plan rows a campaign's templates are checked and pinned with: one per step (per status for orders)."""
+    """The plan rows a campaign's templates are checked and pinned with: one per step (per status for orders; for
+    points, with and without the shop's spending data)."""
     trigger = campaign.trigger
     base: dict[str, object] = {
         "idempotency_key": f"{campaign.name}/sample",
@@ -112,11 +158,27 @@ def sample_messages(campaign: Campaign, locale: str, channel: Channel) -> list[S
         return out
     detail: str | None = _SAMPLE_DETAIL.get(type(trigger))
     if isinstance(trigger, PointsTrigger):
-        detail = "1250" if trigger.event == "statement" else "300"
+        return _points_samples(campaign, base)
     for step in campaign.steps:
         row = base | {"step": step.step, "detail": detail}
         products = message_products(campaign, row, {"C-SAMPLE": SAMPLE_PICKS}, SAMPLE_CATALOG, _arrivals())
         out.append(SampleMessage(f"step{step.step}", row, products))
+    return out
+
+
+def _points_samples(campaign: Campaign, base: dict[str, object]) -> list[SampleMessage]:
+    """Points messages of a shop with spending data (a balance, the points that really lapse: ``step1``) and of
+    one without (what was earned, "if unused": ``step1_earned``)."""
+    statement = isinstance(campaign.trigger, PointsTrigger) and campaign.trigger.event == "statement"
+    details = {"": "1250 balance", "_earned": "120 earned"}
+    if not statement:
+        details = {"": "300 balance", "_earned": "300 earned"}
+    out = []
+    for step in campaign.steps:
+        for suffix, detail in details.items():
+            row = base | {"step": step.step, "detail": detail}
+            products = message_products(campaign, row, {"C-SAMPLE": SAMPLE_PICKS}, SAMPLE_CATALOG, _arrivals())
+            out.append(SampleMessage(f"step{step.step}{suffix}", row, products))
     return out
 
 
@@ -142,11 +204,26 @@ def render_sample(
 ) -> dict[str, str]:
     """Render one sample: ``{"subject.txt": ..., "body.html": ..., "body.txt": ...}`` or ``{"sms.txt": ...}``."""
     locale = str(sample.row["locale"])
-    context = build_context(sample.row, campaign, settings, SAMPLE_KEY, as_of, locale, sample.products)
+    article = _sample_article(env, campaign, sample, settings, as_of)
+    context = build_context(sample.row, campaign, settings, SAMPLE_KEY, as_of, locale, sample.products, article)
     if sample.row["channel"] == Channel.SMS.value:
         return {"sms.txt": render_sms(env, campaign.template, context) + "\n"}
     message = render_message(env, campaign.template, context)
     return {"subject.txt": message.subject + "\n", "body.html": message.html, "body.txt": message.text}
+
+
+def _sample_article(
+    env: jinja2.Environment, campaign: Campaign, sample: SampleMessage, settings: Settings, as_of: date
+) -> Article | None:
+    """The article a new customer like the sample's would be given first, if the template shows one."""
+    locale = template_locale(env, campaign.template, str(sample.row["locale"]))
+    if not shows_article(env, campaign.template, locale, str(sample.row["channel"])):
+        return None
+    groups = settings.picks_exclusive_groups
+    top_category = sample.row.get("top_category")
+    interest = interest_group(None if top_category is None else str(top_category), groups)
+    article = next_article(load_articles(settings.templates_dir, groups), locale, interest, as_of, {}, "")
+    return None if article is None else article.shown
 
 
 class Problem(BaseModel):
@@ -165,6 +242,7 @@ def check_catalog(campaigns_dir: Path, templates_dir: Path, settings: Settings) 
     problems: list[Problem] = []
     passed: list[str] = []
     env = make_environment(templates_dir)
+    settings = settings.model_copy(update={"templates_dir": templates_dir})  # names and articles from there too
     names: dict[str, Path] = {}
     for path in sorted(campaigns_dir.glob("*.yaml")):
         if path.name == "segments.yaml":
@@ -184,7 +262,13 @@ def check_catalog(campaigns_dir: Path, templates_dir: Path, settings: Settings) 
         problems += found
         if not found:
             passed.append(campaign.name)
-    return passed, problems + _segment_problems(campaigns_dir / "segments.yaml")
+    return (
+        passed,
+        problems
+        + _segment_problems(campaigns_dir / "segments.yaml")
+        + _vocative_problems(templates_dir)
+        + _article_problems(templates_dir, settings),
+    )
 
 
 def _segment_problems(path: Path) -> list[Problem]:
@@ -196,6 +280,32 @@ def _segment_problems(path: Path) -> list[Problem]:
     except SegmentError as exc:
         return [Problem(file=str(path), field="segments", reason=str(exc))]
     return [Problem(file=str(path), field=f"segments.{c.name}", reason=c.error or "") for c in checks if c.error]
+
+
+def _vocative_problems(templates_dir: Path) -> list[Problem]:
+    """Each locale's table of names in the vocative (``templates/_locale/<locale>/vocatives.csv``), as rendering reads it."""
+    problems = []
+    for path in sorted(templates_dir.glob(f"_locale/*/{VOCATIVES_FILE}")):
+        try:
+            load_vocatives(path)
+        except CatalogError as exc:
+            _, _, rest = str(exc).partition(": ")
+            where, _, reason = rest.partition(": ")
+            problems.append(Problem(file=str(path), field=where, reason=reason or rest))
+    return problems
+
+
+def _article_problems(templates_dir: Path, settings: Settings) -> list[Problem]:
+    """Every useful article (``templates/_articles/<locale>/<slug>.md``), each file on its own, as rendering reads it."""
+    problems = []
+    for path in article_files(templates_dir):
+        try:
+            load_article(path, settings.picks_exclusive_groups)
+        except CatalogError as exc:
+            _, _, rest = str(exc).partition(": ")
+            where, _, reason = rest.partition(": ")
+            problems.append(Problem(file=str(path), field=where, reason=reason or rest))
+    return problems
 
 
 def _check_campaign(
@@ -233,7 +343,7 @@ def _render_problems(
     where = f"template {campaign.template}/{sample.row['locale']} ({sample.label}, {sample.row['channel']})"
     try:
         rendered = render_sample(env, campaign, sample, settings)
-    except RenderError as exc:
+    except (RenderError, CatalogError) as exc:  # CatalogError: an article file it would show is bad
         return [Problem(file=str(path), field=where, reason=str(exc))]
     sms = rendered.get("sms.txt")
     if sms is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.consent.tokens import sign, signing_key, unsubscribe_url
 from tasks.kernel import progress
-from tasks.kernel.enums import Channel, Table, Topic
+from tasks.kernel.enums import Channel, PointsBasis, Table, Topic
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import (
@@ -33,8 +34,12 @@ from tasks.plan.campaigns import (
     load_catalog,
 )
 from tasks.plan.offers import coupon_code, validity
+from tasks.plan.points import read_points_detail
+from tasks.render.articles import ArticleHistory, ArticleWanted, load_articles, shows_article
+from tasks.render.names import greeting_name
 from tasks.render.outbox import message_stem, write_message
 from tasks.render.templating import (
+    Article,
     MessageContext,
     ProductPick,
     Rendered,
@@ -79,16 +84,21 @@ def build_context(
     as_of: date,
     locale: str,
     products: Sequence[Mapping[str, object]] = (),
+    article: Article | None = None,
 ) -> MessageContext:
-    """Build the typed template context for one plan row; ``products`` are the customer's picks, best first."""
+    """Build the typed template context for one plan row; ``products`` are the customer's picks, best first;
+    ``article``: the useful article the message carries (``tasks/render/articles.py``)."""
     first_name = _none_if_missing(row["first_name"])
     days = _none_if_missing(row["days_since_last_order"])
     step = next(s for s in campaign.steps if s.step == int(str(row.get("step", 1))))
     occurrence = date.fromisoformat(str(row.get("occurrence") or as_of.isoformat()))
     detail = _text_or_none(row.get("detail"))
     customer_id = str(row["customer_id"])
+    name = str(first_name).strip() or None if first_name is not None else None
+    top_category = _text_or_none(row.get("top_category"))
     context: dict[str, object] = {
-        "first_name": str(first_name).strip() or None if first_name is not None else None,
+        "first_name": name,
+        "greeting_name": greeting_name(name, locale, settings.templates_dir),
         "locale": locale,
         "shop_name": settings.shop_name,
         "shop_url": settings.shop_url.rstrip("/"),  # templates append paths: {{ shop_url }}/cart
@@ -100,7 +110,8 @@ def build_context(
         "campaign": campaign.name,
         "step": step.step,
         "variant": step.variant,
-        "interest": interest_group(_text_or_none(row.get("top_category")), settings.picks_exclusive_groups),
+        "interest": interest_group(top_category, settings.picks_exclusive_groups),
+        "pet": interest_group(top_category, settings.pet_interests),
         "days_since_last_order": int(str(days)) if days is not None else None,
     }
     # the day the message goes out on the customer's clock (the plan's ``send_day``): distances count from it
@@ -121,6 +132,8 @@ def build_context(
         campaign, (sent_on - occurrence).days, occurrence, detail, customer_id, settings, key, locale
     )
     context["products"] = tuple(_product_pick(p, locale) for p in products[:PRODUCTS_SHOWN])
+    context["weekday"] = format_date(sent_on, format="EEEE", locale=locale)  # "пятница", "piątek", "Friday"
+    context["article"] = article
     return MessageContext.model_validate(context)
 
 
@@ -174,15 +187,32 @@ def _trigger_fields(
     if isinstance(trigger, IncidentTrigger):
         return {"incident": detail}
     if isinstance(trigger, PointsTrigger) and detail is not None:
-        if trigger.event == "expiry":
-            return {"points_expiring": int(detail), "points_expire_on": _day_month(occurrence, locale)}
-        return {"points_balance": int(detail)}
+        return _points_fields(trigger, occurrence, detail, settings, locale)
     if isinstance(trigger, ReplenishmentTrigger) and detail is not None:
         products = ",".join(detail.split())
         token = sign(key, "reorder", customer_id, products)
         query = urlencode({"customer": customer_id, "products": products, "token": token})
         return {"reorder_url": f"{base}/reorder?{query}"}
     return {}
+
+
+def _points_fields(
+    trigger: PointsTrigger, occurrence: date, detail: str, settings: Settings, locale: str
+) -> dict[str, object]:
+    """A balance and the points that really lapse where the shop gives spending data; without it, what was
+    earned: in the month before the statement, or on the day the lapsing points were earned."""
+    points, basis = read_points_detail(detail)
+    earned_only = basis is PointsBasis.EARNED
+    if trigger.event == "expiry":
+        fields: dict[str, object] = {"points_expiring": points, "points_expire_on": _day_month(occurrence, locale)}
+        if earned_only:
+            earned_on = occurrence - timedelta(days=settings.points_valid_days)
+            fields["points_earned_on"] = format_date(earned_on, format="long", locale=locale)  # "5 марта 2025 г."
+        return fields
+    if earned_only:
+        month = occurrence.replace(day=1) - timedelta(days=1)  # the statement on the 1st is of the month before
+        return {"points_earned": points, "points_month": format_date(month, format="LLLL", locale=locale)}
+    return {"points_balance": points}
 
 
 def _product_pick(product: Mapping[str, object], locale: str) -> ProductPick:
@@ -254,19 +284,39 @@ def new_arrivals(catalog: pd.DataFrame, as_of: date) -> list[dict[str, object]]:
     return products_by_id(catalog, [str(p) for p in newest.index[:PRODUCTS_SHOWN]], "new")
 
 
+def gift_ideas(catalog: pd.DataFrame, categories: Sequence[str]) -> list[dict[str, object]]:
+    """In-stock products of the gift categories, newest first, the categories taking turns in the order given."""
+    wanted = catalog["in_stock"].astype(bool).to_numpy() & catalog["category"].isin(list(categories)).to_numpy()
+    chosen = catalog.loc[wanted]
+    newest = chosen.assign(_at=pd.to_datetime(chosen["created_at"], utc=True)).sort_values(
+        "_at", ascending=False, kind="stable"
+    )
+    queues = [newest.index[(newest["category"] == category).to_numpy()].tolist() for category in categories]
+    turns = [p for turn in itertools.zip_longest(*queues) for p in turn if p is not None]
+    return products_by_id(catalog, [str(p) for p in turns[:PRODUCTS_SHOWN]], "gift")
+
+
 def message_products(
     campaign: Campaign,
     row: Mapping[str, object],
     picks: Mapping[str, Sequence[Mapping[str, object]]],
     catalog: pd.DataFrame | None,
     arrivals: Sequence[Mapping[str, object]],
+    gifts: Mapping[tuple[str, ...], Sequence[Mapping[str, object]]] | None = None,
 ) -> Sequence[Mapping[str, object]]:
-    """The products one message shows: the trigger's own (cart, due again), else the campaign's choice."""
+    """The products one message shows: the trigger's own (cart, due again), the step's gift ideas, else the
+    campaign's choice. ``gifts``: gift ideas already chosen per tuple of categories (once a shard)."""
     detail = _text_or_none(row.get("detail"))
     own = {CartTrigger: "in_cart", ReplenishmentTrigger: "due_again", BackInStockTrigger: "back_in_stock"}
     reason = own.get(type(campaign.trigger))
     if reason is not None and detail and catalog is not None:
         return products_by_id(catalog, detail.split(), reason)
+    step = next((s for s in campaign.steps if s.step == int(str(row.get("step", 1)))), None)
+    if step is not None and step.gift_categories:
+        # a gift to someone else: the shop's gift categories, never the customer's own picks
+        if gifts is not None and step.gift_categories in gifts:
+            return gifts[step.gift_categories]
+        return gift_ideas(catalog, step.gift_categories) if catalog is not None else ()
     if campaign.products == "new_arrivals":
         return arrivals
     if campaign.products == "picks":
@@ -284,21 +334,32 @@ def render_shard(
     outbox: Path,
     picks: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
     catalog: pd.DataFrame | None = None,
+    articles: ArticleHistory | None = None,
 ) -> pd.DataFrame:
     """Render every message of a plan shard, write it to the outbox, and return the rendered rows.
 
     ``picks``: each customer's products (``load_picks``); a customer without any gets none.
-    ``catalog``: the products (``load_products``), for cart, replenishment and new-arrival blocks.
+    ``catalog``: the products (``load_products``), for cart, replenishment, new-arrival and gift blocks.
+    ``articles``: the articles customers were given; with it, a message whose template shows an article
+    carries the customer's next one, remembered there (without it: none).
     """
     picks = picks or {}
     arrivals = new_arrivals(catalog, as_of) if catalog is not None else []
+    gifts = {
+        s.gift_categories: gift_ideas(catalog, s.gift_categories)
+        for c in campaigns.values()
+        for s in c.steps
+        if s.gift_categories and catalog is not None
+    }
     out: list[dict[str, object]] = []
-    for record in shard.to_dict("records"):
-        row = {str(k): v for k, v in record.items()}
+    rows = [{str(k): v for k, v in record.items()} for record in shard.to_dict("records")]
+    given = _give_articles(rows, campaigns, env, settings, as_of, articles) if articles is not None else {}
+    for row in rows:
         campaign = campaigns[str(row["campaign"])]
         locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
-        products = message_products(campaign, row, picks, catalog, arrivals)
-        context = build_context(row, campaign, settings, key, as_of, locale, products)
+        products = message_products(campaign, row, picks, catalog, arrivals, gifts)
+        article = given.get(str(row["idempotency_key"]))
+        context = build_context(row, campaign, settings, key, as_of, locale, products, article)
         sms = row["channel"] == Channel.SMS.value
         # an SMS is its text alone: no subject, no HTML; the opt-out link is the unsubscribe URL in the text
         rendered = (
@@ -336,6 +397,34 @@ def render_shard(
     return pd.DataFrame(out, columns=list(RENDERED_COLUMNS))
 
 
+def _give_articles(
+    rows: Sequence[Mapping[str, object]],
+    campaigns: Mapping[str, Campaign],
+    env: jinja2.Environment,
+    settings: Settings,
+    as_of: date,
+    history: ArticleHistory,
+) -> dict[str, Article]:
+    """The article of each message whose template shows one, by idempotency key: chosen for the whole shard at
+    once and remembered (a message for which every fitting article was given gets none)."""
+    shows: dict[tuple[str, str, str], bool] = {}
+    wanted: list[ArticleWanted] = []
+    for row in rows:
+        template = campaigns[str(row["campaign"])].template
+        locale = template_locale(env, template, str(row["locale"] or "en"))
+        where = (template, locale, str(row["channel"]))
+        if where not in shows:
+            shows[where] = shows_article(env, *where)
+        if shows[where]:
+            interest = interest_group(_text_or_none(row.get("top_category")), settings.picks_exclusive_groups)
+            day = _day_or_none(row.get("send_day")) or as_of  # an article "from" a day is not sent before it
+            wanted.append(ArticleWanted(str(row["idempotency_key"]), str(row["customer_id"]), locale, interest, day))
+    if not wanted:
+        return {}
+    pool = load_articles(settings.templates_dir, settings.picks_exclusive_groups)
+    return {key: article.shown for key, article in history.give(pool, wanted).items()}
+
+
 @task(cache_policy=NO_CACHE)
 def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
     """Render one shard of the plan into messages and the outbox; return how many."""
@@ -346,7 +435,8 @@ def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings
     catalog = load_products(paths)
     picks = load_picks(paths, plan["customer_id"].astype(str).unique().tolist(), catalog)
     key = signing_key(settings)
-    rendered = render_shard(plan, campaigns, env, settings, key, as_of, paths.outbox, picks, catalog)
+    history = ArticleHistory.for_settings(settings)
+    rendered = render_shard(plan, campaigns, env, settings, key, as_of, paths.outbox, picks, catalog, history)
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)

@@ -44,8 +44,17 @@ class ProductPick(BaseModel):
     url: str | None = None
     image_url: str | None = None
     price: str | None = None  # formatted for the message's locale ("1 234,50 ₽")
-    reason: str  # due_again | because_of | popular | in_cart | new | back_in_stock
+    reason: str  # due_again | because_of | popular | in_cart | new | back_in_stock | gift
     because: str | None = None  # the customer's product behind a because_of (or the one due again)
+
+
+class Article(BaseModel):
+    """A useful article a message carries (``tasks/render/articles.py``): plain text, escaped in HTML like the rest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str
+    paragraphs: tuple[str, ...]
 
 
 class MessageContext(BaseModel):
@@ -58,6 +67,9 @@ class MessageContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     first_name: str | None
+    # the name to address the customer by in this locale: Polish in the vocative («Anno», «Józefie»), None
+    # for a name the locale's table does not know (greet without a name); ru, en: the first name as given
+    greeting_name: str | None = None
     locale: str
     shop_name: str
     shop_url: str
@@ -66,6 +78,9 @@ class MessageContext(BaseModel):
     step: int = 1
     variant: str | None = None  # the step's content variant (greeting, reminder, neutral, ...)
     interest: str | None = None  # cat | dog | ... : the customer's main interest group, for content variants
+    # cat | dog: the customer's interest when the shop counts it as a pet (LOYALTY_PET_INTERESTS). Pet wording
+    # only under {% if pet %}: most customers have none
+    pet: str | None = None
     days_since_last_order: int | None = None
     coupon_code: str | None = None
     percent_off: int | None = None
@@ -76,11 +91,22 @@ class MessageContext(BaseModel):
     order_url: str | None = None
     review_url: str | None = None
     incident: str | None = None  # late_delivery | low_rating | returned | cancelled
+    # points: with the shop's spending data, the statement's balance (earned - spent - expired) and the points
+    # that really lapse; without it no balance is known: the statement's points earned in ``points_month``
+    # (the month before, "May", "май", "maj"), the expiry's points earned on ``points_earned_on`` ("if unused")
     points_balance: int | None = None
+    points_earned: int | None = None
+    points_month: str | None = None
     points_expiring: int | None = None
     points_expire_on: str | None = None
+    points_earned_on: str | None = None
     reorder_url: str | None = None
     products: tuple[ProductPick, ...] = ()
+    # the day the message goes out, the locale's word for it ("пятница", "piątek", "Friday"): say "today is"
+    # only with it, never a fixed day
+    weekday: str | None = None
+    # the customer's next useful article, for a template that shows one; None: every fitting one was given
+    article: Article | None = None
 
 
 @dataclass(frozen=True)

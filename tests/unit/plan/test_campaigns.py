@@ -96,6 +96,14 @@ offer: {coupon_prefix: BACK, percent_off: 15, valid_days: 10}
             "trigger: {type: lapse, days: 90}\noffer: {coupon_prefix: AB, percent_off: 95, valid_days: 3}\n",
             "offer.percent_off: Input should be less than or equal to 90",
         ),
+        (
+            "trigger: {type: lapse, days: 90}\nsteps:\n  - {step: 1, gift_categories: [books, books]}\n",
+            "steps.0.gift_categories: Value error, a category is listed twice",
+        ),
+        (
+            "trigger: {type: lapse, days: 90}\nsteps:\n  - {step: 1, gift_categories: [books, '']}\n",
+            "steps.0.gift_categories.1: String should have at least 1 character",
+        ),
     ],
 )
 def test_an_invalid_campaign_is_refused_naming_the_file_and_the_field(tmp_path: Path, body: str, message: str) -> None:
@@ -168,3 +176,24 @@ def test_the_catalog_skips_segments_and_disabled_campaigns_and_refuses_a_name_us
     _write(folder, "b_copy.yaml", HEAD + "trigger: {type: birthday}\n")
     with pytest.raises(CatalogError, match=r"b_copy\.yaml: name: 'come_back' is already used by another campaign file"):
         load_catalog(folder)
+
+
+def test_the_holiday_reminders_take_their_gift_ideas_from_the_shops_gift_categories_and_promise_no_discount() -> None:
+    from tasks.kernel.settings import PROJECT_ROOT
+
+    catalog = load_catalog(PROJECT_ROOT / "campaigns")
+    for name, categories in {"womens_day": ("beauty", "home", "books"), "mens_day": ("electronics", "books")}.items():
+        reminder = catalog[name].steps[0]
+
+        assert (reminder.variant, reminder.offset_days, reminder.gift_categories) == ("reminder", -3, categories)
+        assert catalog[name].step_offer(reminder) is None  # gift ideas, no coupon: the copy promises none
+        assert all(not s.gift_categories for s in catalog[name].steps[1:])  # greetings show the customer's picks
+
+
+def test_every_gift_category_of_the_catalog_is_a_category_of_the_demo_shop() -> None:
+    from tasks.demo.synth.catalog import CATEGORIES
+    from tasks.kernel.settings import PROJECT_ROOT
+
+    for campaign in load_catalog(PROJECT_ROOT / "campaigns").values():
+        for step in campaign.steps:
+            assert set(step.gift_categories) <= set(CATEGORIES), (campaign.name, step.step)

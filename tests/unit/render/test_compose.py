@@ -16,13 +16,14 @@ from tasks.plan.campaigns import load_catalog
 from tasks.render.compose import (
     RENDERED_COLUMNS,
     build_context,
+    gift_ideas,
     interest_group,
     load_picks,
     message_products,
     new_arrivals,
     render_shard,
 )
-from tasks.render.templating import make_environment
+from tasks.render.templating import make_environment, render_message
 
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
 KEY = b"compose-test-key-0123456789"
@@ -220,3 +221,171 @@ def test_a_row_the_plan_gave_no_coupon_carries_none(settings: Settings) -> None:
 
     assert with_coupon.coupon_code and with_coupon.coupon_valid_until == "12 maja"
     assert without.coupon_code is None and without.percent_off is None and without.coupon_valid_until is None
+
+
+# --- personal means true: pet wording for pet owners only; gift ideas from the shop's gift categories ---------
+
+
+def _render(row: dict[str, object], settings: Settings, products: tuple[dict[str, object], ...] = ()) -> str:
+    campaign = CATALOG[str(row["campaign"])]
+    context = build_context(row, campaign, settings, KEY, AS_OF, str(row["locale"]), products)
+    message = render_message(make_environment(PROJECT_ROOT / "templates"), campaign.template, context)
+    return f"{message.subject}\n{message.text}"
+
+
+def test_a_customer_is_a_pet_owner_only_when_their_top_category_is_one_the_shop_counts_as_a_pet(
+    settings: Settings,
+) -> None:
+    cat_owner = build_context(_row(), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    no_pet = build_context(_row(top_category="garden"), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    horses_only = settings.model_copy(update={"pet_interests": ["horse"]})
+    not_counted = build_context(_row(), CATALOG["birthday"], horses_only, KEY, AS_OF, "pl")
+
+    assert (cat_owner.pet, no_pet.pet, not_counted.pet) == ("cat", None, None)
+    assert no_pet.interest is None and not_counted.interest == "cat"  # the interest still picks content
+
+
+def test_a_late_delivery_apology_mentions_a_waiting_pet_only_to_a_pet_owner(settings: Settings) -> None:
+    late = _row(campaign="service_recovery", kind="transactional", locale="ru", detail="late_delivery")
+
+    assert "питомец" in _render(late, settings)
+    without = _render(late | {"top_category": "kitchen"}, settings)
+    assert "питом" not in without
+    assert "Мы знаем, как неприятно ждать, и искренне просим прощения." in without
+
+
+def test_a_birthday_and_a_thank_you_speak_of_pets_only_to_pet_owners(settings: Settings) -> None:
+    birthday = _row(locale="en")
+    thanks = _row(campaign="thank_you", locale="en", detail="100045", occurrence="2026-04-10")
+
+    assert "spoil your cat" in _render(birthday, settings)
+    assert "pet owners" in _render(thanks, settings)
+    for text in (
+        _render(birthday | {"top_category": "books"}, settings),
+        _render(thanks | {"top_category": None}, settings),
+    ):
+        assert not re.search(r"\b(pets?|cats?|dogs?)\b", text, flags=re.IGNORECASE), text
+    assert "spoil yourself a little" in _render(birthday | {"top_category": "books"}, settings)
+
+
+def test_a_polish_greeting_uses_the_vocative_and_greets_an_unknown_name_without_one(settings: Settings) -> None:
+    known = build_context(_row(first_name="Anna"), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    unknown = _row(first_name="Xenofonta")
+
+    assert (known.first_name, known.greeting_name) == ("Anna", "Anno")
+    assert _render(_row(first_name="Anna"), settings).splitlines()[1] == "Cześć, Anno!"
+    text = _render(unknown, settings)
+    assert text.splitlines()[1] == "Dzień dobry!" and "Xenofont" not in text
+    assert text.startswith("Mamy dla Ciebie prezent urodzinowy")  # the subject, without the name
+
+
+GIFT_SHOP = pd.DataFrame(
+    {
+        "name": [
+            "Pruning shears",
+            "Hand cream",
+            "Scented candle",
+            "Old vase",
+            "Sold-out lipstick",
+            "Novel",
+            "Cat tree",
+        ],
+        "category": ["garden", "beauty", "home", "home", "beauty", "books", "cat_toys"],
+        "price": [15.0, 9.9, 14.0, 30.0, 12.0, 18.5, 99.0],
+        "currency": ["EUR"] * 7,
+        "in_stock": [True, True, True, True, False, True, True],
+        "url": [None] * 7,
+        "image_url": [None] * 7,
+        "created_at": pd.to_datetime(
+            ["2026-02-01", "2025-11-20", "2026-01-10", "2024-05-01", "2026-02-20", "2025-12-01", "2026-02-25"], utc=True
+        ),
+    },
+    index=pd.Index(["G1", "G2", "G3", "G4", "G5", "G6", "G7"], name="product_id"),
+)
+
+
+def test_gift_ideas_are_in_stock_products_of_the_gift_categories_newest_first_taking_turns() -> None:
+    ideas = gift_ideas(GIFT_SHOP, ("beauty", "home", "books"))
+
+    # the sold-out lipstick is left out; home's newer candle comes before its old vase
+    assert [p["name"] for p in ideas] == ["Hand cream", "Scented candle", "Novel"]
+    assert {p["reason"] for p in ideas} == {"gift"}
+    assert [p["name"] for p in gift_ideas(GIFT_SHOP, ("home",))] == ["Scented candle", "Old vase"]
+    assert gift_ideas(GIFT_SHOP, ("jewellery",)) == []
+
+
+def test_the_8_march_reminder_shows_gift_ideas_from_the_gift_categories_never_the_mans_own_picks(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # a man who gardens and has a cat: his own picks are pruning shears and a cat tree
+    row = _row(
+        campaign="womens_day",
+        step=1,
+        locale="en",
+        first_name="Tom",
+        occurrence="2026-03-08",
+        send_day=pd.Timestamp("2026-03-05"),
+        top_category="garden",
+    )
+    picks = {"C1": [{"name": "Pruning shears", "reason": "popular"}, {"name": "Cat tree", "reason": "popular"}]}
+
+    shown = message_products(CATALOG["womens_day"], row, picks, GIFT_SHOP, [])
+    rendered = render_shard(
+        pd.DataFrame([row]),
+        CATALOG,
+        make_environment(PROJECT_ROOT / "templates"),
+        settings,
+        KEY,
+        date(2026, 3, 5),
+        tmp_path / "outbox",
+        picks,
+        GIFT_SHOP,
+    ).iloc[0]
+
+    assert {GIFT_SHOP.loc[GIFT_SHOP["name"] == p["name"], "category"].iloc[0] for p in shown} <= {
+        "beauty",
+        "home",
+        "books",
+    }
+    assert "Gift ideas:\n- Hand cream, €9.90\n- Scented candle, €14.00\n- Novel, €18.50" in rendered["text"]
+    assert "Pruning shears" not in rendered["text"] and "Cat tree" not in rendered["text"]
+    assert rendered["subject"] == "Tom, Women's Day is in 3 days: gift ideas for her"
+    assert "%" not in rendered["subject"] + rendered["text"]  # the reminder carries no coupon and promises none
+
+
+def test_a_reminder_with_no_gift_in_stock_promises_no_gift_ideas(settings: Settings) -> None:
+    row = _row(campaign="womens_day", step=1, locale="en", first_name="Tom", occurrence="2026-03-08")
+
+    text = _render(row, settings, products=())
+
+    assert "Women's Day is in 3 days: time to choose a gift" in text
+    assert "Gift ideas" not in text
+
+
+def test_a_points_statement_shows_the_balance_or_without_spending_data_the_points_earned_in_the_month_before(
+    settings: Settings,
+) -> None:
+    row = _row(campaign="points_statement", occurrence="2026-04-01", detail="1250 balance", locale="ru")
+    known = build_context(row, CATALOG["points_statement"], settings, KEY, AS_OF, "ru")
+    earned = build_context(row | {"detail": "120 earned"}, CATALOG["points_statement"], settings, KEY, AS_OF, "ru")
+
+    assert (known.points_balance, known.points_earned, known.points_month) == (1250, None, None)
+    assert (earned.points_balance, earned.points_earned, earned.points_month) == (None, 120, "март")
+
+
+def test_an_expiry_reminder_without_spending_data_names_the_day_the_lapsing_points_were_earned(
+    settings: Settings,
+) -> None:
+    row = _row(campaign="points_expiry", occurrence="2026-04-27", detail="300 earned")
+
+    earned = build_context(
+        row, CATALOG["points_expiry"], settings.model_copy(update={"points_valid_days": 365}), KEY, AS_OF, "pl"
+    )
+    known = build_context(row | {"detail": "40 balance"}, CATALOG["points_expiry"], settings, KEY, AS_OF, "pl")
+
+    assert (earned.points_expiring, earned.points_expire_on, earned.points_earned_on) == (
+        300,
+        "27 kwietnia",
+        "27 kwietnia 2025",
+    )
+    assert (known.points_expiring, known.points_earned_on) == (40, None)
