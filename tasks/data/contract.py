@@ -23,7 +23,8 @@ class Kind(StrEnum):
     """How a column is parsed."""
 
     ID = "id"  # non-empty string, stripped
-    STR = "str"
+    STR = "str"  # free text: tabs and line breaks become a space; other control characters are refused
+    URL = "url"  # an http(s) link
     INT = "int"
     FLOAT = "float"
     BOOL = "bool"
@@ -124,8 +125,8 @@ SPECS: dict[Table, TableSpec] = {
             Column("price", Kind.FLOAT, min_value=0.0),
             Column("currency", Kind.CURRENCY),
             Column("in_stock", Kind.BOOL, nullable=True, default="true"),
-            Column("url", Kind.STR, nullable=True),
-            Column("image_url", Kind.STR, nullable=True),
+            Column("url", Kind.URL, nullable=True),
+            Column("image_url", Kind.URL, nullable=True),
             Column("created_at", Kind.DATETIME),
         ),
         key=("product_id",),

@@ -393,18 +393,23 @@ def _read_export(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise SourceNotFoundError(f"{path}: Online Retail export not found")
     frame: pd.DataFrame | None = None
+    problem: str | None = None
     for encoding in ("utf-8-sig", "latin-1"):
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding=encoding)
             break
         except UnicodeDecodeError:
             continue
-        except pd.errors.EmptyDataError as exc:
-            raise SourceFormatError(
-                f"{path}: empty file, expected the header {','.join(ONLINE_RETAIL_COLUMNS)}"
-            ) from exc
+        except pd.errors.EmptyDataError:
+            problem = f"empty file, expected the header {','.join(ONLINE_RETAIL_COLUMNS)}"
         except pd.errors.ParserError as exc:
-            raise SourceFormatError(f"{path}: not a readable CSV file ({exc})") from exc
+            # pandas names the line and the field counts, never the cells; the first line of its text is enough
+            problem = (
+                f"not a readable CSV file ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'parse error'})"
+            )
+        break
+    if problem is not None:  # raised out of the handler: pandas' error is not chained to it
+        raise SourceFormatError(f"{path}: {problem}")
     if frame is None:  # pragma: no cover - latin-1 decodes any byte string
         raise SourceFormatError(f"{path}: cannot decode the file as UTF-8 or Latin-1")
     frame.columns = pd.Index([str(c).strip() for c in frame.columns])

@@ -23,10 +23,18 @@ from tasks.kernel.settings import Settings
 
 
 class SnapshotSummary(BaseModel):
-    """What loading found: rows per table and why rows were quarantined."""
+    """What loading found: rows per table, why rows were quarantined, and which optional cells were emptied."""
 
     rows: dict[str, dict[str, int]]
     quarantined_by_reason: dict[str, dict[str, int]]
+    # table -> column -> reason -> cells emptied (the row kept), e.g. {"customers": {"phone": {"invalid_phone": 3}}}
+    nulled_by_column: dict[str, dict[str, dict[str, int]]] = {}
+
+    @property
+    def nulled(self) -> int:
+        return sum(
+            n for columns in self.nulled_by_column.values() for reasons in columns.values() for n in reasons.values()
+        )
 
     @property
     def quarantined(self) -> int:
@@ -46,18 +54,21 @@ def summarise(snapshot: ValidatedSnapshot) -> SnapshotSummary:
     ):
         by_reason.setdefault(str(table), {})[str(reason)] = int(n)
     return SnapshotSummary(
-        rows={t.value: as_dict(c) for t, c in snapshot.counts.items()}, quarantined_by_reason=by_reason
+        rows={t.value: as_dict(c) for t, c in snapshot.counts.items()},
+        quarantined_by_reason=by_reason,
+        nulled_by_column=snapshot.nulled_by_column(),
     )
 
 
 def write_snapshot(snapshot: ValidatedSnapshot, paths: RunPaths) -> None:
-    """Write clean tables as Parquet and the quarantine as CSV under the run folder (an absent optional table:
-    no file)."""
+    """Write clean tables as Parquet, the quarantine and the emptied cells as CSV under the run folder (an absent
+    optional table: no file)."""
     for table in (t for t in LOAD_ORDER if t in snapshot.frames):
         path = paths.table(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         snapshot.frames[table].to_parquet(path, index=False)
     snapshot.quarantine.to_csv(paths.quarantine, index=False)
+    snapshot.nulled.to_csv(paths.nulled, index=False)
 
 
 def read_table(

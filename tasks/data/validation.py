@@ -5,14 +5,22 @@ Per table, every input row lands in exactly one place:
 * ``future`` - its time column is after the end of ``as_of`` (point-in-time:
   invisible, neither clean nor quarantined, so a backfill sees what the day saw);
   rows of a table without a time column inherit this from their parent;
-* ``quarantine`` - the first failing column in contract order, with a reason;
-* ``clean`` - typed, normalised (E.164 phones, lower-case enums, UTC times).
+* ``quarantine`` - the first failing required or key column in contract order, with a reason; a row
+  the CSV reader could not split into the header's fields is ``malformed_row`` (no column);
+* ``clean`` - typed, normalised (E.164 phones, ASCII email addresses, lower-case enums, UTC times).
+
+A bad cell of an optional (nullable) column does not cost the row: the cell is emptied (or takes the
+column's default, e.g. ``gender`` ``unknown``) and counted in ``nulled`` (table, row, column, reason), so a
+customer with a good email and the phone ``123`` still gets their emails. Text is made safe for message
+headers: a tab or line break in free text becomes one space; any other control character (NUL,
+U+0001-U+001F, DEL, U+2028/2029) is ``control_characters``. Links (``url``, ``image_url``) are
+http(s) only: ``javascript:`` or ``data:`` is ``invalid_url``.
 
 The time column is checked first, so a row from the future never shows up in
 today's quarantine.
 
 A foreign key resolves against every parent row present in the input, clean or
-quarantined: a typo in a customer's email quarantines that customer (campaigns
+quarantined: a customer whose sign-up time is not a date is quarantined (campaigns
 never see them) but must not erase their order history from analytics.  Only
 keys that no parent row has are ``dangling_foreign_key``; an empty optional link (points moved
 without an order) links nothing.
@@ -29,7 +37,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
@@ -38,9 +46,9 @@ import pandas as pd
 import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
-from email_validator import EmailNotValidError, validate_email
 
 from tasks.data.contract import LOAD_ORDER, QUARANTINE_COLUMNS, SPECS, Column, Kind, TableSpec
+from tasks.kernel.addresses import ascii_address
 from tasks.kernel.enums import QuarantineReason as R
 from tasks.kernel.enums import Table
 
@@ -57,6 +65,7 @@ class RawTable:
     table: Table
     frame: pd.DataFrame
     source: str  # file name shown to the user
+    malformed_rows: tuple[int, ...] = ()  # data row numbers the reader set aside: wrong number of fields
 
 
 @dataclass(frozen=True)
@@ -75,11 +84,22 @@ class ValidatedSnapshot:
     frames: dict[Table, pd.DataFrame]
     quarantine: pd.DataFrame
     counts: dict[Table, TableCounts]
+    # cells of clean rows emptied for a bad optional value: columns QUARANTINE_COLUMNS, never the value
+    nulled: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(QUARANTINE_COLUMNS)))
 
     def quarantine_by_reason(self) -> dict[str, int]:
         """Count quarantined rows per reason, most frequent first."""
         counts = self.quarantine["reason"].value_counts()
         return {str(k): int(v) for k, v in counts.items()}
+
+    def nulled_by_column(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Count emptied cells per table, column and reason."""
+        sizes = self.nulled.groupby(["table", "column", "reason"]).size()
+        counts: dict[str, dict[str, dict[str, int]]] = {}
+        levels = [sizes.index.get_level_values(i).astype(str) for i in range(3)]
+        for table, column, reason, n in zip(*levels, sizes.to_numpy(), strict=True):
+            counts.setdefault(table, {}).setdefault(column, {})[reason] = int(n)
+        return counts
 
 
 def visible_until(as_of: date) -> pd.Timestamp:
@@ -95,6 +115,7 @@ def validate_snapshot(raw: dict[Table, RawTable], as_of: date) -> ValidatedSnaps
     future_keys: dict[Table, pd.Index] = {}
     known_keys: dict[Table, pd.Index] = {}
     quarantines: list[pd.DataFrame] = []
+    nulled: list[pd.DataFrame] = []
     counts: dict[Table, TableCounts] = {}
     for table in (t for t in LOAD_ORDER if t in raw):
         result = _validate_table(SPECS[table], raw[table], cutoff, known_keys, future_keys)
@@ -102,16 +123,20 @@ def validate_snapshot(raw: dict[Table, RawTable], as_of: date) -> ValidatedSnaps
         future_keys[table] = result.future_keys
         known_keys[table] = result.known_keys
         quarantines.append(result.quarantine)
+        nulled.append(result.nulled)
         counts[table] = result.counts
         assert result.counts.clean + result.counts.quarantined + result.counts.future == result.counts.input
     quarantine = pd.concat(quarantines, ignore_index=True)
-    return ValidatedSnapshot(as_of=as_of, frames=frames, quarantine=quarantine, counts=counts)
+    return ValidatedSnapshot(
+        as_of=as_of, frames=frames, quarantine=quarantine, counts=counts, nulled=pd.concat(nulled, ignore_index=True)
+    )
 
 
 @dataclass(frozen=True)
 class _TableResult:
     clean: pd.DataFrame
     quarantine: pd.DataFrame
+    nulled: pd.DataFrame
     future_keys: pd.Index
     known_keys: pd.Index  # keys of every visible row, clean or quarantined
     counts: TableCounts
@@ -145,6 +170,7 @@ def _validate_table(
     rows = _Rows(frame)
     out = pd.DataFrame(index=frame.index)
     future = np.zeros(len(frame), dtype=bool)
+    nulled: list[tuple[str, npt.NDArray[np.object_]]] = []  # per optional column: the reason per row, or ""
 
     # Point-in-time first: rows from the future are invisible, not bad.
     # Then countries before phones, which are read in the customer's country.
@@ -154,6 +180,10 @@ def _validate_table(
             out[column.name] = pd.Series(pd.NA, index=frame.index, dtype=object)
             continue
         values, failures = _parse(column, frame[column.name], out)
+        if column.nullable and failures:  # a bad optional cell is emptied, the row kept
+            values, reasons = _null_bad_cells(column, values, failures)
+            nulled.append((column.name, reasons))
+            failures = []
         out[column.name] = values
         for reason, mask in failures:
             rows.fail(mask, column.name, reason)
@@ -188,22 +218,50 @@ def _validate_table(
     bad = ~good & ~future
     extras = [c for c in frame.columns if c not in out.columns and c != ROW]
     clean = pd.concat([out.loc[good], frame.loc[good, extras]], axis=1).reset_index(drop=True)
+    malformed = np.asarray(raw.malformed_rows, dtype=np.int64)
     quarantine = pd.DataFrame(
         {
             "table": spec.table.value,
-            "row": frame.loc[bad, ROW].to_numpy(dtype=np.int64),
-            "column": rows.column[bad],
-            "reason": rows.reason[bad],
+            "row": np.concatenate([frame.loc[bad, ROW].to_numpy(dtype=np.int64), malformed]),
+            "column": np.concatenate([rows.column[bad], np.full(len(malformed), "", dtype=object)]),
+            "reason": np.concatenate([rows.reason[bad], np.full(len(malformed), R.MALFORMED_ROW.value, dtype=object)]),
         },
         columns=list(QUARANTINE_COLUMNS),
+    ).sort_values("row", kind="stable", ignore_index=True)
+    cells = [
+        pd.DataFrame(
+            {
+                "table": spec.table.value,
+                "row": frame.loc[good & (reasons != ""), ROW].to_numpy(dtype=np.int64),
+                "column": name,
+                "reason": reasons[good & (reasons != "")],
+            },
+            columns=list(QUARANTINE_COLUMNS),
+        )
+        for name, reasons in nulled
+    ]
+    nulled_cells = (
+        pd.concat(cells, ignore_index=True).sort_values("row", kind="stable", ignore_index=True)
+        if cells
+        else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     )
     key_col = spec.key[0] if spec.key else None
     future_keys = pd.Index(out.loc[future, key_col].unique()) if key_col else pd.Index([])
     visible = ~future & (out[key_col].fillna("") != "").to_numpy(dtype=bool) if key_col else future
     known_keys = pd.Index(out.loc[visible, key_col].unique()) if key_col else pd.Index([])
-    counts = TableCounts(input=len(frame), clean=int(good.sum()), quarantined=int(bad.sum()), future=int(future.sum()))
+    counts = TableCounts(
+        input=len(frame) + len(malformed),
+        clean=int(good.sum()),
+        quarantined=int(bad.sum()) + len(malformed),
+        future=int(future.sum()),
+    )
     return _TableResult(
-        clean=clean, quarantine=quarantine, future_keys=future_keys, known_keys=known_keys, counts=counts
+        clean=clean,
+        quarantine=quarantine,
+        nulled=nulled_cells,
+        future_keys=future_keys,
+        known_keys=known_keys,
+        counts=counts,
     )
 
 
@@ -254,8 +312,54 @@ def _missing(column: Column, empty: pd.Series) -> _Bad:
     return [(R.MISSING_VALUE, empty.to_numpy())] if not column.nullable else []
 
 
-def _as_is(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
-    return text, []
+def _null_bad_cells(column: Column, values: pd.Series, failures: _Bad) -> tuple[pd.Series, npt.NDArray[np.object_]]:
+    """Empty the bad cells of an optional column (or give them its default); return the first reason per row."""
+    reasons = np.full(len(values), "", dtype=object)
+    for reason, mask in failures:
+        reasons[np.asarray(mask, dtype=bool) & (reasons == "")] = reason.value
+    bad = reasons != ""
+    if bad.any():
+        values = values.mask(bad, _default_value(column)) if column.default is not None else values.mask(bad)
+    return values, reasons
+
+
+@functools.cache
+def _default_value(column: Column) -> object:
+    """The column's default, parsed as its cells are ("unknown", False, "UTC")."""
+    assert column.default is not None
+    values, _ = _PARSERS[column.kind](column, pd.Series([column.default], dtype=_TEXT), pd.DataFrame(index=[0]))
+    return values.iloc[0]
+
+
+# NUL and the other C0 controls, DEL, and the Unicode line and paragraph separators: never safe in a
+# message header, and invisible in a body. (Written so that both Python's re and Arrow's RE2 read it.)
+_CONTROL = "[\\x00-\\x1f\\x7f\u2028\u2029]"
+_LINE_BREAKS = r"[ \t\r\n]*[\t\r\n][ \t\r\n]*"
+# http(s), a host, then anything but spaces and controls
+_WEB_URL = "^(?i:https?)://[^\\x00-\\x20\\x7f\u2028\u2029/?#\\\\]+(?:[/?#][^\\x00-\\x20\\x7f\u2028\u2029]*)?$"
+
+
+def _has_control(text: pd.Series) -> npt.NDArray[np.bool_]:
+    return np.asarray(text.str.contains(_CONTROL, regex=True).to_numpy(dtype=bool, na_value=False), dtype=bool)
+
+
+def _identifier(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    return text, [(R.CONTROL_CHARACTERS, _has_control(text))]
+
+
+def _free_text(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    # a name with a line break would end a message's header early: tabs and line breaks become one space
+    breaks = text.str.contains("[\t\r\n]", regex=True).to_numpy(dtype=bool, na_value=False)
+    flat = text.copy()
+    if breaks.any():  # rare: replace only there, the search is much cheaper than the replacement
+        flat[breaks] = text[breaks].str.replace(_LINE_BREAKS, " ", regex=True)
+    return flat, [(R.CONTROL_CHARACTERS, _has_control(flat))]
+
+
+def _web_url(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
+    # a javascript: or data: link in an email runs in the reader's browser: http(s) only
+    web = text.str.contains(_WEB_URL, regex=True).to_numpy(dtype=bool, na_value=False)
+    return text, [(R.INVALID_URL, ~np.asarray(web, dtype=bool))]
 
 
 def _number(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
@@ -306,14 +410,10 @@ def _email(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
     return normal, [(R.INVALID_EMAIL, normal.isna())]
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _normalise_email(value: str) -> str | None:
-    if not value:
-        return None
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError:
-        return None
+    # the form every message is sent to and every suppression hashed in: a punycode domain; an address whose
+    # local part is not ASCII has no such form and is invalid here
+    return ascii_address(value) if value else None
 
 
 def _phone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
@@ -388,8 +488,9 @@ def _locale(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
 
 
 _PARSERS: dict[Kind, _Parser] = {
-    Kind.ID: _as_is,
-    Kind.STR: _as_is,
+    Kind.ID: _identifier,
+    Kind.STR: _free_text,
+    Kind.URL: _web_url,
     Kind.INT: _integer,
     Kind.FLOAT: _number,
     Kind.BOOL: _bool,

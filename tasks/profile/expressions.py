@@ -222,8 +222,15 @@ class _Compiler:
         value = node.value
         if isinstance(value, bool):
             return _literal(Kind.FLAG, value, self.source(node))
-        if isinstance(value, int | float) and math.isfinite(value):
-            return _literal(Kind.NUMBER, float(value), self.source(node))
+        if isinstance(value, int | float):
+            try:
+                number = float(value)  # an int of hundreds of digits overflows a float
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):  # 1e999999 reads as inf
+                shown = self.source(node) if len(self.source(node)) <= 20 else self.source(node)[:17] + "..."
+                raise ExpressionError(f"`{shown}` (at character {node.col_offset + 1}): the number is too large")
+            return _literal(Kind.NUMBER, number, self.source(node))
         if isinstance(value, str):
             return _literal(Kind.TEXT, value, self.source(node))
         raise self.refuse(node, f"the constant {value!r}")
@@ -420,6 +427,10 @@ def compile_expression(
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
+        if "integer string conversion" in str(exc.msg):  # thousands of digits: Python refuses to read them
+            digits = re.search(r"\d{100,}", expression)
+            at = f" at character {digits.start() + 1}" if digits else ""
+            raise ExpressionError(f"the number{at} is too large") from None
         hint = "; to compare, write ==" if re.search(r"(?<![=!<>])=(?!=)", expression) else ""
         raise ExpressionError(f"not a valid expression: {exc.msg} (at character {exc.offset}){hint}") from None
     except (ValueError, RecursionError, MemoryError) as exc:

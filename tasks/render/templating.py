@@ -21,7 +21,7 @@ from babel import Locale
 from babel.numbers import format_decimal
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 DEFAULT_LOCALE = "en"
 PARTS = ("subject.txt.j2", "body.html.j2", "body.txt.j2")
@@ -46,6 +46,17 @@ class ProductPick(BaseModel):
     price: str | None = None  # formatted for the message's locale ("1 234,50 ₽")
     reason: str  # due_again | because_of | popular | in_cart | new | back_in_stock | gift
     because: str | None = None  # the customer's product behind a because_of (or the one due again)
+
+    @field_validator("url", "image_url", mode="before")
+    @classmethod
+    def _web_only(cls, value: object) -> object:
+        """Drop a link that is not http(s): a ``javascript:`` or ``data:`` href runs in the reader's mail client.
+
+        Validation already empties such product links; this holds for any other way a product gets here.
+        """
+        if isinstance(value, str) and not value.strip().lower().startswith(("http://", "https://")):
+            return None
+        return value
 
 
 class Article(BaseModel):

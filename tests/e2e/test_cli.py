@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,41 @@ def test_missing_required_column_is_one_clear_line_and_a_non_zero_exit(tmp_path:
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {shop / 'customers.csv'}: missing required column 'email'"
     assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda shop: (shop / "events.csv").write_bytes(b""), "events.csv: empty file"),
+        (
+            lambda shop: (shop / "orders.parquet").write_bytes(b"PAR1 truncated"),
+            "orders.parquet: not a readable Parquet",
+        ),
+    ],
+    ids=["empty-csv", "truncated-parquet"],
+)
+def test_an_unreadable_input_file_is_one_clear_line_and_a_non_zero_exit(
+    tmp_path: Path, damage: Callable[[Path], object], message: str
+) -> None:
+    shop = write_shop(tiny_shop(), tmp_path / "shop")
+    damage(shop)
+
+    result = _run(["run", "--data", str(shop), "--as-of", "2024-06-01"], tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {shop}/{message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_malformed_s3_location_is_one_clear_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    result = _run(["run", "--data", "s3://Shop_Exports/daily", "--as-of", "2024-06-01"], tmp_path)
+
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "error: s3://Shop_Exports/daily: not an S3 location; write s3://bucket or s3://bucket/prefix"
+    )
 
 
 def test_bad_date_argument_is_refused_without_traceback(tmp_path: Path) -> None:

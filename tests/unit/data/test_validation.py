@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from tasks.data.contract import ContractError
+from tasks.data.snapshot import summarise, write_snapshot
 from tasks.data.sources import check_source, load_raw
 from tasks.data.validation import validate_snapshot
 from tasks.kernel.enums import Table
+from tasks.kernel.paths import RunPaths
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
@@ -42,15 +44,10 @@ def test_clean_shop_has_no_quarantine(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
-        ({"customer_id": "C9", "email": "bad@@example.com"}, "email", "invalid_email"),
-        ({"customer_id": "C9", "phone": "call me"}, "phone", "invalid_phone"),
-        ({"customer_id": "C9", "birth_date": "1990-13-45"}, "birth_date", "unparseable_date"),
-        ({"customer_id": "C9", "gender": "x"}, "gender", "unknown_enum"),
-        ({"customer_id": "C9", "timezone": "Mars/Olympus"}, "timezone", "unknown_timezone"),
         ({"customer_id": "C9", "created_at": "yesterday"}, "created_at", "unparseable_date"),
-        ({"customer_id": "C9", "email_opt_in": "maybe"}, "email_opt_in", "unparseable_bool"),
         ({"customer_id": "C1"}, "customer_id", "duplicate_id"),
         ({"customer_id": ""}, "customer_id", "missing_value"),
+        ({"customer_id": "C\x009"}, "customer_id", "control_characters"),
     ],
 )
 def test_bad_customer_row_is_quarantined_with_its_reason(
@@ -129,7 +126,7 @@ def test_every_input_row_is_accounted_for(tmp_path: Path) -> None:
         assert counts.clean + counts.quarantined + counts.future == counts.input, table
         assert len(snapshot.frames[table]) == counts.clean
     assert snapshot.counts[Table.CUSTOMERS].future == 1
-    assert snapshot.counts[Table.EVENTS].quarantined == 2
+    assert snapshot.counts[Table.EVENTS].quarantined == 1  # the teleport; the review's rating 9 is emptied
     assert len(snapshot.quarantine) == sum(c.quarantined for c in snapshot.counts.values())
 
 
@@ -249,12 +246,12 @@ def test_bad_point_movements_are_quarantined_with_their_reason_and_later_ones_ar
 
 def test_orders_of_a_quarantined_customer_keep_their_history(tmp_path: Path) -> None:
     frames = tiny_shop()
-    frames[Table.CUSTOMERS].loc[0, "email"] = "anna@@example.com"  # C1's email has a typo
+    frames[Table.CUSTOMERS].loc[0, "created_at"] = "01.01.2023"  # C1's sign-up time is not a date
 
     snapshot = _validate(tmp_path, frames)
 
     assert snapshot.quarantine.to_dict("records") == [
-        {"table": "customers", "row": 1, "column": "email", "reason": "invalid_email"}
+        {"table": "customers", "row": 1, "column": "created_at", "reason": "unparseable_date"}
     ]
     assert "C1" not in set(snapshot.frames[Table.CUSTOMERS]["customer_id"])  # never messaged
     assert "O1" in set(snapshot.frames[Table.ORDERS]["order_id"])  # but the purchase still counts
@@ -287,3 +284,134 @@ def test_many_contacts_are_checked_on_every_core_with_the_same_result(monkeypatc
 
     pd.testing.assert_series_equal(serial, parallel)
     assert parallel.isna().sum() == 2
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason", "kept"),
+    [
+        ({"email": "bad@@example.com"}, "email", "invalid_email", None),
+        ({"email": "иван@магазин.рф"}, "email", "invalid_email", None),  # no ASCII form: SES cannot send to it
+        ({"phone": "123"}, "phone", "invalid_phone", None),
+        ({"birth_date": "1990-13-45"}, "birth_date", "unparseable_date", None),
+        ({"gender": "x"}, "gender", "unknown_enum", "unknown"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown_timezone", "UTC"),
+        ({"email_opt_in": "maybe"}, "email_opt_in", "unparseable_bool", False),  # no consent unless it is clear
+        ({"first_name": "Iv\x00an"}, "first_name", "control_characters", None),
+        ({"last_name": "Petrov\u2028Bcc: all"}, "last_name", "control_characters", None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_bad_optional_cell_is_emptied_with_a_warning_and_the_customer_kept(
+    tmp_path: Path, row: dict[str, str], column: str, reason: str, kept: object
+) -> None:
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [{**BASE, "customer_id": "C9", "email": "ivan@example.com", **row}])
+
+    snapshot = _validate(tmp_path, frames)
+
+    assert snapshot.quarantine.empty
+    customer = snapshot.frames[Table.CUSTOMERS].set_index("customer_id").loc["C9"]
+    assert (pd.isna(customer[column]) and kept is None) or customer[column] == kept
+    assert snapshot.nulled.to_dict("records") == [{"table": "customers", "row": 4, "column": column, "reason": reason}]
+    assert snapshot.nulled_by_column() == {"customers": {column: {reason: 1}}}
+
+
+def test_a_customer_with_a_good_email_and_a_bad_phone_keeps_the_email(tmp_path: Path) -> None:
+    frames = add_rows(
+        tiny_shop(), Table.CUSTOMERS, [{**BASE, "customer_id": "C9", "email": "ivan@example.com", "phone": "123"}]
+    )
+
+    customer = _validate(tmp_path, frames).frames[Table.CUSTOMERS].set_index("customer_id").loc["C9"]
+
+    assert customer["email"] == "ivan@example.com"
+    assert pd.isna(customer["phone"])
+
+
+def test_an_international_domain_is_kept_in_its_ascii_form(tmp_path: Path) -> None:
+    frames = add_rows(tiny_shop(), Table.CUSTOMERS, [{**BASE, "customer_id": "C9", "email": "Ivan@Магазин.РФ"}])
+
+    customers = _validate(tmp_path, frames).frames[Table.CUSTOMERS].set_index("customer_id")
+
+    assert customers.loc["C9", "email"] == "Ivan@xn--80aairftm.xn--p1ai"  # sent and hashed in one form
+
+
+def test_line_breaks_and_tabs_in_a_name_become_one_space(tmp_path: Path) -> None:
+    frames = add_rows(
+        tiny_shop(), Table.CUSTOMERS, [{**BASE, "customer_id": "C9", "first_name": "Ivan\r\nBcc: all@example.com\t x"}]
+    )
+
+    snapshot = _validate(tmp_path, frames)
+
+    assert snapshot.frames[Table.CUSTOMERS].set_index("customer_id").loc["C9", "first_name"] == (
+        "Ivan Bcc: all@example.com x"
+    )
+    assert snapshot.nulled.empty
+
+
+def test_a_product_name_with_a_control_character_is_quarantined(tmp_path: Path) -> None:
+    frames = add_rows(
+        tiny_shop(),
+        Table.PRODUCTS,
+        [{"product_id": "P9", "name": "Cat\x1bfood", "price": "1", "currency": "EUR", "created_at": "2023-01-01"}],
+    )
+
+    snapshot = _validate(tmp_path, frames)
+
+    assert snapshot.quarantine.to_dict("records") == [
+        {"table": "products", "row": 3, "column": "name", "reason": "control_characters"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "link", ["javascript:alert(1)", "data:text/html,<script>x</script>", "vbscript:x", "//evil.example", "https://"]
+)
+def test_a_product_link_that_is_not_http_is_emptied_with_a_warning(tmp_path: Path, link: str) -> None:
+    product = {"product_id": "P9", "name": "Ball", "price": "1", "currency": "EUR", "created_at": "2023-01-01"}
+    frames = add_rows(
+        tiny_shop(),
+        Table.PRODUCTS,
+        [{**product, "url": link, "image_url": "HTTPS://cdn.example.com/ball.png"}],
+    )
+
+    snapshot = _validate(tmp_path, frames)
+
+    ball = snapshot.frames[Table.PRODUCTS].set_index("product_id").loc["P9"]
+    assert pd.isna(ball["url"])
+    assert ball["image_url"] == "HTTPS://cdn.example.com/ball.png"
+    assert snapshot.nulled_by_column() == {"products": {"url": {"invalid_url": 1}}}
+
+
+def test_a_malformed_csv_row_is_quarantined_by_number_and_the_rest_of_the_table_loads(tmp_path: Path) -> None:
+    folder = write_shop(tiny_shop(), tmp_path / "shop")
+    lines = (folder / "orders.csv").read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "O7,C1,2024-01-01T00:00:00Z,delivered,10,EUR,ivan@example.com")  # a field too many
+    (folder / "orders.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    snapshot = validate_snapshot(load_raw(str(folder)), AS_OF)
+
+    assert snapshot.quarantine.to_dict("records") == [
+        {"table": "orders", "row": 2, "column": "", "reason": "malformed_row"}
+    ]
+    assert snapshot.counts[Table.ORDERS].input == 3
+    assert set(snapshot.frames[Table.ORDERS]["order_id"]) == {"O1", "O2"}
+
+
+def test_the_run_reports_emptied_cells_per_column_and_reason_and_lists_them_without_values(tmp_path: Path) -> None:
+    frames = add_rows(
+        tiny_shop(),
+        Table.CUSTOMERS,
+        [
+            {**BASE, "customer_id": "C8", "phone": "123"},
+            {**BASE, "customer_id": "C9", "phone": "456", "gender": "x"},
+        ],
+    )
+    snapshot = _validate(tmp_path, frames)
+    paths = RunPaths.for_day(tmp_path / "out", AS_OF)
+
+    summary = summarise(snapshot)
+    write_snapshot(snapshot, paths)
+
+    assert summary.nulled_by_column == {"customers": {"gender": {"unknown_enum": 1}, "phone": {"invalid_phone": 2}}}
+    assert summary.quarantined == 0
+    listed = paths.nulled.read_text(encoding="utf-8")
+    assert listed.splitlines()[0] == "table,row,column,reason"
+    assert "123" not in listed and "456" not in listed
