@@ -14,7 +14,16 @@ What suppresses (an address hash, on the email channel):
 
 Transient and undetermined bounces, deliveries and every other type are acknowledged and
 ignored. A message that cannot be read is left on the queue: its redrive policy moves it to
-the dead-letter queue after ``maxReceiveCount`` receives, for a person to look at.
+the dead-letter queue after ``maxReceiveCount`` receives, for a person to look at. A recipient
+without an address among readable ones is skipped and counted; the others are suppressed.
+
+Trust. Anyone allowed to send to the queue could suppress any address, so only notifications of
+the SNS topics in ``LOYALTY_FEEDBACK_TOPIC_ARNS`` are read: any other message (another topic, no
+SNS envelope at all: raw delivery cannot be checked, so keep it off) is dropped unread, deleted
+and counted as ``rejected``. The envelope's ``TopicArn`` is what SNS wrote, not a signature: the
+queue policy (``sns.amazonaws.com`` only, ``aws:SourceArn`` the topic) is what keeps others from
+writing one. Unset, every topic is read on the local AWS (the demo) with a warning; on real AWS
+the queue is left unread (nothing is lost: messages wait on the queue) and the run fails, saying so.
 A message is deleted only after its suppressions are committed, so a crash re-reads it,
 and re-reading is harmless (suppressions are idempotent).
 
@@ -36,7 +45,7 @@ from pydantic import BaseModel, Field
 from tasks.consent.suppression import SuppressionList, SuppressionReason
 from tasks.kernel.aws import client
 from tasks.kernel.enums import Channel
-from tasks.kernel.settings import Settings
+from tasks.kernel.settings import Settings, uses_local_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -52,12 +61,17 @@ class UnparseableFeedback(ValueError):  # noqa: N818  # a verdict on a message, 
     """A queue message that is not a readable SES notification; the message holds no PII."""
 
 
+class ForeignTopic(ValueError):  # noqa: N818  # a verdict on a message, like InvalidToken
+    """A queue message not published by an allowed SNS topic; the message holds no ARN or PII."""
+
+
 class Feedback(BaseModel, frozen=True):
     """What one notification asks for: suppress these email addresses for this reason, or nothing."""
 
     kind: str
     reason: SuppressionReason | None = None
     addresses: tuple[str, ...] = ()
+    malformed: int = Field(0, description="Recipients without a readable address, skipped.")
 
 
 class FeedbackSummary(BaseModel):
@@ -69,6 +83,11 @@ class FeedbackSummary(BaseModel):
     already_suppressed: int = Field(0, description="Addresses reported again that were already suppressed.")
     ignored: int = Field(0, description="Messages needing no suppression: deliveries, soft bounces, others.")
     unparseable: int = Field(0, description="Messages left on the queue for its dead-letter queue.")
+    rejected: int = Field(0, description="Messages not from an allowed SNS topic: deleted unread.")
+    malformed_recipients: int = Field(0, description="Recipients without an address, skipped (the others counted).")
+    queue_not_read: bool = Field(
+        False, description="The queue was left unread: on real AWS LOYALTY_FEEDBACK_TOPIC_ARNS must be set."
+    )
     not_deleted: int = Field(0, description="Handled messages SQS refused to delete; they come back, harmlessly.")
     sms_opted_out: int = Field(0, description="Phone numbers SNS lists as opted out of SMS.")
 
@@ -83,6 +102,9 @@ class FeedbackSummary(BaseModel):
             already_suppressed=self.already_suppressed + other.already_suppressed,
             ignored=self.ignored + other.ignored,
             unparseable=self.unparseable + other.unparseable,
+            rejected=self.rejected + other.rejected,
+            malformed_recipients=self.malformed_recipients + other.malformed_recipients,
+            queue_not_read=self.queue_not_read or other.queue_not_read,
             not_deleted=self.not_deleted + other.not_deleted,
             sms_opted_out=self.sms_opted_out + other.sms_opted_out,
         )
@@ -92,18 +114,26 @@ class FeedbackSummary(BaseModel):
         by_reason = ", ".join(f"{k} {v}" for k, v in sorted(self.suppressed.items())) or "none"
         return (
             f"feedback: {self.received} messages, {self.deleted} deleted, {self.ignored} ignored,"
-            f" {self.unparseable} unparseable; new suppressions: {by_reason};"
+            f" {self.unparseable} unparseable, {self.rejected} rejected (topic not allowed),"
+            f" {self.malformed_recipients} recipients without an address; new suppressions: {by_reason};"
             f" {self.already_suppressed} already suppressed; {self.sms_opted_out} SMS numbers opted out"
         )
 
 
-def parse_notification(body: str) -> Feedback:
+def parse_notification(body: str, topics: frozenset[str] | None = None) -> Feedback:
     """Read one SQS message body (SNS envelope or raw SES notification) into what it asks for.
+
+    ``topics``: the SNS topic ARNs a message must come from (``None``: any, raw delivery included).
 
     Raises:
         UnparseableFeedback: the body is not JSON, or not shaped like an SES notification.
+        ForeignTopic: ``topics`` is given and the body is no SNS envelope of one of them.
     """
     document = _json_object(body, "message body")
+    if topics is not None:
+        topic = document.get("TopicArn")
+        if not isinstance(topic, str) or topic not in topics:
+            raise ForeignTopic("the message is not from an allowed SNS topic")
     if "Type" in document and "notificationType" not in document and "eventType" not in document:
         if document["Type"] != "Notification":  # SubscriptionConfirmation and the like
             return Feedback(kind=f"sns:{document['Type']}")
@@ -121,14 +151,16 @@ def parse_notification(body: str) -> Feedback:
             raise UnparseableFeedback("bounce without a bounceType")
         if bounce_type != "Permanent":  # Transient, Undetermined: the address may work tomorrow
             return Feedback(kind=f"Bounce:{bounce_type}")
-        addresses = _recipients(bounce, "bouncedRecipients")
-        return Feedback(kind="Bounce:Permanent", reason=SuppressionReason.HARD_BOUNCE, addresses=addresses)
+        addresses, malformed = _recipients(bounce, "bouncedRecipients")
+        return Feedback(
+            kind="Bounce:Permanent", reason=SuppressionReason.HARD_BOUNCE, addresses=addresses, malformed=malformed
+        )
     if kind == "Complaint":
         complaint = _object(document, "complaint")
         if complaint.get("complaintFeedbackType") == "not-spam":  # the receiver says it was wanted
             return Feedback(kind="Complaint:not-spam")
-        addresses = _recipients(complaint, "complainedRecipients")
-        return Feedback(kind="Complaint", reason=SuppressionReason.COMPLAINT, addresses=addresses)
+        addresses, malformed = _recipients(complaint, "complainedRecipients")
+        return Feedback(kind="Complaint", reason=SuppressionReason.COMPLAINT, addresses=addresses, malformed=malformed)
     return Feedback(kind=kind)
 
 
@@ -149,7 +181,8 @@ def _object(document: dict[str, Any], field: str) -> dict[str, Any]:
     return value
 
 
-def _recipients(section: dict[str, Any], field: str) -> tuple[str, ...]:
+def _recipients(section: dict[str, Any], field: str) -> tuple[tuple[str, ...], int]:
+    """The recipients' addresses, and how many had none: one bad recipient must not spare the others."""
     recipients = section.get(field)
     if not isinstance(recipients, list) or not recipients:
         raise UnparseableFeedback(f"no {field}")
@@ -158,10 +191,11 @@ def _recipients(section: dict[str, Any], field: str) -> tuple[str, ...]:
         raw = recipient.get("emailAddress") if isinstance(recipient, dict) else None
         # SES may give "Name <address>"; only the address is hashed
         address = parseaddr(raw)[1] if isinstance(raw, str) else ""
-        if "@" not in address:
-            raise UnparseableFeedback(f"a recipient in {field} has no email address")
-        addresses.append(address)
-    return tuple(addresses)
+        if "@" in address:
+            addresses.append(address)
+    if not addresses:
+        raise UnparseableFeedback(f"no recipient in {field} has an email address")
+    return tuple(addresses), len(recipients) - len(addresses)
 
 
 def drain_queue(
@@ -170,8 +204,12 @@ def drain_queue(
     suppressions: SuppressionList,
     max_messages: int,
     wait_seconds: int = RECEIVE_WAIT_SECONDS,
+    topics: frozenset[str] | None = None,
 ) -> FeedbackSummary:
-    """Read up to ``max_messages`` notifications, 10 at a time, until the queue is empty; suppress, then delete."""
+    """Read up to ``max_messages`` notifications, 10 at a time, until the queue is empty; suppress, then delete.
+
+    ``topics``: the SNS topics to trust (``None``: any); other messages are deleted unread.
+    """
     summary = FeedbackSummary()
     while summary.received < max_messages:
         response = sqs.receive_message(
@@ -182,22 +220,31 @@ def drain_queue(
         messages = response.get("Messages", [])
         if not messages:
             break
-        summary = summary.merge(_handle_batch(sqs, queue_url, suppressions, messages))
+        summary = summary.merge(_handle_batch(sqs, queue_url, suppressions, messages, topics))
     return summary
 
 
 def _handle_batch(
-    sqs: SQSClient, queue_url: str, suppressions: SuppressionList, messages: Sequence[MessageTypeDef]
+    sqs: SQSClient,
+    queue_url: str,
+    suppressions: SuppressionList,
+    messages: Sequence[MessageTypeDef],
+    topics: frozenset[str] | None,
 ) -> FeedbackSummary:
     to_suppress: dict[SuppressionReason, list[str]] = {}
     handled: list[str] = []
-    ignored = unparseable = 0
+    ignored = unparseable = rejected = malformed = 0
     for message in messages:
         try:
-            feedback = parse_notification(str(message.get("Body", "")))
+            feedback = parse_notification(str(message.get("Body", "")), topics)
+        except ForeignTopic:
+            rejected += 1  # dropped unread: nobody outside the allowed topics suppresses anyone
+            handled.append(message["ReceiptHandle"])
+            continue
         except UnparseableFeedback:
             unparseable += 1
             continue
+        malformed += feedback.malformed
         if feedback.reason is None:
             ignored += 1
         else:
@@ -217,6 +264,8 @@ def _handle_batch(
         already_suppressed=already,
         ignored=ignored,
         unparseable=unparseable,
+        rejected=rejected,
+        malformed_recipients=malformed,
         not_deleted=len(handled) - deleted,
     )
 
@@ -251,11 +300,35 @@ def record_opt_outs(phones: Iterable[str], suppressions: SuppressionList) -> Fee
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
 def drain_feedback_queue(settings: Settings, max_messages: int) -> FeedbackSummary:
     """Turn SES bounce and complaint notifications on the feedback queue into suppressions."""
+    logger = get_run_logger()
     if settings.feedback_queue_url is None:
-        get_run_logger().warning("LOYALTY_FEEDBACK_QUEUE_URL is not set: bounces and complaints are not read")
+        logger.warning("LOYALTY_FEEDBACK_QUEUE_URL is not set: bounces and complaints are not read")
         return FeedbackSummary()
+    topics = None if settings.feedback_topic_arns is None else frozenset(settings.feedback_topic_arns)
+    if topics is None:
+        if not uses_local_aws(settings):
+            logger.error(UNTRUSTED_QUEUE)
+            return FeedbackSummary(queue_not_read=True)
+        logger.warning("LOYALTY_FEEDBACK_TOPIC_ARNS is not set: on the local AWS, messages of any topic are read")
     sqs: SQSClient = client("sqs", settings)
-    return drain_queue(sqs, settings.feedback_queue_url, SuppressionList.for_settings(settings), max_messages)
+    suppressions = SuppressionList.for_settings(settings)
+    return drain_queue(sqs, settings.feedback_queue_url, suppressions, max_messages, topics=topics)
+
+
+UNTRUSTED_QUEUE = (
+    "LOYALTY_FEEDBACK_TOPIC_ARNS is not set: the feedback queue is left unread (its messages wait there);"
+    " set it to the SNS topic ARNs SES publishes bounces and complaints to"
+)
+
+
+def require_queue_read(summary: FeedbackSummary) -> None:
+    """Fail the run when the queue was left unread for want of a topic allow-list (after SMS opt-outs were synced).
+
+    Raises:
+        RuntimeError: ``summary.queue_not_read``.
+    """
+    if summary.queue_not_read:
+        raise RuntimeError(UNTRUSTED_QUEUE)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)

@@ -7,6 +7,16 @@ POST of the link stops (``Topic``): every message's link carries ``marketing`` (
 order and service messages go on). A link without a topic stops everything on the channel
 (``Topic.ALL``): that is how every link made before topics reads, and they keep working.
 Links never expire: a customer may unsubscribe from a years-old message.
+
+Keys. The shop has one signing secret (``LOYALTY_SIGNING_SECRET``), the same on every host, so a
+link made on one host verifies on every other and on the unsubscribe endpoint. Each purpose
+(``Purpose``: unsubscribe links, coupon codes, reorder links, address hashes) signs with its own
+key derived from it (``purpose_key``, HKDF-SHA256), so nothing made for one purpose is valid for
+another. Rotation: the new secret signs, the old ones (``LOYALTY_SIGNING_SECRETS_OLD``) still
+verify; unsubscribe links made before per-purpose keys (signed by the raw secret) verify too.
+Coupon codes are derived, not verified: a rotation changes the codes of new messages only.
+Without a configured secret (dry runs and the local AWS only, ``require_signing_secret``), a random
+key is kept in the state folder.
 """
 
 from __future__ import annotations
@@ -18,17 +28,22 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlencode
 
 from pydantic import BaseModel
 
 from tasks.kernel.enums import Channel, Topic
-from tasks.kernel.settings import Settings
+from tasks.kernel.settings import Settings, uses_local_aws
 
 KEY_FILE = "signing.key"
 MIN_KEY_BYTES = 16
+KEY_BYTES = 32
+# HKDF salt: fixed and public (RFC 5869 3.1 allows it); it only sets these keys apart from any other use of the secret.
+_HKDF_SALT = b"loyalty-flows/v1"
 
 # Query-string fields of an unsubscribe link.
 CUSTOMER_FIELD = "c"
@@ -46,6 +61,38 @@ class InvalidToken(ValueError):  # noqa: N818  # reads as a verdict: "raise Inva
     """An unsubscribe link that is forged, altered, truncated or malformed; the message holds no PII."""
 
 
+class Purpose(StrEnum):
+    """What a derived key signs or hashes; each purpose has its own key (``purpose_key``)."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    COUPON = "coupon"
+    REORDER = "reorder"
+    ADDRESS_HASH = "address-hash"
+
+
+@dataclass(frozen=True)
+class MessageKeys:
+    """The keys a message is made with, one per purpose: its unsubscribe link, coupon code and reorder link."""
+
+    unsubscribe: bytes
+    coupon: bytes
+    reorder: bytes
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> MessageKeys:
+        """The current signing secret's keys."""
+        return cls.from_secret(_secrets(settings)[0])
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> MessageKeys:
+        """The keys one secret gives (samples and tests sign with a fixed one)."""
+        return cls(
+            unsubscribe=derive_key(secret, Purpose.UNSUBSCRIBE),
+            coupon=derive_key(secret, Purpose.COUPON),
+            reorder=derive_key(secret, Purpose.REORDER),
+        )
+
+
 class Unsubscribe(BaseModel, frozen=True):
     """A verified unsubscribe request: who, on which channel, and what (``None``: ``Topic.ALL``)."""
 
@@ -54,19 +101,90 @@ class Unsubscribe(BaseModel, frozen=True):
     topic: str | None = None
 
 
-def signing_key(settings: Settings) -> bytes:
-    """Return the HMAC key: the configured secret, else one random key kept in the state folder."""
-    if settings.unsubscribe_secret is not None:
-        key = settings.unsubscribe_secret.get_secret_value().encode()
-        if len(key) < MIN_KEY_BYTES:
-            raise ValueError(f"LOYALTY_UNSUBSCRIBE_SECRET is too short: use at least {MIN_KEY_BYTES} random bytes")
-        return key
-    path: Path = settings.state_dir / KEY_FILE
+class MissingSecret(ValueError):  # noqa: N818  # reads as the verdict, like InvalidToken
+    """A real send without the shop's signing secret; the message names the setting, never a key."""
+
+
+def purpose_key(settings: Settings, purpose: str) -> bytes:
+    """Return the key of one purpose, derived from the current signing secret: HKDF-SHA256, info ``loyalty/<purpose>``.
+
+    A key serves one purpose only, so a value made for one (a coupon code) is never valid for another
+    (an unsubscribe link), and none of them gives the secret away.
+    """
+    return derive_key(_secrets(settings)[0], purpose)
+
+
+def verification_keys(settings: Settings, purpose: str) -> tuple[bytes, ...]:
+    """Return every key a signature of ``purpose`` may have been made with: the current secret's first.
+
+    The current and each old secret (``LOYALTY_SIGNING_SECRETS_OLD``) give their purpose key, so links
+    signed before a rotation keep working. Unsubscribe links also verify under the raw secrets
+    themselves (legacy): every link made before keys were derived per purpose was signed that way,
+    and a customer may click a years-old one. So does the state folder's key file, if one is left
+    from before the secret was configured: the links this host made with it keep working.
+    """
+    secrets_ = _secrets(settings)
+    key_file = settings.state_dir / KEY_FILE
+    if settings.signing_secret is not None and key_file.is_file():
+        secrets_.append(_key_file(key_file))
+    keys = tuple(derive_key(secret, purpose) for secret in secrets_)
+    return (*keys, *secrets_) if purpose == Purpose.UNSUBSCRIBE else keys
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """Return the 32-byte key of ``purpose`` under ``secret`` (HKDF-SHA256, RFC 5869, stdlib only)."""
+    return hkdf_sha256(secret, f"loyalty/{purpose}".encode(), _HKDF_SALT, KEY_BYTES)
+
+
+def hkdf_sha256(secret: bytes, info: bytes, salt: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869): extract a pseudorandom key from ``secret``, expand it to ``length`` bytes for ``info``."""
+    if not 0 < length <= 255 * hashlib.sha256().digest_size:
+        raise ValueError("HKDF-SHA256 gives 1 to 8160 bytes")
+    prk = hmac.new(salt or bytes(hashlib.sha256().digest_size), secret, hashlib.sha256).digest()
+    okm, block = b"", b""
+    for counter in range(1, -(-length // hashlib.sha256().digest_size) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+    return okm[:length]
+
+
+def require_signing_secret(settings: Settings, dry_run: bool) -> None:
+    """Refuse a real send without the shop's signing secret: call it before planning.
+
+    A host's own key file would sign links another host's endpoint refuses (the unsubscribe fails,
+    silently, for the customer) and make coupon codes no other host knows. The key file stays for
+    dry runs and the local AWS (the demo), where no message reaches anyone.
+
+    Raises:
+        MissingSecret: messages really go out and ``LOYALTY_SIGNING_SECRET`` is not set.
+    """
+    if settings.signing_secret is None and not dry_run and not uses_local_aws(settings):
+        raise MissingSecret(
+            "LOYALTY_SIGNING_SECRET is required when messages really go out (not a dry run, not the local AWS):"
+            " set it to the same random secret (at least 16 bytes) on every host and the unsubscribe endpoint"
+        )
+
+
+def _secrets(settings: Settings) -> list[bytes]:
+    """The signing secrets, current first: the configured one (else the state folder's key file), then the old ones."""
+    if settings.signing_secret is not None:
+        current = settings.signing_secret.get_secret_value().encode()
+        if len(current) < MIN_KEY_BYTES:
+            raise ValueError(f"LOYALTY_SIGNING_SECRET is too short: use at least {MIN_KEY_BYTES} random bytes")
+    else:
+        current = _key_file(settings.state_dir / KEY_FILE)
+    old = [s.get_secret_value().encode() for s in settings.signing_secrets_old]
+    if any(len(s) < MIN_KEY_BYTES for s in old):
+        raise ValueError(f"a secret in LOYALTY_SIGNING_SECRETS_OLD is too short: use at least {MIN_KEY_BYTES} bytes")
+    return [current, *old]
+
+
+def _key_file(path: Path) -> bytes:
     if not path.exists():
         _create_key_file(path)
     key = path.read_bytes()
     if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"the signing key in {path} is too short: delete it or set LOYALTY_UNSUBSCRIBE_SECRET")
+        raise ValueError(f"the signing key in {path} is too short: delete it or set LOYALTY_SIGNING_SECRET")
     return key
 
 
@@ -123,8 +241,10 @@ def unsubscribe_url(key: bytes, base_url: str, customer_id: str, channel: str, t
     return f"{base_url}{separator}{urlencode(fields)}"
 
 
-def parse_unsubscribe(key: bytes, fields: Mapping[str, str]) -> Unsubscribe:
+def parse_unsubscribe(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> Unsubscribe:
     """Verify the fields of an unsubscribe link (query string or form) and return what they ask for.
+
+    ``keys``: every key the link may be signed with (``verification_keys``); one matching is enough.
 
     Raises:
         InvalidToken: a field is missing or malformed, or the signature does not match them.
@@ -141,6 +261,10 @@ def parse_unsubscribe(key: bytes, fields: Mapping[str, str]) -> Unsubscribe:
         raise InvalidToken("malformed unsubscribe link: bad topic")
     if not _SIGNATURE.fullmatch(token):
         raise InvalidToken("malformed unsubscribe link: bad token")
-    if not verify(key, token, *_unsubscribe_parts(customer_id, channel, topic)):
+    parts = _unsubscribe_parts(customer_id, channel, topic)
+    candidates = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    # every key is tried (no early exit), so the time taken does not tell which key matched
+    matches = [verify(key, token, *parts) for key in candidates]
+    if not any(matches):
         raise InvalidToken("unsubscribe link signature does not match")
     return Unsubscribe(customer_id=customer_id, channel=Channel(channel), topic=topic)

@@ -7,7 +7,8 @@ Routes:
   and what the page's buttons send. A valid signed link records a customer suppression for
   the link's topic and answers 200, every time (idempotent); anything else answers 400.
   The body is not required: the signature is the authority, and an unsubscribe must not
-  fail on how a client encodes its form.
+  fail on how a client encodes its form. A body over 4 KiB answers 413 and records nothing:
+  it is read (within the limit) before the link is acted on.
 * ``GET /unsubscribe?...`` - a page with buttons. It never unsubscribes: mail scanners and
   link previewers fetch every link in a message.
 * ``GET /healthz`` - liveness.
@@ -27,8 +28,8 @@ is off because request URLs carry signed tokens.
 
 The app holds no global state: ``make_app(settings)`` builds everything, so it runs under
 uvicorn (``serve_unsubscribe``) or in AWS Lambda behind an ASGI adapter, e.g.
-``handler = Mangum(make_app(Settings()))``. On Lambda, set ``LOYALTY_UNSUBSCRIBE_SECRET``
-(there is no persistent state folder for the key) and pass a durable ``suppressions`` store.
+``handler = Mangum(make_app(Settings()))``. On Lambda, set ``LOYALTY_SIGNING_SECRET``
+(the shop's one secret; there is no persistent state folder for a key) and pass a durable ``suppressions`` store.
 """
 
 from __future__ import annotations
@@ -46,8 +47,17 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tasks.consent.suppression import SuppressionList, SuppressionReason
-from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, signing_key, unsubscribe_url
+from tasks.consent.tokens import (
+    InvalidToken,
+    Purpose,
+    Unsubscribe,
+    parse_unsubscribe,
+    purpose_key,
+    unsubscribe_url,
+    verification_keys,
+)
 from tasks.kernel.enums import Channel, Topic
+from tasks.kernel.paths import private_files
 from tasks.kernel.settings import Settings
 
 logger = logging.getLogger("loyalty.unsubscribe")
@@ -83,13 +93,14 @@ class CustomerSuppressions(Protocol):
 
 def make_app(settings: Settings, suppressions: CustomerSuppressions | None = None) -> Starlette:
     """Build the unsubscribe ASGI app; suppressions default to the list in the state folder."""
-    key = signing_key(settings)
+    # the page's buttons are signed with the current secret; links verify under every secret, old ones too
+    key, keys = purpose_key(settings, Purpose.UNSUBSCRIBE), verification_keys(settings, Purpose.UNSUBSCRIBE)
     store: CustomerSuppressions = suppressions or SuppressionList.for_settings(settings)
     shop = html.escape(settings.shop_name)
 
     async def confirm(request: Request) -> Response:
         try:
-            request_ = parse_unsubscribe(key, request.query_params)
+            request_ = parse_unsubscribe(keys, request.query_params)
         except InvalidToken as exc:
             return _rejected(exc)
         if request_.topic not in _PREFERENCE_TOPICS:
@@ -113,7 +124,7 @@ def make_app(settings: Settings, suppressions: CustomerSuppressions | None = Non
     async def unsubscribe(request: Request) -> Response:
         form = await _form_fields(request)
         try:
-            request_ = parse_unsubscribe(key, {**form, **request.query_params})
+            request_ = parse_unsubscribe(keys, {**form, **request.query_params})
         except InvalidToken as exc:
             return _rejected(exc)
         new = await run_in_threadpool(
@@ -151,22 +162,25 @@ def serve_unsubscribe(settings: Settings, host: str = "127.0.0.1", port: int = 8
 
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["loyalty"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    uvicorn.run(
-        make_app(settings),
-        host=host,
-        port=port,
-        access_log=False,  # request URLs carry customer ids and tokens
-        server_header=False,
-        log_config=log_config,
-    )
+    with private_files():  # the suppression list it writes is private (0700 folder, 0600 files)
+        uvicorn.run(
+            make_app(settings),
+            host=host,
+            port=port,
+            access_log=False,  # request URLs carry customer ids and tokens
+            server_header=False,
+            log_config=log_config,
+        )
 
 
 async def _form_fields(request: Request) -> dict[str, str]:
-    # Only url-encoded bodies are read (the one-click body and our own button); the token
-    # normally travels in the query string, which wins over the body.
+    # The whole body is read first, whatever its type, within MAX_BODY_BYTES: a larger one raises
+    # here and answers 413 before anything is recorded (unread, it would only be refused after
+    # the suppression). Only url-encoded bodies are parsed (the one-click body and our own
+    # button); the token normally travels in the query string, which wins over the body.
+    body = await request.body()
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         return {}
-    body = await request.body()
     try:
         return dict(parse_qsl(body.decode("utf-8"), max_num_fields=10))
     except (UnicodeDecodeError, ValueError):

@@ -25,7 +25,7 @@ from tasks.kernel.enums import Channel, Decision, SkipReason
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign
 from tasks.plan.offers import coupon_code
-from tasks.render.catalog_check import SAMPLE_KEY, SAMPLE_PICKS, SampleMessage, render_sample
+from tasks.render.catalog_check import SAMPLE_KEYS, SAMPLE_PICKS, SampleMessage, render_sample
 from tasks.render.templating import make_environment, template_locale
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def coupon_not_shown(
     if offer is None:
         return []
     # the code the plan's coupon registry would hold for the sample customer, as the message's context builds it
-    code = coupon_code(SAMPLE_KEY, campaign.name, offer, SAMPLE_CUSTOMER, as_of.isoformat())
+    code = coupon_code(SAMPLE_KEYS.coupon, campaign.name, offer, SAMPLE_CUSTOMER, as_of.isoformat())
     products = SAMPLE_PICKS if campaign.products == "picks" else ()
     missing = []
     for locale in locales:

@@ -1,9 +1,16 @@
-"""Where a run's files live: ``<output>/<as_of>/<step>/``."""
+"""Where a run's files live: ``<output>/<as_of>/<step>/``, private to the user who runs the flows.
+
+Run folders and the state folder hold customer data (snapshots, plans, messages, suppressions), so
+everything a run creates is private: folders 0700, files 0600 (``private_files``: a 0077 umask
+while a run lives; ``private_dir`` for the folders themselves).
+"""
 
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +25,42 @@ UPDATES_FOLDER = "updates"
 UPDATES_MARKETING_FILE = "marketing.parquet"
 # One-off campaigns live under <output>/adhoc/<name>/<day>/, a run folder like a day's.
 ADHOC_FOLDER = "adhoc"
+
+
+# Nobody but the owner may read or list what a run writes (folders 0700, files 0600).
+PRIVATE_UMASK = 0o077
+_umask_lock = threading.Lock()
+_umask_holders = 0
+_umask_saved = 0
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Create every file and folder private (umask 0077) until the last run in this process leaves.
+
+    The umask is the process's: runs sharing a process (threads) count holders, and the last one out
+    restores the umask it found. Libraries that write files (pyarrow, pandas, SQLite) need no flags.
+    """
+    global _umask_holders, _umask_saved
+    with _umask_lock:
+        if _umask_holders == 0:
+            _umask_saved = os.umask(PRIVATE_UMASK)
+        _umask_holders += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_holders -= 1
+            if _umask_holders == 0:
+                os.umask(_umask_saved)
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as private folders (0700); return it. Existing folders are left as they are."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return path
 
 
 def detail_file(profile_file: Path, name: str) -> Path:
@@ -41,6 +84,11 @@ class RunPaths:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine.csv"
+
+    @property
+    def nulled(self) -> Path:
+        """Cells of kept rows emptied for a bad optional value (table, row, column, reason)."""
+        return self.root / "nulled_cells.csv"
 
     @property
     def profile(self) -> Path:
@@ -94,7 +142,7 @@ class RunPaths:
         crashed run never leaves the day locked. The ledger, not this lock, keeps sends exactly once;
         the lock keeps two runs from writing the same files.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         with (self.root / ".run.lock").open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

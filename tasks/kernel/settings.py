@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A local hour of the day, as quiet hours are given.
 Hour = Annotated[int, Field(ge=0, le=23)]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+# Hosts of the local AWS: the demo's moto server listens on loopback only.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def uses_local_aws(settings: Settings) -> bool:
+    """Whether AWS is the local one (the demo's moto on loopback): the endpoint, set or from ``AWS_ENDPOINT_URL``, is local.
+
+    Real sends to a local AWS reach nobody, so what only protects real customers (one shared signing
+    secret, a feedback topic allow-list) is not required there.
+    """
+    endpoint = settings.aws_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return False
+    return urlsplit(endpoint).hostname in _LOOPBACK_HOSTS
 
 
 class Settings(BaseSettings):
@@ -22,7 +40,10 @@ class Settings(BaseSettings):
     credentials, profiles) is honoured by boto3 itself.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LOYALTY_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # validate_by_name: fields with an alias (the signing secret's old name) are still set by name in code
+    model_config = SettingsConfigDict(
+        env_prefix="LOYALTY_", env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_by_name=True
+    )
 
     data: str = Field(
         "demo/shop",
@@ -52,6 +73,14 @@ class Settings(BaseSettings):
     ledger_table: str = Field(
         "loyalty-send-ledger", description="DynamoDB table of the send ledger (when ledger_backend is dynamodb)."
     )
+    state_backend: Literal["sqlite", "dynamodb"] | None = Field(
+        None,
+        description="Where all contact-deciding state lives (ledger, suppressions, send history, coupons, "
+        "watermarks): SQLite files in the state folder, or DynamoDB. Unset: ledger_backend decides (its old name).",
+    )
+    state_table: str = Field(
+        "loyalty-state", description="DynamoDB table of suppressions, send history, coupons and watermarks."
+    )
     ledger_lease_seconds: int = Field(
         900,
         gt=0,
@@ -77,6 +106,21 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Most parts one SMS may take; a longer text is refused before it is sent."
     )
     send_concurrency: int = Field(8, ge=1, le=64, description="Concurrent provider calls inside one shard.")
+    send_connect_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds to connect to SES/SNS; a send that cannot connect is retried."
+    )
+    send_read_timeout: float = Field(
+        15.0,
+        gt=0,
+        le=120,
+        description="Seconds to wait for SES/SNS to answer a send; no answer leaves its outcome unknown (never resent).",
+    )
+    send_token_wait: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Longest a send waits for its rate tokens (email_rate, sms_rate); then it is left for a later run.",
+    )
     shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
     dry_run: bool = Field(False, description="Render and record everything but send nothing.")
@@ -84,9 +128,19 @@ class Settings(BaseSettings):
         "https://shop.example.com/unsubscribe", description="HTTPS one-click unsubscribe endpoint."
     )
     unsubscribe_mailto: str = Field("unsubscribe@shop.example.com", description="mailto: address for List-Unsubscribe.")
-    unsubscribe_secret: SecretStr | None = Field(
+    signing_secret: SecretStr | None = Field(
         None,
-        description="HMAC key for unsubscribe tokens. Unset: a random key is created once in the state folder.",
+        validation_alias=AliasChoices("LOYALTY_SIGNING_SECRET", "LOYALTY_UNSUBSCRIBE_SECRET"),
+        description="The shop's one signing secret (at least 16 random bytes), the same on every host: unsubscribe "
+        "links, coupon codes, reorder links and address hashes each use a key derived from it. Required when "
+        "messages really go out; unset (dry runs and the local AWS only): a random key kept in the state folder. "
+        "LOYALTY_UNSUBSCRIBE_SECRET is its old name and still works.",
+    )
+    signing_secrets_old: list[SecretStr] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("LOYALTY_SIGNING_SECRETS_OLD"),
+        description='Earlier signing secrets, as JSON (["old-secret"]): links they signed still verify after a '
+        "rotation; nothing new is signed with them.",
     )
     feedback_queue_url: str | None = Field(
         None,
@@ -94,6 +148,18 @@ class Settings(BaseSettings):
             "SQS queue (subscribed to the SNS topic SES sends bounces and complaints to) read by the"
             " process_feedback flow. Unset: only SMS opt-outs are read."
         ),
+    )
+    feedback_topic_arns: list[str] | None = Field(
+        None,
+        description="SNS topics whose notifications the feedback queue may carry, as JSON "
+        '(["arn:aws:sns:eu-central-1:123456789012:ses-feedback"]); a message from any other topic is dropped '
+        "unread. Unset: any topic on the local AWS (the demo); on real AWS the queue is not read until it is set.",
+    )
+    retention_days: int = Field(
+        90,
+        ge=0,
+        description="Days a run folder keeps its customer-level files (snapshots, profiles, plans, rendered "
+        "messages, outboxes); older ones keep only their summary and reports. 0: keep everything forever.",
     )
     shop_name: str = Field("Loyalty Flows Demo Shop", description="Shop name shown in messages.")
     shop_url: str = Field("https://shop.example.com", description="Shop home page used in messages.")
@@ -162,3 +228,8 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Loyalty points earned per unit of an order's total (rounded down)."
     )
     points_valid_days: int = Field(365, ge=1, description="Days loyalty points last after they are earned.")
+
+    @property
+    def shared_backend(self) -> Literal["sqlite", "dynamodb"]:
+        """The backend of contact-deciding state: ``state_backend``, else ``ledger_backend`` (its alias)."""
+        return self.state_backend or self.ledger_backend

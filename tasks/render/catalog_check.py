@@ -20,6 +20,7 @@ import jinja2
 import pandas as pd
 from pydantic import BaseModel
 
+from tasks.consent.tokens import MessageKeys
 from tasks.kernel.enums import Channel
 from tasks.kernel.errors import CatalogError
 from tasks.kernel.settings import Settings
@@ -54,7 +55,7 @@ from tasks.render.templating import (
 
 LOCALES = ("en", "ru", "pl")
 SAMPLE_DAY = date(2026, 3, 5)
-SAMPLE_KEY = b"sample-signing-key-for-checks-and-goldens"
+SAMPLE_KEYS = MessageKeys.from_secret(b"sample-signing-key-for-checks-and-goldens")
 
 # A sample catalog: what product blocks show in checks and golden files (the last five: gift categories of
 # the demo shop, for the holiday reminders' gift ideas).
@@ -205,7 +206,7 @@ def render_sample(
     """Render one sample: ``{"subject.txt": ..., "body.html": ..., "body.txt": ...}`` or ``{"sms.txt": ...}``."""
     locale = str(sample.row["locale"])
     article = _sample_article(env, campaign, sample, settings, as_of)
-    context = build_context(sample.row, campaign, settings, SAMPLE_KEY, as_of, locale, sample.products, article)
+    context = build_context(sample.row, campaign, settings, SAMPLE_KEYS, as_of, locale, sample.products, article)
     if sample.row["channel"] == Channel.SMS.value:
         return {"sms.txt": render_sms(env, campaign.template, context) + "\n"}
     message = render_message(env, campaign.template, context)

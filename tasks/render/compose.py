@@ -15,7 +15,7 @@ from babel.numbers import format_currency
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.consent.tokens import sign, signing_key, unsubscribe_url
+from tasks.consent.tokens import MessageKeys, Purpose, sign, unsubscribe_url
 from tasks.kernel import progress
 from tasks.kernel.enums import Channel, PointsBasis, Table, Topic
 from tasks.kernel.paths import RunPaths
@@ -80,7 +80,7 @@ def build_context(
     row: dict[str, object],
     campaign: Campaign,
     settings: Settings,
-    key: bytes,
+    keys: MessageKeys,
     as_of: date,
     locale: str,
     products: Sequence[Mapping[str, object]] = (),
@@ -105,7 +105,7 @@ def build_context(
         # every message's link (and its List-Unsubscribe header) stops offers on the channel; order and service
         # messages go on. Its page offers, as a separate step, to stop everything.
         "unsubscribe_url": unsubscribe_url(
-            key, settings.unsubscribe_base_url, customer_id, str(row["channel"]), Topic.MARKETING.value
+            keys.unsubscribe, settings.unsubscribe_base_url, customer_id, str(row["channel"]), Topic.MARKETING.value
         ),
         "campaign": campaign.name,
         "step": step.step,
@@ -123,13 +123,13 @@ def build_context(
     if offer is not None and "coupon_valid_until" not in row:
         valid_until = validity(campaign, offer, occurrence, sent_on)[1]
     if offer is not None and valid_until is not None:
-        context["coupon_code"] = coupon_code(key, campaign.name, offer, customer_id, occurrence.isoformat())
+        context["coupon_code"] = coupon_code(keys.coupon, campaign.name, offer, customer_id, occurrence.isoformat())
         context["percent_off"] = offer.percent_off
         # day and month in the locale's grammar ("4 декабря", "4 grudnia", "December 4"); no year for a
         # short-lived coupon, and no trailing "г." to collide with the sentence's full stop
         context["coupon_valid_until"] = _day_month(valid_until, locale)
     context |= _trigger_fields(
-        campaign, (sent_on - occurrence).days, occurrence, detail, customer_id, settings, key, locale
+        campaign, (sent_on - occurrence).days, occurrence, detail, customer_id, settings, keys, locale
     )
     context["products"] = tuple(_product_pick(p, locale) for p in products[:PRODUCTS_SHOWN])
     context["weekday"] = format_date(sent_on, format="EEEE", locale=locale)  # "пятница", "piątek", "Friday"
@@ -160,7 +160,7 @@ def _trigger_fields(
     detail: str | None,
     customer_id: str,
     settings: Settings,
-    key: bytes,
+    keys: MessageKeys,
     locale: str,
 ) -> dict[str, object]:
     """What the trigger knows about this message: the occasion, the order, the incident, the points, the reorder.
@@ -190,7 +190,7 @@ def _trigger_fields(
         return _points_fields(trigger, occurrence, detail, settings, locale)
     if isinstance(trigger, ReplenishmentTrigger) and detail is not None:
         products = ",".join(detail.split())
-        token = sign(key, "reorder", customer_id, products)
+        token = sign(keys.reorder, Purpose.REORDER, customer_id, products)
         query = urlencode({"customer": customer_id, "products": products, "token": token})
         return {"reorder_url": f"{base}/reorder?{query}"}
     return {}
@@ -329,7 +329,7 @@ def render_shard(
     campaigns: dict[str, Campaign],
     env: jinja2.Environment,
     settings: Settings,
-    key: bytes,
+    keys: MessageKeys,
     as_of: date,
     outbox: Path,
     picks: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
@@ -359,7 +359,7 @@ def render_shard(
         locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
         products = message_products(campaign, row, picks, catalog, arrivals, gifts)
         article = given.get(str(row["idempotency_key"]))
-        context = build_context(row, campaign, settings, key, as_of, locale, products, article)
+        context = build_context(row, campaign, settings, keys, as_of, locale, products, article)
         sms = row["channel"] == Channel.SMS.value
         # an SMS is its text alone: no subject, no HTML; the opt-out link is the unsubscribe URL in the text
         rendered = (
@@ -434,9 +434,9 @@ def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings
     plan = pd.read_parquet(paths.send_shard(shard))
     catalog = load_products(paths)
     picks = load_picks(paths, plan["customer_id"].astype(str).unique().tolist(), catalog)
-    key = signing_key(settings)
+    keys = MessageKeys.for_settings(settings)
     history = ArticleHistory.for_settings(settings)
-    rendered = render_shard(plan, campaigns, env, settings, key, as_of, paths.outbox, picks, catalog, history)
+    rendered = render_shard(plan, campaigns, env, settings, keys, as_of, paths.outbox, picks, catalog, history)
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)

@@ -22,7 +22,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from flows.daily_run import daily_run
 from flows.order_updates import order_updates
 from tasks.consent.suppression import SuppressionList, SuppressionReason
-from tasks.consent.tokens import sign, signing_key
+from tasks.consent.tokens import Purpose, purpose_key, sign
 from tasks.consent.unsubscribe import make_app
 from tasks.kernel.enums import Channel, Table
 from tasks.kernel.paths import RunPaths
@@ -183,7 +183,7 @@ def test_the_order_email_s_link_posted_one_click_stops_offers_and_the_next_order
 def test_a_complaint_or_an_old_link_without_a_topic_stops_order_emails_too(aws: str, tmp_path: Path) -> None:
     # Ola's address complained; Bob POSTs a link sent before links carried a topic (whole channel, as it was)
     SuppressionList.for_settings(Settings()).add(Channel.EMAIL, "ola@example.com", SuppressionReason.COMPLAINT)
-    token = sign(signing_key(Settings()), "unsubscribe", "C3", "email")
+    token = sign(purpose_key(Settings(), Purpose.UNSUBSCRIBE), "unsubscribe", "C3", "email")
     assert asyncio.run(_one_click(f"https://shop.example.com/unsubscribe?c=C3&ch=email&t={token}")) == 200
     paid = datetime(2024, 6, 7, 9, 58, tzinfo=UTC)
     shop = _orders_shop(tmp_path / "shop", [("O10", "paid", paid), ("O11", "paid", paid)])

@@ -15,9 +15,19 @@ from typing import Any
 
 import boto3
 import pytest
+from prefect import flow
 
 from flows.process_feedback import process_feedback
-from tasks.consent.feedback import Feedback, UnparseableFeedback, drain_queue, parse_notification
+from tasks.consent.feedback import (
+    Feedback,
+    FeedbackSummary,
+    ForeignTopic,
+    UnparseableFeedback,
+    drain_feedback_queue,
+    drain_queue,
+    parse_notification,
+    require_queue_read,
+)
 from tasks.consent.suppression import SuppressionList, SuppressionReason, address_hash
 from tasks.kernel.enums import Channel
 from tasks.kernel.settings import Settings
@@ -101,18 +111,18 @@ def test_feedback_suppresses_hard_bounces_complaints_and_opt_outs(queue_url: str
 
     suppressions = SuppressionList.for_settings(Settings())
     assert suppressions.hashes(Channel.EMAIL) >= {
-        address_hash("hard@example.com"),
-        address_hash("hard2@example.com"),
-        address_hash("angry@example.com"),
+        suppressions.hash("hard@example.com"),
+        suppressions.hash("hard2@example.com"),
+        suppressions.hash("angry@example.com"),
     }
-    assert address_hash("soft@example.com") not in suppressions.hashes(Channel.EMAIL)
-    assert address_hash("happy@example.com") not in suppressions.hashes(Channel.EMAIL)
+    assert suppressions.hash("soft@example.com") not in suppressions.hashes(Channel.EMAIL)
+    assert suppressions.hash("happy@example.com") not in suppressions.hashes(Channel.EMAIL)
     assert suppressions.reason(Channel.EMAIL, "hard2@example.com") is SuppressionReason.HARD_BOUNCE
     assert suppressions.reason(Channel.EMAIL, "angry@example.com") is SuppressionReason.COMPLAINT
 
     listed = boto3.client("sns", region_name=REGION).list_phone_numbers_opted_out()["phoneNumbers"]
     assert listed, "moto lists a fixed set of opted-out numbers"
-    assert suppressions.hashes(Channel.SMS) == {address_hash(p) for p in listed}
+    assert suppressions.hashes(Channel.SMS) == {suppressions.hash(p) for p in listed}
     assert {suppressions.reason(Channel.SMS, p) for p in listed} == {SuppressionReason.SMS_OPT_OUT}
 
     assert summary.received == 5
@@ -227,3 +237,66 @@ def test_unreadable_messages_are_refused_without_echoing_them(body: str) -> None
 
     assert "example.com" not in str(caught.value)
     assert "no-at-sign" not in str(caught.value)
+
+
+OTHER_TOPIC = "arn:aws:sns:eu-central-1:999999999999:someone-elses-topic"
+
+
+def test_only_the_allowed_topics_suppress_and_other_messages_are_dropped_unread(queue_url: str, tmp_path: Any) -> None:
+    foreign = json.loads(_sns(_complaint("victim@example.com")))
+    foreign["TopicArn"] = OTHER_TOPIC
+    _put(
+        queue_url,
+        _sns(_bounce("Permanent", "hard@example.com")),
+        json.dumps(foreign),
+        json.dumps(_complaint("raw@example.com")),  # no SNS envelope: its topic cannot be known
+    )
+    suppressions = SuppressionList(tmp_path / "s.sqlite")
+
+    summary = drain_queue(
+        boto3.client("sqs", region_name=REGION), queue_url, suppressions, 10, topics=frozenset({TOPIC_ARN})
+    )
+
+    assert suppressions.hashes(Channel.EMAIL) == {address_hash("hard@example.com")}
+    assert (summary.received, summary.rejected, summary.deleted) == (3, 2, 3)
+    assert _queue_counts(queue_url) == (0, 0)  # rejected messages are not left to come back
+
+
+def test_one_recipient_without_an_address_does_not_spare_the_others(queue_url: str, tmp_path: Any) -> None:
+    notification = _bounce("Permanent", "a@example.com", "b@example.com")
+    notification["bounce"]["bouncedRecipients"].insert(1, {"emailAddress": "not an address"})
+    _put(queue_url, _sns(notification))
+    suppressions = SuppressionList(tmp_path / "s.sqlite")
+
+    summary = drain_queue(boto3.client("sqs", region_name=REGION), queue_url, suppressions, 10)
+
+    assert suppressions.hashes(Channel.EMAIL) == {address_hash("a@example.com"), address_hash("b@example.com")}
+    assert (summary.suppressed, summary.malformed_recipients, summary.unparseable) == ({"hard_bounce": 2}, 1, 0)
+    assert _queue_counts(queue_url) == (0, 0)
+
+
+def test_a_message_of_another_topic_or_without_an_envelope_is_refused_when_topics_are_set() -> None:
+    foreign = json.loads(_sns(_complaint("a@example.com")))
+    foreign["TopicArn"] = OTHER_TOPIC
+
+    for body in (json.dumps(foreign), json.dumps(_complaint("a@example.com"))):
+        with pytest.raises(ForeignTopic) as caught:
+            parse_notification(body, frozenset({TOPIC_ARN}))
+        assert "example.com" not in str(caught.value) and OTHER_TOPIC not in str(caught.value)
+    assert parse_notification(_sns(_complaint("a@example.com")), frozenset({TOPIC_ARN})).addresses == ("a@example.com",)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_on_real_aws_without_allowed_topics_the_queue_is_left_unread_and_the_run_fails() -> None:
+    # no AWS_ENDPOINT_URL: real AWS, which the task must not even call
+    settings = Settings(_env_file=None, feedback_queue_url="https://sqs.eu-central-1.amazonaws.com/1/q")  # type: ignore[call-arg]
+
+    @flow
+    def drain() -> FeedbackSummary:
+        return drain_feedback_queue(settings, 10)
+
+    summary = drain()
+
+    assert summary.queue_not_read and summary.received == 0
+    with pytest.raises(RuntimeError, match=r"^LOYALTY_FEEDBACK_TOPIC_ARNS is not set"):
+        require_queue_read(summary)

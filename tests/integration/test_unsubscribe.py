@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from tasks.consent.suppression import SuppressionList, SuppressionReason
-from tasks.consent.tokens import signing_key, unsubscribe_url
+from tasks.consent.tokens import Purpose, purpose_key, unsubscribe_url
 from tasks.consent.unsubscribe import make_app
 from tasks.demo.local_aws import _free_port
 from tasks.kernel.enums import Channel
@@ -30,7 +30,7 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state", unsubscribe_secret=SecretStr(SECRET))
+    return Settings(state_dir=tmp_path / "state", signing_secret=SecretStr(SECRET))
 
 
 class Client:
@@ -61,7 +61,9 @@ def client(settings: Settings) -> Client:
 
 def _path(settings: Settings, customer_id: str = "C42", channel: str = "email", topic: str | None = None) -> str:
     """The path and query of a real unsubscribe link, as a mail provider would request it."""
-    url = unsubscribe_url(signing_key(settings), settings.unsubscribe_base_url, customer_id, channel, topic)
+    url = unsubscribe_url(
+        purpose_key(settings, Purpose.UNSUBSCRIBE), settings.unsubscribe_base_url, customer_id, channel, topic
+    )
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
 

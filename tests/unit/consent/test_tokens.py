@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -9,7 +12,20 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from tasks.consent.tokens import InvalidToken, Unsubscribe, parse_unsubscribe, sign, signing_key, unsubscribe_url
+from tasks.consent.tokens import (
+    InvalidToken,
+    MessageKeys,
+    MissingSecret,
+    Purpose,
+    Unsubscribe,
+    hkdf_sha256,
+    parse_unsubscribe,
+    purpose_key,
+    require_signing_secret,
+    sign,
+    unsubscribe_url,
+    verification_keys,
+)
 from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
 
@@ -153,36 +169,153 @@ def test_making_a_link_for_an_unknown_channel_fails() -> None:
         unsubscribe_url(KEY, BASE, "C42", "fax")
 
 
-def test_the_configured_secret_is_the_key(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path, unsubscribe_secret=SecretStr("s" * 32))
+def _settings(tmp_path: Path, secret: str | None = "s" * 32, old: tuple[str, ...] = (), **more: object) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        state_dir=tmp_path / "state",
+        signing_secret=None if secret is None else SecretStr(secret),
+        signing_secrets_old=[SecretStr(s) for s in old],
+        **more,
+    )
 
-    assert signing_key(settings) == b"s" * 32
-    assert not (tmp_path / "signing.key").exists()
+
+def _link(settings: Settings, customer_id: str = "C42") -> dict[str, str]:
+    url = unsubscribe_url(purpose_key(settings, Purpose.UNSUBSCRIBE), BASE, customer_id, "email", Topic.MARKETING)
+    return _fields(url)
 
 
-def test_a_short_configured_secret_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="too short"):
-        signing_key(Settings(state_dir=tmp_path, unsubscribe_secret=SecretStr("short")))
+def test_the_configured_secret_signs_and_no_key_file_is_made(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+
+    assert parse_unsubscribe(verification_keys(settings, Purpose.UNSUBSCRIBE), _link(settings)).customer_id == "C42"
+    assert not (tmp_path / "state").exists()
+
+
+def test_each_purpose_has_its_own_key_and_none_is_the_secret(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+
+    keys = {purpose: purpose_key(settings, purpose) for purpose in Purpose}
+
+    assert len(set(keys.values())) == len(Purpose)
+    assert b"s" * 32 not in keys.values()
+    assert keys[Purpose.COUPON] == MessageKeys.for_settings(settings).coupon
+
+
+def test_the_key_derivation_is_hkdf_sha256_as_rfc_5869_gives_it() -> None:
+    # RFC 5869, appendix A, test case 1
+    okm = hkdf_sha256(bytes([0x0B] * 22), bytes(range(0xF0, 0xFA)), bytes(range(13)), 42)
+
+    assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+
+
+def test_a_link_signed_with_the_old_secret_still_works_after_a_rotation(tmp_path: Path) -> None:
+    before = _settings(tmp_path, "old-secret-0123456789abcdef")
+    after = _settings(tmp_path, "new-secret-0123456789abcdef", old=("old-secret-0123456789abcdef",))
+    link = _link(before)
+
+    assert parse_unsubscribe(verification_keys(after, Purpose.UNSUBSCRIBE), link).customer_id == "C42"
+    # new links are signed with the new secret only
+    assert _link(after) != link
+    with pytest.raises(InvalidToken, match="does not match"):
+        parse_unsubscribe(verification_keys(before, Purpose.UNSUBSCRIBE), _link(after))
+
+
+def test_a_link_signed_with_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, "new-secret-0123456789abcdef", old=("old-secret-0123456789abcdef",))
+    stranger = _settings(tmp_path, "someone-elses-secret-0123456")
+
+    with pytest.raises(InvalidToken, match="does not match"):
+        parse_unsubscribe(verification_keys(settings, Purpose.UNSUBSCRIBE), _link(stranger))
+
+
+def test_a_link_made_before_purpose_keys_signed_with_the_raw_secret_still_works(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    legacy = _fields(unsubscribe_url(b"s" * 32, BASE, "C42", "email"))  # how every link was signed until now
+
+    assert parse_unsubscribe(verification_keys(settings, Purpose.UNSUBSCRIBE), legacy).customer_id == "C42"
+    # the raw secret is accepted for unsubscribe links only: it is no coupon or reorder key
+    assert b"s" * 32 not in verification_keys(settings, Purpose.REORDER)
+
+
+def test_another_purposes_key_does_not_sign_an_unsubscribe_link(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    forged = _fields(unsubscribe_url(purpose_key(settings, Purpose.COUPON), BASE, "C42", "email"))
+
+    with pytest.raises(InvalidToken, match="does not match"):
+        parse_unsubscribe(verification_keys(settings, Purpose.UNSUBSCRIBE), forged)
+
+
+def test_two_hosts_with_their_own_state_folders_and_one_secret_accept_each_others_links(tmp_path: Path) -> None:
+    host_1 = _settings(tmp_path / "host-1")
+    host_2 = _settings(tmp_path / "host-2")
+
+    assert parse_unsubscribe(verification_keys(host_2, Purpose.UNSUBSCRIBE), _link(host_1)).customer_id == "C42"
+    assert parse_unsubscribe(verification_keys(host_1, Purpose.UNSUBSCRIBE), _link(host_2)).customer_id == "C42"
+    assert MessageKeys.for_settings(host_1) == MessageKeys.for_settings(host_2)  # the same coupon codes too
+
+
+def test_a_short_configured_secret_is_refused_without_showing_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="LOYALTY_SIGNING_SECRET is too short") as caught:
+        purpose_key(_settings(tmp_path, "short-secret"), Purpose.COUPON)
+    assert "short-secret" not in str(caught.value)
+
+
+def test_the_old_name_of_the_secret_still_configures_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALTY_UNSUBSCRIBE_SECRET", "s" * 32)
+
+    settings = Settings(_env_file=None, state_dir=tmp_path)  # type: ignore[call-arg]
+
+    assert purpose_key(settings, Purpose.UNSUBSCRIBE) == purpose_key(_settings(tmp_path), Purpose.UNSUBSCRIBE)
+
+
+def test_a_real_send_without_a_secret_is_refused_with_one_line(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, None)
+
+    with pytest.raises(MissingSecret, match=r"^LOYALTY_SIGNING_SECRET is required when messages really go out") as no:
+        require_signing_secret(settings, dry_run=False)
+    assert "\n" not in str(no.value)
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "endpoint"), [(True, None), (False, "http://127.0.0.1:5000"), (False, "http://localhost:4566")]
+)
+def test_a_dry_run_or_the_local_aws_may_use_the_state_folders_key(
+    tmp_path: Path, dry_run: bool, endpoint: str | None
+) -> None:
+    settings = _settings(tmp_path, None, aws_endpoint_url=endpoint)
+
+    require_signing_secret(settings, dry_run=dry_run)  # no error
+
+    assert purpose_key(settings, Purpose.UNSUBSCRIBE)
+    assert (tmp_path / "state" / "signing.key").exists()
+
+
+def test_a_real_send_to_a_remote_endpoint_needs_the_secret_too(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, None, aws_endpoint_url="https://email.eu-central-1.amazonaws.com")
+
+    with pytest.raises(MissingSecret):
+        require_signing_secret(settings, dry_run=False)
+    require_signing_secret(_settings(tmp_path, aws_endpoint_url="https://email.eu-central-1.amazonaws.com"), False)
 
 
 def test_without_a_secret_one_private_key_is_kept_in_the_state_folder(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path / "state", unsubscribe_secret=None)
+    settings = _settings(tmp_path, None)
 
-    first, second = signing_key(settings), signing_key(settings)
+    first, second = purpose_key(settings, Purpose.UNSUBSCRIBE), purpose_key(settings, Purpose.UNSUBSCRIBE)
 
     assert first == second
-    assert len(first) == 32
+    assert len((tmp_path / "state" / "signing.key").read_bytes()) == 32
     assert (tmp_path / "state" / "signing.key").stat().st_mode & 0o777 == 0o600
 
 
 def test_threads_racing_to_create_the_key_all_get_the_same_key(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path / "state", unsubscribe_secret=None)
+    settings = _settings(tmp_path, None)
     barrier = threading.Barrier(8)
     keys: list[bytes] = []
 
     def get() -> None:
         barrier.wait()
-        keys.append(signing_key(settings))
+        keys.append(purpose_key(settings, Purpose.COUPON))
 
     threads = [threading.Thread(target=get) for _ in range(8)]
     for thread in threads:
@@ -193,3 +326,38 @@ def test_threads_racing_to_create_the_key_all_get_the_same_key(tmp_path: Path) -
     assert len(keys) == 8
     assert len(set(keys)) == 1
     assert [p.name for p in (tmp_path / "state").iterdir()] == ["signing.key"]
+
+
+def test_loyalty_run_without_the_secret_stops_before_planning_with_one_line(tmp_path: Path) -> None:
+    from tests.shops import tiny_shop, write_shop
+
+    shop = write_shop(tiny_shop(), tmp_path / "shop")
+    env = {k: v for k, v in os.environ.items() if k not in ("LOYALTY_SIGNING_SECRET", "LOYALTY_UNSUBSCRIBE_SECRET")}
+
+    # a process of its own: the command sets Prefect's logging up for itself
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--as-of", "2026-03-05", "--data", str(shop)],
+        cwd=tmp_path,  # no .env of the working copy
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1  # one line
+    assert result.stderr.startswith("error: LOYALTY_SIGNING_SECRET is required when messages really go out")
+    assert not (tmp_path / "out").exists()  # nothing loaded, planned or rendered
+
+
+def test_links_a_host_made_with_its_key_file_still_work_once_the_secret_is_configured(tmp_path: Path) -> None:
+    before = _settings(tmp_path, None)
+    link = _link(before)  # made by the state folder's own key
+    legacy = _fields(unsubscribe_url((tmp_path / "state" / "signing.key").read_bytes(), BASE, "C7", "email"))
+
+    after = _settings(tmp_path)
+
+    assert parse_unsubscribe(verification_keys(after, Purpose.UNSUBSCRIBE), link).customer_id == "C42"
+    assert parse_unsubscribe(verification_keys(after, Purpose.UNSUBSCRIBE), legacy).customer_id == "C7"
+    assert purpose_key(after, Purpose.UNSUBSCRIBE) != purpose_key(before, Purpose.UNSUBSCRIBE)  # new links: the secret

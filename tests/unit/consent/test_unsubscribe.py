@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from tasks.consent.suppression import SuppressionList
-from tasks.consent.tokens import sign, signing_key, unsubscribe_url
+from tasks.consent.tokens import Purpose, purpose_key, sign, unsubscribe_url
 from tasks.consent.unsubscribe import make_app
 from tasks.kernel.enums import Channel
 from tasks.kernel.settings import Settings
@@ -28,7 +28,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None, state_dir=tmp_path / "state", unsubscribe_secret=SecretStr(SECRET), shop_name="Kot & Pies"
+        _env_file=None, state_dir=tmp_path / "state", signing_secret=SecretStr(SECRET), shop_name="Kot & Pies"
     )
 
 
@@ -49,7 +49,9 @@ def _call(
 
 
 def _link(settings: Settings, customer_id: str = "C42", channel: str = "email", topic: str | None = None) -> str:
-    url = unsubscribe_url(signing_key(settings), settings.unsubscribe_base_url, customer_id, channel, topic)
+    url = unsubscribe_url(
+        purpose_key(settings, Purpose.UNSUBSCRIBE), settings.unsubscribe_base_url, customer_id, channel, topic
+    )
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
 
@@ -184,8 +186,8 @@ def test_the_page_of_a_link_offers_to_stop_offers_and_separately_everything(app:
 def test_an_old_link_without_a_topic_stops_everything_one_click_and_its_page_offers_offers_first(
     app: Starlette, settings: Settings
 ) -> None:
-    # every link sent before topics (order emails' «Настройки рассылок» included) is signed this way
-    key = signing_key(settings)
+    # every link sent before topics (order emails' «Настройки рассылок» included) is signed this way, by the raw secret
+    key = SECRET.encode()
     old = f"/unsubscribe?c=C7&ch=email&t={sign(key, 'unsubscribe', 'C7', 'email')}"
 
     page = _call(app, "GET", old)
@@ -201,3 +203,53 @@ def test_an_sms_link_page_speaks_of_text_messages(app: Starlette, settings: Sett
 
     assert "<h1>Text message preferences</h1>" in page.text
     assert list(_buttons(page)) == ["Unsubscribe from offers", "Stop every text message, order updates too"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/octet-stream", "application/x-www-form-urlencoded"]
+)
+def test_a_too_large_post_is_refused_with_413_and_records_nothing(
+    app: Starlette, settings: Settings, content_type: str
+) -> None:
+    response = _call(app, "POST", _link(settings), "x" * 10_000, {"content-type": content_type})
+
+    assert response.status_code == 413
+    assert _suppressed(settings, Channel.EMAIL, topic="marketing") == frozenset()
+    assert _suppressed(settings, Channel.EMAIL) == frozenset()
+
+
+def test_a_one_click_post_still_unsubscribes_beside_the_size_limit(app: Starlette, settings: Settings) -> None:
+    response = _call(app, "POST", _link(settings, topic="marketing"), ONE_CLICK, FORM)
+
+    assert response.status_code == 200
+    assert _suppressed(settings, Channel.EMAIL, topic="marketing") == {"C42"}
+
+
+def test_the_endpoint_of_another_host_with_the_same_secret_accepts_this_hosts_link(
+    settings: Settings, tmp_path: Path
+) -> None:
+    other_host = settings.model_copy(update={"state_dir": tmp_path / "other-host-state"})
+
+    response = _call(make_app(other_host), "POST", _link(settings, topic="marketing"), ONE_CLICK, FORM)
+
+    assert response.status_code == 200
+    assert _suppressed(other_host, Channel.EMAIL, topic="marketing") == {"C42"}
+
+
+def test_after_a_rotation_the_endpoint_accepts_links_of_the_old_secret_and_refuses_strangers(
+    settings: Settings,
+) -> None:
+    rotated = settings.model_copy(
+        update={
+            "signing_secret": SecretStr("a-brand-new-secret-0123456789"),
+            "signing_secrets_old": [SecretStr(SECRET)],
+        }
+    )
+    stranger = settings.model_copy(update={"signing_secret": SecretStr("not-the-shops-secret-0123456789")})
+    app = make_app(rotated)
+
+    old = _call(app, "POST", _link(settings, topic="marketing"), ONE_CLICK, FORM)
+    forged = _call(app, "POST", _link(stranger, customer_id="C99", topic="marketing"), ONE_CLICK, FORM)
+
+    assert (old.status_code, forged.status_code) == (200, 400)
+    assert _suppressed(rotated, Channel.EMAIL, topic="marketing") == {"C42"}

@@ -64,15 +64,27 @@ def test_an_invalid_setting_is_refused_naming_it(
     assert [e["loc"][0] for e in err.value.errors()] == [field]
 
 
-def test_the_unsubscribe_secret_never_shows_in_a_printed_or_dumped_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_signing_secrets_never_show_in_a_printed_or_dumped_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALTY_SIGNING_SECRET", "a-very-secret-signing-key")
+    monkeypatch.setenv("LOYALTY_SIGNING_SECRETS_OLD", '["an-old-secret-signing-key"]')
+
+    settings = Settings(_env_file=None)
+
+    assert settings.signing_secret is not None
+    assert settings.signing_secret.get_secret_value() == "a-very-secret-signing-key"
+    assert [s.get_secret_value() for s in settings.signing_secrets_old] == ["an-old-secret-signing-key"]
+    for secret in ("a-very-secret-signing-key", "an-old-secret-signing-key"):
+        assert secret not in repr(settings)
+        assert secret not in settings.model_dump_json()
+
+
+def test_the_signing_secrets_old_name_still_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOYALTY_UNSUBSCRIBE_SECRET", "a-very-secret-signing-key")
 
     settings = Settings(_env_file=None)
 
-    assert settings.unsubscribe_secret is not None
-    assert settings.unsubscribe_secret.get_secret_value() == "a-very-secret-signing-key"
-    assert "a-very-secret-signing-key" not in repr(settings)
-    assert "a-very-secret-signing-key" not in settings.model_dump_json()
+    assert settings.signing_secret is not None
+    assert settings.signing_secret.get_secret_value() == "a-very-secret-signing-key"
 
 
 def test_the_catalog_and_templates_default_to_the_project_whatever_the_working_folder(

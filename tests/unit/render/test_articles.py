@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tasks.consent.tokens import MessageKeys
 from tasks.kernel.errors import CatalogError
 from tasks.kernel.settings import PROJECT_ROOT, Settings
 from tasks.plan.campaigns import Campaign, Offer, load_catalog
@@ -19,7 +20,7 @@ from tasks.render.templating import make_environment
 
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
 TEMPLATES = PROJECT_ROOT / "templates"
-KEY = b"articles-test-key-0123456789"
+KEYS = MessageKeys.from_secret(b"articles-test-key-0123456789")
 FRIDAY = date(2026, 3, 6)
 POOL = load_articles(TEMPLATES, ["cat", "dog"])
 
@@ -67,7 +68,7 @@ def _render(
 ) -> pd.DataFrame:
     env = make_environment(settings.templates_dir)
     day = date.fromisoformat(str(rows[0]["occurrence"]))
-    return render_shard(pd.DataFrame(rows), campaigns or CATALOG, env, settings, KEY, day, outbox, None, None, history)
+    return render_shard(pd.DataFrame(rows), campaigns or CATALOG, env, settings, KEYS, day, outbox, None, None, history)
 
 
 def _article_in(text: str, locale: str = "en") -> str | None:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 
-from tasks.consent.tokens import parse_unsubscribe, sign
+from tasks.consent.tokens import MessageKeys, parse_unsubscribe, sign
 from tasks.kernel.settings import PROJECT_ROOT, Settings
 from tasks.plan.campaigns import load_catalog
 from tasks.render.compose import (
@@ -26,7 +26,7 @@ from tasks.render.compose import (
 from tasks.render.templating import make_environment, render_message
 
 CATALOG = load_catalog(PROJECT_ROOT / "campaigns")
-KEY = b"compose-test-key-0123456789"
+KEYS = MessageKeys.from_secret(b"compose-test-key-0123456789")
 AS_OF = date(2026, 4, 13)
 
 
@@ -86,7 +86,7 @@ def test_the_interest_group_is_a_configured_prefix_not_any_category_starting_wit
 
 
 def test_a_birthday_message_a_week_early_knows_the_day_the_coupon_and_its_last_day(settings: Settings) -> None:
-    context = build_context(_row(), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    context = build_context(_row(), CATALOG["birthday"], settings, KEYS, AS_OF, "pl")
 
     assert (context.variant, context.days_to_occasion, context.occasion_date) == ("week_before", 7, "20 kwietnia")
     assert context.coupon_code is not None and re.fullmatch(r"BDAY-[A-Z0-9]{10}", context.coupon_code)
@@ -95,13 +95,13 @@ def test_a_birthday_message_a_week_early_knows_the_day_the_coupon_and_its_last_d
     assert context.interest == "cat"
     assert context.shop_url == "https://shop.example.com"  # templates append their own paths
     unsubscribe = parse_qs(urlsplit(context.unsubscribe_url).query)
-    assert parse_unsubscribe(KEY, {k: v[0] for k, v in unsubscribe.items()}).customer_id == "C1"
+    assert parse_unsubscribe(KEYS.unsubscribe, {k: v[0] for k, v in unsubscribe.items()}).customer_id == "C1"
 
 
 def test_a_blank_first_name_and_an_unknown_last_order_are_left_out_not_shown_as_text(settings: Settings) -> None:
     row = _row(first_name="   ", days_since_last_order=float("nan"), top_category=pd.NA)
 
-    context = build_context(row, CATALOG["birthday"], settings, KEY, AS_OF, "en")
+    context = build_context(row, CATALOG["birthday"], settings, KEYS, AS_OF, "en")
 
     assert (context.first_name, context.days_since_last_order, context.interest) == (None, None, None)
 
@@ -109,21 +109,22 @@ def test_a_blank_first_name_and_an_unknown_last_order_are_left_out_not_shown_as_
 def test_a_replenishment_reminder_carries_a_signed_reorder_link_for_its_products(settings: Settings) -> None:
     row = _row(campaign="replenishment", occurrence="2026-04-15", detail="P1 P9")
 
-    context = build_context(row, CATALOG["replenishment"], settings, KEY, AS_OF, "en")
+    context = build_context(row, CATALOG["replenishment"], settings, KEYS, AS_OF, "en")
 
     assert context.reorder_url is not None
     link = urlsplit(context.reorder_url)
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
     assert f"{link.scheme}://{link.netloc}{link.path}" == "https://shop.example.com/reorder"
     assert query["customer"] == "C1" and query["products"] == "P1,P9"
-    assert query["token"] == sign(KEY, "reorder", "C1", "P1,P9")
+    assert query["token"] == sign(KEYS.reorder, "reorder", "C1", "P1,P9")
+    assert query["token"] != sign(KEYS.coupon, "reorder", "C1", "P1,P9")  # the reorder key, no other
     assert context.coupon_code is None  # the campaign has no offer
 
 
 def test_an_order_update_links_the_order_safely_and_branches_on_its_status(settings: Settings) -> None:
     row = _row(campaign="order_status", detail="2026/04 #17 shipped", kind="transactional")
 
-    context = build_context(row, CATALOG["order_status"], settings, KEY, AS_OF, "en")
+    context = build_context(row, CATALOG["order_status"], settings, KEYS, AS_OF, "en")
 
     assert context.order_id == "2026/04 #17"
     assert context.order_url == "https://shop.example.com/orders/2026%2F04%20%2317"
@@ -157,7 +158,7 @@ def test_a_shard_renders_an_email_and_an_sms_with_one_coupon_and_writes_the_outb
     shard = pd.DataFrame([_row(channel="sms", idempotency_key="k-sms"), _row(locale="de", idempotency_key="k-email")])
     env = make_environment(PROJECT_ROOT / "templates")
 
-    rendered = render_shard(shard, CATALOG, env, settings, KEY, AS_OF, tmp_path / "outbox")
+    rendered = render_shard(shard, CATALOG, env, settings, KEYS, AS_OF, tmp_path / "outbox")
 
     assert tuple(rendered.columns) == RENDERED_COLUMNS
     sms, email = rendered.set_index("channel").loc["sms"], rendered.set_index("channel").loc["email"]
@@ -205,7 +206,7 @@ def test_a_reminder_that_goes_a_day_late_says_the_real_distance_to_the_occasion(
     # the 3-days-before reminder (step 2) deferred to two days before the birthday
     row = _row(step=2, send_day=pd.Timestamp("2026-04-18"), coupon_valid_until="2026-04-23")
 
-    context = build_context(row, CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    context = build_context(row, CATALOG["birthday"], settings, KEYS, AS_OF, "pl")
 
     assert context.days_to_occasion == 2
     assert context.coupon_valid_until == "23 kwietnia"
@@ -215,9 +216,11 @@ def test_a_row_the_plan_gave_no_coupon_carries_none(settings: Settings) -> None:
     # a service apology to someone who does not accept offers: the plan left coupon_valid_until empty
     row = _row(campaign="service_recovery", kind="transactional", occurrence="2026-04-12", detail="late_delivery")
     with_coupon = build_context(
-        row | {"coupon_valid_until": "2026-05-12"}, CATALOG["service_recovery"], settings, KEY, AS_OF, "pl"
+        row | {"coupon_valid_until": "2026-05-12"}, CATALOG["service_recovery"], settings, KEYS, AS_OF, "pl"
     )
-    without = build_context(row | {"coupon_valid_until": None}, CATALOG["service_recovery"], settings, KEY, AS_OF, "pl")
+    without = build_context(
+        row | {"coupon_valid_until": None}, CATALOG["service_recovery"], settings, KEYS, AS_OF, "pl"
+    )
 
     assert with_coupon.coupon_code and with_coupon.coupon_valid_until == "12 maja"
     assert without.coupon_code is None and without.percent_off is None and without.coupon_valid_until is None
@@ -228,7 +231,7 @@ def test_a_row_the_plan_gave_no_coupon_carries_none(settings: Settings) -> None:
 
 def _render(row: dict[str, object], settings: Settings, products: tuple[dict[str, object], ...] = ()) -> str:
     campaign = CATALOG[str(row["campaign"])]
-    context = build_context(row, campaign, settings, KEY, AS_OF, str(row["locale"]), products)
+    context = build_context(row, campaign, settings, KEYS, AS_OF, str(row["locale"]), products)
     message = render_message(make_environment(PROJECT_ROOT / "templates"), campaign.template, context)
     return f"{message.subject}\n{message.text}"
 
@@ -236,10 +239,10 @@ def _render(row: dict[str, object], settings: Settings, products: tuple[dict[str
 def test_a_customer_is_a_pet_owner_only_when_their_top_category_is_one_the_shop_counts_as_a_pet(
     settings: Settings,
 ) -> None:
-    cat_owner = build_context(_row(), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
-    no_pet = build_context(_row(top_category="garden"), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    cat_owner = build_context(_row(), CATALOG["birthday"], settings, KEYS, AS_OF, "pl")
+    no_pet = build_context(_row(top_category="garden"), CATALOG["birthday"], settings, KEYS, AS_OF, "pl")
     horses_only = settings.model_copy(update={"pet_interests": ["horse"]})
-    not_counted = build_context(_row(), CATALOG["birthday"], horses_only, KEY, AS_OF, "pl")
+    not_counted = build_context(_row(), CATALOG["birthday"], horses_only, KEYS, AS_OF, "pl")
 
     assert (cat_owner.pet, no_pet.pet, not_counted.pet) == ("cat", None, None)
     assert no_pet.interest is None and not_counted.interest == "cat"  # the interest still picks content
@@ -269,7 +272,7 @@ def test_a_birthday_and_a_thank_you_speak_of_pets_only_to_pet_owners(settings: S
 
 
 def test_a_polish_greeting_uses_the_vocative_and_greets_an_unknown_name_without_one(settings: Settings) -> None:
-    known = build_context(_row(first_name="Anna"), CATALOG["birthday"], settings, KEY, AS_OF, "pl")
+    known = build_context(_row(first_name="Anna"), CATALOG["birthday"], settings, KEYS, AS_OF, "pl")
     unknown = _row(first_name="Xenofonta")
 
     assert (known.first_name, known.greeting_name) == ("Anna", "Anno")
@@ -335,7 +338,7 @@ def test_the_8_march_reminder_shows_gift_ideas_from_the_gift_categories_never_th
         CATALOG,
         make_environment(PROJECT_ROOT / "templates"),
         settings,
-        KEY,
+        KEYS,
         date(2026, 3, 5),
         tmp_path / "outbox",
         picks,
@@ -366,8 +369,8 @@ def test_a_points_statement_shows_the_balance_or_without_spending_data_the_point
     settings: Settings,
 ) -> None:
     row = _row(campaign="points_statement", occurrence="2026-04-01", detail="1250 balance", locale="ru")
-    known = build_context(row, CATALOG["points_statement"], settings, KEY, AS_OF, "ru")
-    earned = build_context(row | {"detail": "120 earned"}, CATALOG["points_statement"], settings, KEY, AS_OF, "ru")
+    known = build_context(row, CATALOG["points_statement"], settings, KEYS, AS_OF, "ru")
+    earned = build_context(row | {"detail": "120 earned"}, CATALOG["points_statement"], settings, KEYS, AS_OF, "ru")
 
     assert (known.points_balance, known.points_earned, known.points_month) == (1250, None, None)
     assert (earned.points_balance, earned.points_earned, earned.points_month) == (None, 120, "март")
@@ -379,9 +382,9 @@ def test_an_expiry_reminder_without_spending_data_names_the_day_the_lapsing_poin
     row = _row(campaign="points_expiry", occurrence="2026-04-27", detail="300 earned")
 
     earned = build_context(
-        row, CATALOG["points_expiry"], settings.model_copy(update={"points_valid_days": 365}), KEY, AS_OF, "pl"
+        row, CATALOG["points_expiry"], settings.model_copy(update={"points_valid_days": 365}), KEYS, AS_OF, "pl"
     )
-    known = build_context(row | {"detail": "40 balance"}, CATALOG["points_expiry"], settings, KEY, AS_OF, "pl")
+    known = build_context(row | {"detail": "40 balance"}, CATALOG["points_expiry"], settings, KEYS, AS_OF, "pl")
 
     assert (earned.points_expiring, earned.points_expire_on, earned.points_earned_on) == (
         300,

@@ -103,10 +103,21 @@ def test_picked_products_show_with_their_reason_and_no_block_without_them(locale
     assert "\n\n\n" not in without.text and "\n\n\n" not in with_picks.text  # no empty block left behind
 
 
+@pytest.mark.parametrize("link", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,x", "vbscript:x"])
+def test_a_product_link_that_is_not_http_is_never_a_live_link(link: str) -> None:
+    pick = ProductPick(name="Feather Wand Toy", url=link, image_url=link, reason="popular")
+
+    message = render_message(make_environment(TEMPLATES), "win_back", CONTEXT.model_copy(update={"products": (pick,)}))
+
+    assert "Feather Wand Toy" in message.html and "Feather Wand Toy" in message.text
+    assert link.strip() not in message.html and link.strip() not in message.text
+
+
 @pytest.mark.parametrize(("locale", "expected"), [("ru", "4 декабря"), ("pl", "4 grudnia"), ("en", "December 4")])
 def test_coupon_date_is_written_in_the_customers_language(locale: str, expected: str) -> None:
     from datetime import date
 
+    from tasks.consent.tokens import MessageKeys
     from tasks.kernel.settings import Settings
     from tasks.plan.campaigns import load_catalog
     from tasks.render.compose import build_context
@@ -120,7 +131,7 @@ def test_coupon_date_is_written_in_the_customers_language(locale: str, expected:
         "days_since_last_order": 120,
     }
 
-    context = build_context(row, campaign, Settings(), b"key", date(2026, 11, 20), locale)
+    context = build_context(row, campaign, Settings(), MessageKeys.from_secret(b"key"), date(2026, 11, 20), locale)
 
     assert context.coupon_valid_until == expected
     assert context.coupon_code is not None and context.coupon_code.startswith("BACK-")
