@@ -19,28 +19,37 @@ no customer id, a hash cannot be linked to the customer's phone, and consent is 
 channel. An operator who wants a customer silenced everywhere adds a customer suppression
 with ``channel=None``.
 
-SQLite with a 30 s busy timeout, short transactions and ``INSERT OR IGNORE`` keeps concurrent
-writers (the unsubscribe endpoint, the feedback flow) and readers (the planner) safe on one host.
+Where it is kept is the state backend's business (``tasks/state``): SQLite in the state folder on one
+host, DynamoDB for several; ``SuppressionList.for_settings`` opens the one the settings choose.
+
+Address hashes are keyed: HMAC-SHA256 of the normalised address (an email in its ASCII form,
+``tasks/kernel/addresses``, lower-cased; a phone trimmed) under a key derived from the signing secret
+for the purpose ``address-hash`` (``Purpose.ADDRESS_HASH``), so a stored hash cannot be checked against a list of known
+addresses. Rows stored before were a bare SHA-256: they are not migrated (nobody can turn a hash back
+into its address) but matched, since every check computes both forms (``address_forms``) and asks
+for either. A list opened without a key (``SuppressionList(path)``: tests, tools) writes the bare form.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+import hmac
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from tasks.consent.tokens import Purpose, verification_keys
+from tasks.kernel.addresses import ascii_address
 from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.settings import Settings
+from tasks.state.backend import open_suppressions
+from tasks.state.protocol import ALL_CHANNELS as _ALL_CHANNELS
+from tasks.state.protocol import WHOLE_CHANNEL as _WHOLE_CHANNEL
+from tasks.state.protocol import SuppressionStore
+from tasks.state.sqlite import SUPPRESSIONS_FILE, SqliteSuppressions
 
-SUPPRESSIONS_FILE = "suppressions.sqlite"
-# Stored in place of a channel for a suppression that covers every channel, and of a topic for
-# ``Topic.ALL`` (NULL would make primary keys non-unique in SQLite; old rows hold "" already).
-_ALL_CHANNELS = "*"
-_WHOLE_CHANNEL = ""
+__all__ = ["SUPPRESSIONS_FILE", "SuppressionList", "SuppressionReason", "address_forms", "address_hash"]
 
 
 class SuppressionReason(StrEnum):
@@ -51,66 +60,84 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     MANUAL = "manual"
     SMS_OPT_OUT = "sms_opt_out"
+    FORGOTTEN = "forgotten"
 
 
-def address_hash(address: str) -> str:
-    """Return a stable hash of a normalised address, so the list holds no raw PII."""
+def bare_address_hash(address: str) -> str:
+    """The unkeyed SHA-256 every row stored before keyed hashes holds (matched, never written with a key)."""
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
-class SuppressionList:
-    """Suppressed addresses and customers per channel, in a SQLite file in the state folder."""
+def _normalised(address: str) -> str:
+    text = address.strip()
+    if "@" in text:
+        text = ascii_address(text) or text
+    return text.lower()
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        with self._transaction() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS suppressions ("
-                " channel TEXT NOT NULL, address_hash TEXT NOT NULL, reason TEXT NOT NULL,"
-                " at TEXT NOT NULL, PRIMARY KEY (channel, address_hash))"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS customer_suppressions ("
-                " channel TEXT NOT NULL, customer_id TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,"
-                " at TEXT NOT NULL, PRIMARY KEY (channel, customer_id, topic))"
-            )
-            # which address (hash) each customer was messaged at: an unsubscribe by customer id then
-            # also covers that address after the customer is re-imported under another id
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS messaged_addresses ("
-                " channel TEXT NOT NULL, customer_id TEXT NOT NULL, address_hash TEXT NOT NULL,"
-                " PRIMARY KEY (channel, customer_id, address_hash))"
-            )
+
+def address_hash(address: str, key: bytes | None = None) -> str:
+    """Return the stored hash of an address: keyed HMAC-SHA256 of its normal form (no key: the bare form)."""
+    if key is None:
+        return bare_address_hash(address)
+    return hmac.new(key, _normalised(address).encode(), hashlib.sha256).hexdigest()
+
+
+def address_forms(address: str, key: bytes | None, old_keys: tuple[bytes, ...] = ()) -> tuple[str, ...]:
+    """Every hash an address may be stored under: keyed (the current key's, then the keys of earlier signing
+    secrets, so a rotation suppresses nobody less), and the bare one of rows stored before keys."""
+    keys = ([] if key is None else [key]) + list(old_keys)
+    return (*(address_hash(address, k) for k in keys), bare_address_hash(address))
+
+
+class SuppressionList:
+    """Suppressed addresses and customers per channel, on the state backend; addresses hashed with ``key``."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        store: SuppressionStore | None = None,
+        key: bytes | None = None,
+        old_keys: tuple[bytes, ...] = (),
+    ) -> None:
+        if store is None:
+            if path is None:
+                raise ValueError("give the SQLite file or a store")
+            store = SqliteSuppressions(path)
+        self._store = store
+        self.key = key
+        self.old_keys = old_keys
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SuppressionList:
-        """Open the suppression list kept in the state folder."""
-        return cls(settings.state_dir / SUPPRESSIONS_FILE)
+        """Open the suppression list on the backend the settings choose, hashing with the shop's address key."""
+        keys = verification_keys(settings, Purpose.ADDRESS_HASH)
+        return cls(store=open_suppressions(settings), key=keys[0], old_keys=keys[1:])
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        # sqlite3's own context manager commits but never closes; close, so no handle leaks
-        with closing(sqlite3.connect(self._path, timeout=30)) as db, db:
-            yield db
+    def hash(self, address: str) -> str:
+        """The hash this list stores an address under."""
+        return address_hash(address, self.key)
+
+    def forms(self, address: str) -> tuple[str, ...]:
+        """Every hash this list may hold an address under (keyed, and bare for older rows)."""
+        return address_forms(address, self.key, self.old_keys)
 
     def add(self, channel: Channel, address: str, reason: SuppressionReason | str) -> bool:
         """Suppress an address on a channel; the first reason is kept. Return whether it is new."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)",
-                (Channel(channel).value, address_hash(address), SuppressionReason(reason).value, _now()),
-            )
-            return cursor.rowcount == 1
+        where, why = Channel(channel).value, SuppressionReason(reason).value
+        if self._store.address_reason(where, self.forms(address)) is not None:
+            return False
+        return self._store.add_addresses(where, [self.hash(address)], why, _now()) == 1
 
     def add_many(self, channel: Channel, addresses: Iterable[str], reason: SuppressionReason | str) -> int:
-        """Suppress many addresses on a channel in one transaction; return how many are new."""
-        at, why = _now(), SuppressionReason(reason).value
-        rows = [(Channel(channel).value, address_hash(a), why, at) for a in addresses]
-        if not rows:
+        """Suppress many addresses on a channel at once; return how many are new."""
+        where, why = Channel(channel).value, SuppressionReason(reason).value
+        wanted = list(dict.fromkeys(addresses))
+        if not wanted:
             return 0
-        with self._transaction() as db:
-            return db.executemany("INSERT OR IGNORE INTO suppressions VALUES (?, ?, ?, ?)", rows).rowcount
+        stored = self._store.hashes(where, (_WHOLE_CHANNEL,))
+        new = list(dict.fromkeys(self.hash(a) for a in wanted if stored.isdisjoint(self.forms(a))))
+        return self._store.add_addresses(where, new, why, _now())
 
     def add_customer(
         self,
@@ -127,37 +154,22 @@ class SuppressionList:
         if topic == _WHOLE_CHANNEL:
             raise ValueError("a topic must not be empty: pass None or Topic.ALL to suppress the whole channel")
         stored_topic = _WHOLE_CHANNEL if topic is None or topic == Topic.ALL else topic
-        with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO customer_suppressions VALUES (?, ?, ?, ?, ?)",
-                (stored_channel, customer_id, stored_topic, SuppressionReason(reason).value, _now()),
-            )
-            return cursor.rowcount == 1
+        why = SuppressionReason(reason).value
+        return self._store.add_customer(stored_channel, customer_id, stored_topic, why, _now())
 
     def remember(self, channel: Channel, customers_and_addresses: Iterable[tuple[str, str]]) -> None:
         """Record the addresses customers are messaged at (hashed), for unsubscribes by customer id."""
-        rows = [(Channel(channel).value, c, address_hash(a)) for c, a in customers_and_addresses]
-        with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO messaged_addresses VALUES (?, ?, ?)", rows)
+        pairs = [(str(c), self.hash(a)) for c, a in customers_and_addresses if isinstance(a, str) and a.strip()]
+        if pairs:
+            self._store.remember(Channel(channel).value, pairs)
 
     def hashes(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
         """Return the hashes of the addresses that must not get a message of ``topic`` on a channel
-        (``None``: of any topic, i.e. suppressed for ``Topic.ALL``).
+        (``None``: of any topic, i.e. suppressed for ``Topic.ALL``); match an address with ``forms``.
 
         Address suppressions (bounces, complaints, SMS opt-outs) cover every topic.
         """
-        topics = _stopping(topic)
-        with self._transaction() as db:
-            rows = db.execute("SELECT address_hash FROM suppressions WHERE channel = ?", (Channel(channel).value,))
-            direct = frozenset(r[0] for r in rows)
-            # addresses of customers suppressed by id (unsubscribe links), wherever they turn up again
-            rows = db.execute(
-                "SELECT m.address_hash FROM messaged_addresses m JOIN customer_suppressions s"
-                " ON s.customer_id = m.customer_id AND s.channel IN (m.channel, ?)"
-                f" AND s.topic IN ({', '.join('?' * len(topics))}) WHERE m.channel = ?",
-                (_ALL_CHANNELS, *topics, Channel(channel).value),
-            )
-            return direct | frozenset(r[0] for r in rows)
+        return self._store.hashes(Channel(channel).value, _stopping(topic))
 
     def customers(self, channel: Channel, topic: str | None = None) -> frozenset[str]:
         """Return the customers who must not hear anything on a channel, or on one topic of it.
@@ -165,34 +177,27 @@ class SuppressionList:
         Without a topic (or ``Topic.ALL``): those suppressed for ``all`` on the channel or on every
         channel. With a topic: those, plus those who unsubscribed from that topic only.
         """
-        topics = _stopping(topic)
-        with self._transaction() as db:
-            rows = db.execute(
-                "SELECT customer_id FROM customer_suppressions"
-                f" WHERE channel IN (?, ?) AND topic IN ({', '.join('?' * len(topics))})",
-                (Channel(channel).value, _ALL_CHANNELS, *topics),
-            )
-            return frozenset(r[0] for r in rows)
+        return self._store.customers(Channel(channel).value, _stopping(topic))
 
     def reason(self, channel: Channel, address: str) -> SuppressionReason | None:
         """Return why an address is suppressed on a channel, or None if it is not."""
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT reason FROM suppressions WHERE channel = ? AND address_hash = ?",
-                (Channel(channel).value, address_hash(address)),
-            ).fetchone()
-            return None if row is None else SuppressionReason(row[0])
+        found = self._store.address_reason(Channel(channel).value, self.forms(address))
+        return None if found is None else SuppressionReason(found)
 
     def customer_reason(self, channel: Channel, customer_id: str, topic: str | None = None) -> SuppressionReason | None:
         """Return why a customer is suppressed on a channel (or topic), or None if they are not."""
-        topics = _stopping(topic)
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT reason FROM customer_suppressions WHERE customer_id = ? AND channel IN (?, ?)"
-                f" AND topic IN ({', '.join('?' * len(topics))}) ORDER BY at LIMIT 1",
-                (customer_id, Channel(channel).value, _ALL_CHANNELS, *topics),
-            ).fetchone()
-            return None if row is None else SuppressionReason(row[0])
+        found = self._store.customer_reason(Channel(channel).value, customer_id, _stopping(topic))
+        return None if found is None else SuppressionReason(found)
+
+    def forget(self, customer_id: str, addresses: dict[Channel, Iterable[str]]) -> int:
+        """Erase a customer's id from the list and suppress their addresses (given, and those they were messaged
+        at) on every channel they belong to, for good; return how many rows held their id."""
+        messaged, erased = self._store.forget_customer(customer_id)
+        at = _now()
+        for channel in Channel:
+            hashes = set(messaged.get(channel.value, ())) | {self.hash(a) for a in addresses.get(channel, ())}
+            self._store.add_addresses(channel.value, sorted(hashes), SuppressionReason.FORGOTTEN.value, at)
+        return erased
 
 
 def _stopping(topic: str | None) -> tuple[str, ...]:

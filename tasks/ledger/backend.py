@@ -19,6 +19,6 @@ if TYPE_CHECKING:
 def open_ledger(settings: Settings, dynamodb_client_factory: Callable[[Settings], DynamoDBClient]) -> Ledger:
     """Open the ledger the settings choose: the SQLite file in the state folder, or the DynamoDB table."""
     lease = timedelta(seconds=settings.ledger_lease_seconds)
-    if settings.ledger_backend == "dynamodb":
+    if settings.shared_backend == "dynamodb":  # LOYALTY_STATE_BACKEND, else LOYALTY_LEDGER_BACKEND
         return DynamoDbLedger(dynamodb_client_factory(settings), settings.ledger_table, lease=lease)
     return SqliteLedger(settings.state_dir / "ledger.sqlite", lease=lease)

@@ -2,8 +2,12 @@
 
 For the frequency budget (marketing, counted on the day a message really goes out: a backfill of
 yesterday run today counts today), the pause after service recovery, and holdouts (decided once per
-occurrence). Read from the run folders' plans (the daily runs', the ad-hoc campaigns' and the
-order-updates runs'), so a backfill run in date order sees the budget each day saw.
+occurrence). Kept on the state backend (``tasks/state``: ``record_history`` when a plan is committed, one
+row per message sent or held out, replaced when the same plan is committed again), so every host, and a
+fresh output folder, counts what any host sent. Also read from the run folders' plans (the daily runs',
+the ad-hoc campaigns' and the order-updates runs'): the plans made before the backend kept history, and
+an ad-hoc plan still waiting for approval. A row both hold counts once. A backfill run in date order sees
+the budget each day saw.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import pandas as pd
 
 from tasks.kernel.enums import Decision, MessageKind
 from tasks.kernel.paths import ADHOC_FOLDER, UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
+from tasks.state.protocol import HistoryRow, HistoryStore
 
 HISTORY_COLUMNS = ("customer_id", "campaign", "step", "occurrence", "kind", "decision")
 # a backfill's plan (a day before the run) sends on the day it runs: look that far back for its plans
 BACKFILL_REACH_DAYS = 30
 
 
-def marketing_history(output_dir: Path, as_of: date, days: int = 30, exclude: Path | None = None) -> pd.DataFrame:
+def marketing_history(
+    output_dir: Path, as_of: date, days: int = 30, exclude: Path | None = None, store: HistoryStore | None = None
+) -> pd.DataFrame:
     """Return (customer_id, campaign, step, occurrence, kind, decision, day) of what plans sent or held out.
 
     ``day`` is the day a message goes out (the plan's ``send_day``; a plan written before that column
@@ -29,7 +36,8 @@ def marketing_history(output_dir: Path, as_of: date, days: int = 30, exclude: Pa
     ad-hoc campaigns and order updates already planned today) and the days after it (a backfill of
     ``as_of`` runs after later days went out), so the budget counts every real day a message touches.
     Read from the daily plans, the one-off campaigns' and the marketing the order-updates runs planned
-    (back in stock, ``tasks/jobs/order_updates.py``). ``exclude``: the plan being made again (a re-run).
+    (back in stock, ``tasks/jobs/order_updates.py``), and from ``store`` (the state backend's history,
+    every host's). ``exclude``: the plan being made again (a re-run).
     """
     frames = [no_history()]
     first = as_of - timedelta(days=days)
@@ -47,9 +55,40 @@ def marketing_history(output_dir: Path, as_of: date, days: int = 30, exclude: Pa
                     step=1, kind=MessageKind.MARKETING.value, decision=Decision.SEND.value, day=pd.Timestamp(day)
                 )
             )
-    out = pd.concat(frames, ignore_index=True)
-    out = out.loc[(out["day"] >= pd.Timestamp(first)).to_numpy()]
+    if store is not None:
+        last = as_of + timedelta(days=BACKFILL_REACH_DAYS)
+        kept = store.read(first, last, exclude=None if exclude is None else plan_id(exclude))
+        frames.append(_from_rows(kept))
+    out = _typed(pd.concat(frames, ignore_index=True))
+    out = out.loc[(out["day"] >= pd.Timestamp(first)).to_numpy()].drop_duplicates()
     return _typed(out.reset_index(drop=True))
+
+
+def plan_id(path: Path) -> str:
+    """The name a plan's history is kept under: its file, so a plan written again replaces its rows."""
+    return str(path.resolve())
+
+
+def record_history(store: HistoryStore, plan: pd.DataFrame, path: Path, day: date) -> None:
+    """Keep what a committed plan (written at ``path``) sends or holds out, replacing what it held before."""
+    rows = sent_history(plan, day)
+    store.record_plan(
+        plan_id(path),
+        [
+            HistoryRow(c, p, int(s), o, k, d, pd.Timestamp(t).date())
+            for c, p, s, o, k, d, t in rows[[*HISTORY_COLUMNS, "day"]].itertuples(index=False, name=None)
+        ],
+    )
+
+
+def _from_rows(rows: list[HistoryRow]) -> pd.DataFrame:
+    if not rows:
+        return no_history()
+    frame = pd.DataFrame(
+        [(r.customer_id, r.campaign, r.step, r.occurrence, r.kind, r.decision, r.day) for r in rows],
+        columns=[*HISTORY_COLUMNS, "day"],
+    )
+    return _typed(frame.assign(day=pd.to_datetime(frame["day"])))
 
 
 def _read_plan(path: Path) -> pd.DataFrame:

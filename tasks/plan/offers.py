@@ -4,7 +4,8 @@ A code is ``PREFIX-`` and ten base32 characters of an HMAC (the run's signing ke
 prefix, customer and occurrence: the same code on every step, channel and re-run of one occurrence,
 a different one for the next occurrence, and 50 bits nobody can derive without the key. The
 registry (``<run>/offers/coupons.csv``) lists every code a day's plan sends, with its discount and
-validity; the shop's checkout imports it. Orders carrying a code (an optional ``coupon_code``
+validity; the shop's checkout imports it. The state backend keeps every code too (``coupon_rows``), for
+every host. Orders carrying a code (an optional ``coupon_code``
 column) are redemptions: they stop a series (``stop_when_redeemed``) and feed attribution.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.plan.campaigns import Campaign, Offer
+from tasks.state.protocol import CouponRow
 
 REGISTRY_COLUMNS = (
     "code",
@@ -111,6 +113,24 @@ def write_registry(frame: pd.DataFrame, path: Path) -> None:
     partial = path.with_suffix(".csv.partial")
     frame.to_csv(partial, index=False)
     partial.replace(path)
+
+
+def coupon_rows(frame: pd.DataFrame, issued: date) -> list[CouponRow]:
+    """The registry's rows as the state backend keeps them (every code any host issued), issued on ``issued``."""
+    return [
+        CouponRow(
+            code=str(r["code"]),
+            customer_id=str(r["customer_id"]),
+            campaign=str(r["campaign"]),
+            step=int(r["step"]),
+            occurrence=str(r["occurrence"]),
+            percent_off=float(r["percent_off"]),
+            valid_from=str(r["valid_from"]),
+            valid_until=str(r["valid_until"]),
+            issued=issued,
+        )
+        for r in frame.to_dict("records")
+    ]
 
 
 def redeemed_codes(orders: pd.DataFrame) -> frozenset[str]:

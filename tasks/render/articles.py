@@ -267,6 +267,11 @@ class ArticleHistory:
             db.executemany("INSERT OR IGNORE INTO given_articles VALUES (?, ?, ?, ?)", new)
         return chosen
 
+    def forget(self, customer_id: str) -> int:
+        """Erase what a customer was given (``loyalty forget``); return how many rows."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM given_articles WHERE customer_id = ?", (customer_id,)).rowcount
+
     def given(self, customer_id: str) -> dict[str, str]:
         """The articles a customer has been given: slug → idempotency key of the message that carried it."""
         with self._transaction() as db:

@@ -169,3 +169,21 @@ def test_the_list_lives_in_the_state_folder(tmp_path: Path) -> None:
     SuppressionList.for_settings(Settings(state_dir=tmp_path)).add_customer(Channel.SMS, "C1", "manual")
 
     assert SuppressionList(tmp_path / SUPPRESSIONS_FILE).customers(Channel.SMS) == {"C1"}
+
+
+def test_a_list_opened_for_the_shop_stores_keyed_hashes_that_survive_a_secret_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOYALTY_SIGNING_SECRET", "the-first-secret-0123456789")
+    before = SuppressionList.for_settings(Settings(state_dir=tmp_path))
+    before.add(Channel.EMAIL, "ann@example.com", "complaint")
+    monkeypatch.setenv("LOYALTY_SIGNING_SECRET", "the-second-secret-0123456789")
+    monkeypatch.setenv("LOYALTY_SIGNING_SECRETS_OLD", '["the-first-secret-0123456789"]')
+
+    after = SuppressionList.for_settings(Settings(state_dir=tmp_path))
+
+    stored = after.hashes(Channel.EMAIL)
+    assert address_hash("ann@example.com") not in stored  # not the bare SHA-256 of a guessable address
+    assert after.hash("ann@example.com") not in stored  # hashed under the earlier secret's key...
+    assert not stored.isdisjoint(after.forms("ann@example.com"))  # ...which every check still tries
+    assert after.reason(Channel.EMAIL, "Ann@Example.com") is SuppressionReason.COMPLAINT
