@@ -15,9 +15,10 @@ One moto server runs in this process on 127.0.0.1 (fake credentials, the sender 
 3. checks: SES ``SentLast24Hours`` moved by exactly what each path says it sent, and a second
    engine delivery of the same shards sends nothing (all ``already_sent``).
 
-The engine's delivery consults the Prefect Variable ``paused_channels`` (the kill switch) every
-200 messages, as in production: outside a flow that starts Prefect's temporary local server
-(127.0.0.1), warmed up before timing and stopped at the end.
+The engine's delivery consults the Prefect Variable ``paused_channels`` (the kill switch) and reads
+the suppression list again every 200 messages, as in production: outside a flow that starts
+Prefect's temporary local server (127.0.0.1), warmed up before timing and stopped at the end. Its
+SES client makes one attempt per call (no botocore retries: a lost answer is never resent).
 
 Prints a table and writes JSON to bench/results/delivery-<messages>.json. ``--profile`` runs the
 engine's delivery under cProfile (all threads) and prints its top costs; its timings are then

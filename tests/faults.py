@@ -1,9 +1,20 @@
-"""A local AWS that fails on purpose: moto in-process behind a WSGI middleware that throttles and errors."""
+"""A local AWS that fails on purpose: moto in-process behind a WSGI middleware that throttles, errors, and loses answers.
+
+Three faults of a send (SES ``SendRawEmail``, SNS ``Publish``), drawn at random in fixed shares:
+
+* throttle: a 400 ``Throttling`` answer; moto never sees the call;
+* server error: a 500 ``InternalFailure`` answer; moto never sees the call;
+* lost answer: moto accepts and stores the message, then the connection is closed without a reply
+  (the client sees ``ConnectionClosedError``): the message went out, and the sender cannot know it.
+
+moto's store holds exactly what was really accepted: count it per recipient to find duplicates.
+"""
 
 from __future__ import annotations
 
 import io
 import random
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -27,14 +38,17 @@ SERVER_ERROR_BODY = (
 )
 
 
-class FaultyAws:
-    """moto on 127.0.0.1 where a share of SES SendRawEmail calls is throttled or fails with a 5xx.
+SEND_ACTIONS = (b"Action=SendRawEmail", b"Action=Publish")
 
-    Faulted calls never reach moto, so moto's store holds exactly what was really accepted.
+
+class FaultyAws:
+    """moto on 127.0.0.1 where a share of sends is throttled, fails with a 5xx, or is accepted with its answer lost.
+
+    ``injected`` counts each fault: ``throttle``, ``server_error``, ``dropped`` (accepted, answer lost).
     """
 
-    def __init__(self, throttle: float = 0.10, server_error: float = 0.02, seed: int = 7) -> None:
-        self.throttle, self.server_error = throttle, server_error
+    def __init__(self, throttle: float = 0.10, server_error: float = 0.02, seed: int = 7, dropped: float = 0.0) -> None:
+        self.throttle, self.server_error, self.dropped = throttle, server_error, dropped
         self.injected: Counter[str] = Counter()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -59,18 +73,31 @@ class FaultyAws:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        if b"Action=SendRawEmail" in body:
+        if any(action in body for action in SEND_ACTIONS):
             with self._lock:
                 draw = self._rng.random()
             if draw < self.throttle:
-                self.injected["throttle"] += 1
+                self._count("throttle")
                 start_response("400 Bad Request", [("Content-Type", "text/xml")])
                 return [THROTTLE_BODY]
             if draw < self.throttle + self.server_error:
-                self.injected["server_error"] += 1
+                self._count("server_error")
                 start_response("500 Internal Server Error", [("Content-Type", "text/xml")])
                 return [SERVER_ERROR_BODY]
+            if draw < self.throttle + self.server_error + self.dropped:
+                return self._accept_then_hang_up(environ)
         return self._app(environ, start_response)  # type: ignore[no-any-return]
+
+    def _accept_then_hang_up(self, environ: dict[str, Any]) -> Iterable[bytes]:
+        """Let moto accept and store the message, then close the connection before any byte of the answer."""
+        b"".join(self._app(environ, lambda status, headers, exc_info=None: lambda data: None))
+        self._count("dropped")
+        environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+        raise ConnectionResetError("fault: answer dropped")  # werkzeug takes it as a dropped connection
+
+    def _count(self, fault: str) -> None:
+        with self._lock:
+            self.injected[fault] += 1
 
     def emails_per_recipient(self, region: str) -> Counter[str]:
         """Count the emails moto really accepted, per recipient address."""

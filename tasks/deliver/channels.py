@@ -1,10 +1,18 @@
 """Channels put one rendered message on the wire; all sit behind one interface.
 
-A channel raises ``TransientSendError`` (try again later: the ledger claim is
-released; ``throttled`` says whether to back off harder), ``PermanentSendError``
-(never retry: the entry is marked FAILED) or ``QuotaExceededError`` (stop the
-channel for the rest of the run). Error messages carry provider error codes or our
-own fixed reasons only, never an address, a phone number or a message text.
+A channel raises ``TransientSendError`` (the request surely did not go through: try again,
+or later with the ledger claim released; ``throttled`` says whether to back off harder),
+``UnknownOutcomeError`` (the request left and its answer was lost: the provider may have
+sent the message, so it is never retried in this run), ``PermanentSendError`` (never retry:
+the entry is marked FAILED) or ``QuotaExceededError`` (stop the channel for the rest of the
+run). Error messages carry provider error codes or our own fixed reasons only, never an
+address, a phone number or a message text.
+
+Only errors raised before the request left (the endpoint unreachable, the connection not
+made in time) and answers AWS gave (throttling, 5xx) are safe to retry: SES and SNS take no
+idempotency token, so a resend after a lost answer is a second copy. The clients therefore
+make one attempt per call (``tasks/kernel/aws.py``); delivery's own loop retries the safe
+errors only.
 
 What a real channel would refuse (a marketing email without an unsubscribe target,
 an SMS too long or without its opt-out link) is refused before AWS is called, and
@@ -23,8 +31,16 @@ from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
 
+from tasks.kernel.addresses import ascii_address
 from tasks.kernel.enums import Channel, MessageKind
 from tasks.render.sms import SmsParts, sms_parts
 
@@ -51,6 +67,13 @@ class TransientSendError(SendError):
     def __init__(self, code: str, *, throttled: bool = False) -> None:
         super().__init__(code)
         self.throttled = throttled
+
+
+class UnknownOutcomeError(SendError):
+    """The request left but its answer did not come back (connection closed, read timed out).
+
+    The provider may have accepted the message: resending could deliver it twice.
+    """
 
 
 class PermanentSendError(SendError):
@@ -125,6 +148,8 @@ _UNAVAILABLE_CODES: Final = frozenset(
 _QUOTA_TEXT: Final = "daily message quota exceeded"
 _RATE_TEXT: Final = "maximum sending rate exceeded"
 _CODE_SHAPE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# Raised before a request leaves this host: nothing reached the provider, so a retry cannot duplicate.
+_NOT_SENT: Final = (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError)
 
 
 def send_error(exc: ClientError | BotoCoreError) -> SendError:
@@ -135,8 +160,10 @@ def send_error(exc: ClientError | BotoCoreError) -> SendError:
     """
     if isinstance(exc, ParamValidationError):  # our request was malformed: the same message fails again
         return PermanentSendError(type(exc).__name__)
-    if isinstance(exc, BotoCoreError):  # connection reset, timeout, endpoint unreachable, no credentials
+    if isinstance(exc, _NOT_SENT):  # endpoint unreachable, no connection in time, no credentials: nothing left
         return TransientSendError(type(exc).__name__)
+    if isinstance(exc, BotoCoreError):  # connection closed, read timed out...: the request may have been accepted
+        return UnknownOutcomeError(type(exc).__name__)
     error = exc.response.get("Error", {})
     raw_code = str(error.get("Code", ""))
     code = raw_code if _CODE_SHAPE.fullmatch(raw_code) else "Unknown"
@@ -154,15 +181,34 @@ def send_error(exc: ClientError | BotoCoreError) -> SendError:
 # --- email -----------------------------------------------------------------------------------------------------
 
 
+# Line breaks, tabs and other control characters (C0, DEL, C1, Unicode line/paragraph separators).
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+LEDGER_KEY_HEADER: Final = "X-Loyalty-Key"
+
+
+def one_line(text: str) -> str:
+    """Return ``text`` fit for a header: every run of control characters (a line break too) made one space."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def build_mime(message: EmailMessageOut, sender: str, configuration_set: str | None = None) -> bytes:
-    """Build the raw multipart (text + HTML) UTF-8 MIME message, with one-click unsubscribe headers."""
+    """Build the raw multipart (text + HTML) UTF-8 MIME message, with one-click unsubscribe headers.
+
+    ``To:`` carries the address's ASCII form (an international domain in punycode); an address without
+    one is refused (``address_not_ascii``). The display name and the subject lose any control character.
+    ``X-Loyalty-Key`` carries the ledger key, so a receiving side can drop a second copy.
+    """
+    to_address = ascii_address(message.to_address)
+    if to_address is None:
+        raise PermanentSendError("address_not_ascii")
     mime = EmailMessage(policy=SMTP)
     name, addr = parseaddr(sender)
     mime["From"] = formataddr((name, addr)) if name else addr
-    local, _, domain = message.to_address.rpartition("@")
-    mime["To"] = Address(display_name=message.to_name or "", username=local, domain=domain)
-    mime["Subject"] = message.subject
+    local, _, domain = to_address.rpartition("@")
+    mime["To"] = Address(display_name=one_line(message.to_name or ""), username=local, domain=domain)
+    mime["Subject"] = one_line(message.subject)
     mime["Message-ID"] = make_msgid(domain=addr.rpartition("@")[2] or None)
+    mime[LEDGER_KEY_HEADER] = one_line(message.key)
     if message.kind is MessageKind.MARKETING:
         targets = []
         if message.unsubscribe_url:

@@ -21,9 +21,28 @@ def _config() -> Config:
     return Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=30)
 
 
+def _send_config(settings: Settings) -> Config:
+    """One attempt per call for the services that send messages (SES, SNS).
+
+    A send is not idempotent: botocore would resend after a lost answer (a closed connection, a
+    read timeout) and the customer would get a second copy. Delivery's own loop retries, and only
+    what surely did not go through. DynamoDB and S3 keep botocore's retries: conditional writes and
+    reads are safe to repeat.
+    """
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=settings.send_connect_timeout,
+        read_timeout=settings.send_read_timeout,
+    )
+
+
+SENDING_SERVICES = frozenset({"ses", "sesv2", "sns"})
+
+
 def client(service: str, settings: Settings) -> Any:
     """Build a boto3 client; AWS_ENDPOINT_URL and profiles work as boto3 documents."""
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": _config()}
+    config = _send_config(settings) if service in SENDING_SERVICES else _config()
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if settings.aws_endpoint_url:
         kwargs["endpoint_url"] = settings.aws_endpoint_url
     return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]

@@ -138,6 +138,9 @@ class DynamoDbLedger:
     def mark_failed(self, key: str, reason: str, *, run_id: str | None = None) -> None:
         self._finish(key, run_id, SendStatus.FAILED, "#reason", reason)
 
+    def mark_unknown(self, key: str, reason: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.UNKNOWN, "#reason", reason)
+
     def _finish(self, key: str, run_id: str | None, status: SendStatus, name: str, value: str) -> None:
         condition = "#status = :claimed"
         values: dict[str, AttributeValueTypeDef] = {
@@ -238,6 +241,20 @@ class DynamoDbLedger:
             self._update_seen(item, _SET_UNKNOWN, {":unknown": _s(SendStatus.UNKNOWN), ":now": _s(_iso(at))})
         unknown = self._scan("#status = :unknown", unknown=SendStatus.UNKNOWN)
         return _oldest_first(LedgerEntry.from_item(item) for item in unknown)
+
+    def forget_customer(self, customer_id: str) -> int:
+        erased = 0
+        for item in self._scan("#customer_id = :customer_id", customer_id=customer_id):
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": item["pk"]},
+                UpdateExpression="SET #customer_id = :blank",
+                ConditionExpression="#customer_id = :customer_id",
+                ExpressionAttributeNames={"#customer_id": "customer_id"},
+                ExpressionAttributeValues={":blank": _s(""), ":customer_id": _s(customer_id)},
+            )
+            erased += 1
+        return erased
 
     def close(self) -> None:
         """Nothing to release: the injected client belongs to the caller."""

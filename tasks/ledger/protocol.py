@@ -7,10 +7,14 @@ entry FAILED with its reason.
 
 A claim holds a lease.  A claim still CLAIMED after its lease was left by a
 crash between send and mark: nobody knows whether the message went out, so the
-entry is UNKNOWN.  What happens next depends on the entry's kind: marketing is
-never sent again (at most once), transactional is taken over by the next claim
-and sent again (at least once).  ``expire`` lists the UNKNOWN entries for the
-run report.
+entry is UNKNOWN.  A send whose answer was lost (``mark_unknown``) is UNKNOWN too.
+What happens next depends on the entry's kind: marketing is never sent again (at
+most once), transactional is taken over by the next claim and sent again (at
+least once).  ``expire`` lists the UNKNOWN entries for the run report.
+
+Marks are fenced: ``mark_sent``, ``mark_failed`` and ``mark_unknown`` with a
+``run_id`` raise LookupError when that run no longer holds the claim (its lease
+ran out and another run took the entry over, or made it UNKNOWN).
 
 Two backends keep exactly the same rules: ``SqliteLedger`` (one file, the
 embedded default) decides inside one ``BEGIN IMMEDIATE`` transaction;
@@ -128,8 +132,19 @@ class Ledger(Protocol):
         Raises LookupError unless the key is CLAIMED (by ``run_id``, when given).
         """
 
+    def mark_unknown(self, key: str, reason: str, *, run_id: str | None = None) -> None:
+        """Record that a send's outcome is unknown (its answer was lost): the provider may have sent it.
+
+        The same rule as a crash-left claim then applies: marketing is never sent again,
+        transactional is taken over by a later run. Raises LookupError unless the key is
+        CLAIMED (by ``run_id``, when given).
+        """
+
     def release(self, key: str, *, run_id: str | None = None) -> None:
-        """Give a CLAIMED key back after a transient failure so a later attempt can send."""
+        """Give a CLAIMED key back after a transient failure so a later attempt can send.
+
+        Does nothing unless the key is CLAIMED (by ``run_id``, when given).
+        """
 
     def status(self, key: str) -> SendStatus | None:
         """Return the entry's status, or None if the key was never claimed."""
@@ -145,6 +160,12 @@ class Ledger(Protocol):
 
     def expire(self, now: datetime | None = None) -> list[LedgerEntry]:
         """Turn every claim past its lease into UNKNOWN; return all UNKNOWN entries."""
+
+    def forget_customer(self, customer_id: str) -> int:
+        """Blank the customer id on their entries (``loyalty forget``); the keys stay, so nothing is sent again.
+
+        Return how many entries held it. Scans the whole table on DynamoDB: an erasure, never the send path.
+        """
 
     def close(self) -> None:
         """Release the backend's resources."""

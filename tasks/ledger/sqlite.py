@@ -98,6 +98,9 @@ class SqliteLedger:
     def mark_failed(self, key: str, reason: str, *, run_id: str | None = None) -> None:
         self._finish(key, run_id, SendStatus.FAILED, reason=reason)
 
+    def mark_unknown(self, key: str, reason: str, *, run_id: str | None = None) -> None:
+        self._finish(key, run_id, SendStatus.UNKNOWN, reason=reason)
+
     def _finish(
         self,
         key: str,
@@ -174,6 +177,10 @@ class SqliteLedger:
                 "SELECT * FROM sends WHERE status = ? ORDER BY claimed_at, key", (SendStatus.UNKNOWN.value,)
             ).fetchall()
         return [LedgerEntry.from_row(row) for row in rows]
+
+    def forget_customer(self, customer_id: str) -> int:
+        with self._tx() as db:
+            return db.execute("UPDATE sends SET customer_id = '' WHERE customer_id = ?", (customer_id,)).rowcount
 
     def close(self) -> None:
         with self._lock:

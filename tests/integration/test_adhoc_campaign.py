@@ -210,6 +210,43 @@ def test_approved_campaign_sends_to_the_audience_once(aws: str, adhoc_env: Path,
     assert _ses_sent() == summary.sent
 
 
+def test_a_customer_who_unsubscribes_while_the_campaign_waits_for_approval_gets_nothing(
+    aws: str, adhoc_env: Path, in_background: Callable[[AdhocRequest], dict[str, Any]], tmp_path: Path
+) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    from tasks.consent.suppression import SuppressionList, SuppressionReason
+    from tasks.kernel.enums import Channel, Topic
+    from tasks.kernel.settings import Settings
+
+    request = _request(adhoc_env, "flash_sale_optout")
+    outcome = in_background(request)
+    flow_run_id, _, question = _paused_preview(request.name, outcome)
+    planned = 1 + NEWCOMERS - NO_CONSENT
+    assert question.startswith(f"**Send {planned} emails?**")  # N000 was still in the plan
+
+    # N000 clicks "unsubscribe from offers" while the campaign waits for its approval
+    SuppressionList.for_settings(Settings()).add_customer(
+        Channel.EMAIL, "N000", SuppressionReason.UNSUBSCRIBE, Topic.MARKETING.value
+    )
+    resume_flow_run(flow_run_id, run_input={"approved": True, "comment": "go"})
+    summary = _finished(outcome)
+
+    assert summary.sent == _ses_sent() == planned - 1
+    paths = adhoc_paths(tmp_path / "out", request.name, AS_OF)
+    outcomes = pd.concat(pd.read_parquet(f) for f in sorted((paths.root / "delivery").glob("*.parquet")))
+    assert outcomes.loc[outcomes["customer_id"] == "N000", "outcome"].tolist() == ["suppressed"]
+    assert len(_moto_sent()) == planned - 1
+    assert not [m for m in _moto_sent() if "n0@example.com" in m.raw_data]
+
+
+def _moto_sent() -> list[Any]:
+    from moto.core import DEFAULT_ACCOUNT_ID  # type: ignore[attr-defined]
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[DEFAULT_ACCOUNT_ID][REGION].sent_messages)
+
+
 def test_rejected_campaign_sends_nothing_and_leaves_no_plan(
     aws: str, adhoc_env: Path, in_background, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pandas as pd
@@ -91,7 +92,12 @@ def test_second_run_for_the_same_day_sends_nothing(aws: str, tmp_path: Path) -> 
 
 def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> None:
     frames = add_rows(
-        _lapsed_shop(3), Table.CUSTOMERS, [{"customer_id": "BAD", "email": "x@@y", "created_at": "2023-01-01"}]
+        _lapsed_shop(3),
+        Table.CUSTOMERS,
+        [
+            {"customer_id": "BAD", "email": "bad@example.com", "created_at": "01.01.2023"},
+            {"customer_id": "TYPO", "email": "x@@y", "created_at": "2023-01-01"},  # kept, the email emptied
+        ],
     )
     shop = write_shop(frames, tmp_path / "shop")
 
@@ -100,10 +106,14 @@ def test_run_writes_outbox_summary_and_quarantine(aws: str, tmp_path: Path) -> N
     run_dir = Path(summary.run_dir)
     saved = json.loads((run_dir / "summary.json").read_text())
     assert saved["sent"] == summary.sent == 4  # C1 and the three lapsed customers
-    assert saved["quarantined_by_reason"] == {"customers": {"invalid_email": 1}}
+    assert saved["quarantined_by_reason"] == {"customers": {"unparseable_date": 1}}
     quarantine = pd.read_csv(run_dir / "quarantine.csv")
     assert quarantine.to_dict("records") == [
-        {"table": "customers", "row": 7, "column": "email", "reason": "invalid_email"}
+        {"table": "customers", "row": 7, "column": "created_at", "reason": "unparseable_date"}
+    ]
+    assert saved["nulled_by_column"] == {"customers": {"email": {"invalid_email": 1}}}
+    assert pd.read_csv(run_dir / "nulled_cells.csv").to_dict("records") == [
+        {"table": "customers", "row": 8, "column": "email", "reason": "invalid_email"}
     ]
     index = (run_dir / "outbox" / "index.html").read_text()
     assert index.count("<tr><td>win_back</td>") == 4
@@ -164,6 +174,67 @@ def test_suppressed_address_is_not_sent(aws: str, tmp_path: Path, monkeypatch: p
 
     assert summary.sent == 3
     assert summary.skipped_by_reason == {"suppressed": 1}
+
+
+def test_one_message_that_cannot_be_built_fails_alone_and_the_run_reports_it(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.deliver.channels
+    from tasks.deliver.channels import EmailMessageOut
+    from tasks.kernel.enums import SendStatus
+    from tasks.ledger.sqlite import SqliteLedger
+
+    frames = _lapsed_shop(6)
+    customers = frames[Table.CUSTOMERS]
+    customers.loc[customers["customer_id"] == "L0001", "first_name"] = "Zofia\nBcc: x@evil.example"
+    shop = write_shop(frames, tmp_path / "shop")
+    build_mime = tasks.deliver.channels.build_mime
+
+    def unbuildable_for_l2(message: EmailMessageOut, *args: Any) -> bytes:
+        if message.to_address == "l2@example.com":  # what a line break in a header did before
+            raise ValueError("Header values may not contain linefeed or carriage return characters")
+        return build_mime(message, *args)
+
+    monkeypatch.setattr(tasks.deliver.channels, "build_mime", unbuildable_for_l2)
+
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+
+    assert (summary.sent, summary.failed) == (6, 1) and _ses_sent() == 6
+    saved = json.loads((Path(summary.run_dir) / "summary.json").read_text())
+    assert (saved["sent"], saved["failed"]) == (6, 1)
+    outcomes = pd.concat(pd.read_parquet(f) for f in sorted((Path(summary.run_dir) / "delivery").glob("*.parquet")))
+    failed = outcomes.loc[outcomes["outcome"] == "failed"]
+    assert failed[["customer_id", "reason"]].values.tolist() == [["L0002", "ValueError"]]
+    [entry] = [e for e in SqliteLedger(tmp_path / "state" / "ledger.sqlite").entries() if e.customer_id == "L0002"]
+    assert entry.status is SendStatus.FAILED  # no claim left stuck
+
+
+def test_a_failed_delivery_shard_still_gets_the_run_reported(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.deliver.delivery
+    from flows.waves import ShardsFailedError
+    from tasks.deliver.delivery import Outgoing
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+
+    monkeypatch.setenv("LOYALTY_SHARD_SIZE", "2")
+    shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
+    outgoing = tasks.deliver.delivery.outgoing_from_rendered
+
+    def broken_for_l2(rendered: pd.DataFrame, *args: Any) -> list[Outgoing]:
+        if "L0002" in set(rendered["customer_id"]):
+            raise RuntimeError("a bug in one shard")
+        return outgoing(rendered, *args)
+
+    monkeypatch.setattr(tasks.deliver.delivery, "outgoing_from_rendered", broken_for_l2)
+
+    with pytest.raises(ShardsFailedError, match="1 delivery shards failed"):
+        daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+
+    saved = json.loads(RunPaths.for_day(Settings().output_dir, AS_OF).summary.read_text())
+    assert saved["failed_shards"] == 1
+    assert 5 <= saved["sent"] == _ses_sent() < 7  # every other shard went out
 
 
 def test_template_error_stops_the_run_before_anything_is_sent(

@@ -153,11 +153,11 @@ def test_kill_switch_parks_the_rest_between_batches(aws: str, tmp_path: Path) ->
     channel = SesEmailSender(ses_client(Settings()), SENDER)
     looks = {"n": 0}
 
-    def stopped() -> bool:  # the operator flips the switch after the first batch
+    def paused() -> frozenset[MessageKind]:  # the operator flips the switch after the first batch
         looks["n"] += 1
-        return looks["n"] > 1
+        return frozenset(MessageKind) if looks["n"] > 1 else frozenset()
 
-    counts = _deliver(_batch(450), ledger, channel, TokenBucket(10_000), concurrency=4, stopped=stopped)
+    counts = _deliver(_batch(450), ledger, channel, TokenBucket(10_000), concurrency=4, paused=paused)
 
     assert counts == {"sent": 200, "parked": 250}
     assert _sent_count() == 200

@@ -18,6 +18,8 @@ from uuid import uuid4
 
 import pytest
 
+from tasks.deliver.channels import EmailMessageOut, OutboundMessage
+from tasks.deliver.delivery import Outgoing, TokenBucket, deliver
 from tasks.kernel.aws import client
 from tasks.kernel.enums import MessageKind, SendStatus
 from tasks.kernel.settings import Settings
@@ -235,6 +237,49 @@ def test_expire_turns_abandoned_claims_unknown_and_lists_them(ledger: Ledger) ->
     assert [(e.key, e.attempts) for e in ledger.entries(run_id="run-2")] == [("order-crashed", 2)]
 
 
+# --- lost answers and fenced marks -------------------------------------------
+
+
+def test_a_lost_answer_makes_the_entry_unknown_only_for_the_claim_holder(ledger: Ledger) -> None:
+    ledger.claim(_claim(), now=T0)
+    ledger.claim(_order(), now=T0)
+
+    with pytest.raises(LookupError):
+        ledger.mark_unknown(KEY, "ReadTimeoutError", run_id="run-2")
+    ledger.mark_unknown(KEY, "ReadTimeoutError", run_id="run-1")
+    ledger.mark_unknown(ORDER_KEY, "ConnectionClosedError", run_id="run-1")
+
+    soon = T0 + timedelta(seconds=1)
+    assert ledger.claim(_claim(run_id="run-2"), now=soon) is False  # marketing: never sent again
+    assert ledger.status(KEY) is SendStatus.UNKNOWN
+    assert ledger.claim(_order(run_id="run-2"), now=soon) is True  # transactional: a later run resends
+    assert {e.key: e.reason for e in ledger.entries()}[KEY] == "ReadTimeoutError"
+
+
+class _OvertakenWhileSending:
+    """A send so slow that the lease runs out and another run takes the claim over meanwhile."""
+
+    name = "email"
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def send(self, message: OutboundMessage) -> str:
+        later = datetime.now(UTC) + LEASE + timedelta(minutes=1)
+        assert self._ledger.claim(_order(run_id="run-2"), now=later)
+        return "provider-1"
+
+
+def test_a_run_that_lost_its_claim_while_sending_does_not_mark_the_new_owners_claim(ledger: Ledger) -> None:
+    message = EmailMessageOut(ORDER_KEY, "c1@example.com", None, "Shipped", "<p>x</p>", "x", MessageKind.TRANSACTIONAL)
+
+    [outcome] = deliver([Outgoing(message, _order())], ledger, _OvertakenWhileSending(ledger), TokenBucket(100), 1)
+
+    assert (outcome.outcome, outcome.reason) == ("sent", "ledger_mark_failed")  # reported, never resent by run-1
+    [entry] = ledger.entries()
+    assert (entry.status, entry.run_id) == (SendStatus.CLAIMED, "run-2")  # run-2's claim is untouched
+
+
 # --- races -------------------------------------------------------------------
 
 
@@ -325,3 +370,41 @@ def test_open_ledger_opens_the_configured_backend(store: Store, tmp_path: Path) 
     ledger = store.open()
     assert ledger.status(ORDER_KEY) is SendStatus.CLAIMED
     ledger.close()
+
+
+def test_the_state_backend_switch_chooses_the_ledger_too(store: Store, tmp_path: Path) -> None:
+    settings = Settings(
+        state_backend=store.backend,  # LOYALTY_STATE_BACKEND; LOYALTY_LEDGER_BACKEND left at its default
+        ledger_table=store.location if store.backend == "dynamodb" else "unused",
+        state_dir=Path(store.location).parent if store.backend == "sqlite" else tmp_path,
+    )
+    opened = open_ledger(settings, lambda s: client("dynamodb", s))
+    opened.claim(_claim(), now=T0)
+    opened.close()
+
+    ledger = store.open()
+    assert ledger.status(KEY) is SendStatus.CLAIMED
+    ledger.close()
+
+
+# --- forgetting a customer -------------------------------------------------------
+
+
+def test_forgetting_a_customer_blanks_their_id_and_keeps_the_key(ledger: Ledger) -> None:
+    ledger.claim(_claim(), now=T0)
+    ledger.mark_sent(KEY, "provider-1", run_id="run-1")
+    other = Claim(
+        key="win_back/1/email/C2/2024-05-01",
+        campaign="win_back",
+        channel="email",
+        customer_id="C2",
+        kind="marketing",
+        run_id="run-1",
+    )
+    ledger.claim(other, now=T0)
+
+    assert ledger.forget_customer("C1") == 1
+
+    assert {(e.key, e.customer_id) for e in ledger.entries()} == {(KEY, ""), (other.key, "C2")}
+    assert ledger.claim(_claim(run_id="run-2"), now=T0 + timedelta(days=1)) is False  # never sent again
+    assert ledger.forget_customer("C1") == 0

@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     ParamValidationError,
     ReadTimeoutError,
@@ -29,6 +30,7 @@ from tasks.deliver.channels import (
     SmsTooLongError,
     SnsSmsSender,
     TransientSendError,
+    UnknownOutcomeError,
     build_mime,
     cost,
     send_error,
@@ -67,6 +69,38 @@ def test_subject_and_name_survive_utf8_and_both_bodies_are_there() -> None:
     assert parsed.get_content_type() == "multipart/alternative"
     assert parsed.get_body(("plain",)).get_content() == "Здравствуйте!\r\n"  # type: ignore[union-attr]  # CRLF on the wire
     assert "<p>Здравствуйте!</p>" in parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_line_break_in_the_name_or_subject_cannot_add_a_header() -> None:
+    message = dataclasses.replace(_message(), to_name="Анна\r\nBcc: x@evil.example", subject="Hi\n\u2028Bcc: y")
+
+    raw = build_mime(message, "hello@shop.example.com")
+
+    parsed = email.message_from_bytes(raw, policy=default)
+    assert parsed["Bcc"] is None
+    assert str(parsed["To"]) == '"Анна Bcc: x@evil.example" <anna@example.com>'
+    assert parsed["Subject"] == "Hi Bcc: y"
+
+
+def test_an_international_domain_goes_out_in_punycode() -> None:
+    message = dataclasses.replace(_message(), to_address="anna@магазин.рф")
+
+    parsed = email.message_from_bytes(build_mime(message, "hello@shop.example.com"), policy=default)
+
+    assert parsed["To"].addresses[0].addr_spec == "anna@xn--80aairftm.xn--p1ai"
+
+
+def test_an_address_without_an_ascii_form_is_refused_for_good() -> None:
+    message = dataclasses.replace(_message(), to_address="анна@магазин.рф")
+
+    with pytest.raises(PermanentSendError, match=r"^address_not_ascii$"):
+        build_mime(message, "hello@shop.example.com")
+
+
+def test_every_email_carries_its_ledger_key_for_the_receiver_to_dedupe() -> None:
+    parsed = email.message_from_bytes(build_mime(_message(), "hello@shop.example.com"), policy=default)
+
+    assert parsed["X-Loyalty-Key"] == "win_back/1/email/C1/2024-05-01"
 
 
 def test_transactional_email_has_no_unsubscribe_header() -> None:
@@ -240,15 +274,29 @@ def test_provider_trouble_is_transient_but_not_throttling(code: str, status: int
     "exc",
     [
         EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
-        ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
-        ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+        ConnectTimeoutError(endpoint_url="http://127.0.0.1:1"),
     ],
 )
-def test_connection_errors_are_transient(exc: Exception) -> None:
+def test_errors_before_the_request_left_are_transient(exc: Exception) -> None:
     error = send_error(exc)  # type: ignore[arg-type]
 
     assert isinstance(error, TransientSendError)
     assert not error.throttled
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
+        ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+    ],
+)
+def test_a_lost_answer_is_an_unknown_outcome_never_a_retry(exc: Exception) -> None:
+    error = send_error(exc)  # type: ignore[arg-type]
+
+    assert isinstance(error, UnknownOutcomeError)
+    assert not isinstance(error, TransientSendError)
+    assert str(error) == type(exc).__name__
 
 
 @pytest.mark.parametrize("code", ["Throttling", "LimitExceeded", "MessageRejected"])
