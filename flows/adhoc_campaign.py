@@ -16,7 +16,8 @@ from prefect import flow, get_run_logger, pause_flow_run, unmapped
 from prefect.exceptions import FlowPauseTimeout
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.waves import deliver_waves
+from flows.waves import ShardsFailedError, deliver_waves
+from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
 from tasks.jobs.adhoc import (
     AdhocRequest,
@@ -34,7 +35,7 @@ from tasks.jobs.adhoc import (
 from tasks.jobs.adhoc_preview import AdhocPreview, Sample, approval_description, publish_preview, render_samples
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.kernel.enums import AdhocStatus
-from tasks.kernel.paths import RunPaths
+from tasks.kernel.paths import RunPaths, private_files
 from tasks.kernel.settings import Settings
 from tasks.profile.features import profile_customers
 from tasks.recommend.picks import recommend_products
@@ -105,9 +106,11 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     reviewer = _reviewer.get() or UiReviewer()
     as_of = request.as_of or business_date(settings.shop_timezone)
     dry_run = request.dry_run or settings.dry_run
+    settings = settings.model_copy(update={"dry_run": dry_run})  # every step knows a rehearsal from a real run
     logger = get_run_logger()
     if dry_run:
         logger.warning("DRY RUN: the preview only; nothing is sent")
+    require_signing_secret(settings, dry_run)  # a real send signs with the shop's one secret, never a host's own key
     # 0. The campaign the request describes; a bad audience or template stops here, before any data is read.
     campaign, audience = prepare_campaign(request, settings)
     paths = adhoc_paths(settings.output_dir, request.name, as_of)
@@ -115,7 +118,7 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     def waiting() -> None:
         logger.warning("Another run of %s for %s is under way; waiting for it to finish", campaign.name, as_of)
 
-    with paths.exclusive(on_wait=waiting):
+    with private_files(), paths.exclusive(on_wait=waiting):
         # 1. The day's data and profile, built as the daily run builds them, in the campaign's own folder.
         load_snapshot(request.data or settings.data, as_of, paths, settings)
         profile_customers(paths, as_of, settings)
@@ -149,11 +152,18 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         render_adhoc.map(unmapped(campaign), unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
         # 6b. Wave by wave (a send time per zone) through the ledger, as the daily run sends.
         run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
-        delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock())
+        failed: ShardsFailedError | None = None  # a failed shard still gets the campaign reported, then fails the flow
+        try:
+            delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock())
+        except ShardsFailedError as exc:
+            delivery, failed = exc.delivery, exc
         # 7. The summary file, the outbox index and the result artifact.
         summary = summarise_adhoc(preview, AdhocStatus.SENT, paths, approval.comment, delivery)
         summary = report_adhoc(summary, paths, plan.shards)
-    return _done(summary)
+    _done(summary)
+    if failed is not None:
+        raise failed
+    return summary
 
 
 def _stop(

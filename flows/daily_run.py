@@ -8,12 +8,15 @@ from datetime import date, datetime
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.waves import deliver_waves
+from flows.waves import ShardsFailedError, deliver_waves
+from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
-from tasks.kernel.paths import RunPaths
+from tasks.kernel.paths import RunPaths, private_files
+from tasks.kernel.retention import expire_run_data
 from tasks.kernel.settings import Settings
 from tasks.plan.planner import plan_day
+from tasks.plan.replay import ReplayFilter
 from tasks.profile.features import profile_customers
 from tasks.profile.kpis import report_kpis
 from tasks.recommend.picks import recommend_products
@@ -23,28 +26,38 @@ from tasks.report.run_report import RunSummary, build_summary, ledger_report, re
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
 def daily_run(
-    as_of: date | None = None, dry_run: bool = False, data: str | None = None, now: datetime | None = None
+    as_of: date | None = None,
+    dry_run: bool = False,
+    data: str | None = None,
+    now: datetime | None = None,
+    only: ReplayFilter | None = None,
 ) -> RunSummary:
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
+
+    The deployment runs ``deployed_daily_run`` below: the same run on the real clock, without ``now`` or ``only``.
 
     Args:
         as_of: The business date; data after it is invisible. Default: today in the shop's time zone.
         dry_run: Render and record everything, send nothing.
         data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
         now: When the run sends, for judging lateness. Default: the real time; the demo sets it to simulate its day.
+        only: A filtered replay (``backfill``): send only these campaigns and channels, hold the rest back.
     """
     settings = Settings()
     as_of = as_of or business_date(settings.shop_timezone)
     dry_run = dry_run or settings.dry_run
+    settings = settings.model_copy(update={"dry_run": dry_run})  # every step knows a rehearsal from a real day
     paths = RunPaths.for_day(settings.output_dir, as_of)
     logger = get_run_logger()
     if dry_run:
         logger.warning("DRY RUN: messages are rendered to the outbox, nothing is sent")
+    # 0. A real send signs with the shop's one secret, never a host's own key: refused here, before any work.
+    require_signing_secret(settings, dry_run)
 
     def waiting() -> None:
         logger.warning("Another run of %s is writing its folder; waiting for it to finish", as_of)
 
-    with paths.exclusive(on_wait=waiting):
+    with private_files(), paths.exclusive(on_wait=waiting):
         # 1-2. Load the tables as of the date; bad rows go to quarantine.
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
         # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
@@ -54,19 +67,45 @@ def daily_run(
         # 5. Products picked for each customer (recommender + the shop's rules), for the messages.
         recommend_products(paths, as_of, settings)
         # 6. Who hears what: candidates through the gates into a sharded send plan.
-        plan = plan_day(paths, as_of, settings, now or sending_moment())
+        plan = plan_day(paths, as_of, settings, now or sending_moment(), only)
         # 7a. Render every message before sending any: a template error stops the run here.
         rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
         # 7b. Send shard by shard through the ledger (skipped in a dry run).
         delivery: Counter[str] = Counter()
         ledger: dict[str, int] = {}
+        failed: ShardsFailedError | None = None  # a failed shard still gets the run reported, then fails the flow
         if not dry_run:
             run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
             # wave by wave: each send time (10:00 in a customer's zone) waits for its moment
-            delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(now))
+            try:
+                delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(now))
+            except ShardsFailedError as exc:
+                delivery, failed = exc.delivery, exc
             ledger = ledger_report(settings, run_id, paths)
         # 8. Report: summary file, outbox index, artifacts.
-        summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis)
+        summary = build_summary(
+            as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis, only
+        )
         summary = report_run(summary, paths, plan.shards)
+        # 9. Retention: run folders past LOYALTY_RETENTION_DAYS lose their customer-level files (not in a dry run).
+        if not dry_run:
+            expire_run_data(settings, as_of)
     logger.info(summary.headline())
+    if failed is not None:
+        raise failed
     return summary
+
+
+@flow(name="daily-run", task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
+def deployed_daily_run(as_of: date | None = None, dry_run: bool = False, data: str | None = None) -> RunSummary:
+    """Run a shop's day: load, validate, profile, plan, render and send, then report.
+
+    The deployment's entrypoint: ``daily_run`` on the real clock. It has no ``now``, so no form can turn a
+    real run into a simulated one (waves that stop waiting, quiet hours judged on a made-up time).
+
+    Args:
+        as_of: The business date; data after it is invisible. Default: today in the shop's time zone.
+        dry_run: Render and record everything, send nothing.
+        data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
+    """
+    return daily_run.fn(as_of=as_of, dry_run=dry_run, data=data)

@@ -1,6 +1,9 @@
 """Every deployment, built from code, and ``serve_all``: one process that schedules and runs them.
 
 ``prefect.yaml`` declares the same deployments for process workers; a test keeps the two in step.
+
+A deployment never offers a simulated clock: the flows that take ``now`` (for tests, the demo and
+``loyalty simulate``) are deployed through their ``deployed_*`` twins, the same run without ``now``.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows.adhoc_campaign import adhoc_campaign
-from flows.backfill import backfill
-from flows.daily_run import daily_run
-from flows.order_updates import order_updates
+from flows.backfill import deployed_backfill
+from flows.daily_run import deployed_daily_run
+from flows.order_updates import deployed_order_updates
 from flows.process_feedback import process_feedback
 
 if TYPE_CHECKING:
@@ -41,11 +44,11 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
     # takes a ``timezone`` in Prefect 3.8.8: the Cron schedule carries it.
     return [
         RunnerDeployment.from_flow(
-            daily_run,
+            deployed_daily_run,
             name="daily-run",
             schedule=Cron(DAILY_RUN_CRON, timezone=settings.shop_timezone),
             parameters={"dry_run": False},
-            description=_summary(daily_run.description),
+            description=_summary(deployed_daily_run.description),
             tags=[*TAGS, "daily"],
         ),
         RunnerDeployment.from_flow(
@@ -56,18 +59,18 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             tags=[*TAGS, "feedback"],
         ),
         RunnerDeployment.from_flow(
-            order_updates,
+            deployed_order_updates,
             name="order-updates",
             schedule=Cron(ORDER_UPDATES_CRON, timezone=settings.shop_timezone),
-            description=_summary(order_updates.description),
+            description=_summary(deployed_order_updates.description),
             tags=[*TAGS, "order-updates"],
         ),
         # no schedule: an engineer starts it from the UI ("Custom run") with the dates to replay
         RunnerDeployment.from_flow(
-            backfill,
+            deployed_backfill,
             name="backfill",
             parameters={"dry_run": False},
-            description=_summary(backfill.description),
+            description=_summary(deployed_backfill.description),
             tags=[*TAGS, "backfill"],
         ),
         # no schedule: a marketer fills in the form ("Custom run"), reads the preview and approves the pause

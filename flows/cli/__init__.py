@@ -3,12 +3,14 @@
 ``app`` is the entry point (``loyalty = "flows.cli:app"``); ``python -m flows.cli`` runs it too. One module per
 command group; each imports the engine lazily, inside its commands, so ``loyalty --help`` starts fast:
 
-- ``run``: ``run``, ``backfill``, ``demo``, ``why`` (the daily run, its summary, a customer's plan explained)
+- ``run``: ``run``, ``backfill``, ``missed``, ``demo``, ``why`` (the daily run, its replay and what it still owes, a
+  customer's plan explained)
 - ``data``: ``import online-retail``, ``synth`` (contract tables from a shop export or a generated shop)
 - ``profile``: ``profile``, ``segments check|migration``, ``clv fit`` (the customer profile and what is built on it)
 - ``recommend``: ``recommend`` and ``recommend evaluate`` (top-k products from an interactions CSV)
 - ``campaigns``: ``campaigns check``, ``simulate``, ``adhoc`` (the catalog checked, played day by day, a one-off send)
-- ``ops``: ``serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``
+- ``ops``: ``serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``, ``forget``,
+  ``retention apply`` (run folders past the retention period keep only their summaries)
 - ``common``: helpers several groups share (Prefect's defaults, date options, progress bars)
 - ``console``: the shared consoles and ``fail()``, the one way to fail (a red line on stderr, exit code 2)
 
@@ -29,12 +31,14 @@ app.command()(run.demo)
 app.command()(data.synth)
 app.command()(profile.profile)
 app.command()(run.backfill)
+app.command()(run.missed)
 app.command("serve-unsubscribe")(ops.serve_unsubscribe_command)
 app.command("process-feedback")(ops.process_feedback_command)
 app.command()(run.why)
 app.command()(ops.serve)
 app.command()(ops.attribution)
 app.command("order-updates")(ops.order_updates_command)
+app.command("forget")(ops.forget_command)
 app.command()(campaigns.adhoc)
 
 app.add_typer(data.import_app, name="import")
@@ -42,5 +46,6 @@ app.add_typer(recommend.recommend_app, name="recommend")
 app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(profile.clv_app, name="clv")
 app.add_typer(profile.segments_app, name="segments")
+app.add_typer(ops.retention_app, name="retention")
 
 __all__ = ["app"]

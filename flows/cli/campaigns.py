@@ -81,7 +81,7 @@ def simulate(
 
     Nothing is sent, rendered or written; what a day would send counts as sent for the days after it.
     """
-    from tasks.consent.tokens import signing_key
+    from tasks.consent.tokens import Purpose, purpose_key
     from tasks.data.contract import ContractError
     from tasks.data.sources import load_raw
     from tasks.kernel.aws import s3_client
@@ -110,7 +110,7 @@ def simulate(
     except ContractError as exc:
         raise _fail(str(exc)) from None
     with err.status(f"Planning {(last - first).days + 1} days…"):
-        rows = run_simulation(raw, chosen, first, last, settings, signing_key(settings))
+        rows = run_simulation(raw, chosen, first, last, settings, purpose_key(settings, Purpose.COUPON))
     if as_json:
         sys.stdout.write(json.dumps(rows.to_dict("records"), ensure_ascii=False) + "\n")
         return

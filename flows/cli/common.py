@@ -39,11 +39,12 @@ def _prefect_env(verbose: bool) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
 
 
-def _parse_moment(value: str) -> datetime:
+def _parse_moment(value: str, flag: str = "--now") -> datetime:
+    """A date-time option (naive: UTC), or one line naming the option and exit 2."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--now {value!r} is not an ISO date-time (e.g. 2026-11-20T06:00:00+03:00)") from None
+        raise _fail(f"{flag} {value!r} is not an ISO date-time (e.g. 2026-11-20T06:00:00+03:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

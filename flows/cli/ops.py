@@ -1,10 +1,12 @@
-"""Operations: ``loyalty serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates`` and ``attribution``."""
+"""Operations: ``loyalty serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``,
+``forget``, ``retention apply``."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +59,16 @@ def process_feedback_command(
 
 
 def order_updates_command(
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Replay a window instead: the events after this ISO time; the watermark is neither read nor moved.",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="The replayed window's end (included), ISO time; default: now.")
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
     now: Annotated[
         str | None, typer.Option(help="Look up to and send at this ISO time (simulations); default: now.")
@@ -67,11 +79,15 @@ def order_updates_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Send order-status updates and back-in-stock notices for the events since the last run (the watermark)."""
+    """Send order-status updates and back-in-stock notices for the events since the last run (the watermark).
+
+    With --from (and --to) the events of that window are replayed and sent now; the ledger sends nothing twice.
+    """
     _prefect_env(verbose)
     from flows.order_updates import order_updates
     from tasks.data.contract import ContractError
     from tasks.data.sources import check_source
+    from tasks.jobs.order_updates import replay_window
     from tasks.kernel.aws import s3_client
     from tasks.kernel.errors import CatalogError
     from tasks.kernel.settings import Settings
@@ -79,16 +95,21 @@ def order_updates_command(
     settings = Settings()
     source = data or settings.data
     moment = _parse_moment(now) if now else None
+    first = _parse_moment(start, "--from") if start else None
+    last = _parse_moment(end, "--to") if end else None
     try:
+        if first is not None or last is not None:
+            replay_window(first, last, moment or datetime.now(UTC), settings.shop_timezone)  # the window, checked
         check_source(source, lambda: s3_client(settings))
-        summary = order_updates(data=source, now=moment, dry_run=dry_run)
-    except (ContractError, CatalogError) as exc:
+        summary = order_updates(from_=first, to=last, data=source, now=moment, dry_run=dry_run)
+    except (ContractError, CatalogError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
         sys.stdout.write(json.dumps(summary.model_dump(mode="json"), ensure_ascii=False) + "\n")
         return
     window = f"{summary.window_start:%Y-%m-%d %H:%M} - {summary.now:%Y-%m-%d %H:%M} UTC"
-    out.print(f"[bold]Order updates[/] {window}" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
+    title = "[bold]Order updates, replayed window[/]" if summary.replay else "[bold]Order updates[/]"
+    out.print(f"{title} {window}" + ("  [bold yellow](DRY RUN)[/]" if summary.dry_run else ""))
     table = RichTable("messages", "count", title_justify="left")
     for name, n in (
         *((f"read: {t}", n) for t, n in summary.events_read.items()),
@@ -217,3 +238,46 @@ def attribution(
     if not rows:
         out.print(f"No marketing message was sent or held out by the runs from {first} to {last}.")
     out.print(f"Reports: {written[0]}, {written[1]}", highlight=False, soft_wrap=True)
+
+
+def forget_command(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id in the shop's data.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking (scripts).")] = False,
+) -> None:
+    """Forget a customer: erase them from the run folders, the state, the ledger; suppress their addresses for good."""
+    from tasks.jobs.forget import forget_customer
+    from tasks.kernel.settings import Settings
+
+    if not yes and not typer.confirm(
+        f"Erase customer {customer_id} from every run folder and store? This cannot be undone"
+    ):
+        raise typer.Exit(1)
+    summary = forget_customer(Settings(), customer_id)
+    out.print(f"Forgot customer {customer_id}:", highlight=False)
+    for line in summary.lines():
+        out.print(f"  {line}", highlight=False)
+
+
+retention_app = typer.Typer(
+    help="Retention: run folders past LOYALTY_RETENTION_DAYS keep only their summaries.", no_args_is_help=True
+)
+
+
+@retention_app.command("apply")
+def retention_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Count the days back from this date (YYYY-MM-DD); default: today.")
+    ] = None,
+) -> None:
+    """Delete the customer-level files (snapshots, plans, messages, outboxes) of run folders past the retention period.
+
+    The daily run does the same after each real run; summaries and KPI reports are kept.
+    """
+    from tasks.kernel.calendar import business_date
+    from tasks.kernel.retention import apply_retention
+    from tasks.kernel.settings import Settings
+
+    settings = Settings()
+    day = _parse_date(as_of) if as_of else business_date(settings.shop_timezone)
+    out.print(apply_retention(settings.output_dir, day, settings.retention_days, dry_run=dry_run).headline())

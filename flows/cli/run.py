@@ -25,6 +25,7 @@ def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = Non
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.daily_run import daily_run
+    from tasks.consent.tokens import MissingSecret, require_signing_secret
     from tasks.data.contract import ContractError
     from tasks.data.sources import check_source
     from tasks.kernel.aws import s3_client
@@ -33,7 +34,8 @@ def _run_daily(data: str, as_of: date, dry_run: bool, now: datetime | None = Non
     settings = Settings()
     try:
         check_source(data, lambda: s3_client(settings))
-    except ContractError as exc:
+        require_signing_secret(settings, dry_run or settings.dry_run)
+    except (ContractError, MissingSecret) as exc:
         raise _fail(str(exc)) from None
     runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=settings.task_workers)
     with _progress_bars(skip={"send"} if dry_run or settings.dry_run else set()):
@@ -55,6 +57,10 @@ def _print_summary(summary: RunSummary) -> None:
     for table, reasons in summary.quarantined_by_reason.items():
         for reason, n in reasons.items():
             data.add_row(f"  {table}: {reason}", str(n))
+    for table, columns in summary.nulled_by_column.items():  # the row kept, the bad optional cell emptied
+        for column, reasons in columns.items():
+            for reason, n in reasons.items():
+                data.add_row(f"cells emptied, {table}.{column}: {reason}", str(n))
     data.add_row("rows after as_of (not yet visible)", str(sum(r["future"] for r in summary.rows.values())))
     out.print(data)
     segments = RichTable("segment", "customers", title="Segments", title_justify="left")
@@ -152,27 +158,47 @@ def demo(
 def backfill(
     start: Annotated[str, typer.Option("--from", help="First date, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option("--to", help="Last date (included), YYYY-MM-DD.")],
+    campaign: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--campaign", help="Send only these campaigns (repeat the option, or comma-separate); default: all."
+        ),
+    ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", help="Send only these channels, email or sms (repeat, or comma-separate)."),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Folder or s3://bucket/prefix with the contract tables.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and record, send nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary per day.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Replay the daily run for every date in a range, in order; the ledger skips what was sent."""
+    """Replay the daily run for every date in a range, in order; the ledger skips what was sent.
+
+    With --campaign or --channel each day is still planned whole, and only the matching messages are sent:
+    the rest is held back for its own replay (``loyalty missed`` lists it).
+    """
     _prefect_env(verbose)
     from flows.backfill import backfill as backfill_flow
     from flows.backfill import days_between
     from tasks.data.contract import ContractError
     from tasks.data.sources import check_source
     from tasks.kernel.aws import s3_client
+    from tasks.kernel.errors import CatalogError
     from tasks.kernel.settings import Settings
+    from tasks.plan.campaigns import daily_campaigns, load_catalog
+    from tasks.plan.replay import replay_filter
 
     settings = Settings()
     first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
     try:
         days_between(first, last)
+        replay_filter(campaign, channel, daily_campaigns(load_catalog(settings.campaigns_dir)))
         check_source(data or settings.data, lambda: s3_client(settings))
-        summaries = backfill_flow(start=first, end=last, data=data or settings.data, dry_run=dry_run)
-    except (ContractError, ValueError) as exc:
+        summaries = backfill_flow(
+            start=first, end=last, campaigns=campaign, channels=channel, data=data or settings.data, dry_run=dry_run
+        )
+    except (ContractError, CatalogError, ValueError) as exc:
         raise _fail(str(exc)) from None
     for summary in summaries:
         if as_json:
@@ -228,3 +254,55 @@ def _why_reason(reason: str, yields_to: str) -> str:
     if reason == "reserved" and yields_to:
         return f"reserved for {yields_to}"
     return reason or "-"
+
+
+def missed(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day (included), YYYY-MM-DD.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the groups as a JSON list on stdout.")] = False,
+) -> None:
+    """List what each day planned to send and never sent, and why, with the command that replays it."""
+    from flows.backfill import days_between
+    from tasks.kernel.aws import dynamodb_client
+    from tasks.kernel.settings import Settings
+    from tasks.ledger.backend import open_ledger
+    from tasks.report.missed import MissedGroup, day_runs, missed_groups, missed_messages
+
+    settings = Settings()
+    first, last = _parse_date(start, "--from"), _parse_date(end, "--to")
+    try:
+        days = days_between(first, last)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    groups: list[MissedGroup] = []
+    unplanned: list[date] = []
+    ledger = open_ledger(settings, dynamodb_client)
+    try:
+        for day in days:
+            runs = day_runs(settings.output_dir, day)
+            if not runs:
+                unplanned.append(day)
+                continue
+            groups += missed_groups(day, missed_messages(runs, ledger.statuses))
+    finally:
+        ledger.close()
+    if as_json:
+        sys.stdout.write(json.dumps([g.model_dump(mode="json") for g in groups], ensure_ascii=False) + "\n")
+        return
+    if unplanned:
+        err.print(
+            f"note: no run planned {', '.join(map(str, unplanned))} under {settings.output_dir}: "
+            f"`loyalty backfill --from {unplanned[0]} --to {unplanned[-1]}` runs them",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not groups:
+        if len(unplanned) < len(days):
+            out.print(f"Nothing missed from {first} to {last}: every planned message was sent.")
+        return
+    table = RichTable("day", "campaign", "channel", "reason", "messages", "replay with", title="Planned, never sent")
+    for g in groups:
+        table.add_row(
+            str(g.day), g.campaign, g.channel, g.reason, str(g.messages), g.replay or "- (a replay cannot send it)"
+        )
+    out.print(table)

@@ -49,7 +49,7 @@ from prefect.input import RunInput
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.consent.suppression import SuppressionList
-from tasks.consent.tokens import signing_key
+from tasks.consent.tokens import MessageKeys
 from tasks.data.snapshot import read_table
 from tasks.jobs.adhoc_preview import (
     AdhocPreview,
@@ -93,6 +93,7 @@ from tasks.render.compose import load_picks, load_products, render_shard
 from tasks.render.outbox import write_index
 from tasks.render.templating import PARTS, SMS_PART, make_environment
 from tasks.report.run_report import collect_outbox
+from tasks.state.backend import open_state
 
 PREFIX = "adhoc_"
 PRIORITY = 50  # the default priority in the frequency budget (the request's ``priority``)
@@ -500,7 +501,7 @@ def plan_adhoc(
     catalog = load_catalog(settings.campaigns_dir)
     # the daily campaigns (their coming steps keep room in the budget) and whatever pauses promotions
     others = {n: c for n, c in catalog.items() if n in daily_campaigns(catalog) or c.pause_promotions_days > 0}
-    history = marketing_history(settings.output_dir, as_of, exclude=paths.plan)
+    history = marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history)
     plan = build_adhoc_plan(
         campaign,
         members,
@@ -549,8 +550,8 @@ def render_adhoc(campaign: Campaign, paths: RunPaths, shard: int, as_of: date, s
     ids = plan["customer_id"].astype(str).unique().tolist()
     picks = load_picks(paths, ids, catalog) if campaign.products == "picks" else {}
     env = make_environment(settings.templates_dir)
-    key = signing_key(settings)
-    rendered = render_shard(plan, {campaign.name: campaign}, env, settings, key, as_of, paths.outbox, picks, catalog)
+    keys = MessageKeys.for_settings(settings)
+    rendered = render_shard(plan, {campaign.name: campaign}, env, settings, keys, as_of, paths.outbox, picks, catalog)
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)

@@ -24,23 +24,30 @@ customer's zone: *transactional email goes out at any hour* (the customer expect
 ring; delivery lets it through quiet hours too); an SMS copy and every marketing message inside quiet
 hours are ``deferred`` (``quiet_hours``) to their end, never dropped.
 
-**The watermark** (``<state_dir>/order_updates.json``) holds ``processed_until``, the end of the last
+**The watermark** (on the state backend: ``<state_dir>/order_updates.json``, or an item of the DynamoDB state
+table shared by every host) holds ``processed_until``, the end of the last
 run's window, and ``pending_from``, the earliest event whose message is still owed (deferred, or held,
 retried or parked by delivery). A run's window starts ``overlap`` before the earlier of the two (first
 run: ``first_lookback`` before now), so late-arriving rows and owed messages are looked at again; the
-ledger makes the second look harmless. The file is replaced atomically, only after the run's sends are
-finished (a crash re-processes the window) and never by a dry run. One run at a time holds it.
+ledger makes the second look harmless. It is replaced atomically, only after the run's sends are
+finished (a crash re-processes the window) and never by a dry run, and never moved backwards (a
+conditional write: a host that finishes an older window later cannot undo another's progress). One run at
+a time holds it.
 
 Each run writes under ``<output_dir>/updates/<shop date>/<HHMMSS>-<run id>/`` (shop time): plan, shards,
 outbox, delivery outcomes and ``summary.json``. The snapshot of the tables is removed after the run (the
 shop's tables are read whole every few minutes), and so is the folder of a run that planned nothing.
+
+**Replaying a window** (``replay_window``; ``loyalty order-updates --from ... --to ...``): the events of a
+given window of the past, planned through the same gates and sent now (quiet hours, lateness and what the
+tables show judged at the real moment). It neither reads nor moves the watermark, so the scheduled runs go
+on where they were; the ledger keeps it exactly-once: what a run sent is a ``duplicate``, what was parked,
+retried or held (its claim released) goes now.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
@@ -63,7 +70,7 @@ from tasks.kernel.paths import UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
 from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import BackInStockTrigger, Campaign, OrderStatusTrigger, load_catalog
 from tasks.plan.gates import DeliveryRules, delivery_rules, quiet_until
-from tasks.plan.history import marketing_history
+from tasks.plan.history import marketing_history, record_history
 from tasks.plan.planner import (
     PLAN_COLUMNS,
     Planning,
@@ -77,6 +84,9 @@ from tasks.plan.planner import (
 )
 from tasks.render.outbox import write_index
 from tasks.report.run_report import collect_outbox, sent_by_channel
+from tasks.state.backend import open_state
+from tasks.state.protocol import WatermarkStore
+from tasks.state.sqlite import FileWatermarks
 
 WATERMARK_FILE = "order_updates.json"
 MARKETING_FILE = UPDATES_MARKETING_FILE  # per run: the marketing messages it planned, for later runs' budget
@@ -101,7 +111,11 @@ class Watermark(BaseModel):
 
 
 class UpdateWindow(BaseModel):
-    """The events one run looks at: ``start < at <= end``; ``as_of`` is the shop's date at ``end``."""
+    """The events one run looks at: ``start < at <= end``; ``as_of`` is the shop's date when it sends.
+
+    A replay (``replay_window``) looks at a window of the past and sends now (``sending_at``); a scheduled
+    run sends at its window's end.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -109,6 +123,17 @@ class UpdateWindow(BaseModel):
     end: datetime
     as_of: date
     before: Watermark | None = None
+    sending_at: datetime | None = None
+
+    @property
+    def replay(self) -> bool:
+        """Whether this is a replayed window: the watermark is neither read nor moved."""
+        return self.sending_at is not None
+
+    @property
+    def sends_at(self) -> datetime:
+        """When the run sends: quiet hours, lateness and what the tables show are judged at this moment."""
+        return self.sending_at or self.end
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -116,23 +141,28 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def read_watermark(path: Path) -> Watermark | None:
-    """Read the watermark file; None before the first run."""
-    if not path.exists():
-        return None
-    return Watermark.model_validate_json(path.read_text(encoding="utf-8"))
+def _watermarks(where: WatermarkStore | Path) -> tuple[WatermarkStore, str]:
+    # a path is the state folder's file (how tests and tools name it); else the backend's mark of that name
+    if isinstance(where, Path):
+        return FileWatermarks(where.parent), where.name
+    return where, WATERMARK_FILE
 
 
-def write_watermark(path: Path, mark: Watermark) -> None:
-    """Replace the watermark file atomically: a temporary file beside it, flushed, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as f:
-        f.write(mark.model_dump_json(indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    Path(f.name).replace(path)
+def read_watermark(where: WatermarkStore | Path) -> Watermark | None:
+    """Read the watermark from the state backend (or a file); None before the first run."""
+    store, name = _watermarks(where)
+    text = store.read_mark(name)
+    return None if text is None else Watermark.model_validate_json(text)
+
+
+def write_watermark(where: WatermarkStore | Path, mark: Watermark) -> bool:
+    """Store the watermark unless a later one is stored (another host got further): it never moves backwards.
+
+    Return whether it was stored. On SQLite a file replaced atomically; on DynamoDB a conditional write.
+    """
+    store, name = _watermarks(where)
+    order = as_utc(mark.processed_until).isoformat(timespec="microseconds")
+    return store.write_mark(name, mark.model_dump_json(indent=2) + "\n", order)
 
 
 def update_window(
@@ -152,10 +182,38 @@ def update_window(
     )
 
 
+def replay_window(start: datetime | None, end: datetime | None, now: datetime, shop_timezone: str) -> UpdateWindow:
+    """Return a replayed window ``(start, end]`` (end: now) that sends at ``now``, whatever the watermark says.
+
+    Raises ValueError for a window without a start, ending before it starts, or ending after now.
+    """
+    if start is None:
+        raise ValueError("a replayed window needs its start (--from)")
+    moment = as_utc(now)
+    first, last = as_utc(start), as_utc(end) if end is not None else moment
+    if last <= first:
+        raise ValueError(f"the window ends ({last:%Y-%m-%d %H:%M} UTC) before it starts ({first:%Y-%m-%d %H:%M} UTC)")
+    if last > moment:
+        raise ValueError(f"the window ends ({last:%Y-%m-%d %H:%M} UTC) after now ({moment:%Y-%m-%d %H:%M} UTC)")
+    local_day = moment.astimezone(ZoneInfo(shop_timezone)).date()
+    return UpdateWindow(start=first, end=last, as_of=local_day, sending_at=moment)
+
+
 def owed_since(plan: pd.DataFrame, outcomes: pd.DataFrame) -> datetime | None:
-    """Return the earliest event whose message is still owed: deferred, or held, retried or parked by delivery."""
+    """Return the earliest event whose message is still owed: deferred, or held, retried or parked by delivery.
+
+    A transactional message whose answer was lost (``unknown``) is owed too: the next run's claim takes it
+    over and sends it again (at least once: an order update may arrive twice, never not at all). A marketing
+    one is not: it is never resent.
+    """
     owed_keys = set(outcomes.loc[outcomes["outcome"].isin(OWED_OUTCOMES), "key"].astype(str))
-    owed = (plan["decision"] == Decision.DEFERRED.value) | plan["idempotency_key"].isin(owed_keys)
+    unknown = set(outcomes.loc[outcomes["outcome"] == DeliveryOutcome.UNKNOWN.value, "key"].astype(str))
+    transactional = plan["kind"] == MessageKind.TRANSACTIONAL.value
+    owed = (
+        (plan["decision"] == Decision.DEFERRED.value)
+        | plan["idempotency_key"].isin(owed_keys)
+        | (transactional & plan["idempotency_key"].isin(unknown))
+    )
     if not owed.any():
         return None
     return as_utc(pd.Timestamp(plan.loc[owed, "at"].min()).to_pydatetime())
@@ -256,7 +314,7 @@ def delay_candidates(
     )
     broken = orders.loc[_in_window(promised, window) & (promised < pd.Timestamp(window.end)).to_numpy()]
     broken = broken.assign(promised=promised.loc[broken.index])
-    seen = order_events.loc[(pd.to_datetime(order_events["at"], utc=True) <= pd.Timestamp(window.end)).to_numpy()]
+    seen = order_events.loc[(pd.to_datetime(order_events["at"], utc=True) <= pd.Timestamp(window.sends_at)).to_numpy()]
     settled = set(seen.loc[seen["status"].astype(str).isin(SETTLED), "order_id"].astype(str))
     tracked = set(order_events["order_id"].astype(str))
     ids = broken["order_id"].astype(str)
@@ -418,7 +476,7 @@ def plan_updates(
     own = [c[["customer_id", "occurrence"]].assign(campaign=campaign.name) for campaign, c in batches]
     planning = Planning(
         as_of=window.as_of,
-        sending_at=window.end,
+        sending_at=window.sends_at,
         rules=rules,
         catalog=campaigns,
         suppressed=suppressed,
@@ -465,6 +523,7 @@ class UpdatesSummary(BaseModel):
     now: datetime
     window_start: datetime
     dry_run: bool
+    replay: bool = False
     events_read: dict[str, int]
     candidates: dict[str, int]
     planned: int
@@ -486,16 +545,24 @@ class UpdatesSummary(BaseModel):
             return f"DRY RUN: nothing was sent. {self.to_send} messages rendered from {events} events."
         owed = f"; owed from {self.pending_from:%Y-%m-%d %H:%M} UTC" if self.pending_from else ""
         deferred = sum(self.deferred_by_reason.values())
+        if self.replay:
+            return f"Replayed the window: sent {self.sent} order updates from {events} events ({deferred} deferred)."
         return f"Sent {self.sent} order updates from {events} events ({deferred} deferred){owed}."
 
 
 @task(cache_policy=NO_CACHE)
 def open_window(settings: Settings, now: datetime, overlap_minutes: int, first_lookback_hours: int) -> UpdateWindow:
     """Read the watermark and return the window of events this run looks at."""
-    before = read_watermark(settings.state_dir / WATERMARK_FILE)
+    before = read_watermark(open_state(settings).watermarks)
     return update_window(
         before, now, timedelta(minutes=overlap_minutes), timedelta(hours=first_lookback_hours), settings.shop_timezone
     )
+
+
+@task(cache_policy=NO_CACHE)
+def open_replay_window(settings: Settings, start: datetime | None, end: datetime | None, now: datetime) -> UpdateWindow:
+    """Return a replayed window of events, sending now; the watermark is not read."""
+    return replay_window(start, end, now, settings.shop_timezone)
 
 
 @task(cache_policy=NO_CACHE)
@@ -503,7 +570,7 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
     """Decide which order updates and back-in-stock notices go out now, and cut them into shards."""
     campaigns = update_campaigns(load_catalog(settings.campaigns_dir))
     tables = (Table.CUSTOMERS, Table.ORDERS, Table.ORDER_EVENTS, Table.EVENTS, Table.STOCK_EVENTS)
-    frames = visible_at({t: read_table(paths, t) for t in tables}, window.end)
+    frames = visible_at({t: read_table(paths, t) for t in tables}, window.sends_at)
     plan, candidates = plan_updates(
         campaigns,
         frames,
@@ -511,15 +578,22 @@ def plan_order_updates(paths: RunPaths, window: UpdateWindow, settings: Settings
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        marketing_history(settings.output_dir, window.as_of),
+        marketing_history(settings.output_dir, window.as_of, store=open_state(settings).history),
     )
-    decisions = commit_shards(plan, message_people(frames[Table.CUSTOMERS], None), paths, settings, campaigns)
+    people = message_people(frames[Table.CUSTOMERS], None)
+    # the history keeps only the marketing a real run sends (below), as the run folder's marketing file does
+    decisions = commit_shards(plan, people, paths, settings, campaigns, history=False)
     marketing = plan.loc[(plan["decision"] == Decision.SEND.value) & (plan["kind"] == MessageKind.MARKETING.value)]
     if not dry_run and not marketing.empty:
         sent = marketing.drop_duplicates(["customer_id", "campaign", "step", "occurrence"])
         sent[["customer_id", "campaign", "occurrence"]].assign(day=pd.Timestamp(window.as_of)).to_parquet(
             paths.plan.parent / MARKETING_FILE, index=False
         )
+        # the same rows as the marketing file reads as (step 1, on the run's day), so one counts once
+        kept = sent[["customer_id", "campaign", "occurrence"]].assign(
+            step=1, kind=MessageKind.MARKETING.value, decision=Decision.SEND.value
+        )
+        record_history(open_state(settings).history, kept, paths.plan.parent / MARKETING_FILE, window.as_of)
     events = window_counts(frames, window)
     get_run_logger().info(
         "order updates: %d order events and %d stock events in the window, %d candidates, %d to send",
@@ -546,7 +620,7 @@ def advance_watermark(paths: RunPaths, plan: UpdatesPlan, window: UpdateWindow, 
     )
     planned = pd.read_parquet(paths.plan) if paths.plan.exists() else pd.DataFrame(columns=[*PLAN_COLUMNS, "at"])
     mark = next_watermark(window, owed_since(planned, outcomes))
-    write_watermark(settings.state_dir / WATERMARK_FILE, mark)
+    write_watermark(open_state(settings).watermarks, mark)
     return mark
 
 
@@ -566,6 +640,7 @@ def summarise_updates(
         now=window.end,
         window_start=window.start,
         dry_run=dry_run,
+        replay=window.replay,
         events_read=plan.events_read,
         candidates=plan.candidates,
         planned=plan.decisions.planned,

@@ -100,6 +100,7 @@ class SkipReason(StrEnum):
     PAUSED = "paused"  # promotions pause after a service-recovery message
     RESERVED = "reserved"  # the budget's room is kept for a higher-priority step already scheduled (``yields_to``)
     COUPON_EXPIRED = "coupon_expired"  # the step's coupon, fixed by its occasion, would be expired on the send day
+    HELD_BACK = "held_back"  # a filtered replay (``loyalty backfill --campaign/--channel``) left it for its own replay
 
 
 class SendStatus(StrEnum):
@@ -116,11 +117,12 @@ class DeliveryOutcome(StrEnum):
 
     SENT = "sent"  # the provider accepted it; the ledger holds its message id
     ALREADY_SENT = "already_sent"  # another run (or host) holds the key: not sent again
-    UNKNOWN = "unknown"  # a send whose outcome nobody knows (a crash after claiming): never resent if marketing
+    UNKNOWN = "unknown"  # its answer was lost, or a crash after claiming: nobody knows; marketing never resent
     FAILED = "failed"  # refused for good (a bad address, a rejected message)
     RETRY_LATER = "retry_later"  # still transient after every backoff: the claim released for a later run
     PARKED = "parked"  # the channel's quota ran out or its kill switch is on: not attempted, claim released
     HELD_QUIET_HOURS = "held_quiet_hours"  # the customer was in quiet hours when the shard went out: unclaimed
+    SUPPRESSED = "suppressed"  # the customer opted out (or bounced) after planning: dropped before the claim
 
 
 class AdhocStatus(StrEnum):
@@ -150,6 +152,9 @@ class QuarantineReason(StrEnum):
     UNKNOWN_TIMEZONE = "unknown_timezone"
     INVALID_COUNTRY = "invalid_country"
     DANGLING_FOREIGN_KEY = "dangling_foreign_key"
+    MALFORMED_ROW = "malformed_row"  # a CSV row with more or fewer fields than the header
+    CONTROL_CHARACTERS = "control_characters"  # NUL, other control characters, U+2028/2029 in text
+    INVALID_URL = "invalid_url"  # a link that is not http(s): javascript:, data:, ...
     # importer-specific reasons
     MISSING_CUSTOMER = "missing_customer"
     NON_PRODUCT_CODE = "non_product_code"

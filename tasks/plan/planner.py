@@ -52,8 +52,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from tasks.consent.suppression import SuppressionList, address_hash
-from tasks.consent.tokens import signing_key
+from tasks.consent.suppression import SuppressionList, address_hash, bare_address_hash
+from tasks.consent.tokens import Purpose, purpose_key
 from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client
@@ -82,12 +82,14 @@ from tasks.plan.gates import (
     too_late,
     window_open,
 )
-from tasks.plan.history import marketing_history, no_history
-from tasks.plan.offers import coupon_code, redeemed_codes, registry, validity, write_registry
+from tasks.plan.history import marketing_history, no_history, record_history
+from tasks.plan.offers import coupon_code, coupon_rows, redeemed_codes, registry, validity, write_registry
 from tasks.plan.points import PointsRules
+from tasks.plan.replay import ReplayFilter, hold_back
 from tasks.plan.triggers import ShopData, occurrences
 from tasks.profile.expressions import compile_expression
 from tasks.profile.segments import CompiledSegment
+from tasks.state.backend import open_state
 
 # Columns of a send shard: the plan row joined with what composing a message needs (customer, profile).
 SHARD_COLUMNS = (
@@ -227,6 +229,9 @@ class Suppressed:
 
     everything: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
     marketing: Mapping[Channel, frozenset[str]] = field(default_factory=dict)
+    # the keys addresses are hashed with (current first, then earlier secrets'); the bare SHA-256 of older rows
+    # is always matched too (``tasks/consent/suppression.py``)
+    hash_keys: tuple[bytes, ...] = ()
 
 
 # A marketing step due on a coming day that passed the gates it can pass today: it keeps its room in the budget.
@@ -318,22 +323,29 @@ def suppression_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) ->
     """3. A bounced, complained or unsubscribed address or customer is never messaged: an unsubscribe from offers
     stops marketing, and order and service messages go on; a bounce, complaint or whole-channel one stops all."""
     marketing = (rows["kind"] == MessageKind.MARKETING.value).to_numpy()
-    everything = _suppressed(rows, planning.suppressed.everything)
+    keys = planning.suppressed.hash_keys
+    everything = _suppressed(rows, planning.suppressed.everything, keys)
     yield (
-        everything | (marketing & _suppressed(rows, planning.suppressed.marketing)),
+        everything | (marketing & _suppressed(rows, planning.suppressed.marketing, keys)),
         Decision.SKIPPED,
         SkipReason.SUPPRESSED,
     )
 
 
-def _suppressed(rows: pd.DataFrame, suppressed: Mapping[Channel, frozenset[str]]) -> npt.NDArray[np.bool_]:
-    """Rows whose address or customer is in ``suppressed`` on the row's channel."""
+def _suppressed(
+    rows: pd.DataFrame, suppressed: Mapping[Channel, frozenset[str]], keys: tuple[bytes, ...] = ()
+) -> npt.NDArray[np.bool_]:
+    """Rows whose address (any of its hashes: keyed with ``keys``, or bare) or customer is in ``suppressed``."""
     hit = np.zeros(len(rows), dtype=bool)
-    hashes = _address(rows).fillna("").map(address_hash)
+    addresses = _address(rows).fillna("")
+    forms = [addresses.map(bare_address_hash), *(addresses.map(lambda a, k=k: address_hash(a, k)) for k in keys)]
     for channel in Channel:
         suppressed_here = suppressed.get(channel, frozenset())
         on = (rows["channel"] == channel.value).to_numpy()
-        hit |= on & (hashes.isin(suppressed_here).to_numpy() | rows["customer_id"].isin(suppressed_here).to_numpy())
+        known = rows["customer_id"].isin(suppressed_here).to_numpy()
+        for hashes in forms:
+            known |= hashes.isin(suppressed_here).to_numpy()
+        hit |= on & known
     return hit
 
 
@@ -404,7 +416,8 @@ def _accepts_offers(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bo
     email = rows["channel"] == Channel.EMAIL.value
     opted_in = rows["email_opt_in"].where(email, rows["sms_opt_in"]).fillna(False).astype(bool)
     marketing = rows["kind"] == MessageKind.MARKETING.value
-    return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~_suppressed(rows, planning.suppressed.marketing)
+    stopped = _suppressed(rows, planning.suppressed.marketing, planning.suppressed.hash_keys)
+    return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~stopped
 
 
 def _step(campaign: Campaign, number: int) -> Step:
@@ -476,6 +489,8 @@ def _budget(rows: pd.DataFrame, planning: Planning) -> Budgeted:
     # today's messages the ledger holds as sent, that no earlier plan recorded (a re-run of this plan): they went
     went = rows.loc[(marketing & (rows["reason"] == SkipReason.DUPLICATE.value)).to_numpy()]
     went = went.loc[~_message_ids(went).isin(set(_message_ids(sent))).to_numpy()].drop_duplicates(list(MESSAGE))
+    # a message that went on one channel and is still a candidate on another (its SMS copy was parked): one room
+    went = went.loc[~_message_ids(went).isin(set(_message_ids(candidates))).to_numpy()]
     taken = pd.concat(
         [sent[["customer_id", "day"]], went[["customer_id"]].assign(day=went["send_day"])], ignore_index=True
     )
@@ -581,6 +596,7 @@ def current_suppressions(suppressions: SuppressionList) -> Suppressed:
     return Suppressed(
         everything={c: suppressions.hashes(c) | suppressions.customers(c) for c in Channel},
         marketing={c: suppressions.hashes(c, topic) | suppressions.customers(c, topic) for c in Channel},
+        hash_keys=(*([] if suppressions.key is None else [suppressions.key]), *suppressions.old_keys),
     )
 
 
@@ -753,17 +769,28 @@ def commit_shards(
     paths: RunPaths,
     settings: Settings,
     campaigns: Mapping[str, Campaign],
+    *,
+    history: bool = True,
 ) -> PlanSummary:
     """Commit a plan for sending: its coupon registry, then its send shards wave by wave; return its summary.
 
-    Every job that sends (the daily run, ad-hoc campaigns, order updates) commits through here. Each
-    shard's addresses are remembered by the suppression list before anything is sent, so an
-    unsubscribe by customer id also covers the address the message went to.
+    Every job that sends (the daily run, ad-hoc campaigns, order updates) commits through here. The
+    state backend keeps what the plan sends or holds out (the send history every host's budget reads;
+    ``history=False``: the job records its own) and every coupon code, unless the run is a dry run. Each shard's addresses are
+    remembered by the suppression list before anything is sent, so an unsubscribe by customer id also
+    covers the address the message went to.
     """
     paths.plan.parent.mkdir(parents=True, exist_ok=True)
     plan.to_parquet(paths.plan, index=False)
     sends = plan.loc[plan["decision"] == Decision.SEND.value]
-    write_registry(registry(sends, dict(campaigns), signing_key(settings)), paths.coupons)
+    codes = registry(sends, dict(campaigns), purpose_key(settings, Purpose.COUPON))
+    write_registry(codes, paths.coupons)
+    if not settings.dry_run:  # a rehearsal issues no code and takes no host's budget
+        state = open_state(settings, dynamodb_client)
+        day = run_day(paths)
+        state.coupons.record(coupon_rows(codes, day))
+        if history:
+            record_history(state.history, plan, paths.plan, day)
     suppressions = SuppressionList.for_settings(settings)
     waves: dict[datetime, list[int]] = {}
     shards = shard_plan(plan, people, settings.shard_size)
@@ -776,6 +803,17 @@ def commit_shards(
     return summarise_plan(plan, len(shards), waves)
 
 
+def run_day(paths: RunPaths) -> date:
+    """The day a run folder is for: the nearest folder named by a date (``<day>``, ``adhoc/<name>/<day>``,
+    ``updates/<day>/<run>``)."""
+    for folder in (paths.root, *paths.root.parents):
+        try:
+            return date.fromisoformat(folder.name)
+        except ValueError:
+            continue
+    raise ValueError(f"{paths.root} is not a run folder: no folder in its path is named by a date")
+
+
 def message_people(customers: pd.DataFrame, profile: pd.DataFrame | None) -> pd.DataFrame:
     """The customers with the profile columns messages use (none where a job builds no profile)."""
     if profile is None:
@@ -784,8 +822,13 @@ def message_people(customers: pd.DataFrame, profile: pd.DataFrame | None) -> pd.
 
 
 @task(cache_policy=NO_CACHE)
-def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime) -> PlanSummary:
-    """Decide who hears what today: candidates, gates, decisions, coupons and send shards."""
+def plan_day(
+    paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime, only: ReplayFilter | None = None
+) -> PlanSummary:
+    """Decide who hears what today: candidates, gates, decisions, coupons and send shards.
+
+    ``only`` (a filtered replay): the day is planned whole, then what it leaves out is held back (``replay``).
+    """
     progress.advance("plan")
     campaigns = daily_campaigns(load_catalog(settings.campaigns_dir))
     data = shop_data(paths, as_of, settings)
@@ -795,10 +838,11 @@ def plan_day(paths: RunPaths, as_of: date, settings: Settings, sending_at: datet
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        marketing_history(settings.output_dir, as_of, exclude=paths.plan),
+        marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history),
         sending_at,
-        signing_key(settings),
+        purpose_key(settings, Purpose.COUPON),
     )
+    plan = hold_back(plan, only)
     summary = commit_shards(plan, message_people(data[Table.CUSTOMERS], data["profile"]), paths, settings, campaigns)
     progress.advance("render", 0, summary.to_send)
     progress.advance("send", 0, summary.to_send)

@@ -14,16 +14,19 @@ from pydantic import BaseModel
 
 from tasks.data.snapshot import SnapshotSummary
 from tasks.kernel.aws import dynamodb_client
-from tasks.kernel.enums import DeliveryOutcome, MessageKind
+from tasks.kernel.enums import DeliveryOutcome, MessageKind, SkipReason
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.plan.planner import PlanSummary
+from tasks.plan.replay import ReplayFilter
 from tasks.profile.kpis import Kpis
 from tasks.render.outbox import OutboxEntry, write_index
 
-# "unknown": a crash left the key claimed past its lease; a marketing message is then not resent
+# "unknown": a lost answer or a crash left the send unknown; a marketing message is then not resent
 DELIVERY_OUTCOMES = tuple(DeliveryOutcome)
+# The delivery count of shards whose task failed (``flows/waves.py``).
+FAILED_SHARDS = "failed_shards"
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",
@@ -46,6 +49,8 @@ class RunSummary(BaseModel):
     customers_loaded: int
     quarantined: int
     quarantined_by_reason: dict[str, dict[str, int]]
+    # optional cells emptied for a bad value, the row kept: table -> column -> reason -> cells
+    nulled_by_column: dict[str, dict[str, dict[str, int]]] = {}
     rows: dict[str, dict[str, int]]
     segments: dict[str, int]
     planned: int
@@ -57,6 +62,8 @@ class RunSummary(BaseModel):
     retry_later: int
     parked: int
     held_quiet_hours: int = 0
+    suppressed: int = 0  # opted out (or bounced) between planning and sending: not sent
+    failed_shards: int = 0  # delivery tasks that failed: their messages go out with a later run
     holdout: int
     deferred: int
     deferred_by_reason: dict[str, int]
@@ -68,6 +75,9 @@ class RunSummary(BaseModel):
     kpis: Kpis | None = None
     unknown_in_ledger: int = 0
     resent_transactional: int = 0
+    # a filtered replay (``backfill`` with campaigns or channels): what it sends, and what it held back
+    replay_filter: dict[str, list[str]] = {}
+    held_back: int = 0
     run_dir: str
     outbox_index: str
 
@@ -87,10 +97,13 @@ class RunSummary(BaseModel):
         """Return the one line that says what happened."""
         if self.dry_run:
             return f"DRY RUN: nothing was sent. {self.rendered} messages rendered to {self.outbox_index}"
+        held = f" {self.held_back} held back by the replay filter for their own replay." if self.held_back else ""
+        if self.failed_shards:
+            held += f" {self.failed_shards} delivery shards FAILED: their messages wait for a later run."
         earlier = self.already_sent + self.skipped_by_reason.get("duplicate", 0)
         if self.sent == 0 and earlier:
-            return f"Nothing new to send: {earlier} messages were sent earlier (the ledger remembers)."
-        return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed)."
+            return f"Nothing new to send: {earlier} messages were sent earlier (the ledger remembers).{held}"
+        return f"Sent {self.sent} new messages ({self.already_sent} already sent earlier, {self.failed} failed).{held}"
 
 
 def start_send_progress(total: int) -> str | None:
@@ -166,14 +179,16 @@ def build_summary(
     delivery: Counter[str],
     ledger: dict[str, int] | None = None,
     kpis: Kpis | None = None,
+    only: ReplayFilter | None = None,
 ) -> RunSummary:
-    """Put every step's numbers into one summary."""
+    """Put every step's numbers into one summary; ``only``: the filter of a filtered replay."""
     return RunSummary(
         as_of=as_of,
         dry_run=dry_run,
         customers_loaded=snapshot.rows["customers"]["clean"],
         quarantined=snapshot.quarantined,
         quarantined_by_reason=snapshot.quarantined_by_reason,
+        nulled_by_column=snapshot.nulled_by_column,
         rows=snapshot.rows,
         segments=segments,
         planned=plan.planned,
@@ -188,9 +203,11 @@ def build_summary(
         run_dir=str(paths.root),
         sent_by_channel={} if dry_run else sent_by_channel(paths, plan.shards),
         kpis=kpis,
+        replay_filter=only.describe() if only else {},
+        held_back=plan.deferred_by_reason.get(SkipReason.HELD_BACK.value, 0),
         **(ledger or {}),
         outbox_index=str(paths.outbox / "index.html"),
-        **{k: int(delivery.get(k, 0)) for k in DELIVERY_OUTCOMES},
+        **{k: int(delivery.get(k, 0)) for k in (*DELIVERY_OUTCOMES, FAILED_SHARDS)},
     )
 
 
@@ -205,6 +222,11 @@ def summary_markdown(summary: RunSummary) -> str:
         lines += ["", "Quarantined rows by reason (see `quarantine.csv`):", ""]
         for table, reasons in summary.quarantined_by_reason.items():
             lines += [f"- {table}: " + ", ".join(f"{r} {n}" for r, n in reasons.items())]
+    if summary.nulled_by_column:
+        lines += ["", "Cells emptied for a bad optional value, the row kept (see `nulled_cells.csv`):", ""]
+        for table, columns in summary.nulled_by_column.items():
+            cells = (f"{column} {reason} {n}" for column, reasons in columns.items() for reason, n in reasons.items())
+            lines += [f"- {table}: " + ", ".join(cells)]
     lines += ["", "## Segments", "", "| segment | customers |", "|---|---:|"]
     lines += [f"| {s} | {n} |" for s, n in summary.segments.items()]
     lines += ["", "## Messages", "", "| outcome | messages |", "|---|---:|"]

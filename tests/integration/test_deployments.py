@@ -159,9 +159,8 @@ def test_daily_run_parameters_render_as_a_form() -> None:
     (daily,) = [d for d in deployments(settings()) if d.name == "daily-run"]
     schema = daily._parameter_openapi_schema.model_dump()
     props = schema["properties"]
-    # then: exactly the flow's four parameters, typed, each described from the docstring's Args
-    assert list(props) == ["as_of", "dry_run", "data", "now"]
-    assert {"type": "string", "format": "date-time"} in props["now"]["anyOf"]
+    # then: exactly the flow's three parameters, typed, each described from the docstring's Args
+    assert list(props) == ["as_of", "dry_run", "data"]
     assert {"type": "string", "format": "date"} in props["as_of"]["anyOf"]
     assert props["dry_run"]["type"] == "boolean"
     assert {"type": "string"} in props["data"]["anyOf"]
@@ -170,6 +169,25 @@ def test_daily_run_parameters_render_as_a_form() -> None:
     assert schema["required"] == []
     # and: dry_run defaults to false in the deployment, so a scheduled run sends
     assert daily.parameters == {"dry_run": False}
+
+
+def test_no_deployment_form_offers_a_simulated_clock() -> None:
+    # given: every deployment, as `loyalty serve` builds it and as `prefect deploy` reads prefect.yaml's entrypoints
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+
+    served = {d.name: d._parameter_openapi_schema.model_dump()["properties"] for d in deployments(settings())}
+    deployed = {
+        c["name"]: parameter_schema(load_flow_from_entrypoint(c["entrypoint"]).fn).model_dump()["properties"]
+        for c in yaml_deployments()
+    }
+    # then: none has `now`, which would turn a real run into a simulated one (waves that stop waiting)
+    assert served and deployed
+    assert {n: "now" in p for n, p in served.items()} == {n: False for n in served}
+    assert {n: "now" in p for n, p in deployed.items()} == {n: False for n in deployed}
+    # and: the replay parameters are on the forms of the flows that replay
+    assert {"campaigns", "channels"} <= set(served["backfill"])
+    assert {"from_", "to"} <= set(served["order-updates"])
 
 
 def test_backfill_is_started_by_hand_with_its_dates() -> None:

@@ -155,3 +155,46 @@ def test_the_command_dry_run_sends_nothing_and_keeps_the_watermark(
     assert summary["watermark_after"] is None
     assert not (tmp_path / "state" / WATERMARK_FILE).exists()
     assert _emails() == [] and sms_in_moto(aws) == []
+
+
+def test_a_replayed_window_after_a_normal_run_sends_nothing_twice_and_leaves_the_watermark(
+    aws: str, tmp_path: Path
+) -> None:
+    paid = NOON - timedelta(minutes=2)
+    shop = _shop(tmp_path / "shop", [("O10", "paid", paid), ("O11", "paid", paid)])
+    first = order_updates(data=str(shop), now=NOON)
+
+    replay = order_updates(from_=NOON - timedelta(hours=1), to=NOON, data=str(shop), now=NOON + timedelta(hours=1))
+    following = order_updates(data=str(shop), now=NOON + timedelta(hours=2))
+
+    assert first.sent == 3
+    assert replay.replay and replay.sent == 0
+    assert replay.skipped_by_reason == {"duplicate": 3, "invalid_phone": 1}
+    assert replay.watermark_after is None
+    # the scheduled runs go on from where the last of them stopped, not from the replay
+    assert following.watermark_before == NOON
+    assert len(_emails()) == 2 and len(sms_in_moto(aws)) == 1
+
+
+def test_a_replayed_window_sends_the_messages_that_were_parked(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.cli import app
+
+    monkeypatch.setattr("flows.cli.ops._prefect_env", lambda verbose: None)  # keep this process's Prefect settings
+    paid = NOON - timedelta(minutes=2)
+    shop = _shop(tmp_path / "shop", [("O10", "paid", paid)])
+    monkeypatch.setenv("LOYALTY_PAUSED_CHANNELS", '["sms"]')  # the SMS kill switch is on during the run
+    outage = order_updates(data=str(shop), now=NOON)
+    monkeypatch.delenv("LOYALTY_PAUSED_CHANNELS")
+
+    later = (NOON + timedelta(minutes=30)).isoformat()
+    window = ["--from", (NOON - timedelta(hours=1)).isoformat(), "--to", NOON.isoformat()]
+    result = CliRunner().invoke(app, ["order-updates", *window, "--now", later, "--data", str(shop), "--json"])
+
+    assert result.exit_code == 0, result.output
+    replay = json.loads(result.stdout)
+    assert outage.sent_by_channel == {"email": 1} and outage.delivery.get("parked") == 1
+    assert replay["replay"] is True and replay["sent_by_channel"] == {"sms": 1}
+    assert replay["skipped_by_reason"] == {"duplicate": 1}
+    assert len(_emails()) == 1 and len(sms_in_moto(aws)) == 1

@@ -205,7 +205,7 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
         # then: daily at 06:00 in the shop's zone, dry_run off, parameters typed for the UI form
         _assert_daily_at_six(deployment, timezone)
         assert deployment.parameters == {"dry_run": False}
-        assert deployment.entrypoint == "flows/daily_run.py:daily_run"
+        assert deployment.entrypoint == "flows/daily_run.py:deployed_daily_run"
         assert not deployment.paused
         props = deployment.parameter_openapi_schema["properties"]
         assert props["dry_run"]["type"] == "boolean"
@@ -260,7 +260,7 @@ def test_prefect_deploy_of_prefect_yaml_schedules_the_same_run(prefect_server: P
     assert deployment is not None, deploy.stdout
     _assert_daily_at_six(deployment, timezone)
     assert deployment.parameters == {"dry_run": False}
-    assert deployment.entrypoint == "flows/daily_run.py:daily_run"
+    assert deployment.entrypoint == "flows/daily_run.py:deployed_daily_run"
     assert deployment.description == "Run a shop's day: load, validate, profile, plan, render and send, then report."
     assert sorted(deployment.tags) == ["daily", "loyalty-flows"]
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}]

@@ -281,26 +281,42 @@ def test_the_watermark_is_replaced_whole_and_leaves_no_temporary_file(tmp_path: 
     assert read_watermark(path) == Watermark(
         processed_until=_at("2024-06-01T10:05:00"), pending_from=_at("2024-06-01T09:00:00")
     )
-    assert [p.name for p in path.parent.iterdir()] == [WATERMARK_FILE]
+    # the mark and its order (what a later write is compared with), no temporary file
+    assert sorted(p.name for p in path.parent.iterdir()) == [f".{WATERMARK_FILE}.order", WATERMARK_FILE]
+
+
+def test_a_watermark_never_moves_backwards(tmp_path: Path) -> None:
+    path = tmp_path / "state" / WATERMARK_FILE
+    write_watermark(path, Watermark(processed_until=_at("2024-06-01T10:05:00")))
+
+    # another host, with a window it opened earlier, finishes later
+    stored = write_watermark(path, Watermark(processed_until=_at("2024-06-01T10:00:00")))
+
+    assert stored is False
+    assert read_watermark(path) == Watermark(processed_until=_at("2024-06-01T10:05:00"))
 
 
 @pytest.mark.parametrize(
-    ("decision", "outcome", "owed"),
+    ("decision", "outcome", "kind", "owed"),
     [
-        ("send", "sent", None),
-        ("send", "held_quiet_hours", "2024-06-01T09:58:00"),
-        ("send", "retry_later", "2024-06-01T09:58:00"),
-        ("deferred", None, "2024-06-01T09:58:00"),
-        ("skipped", None, None),
+        ("send", "sent", "transactional", None),
+        ("send", "held_quiet_hours", "transactional", "2024-06-01T09:58:00"),
+        ("send", "retry_later", "transactional", "2024-06-01T09:58:00"),
+        ("deferred", None, "transactional", "2024-06-01T09:58:00"),
+        ("skipped", None, "transactional", None),
+        # a lost answer: an order update is sent again (at least once), a back-in-stock offer never is
+        ("send", "unknown", "transactional", "2024-06-01T09:58:00"),
+        ("send", "unknown", "marketing", None),
     ],
 )
 def test_a_message_still_owed_keeps_its_event_in_the_next_window(
-    decision: str, outcome: str | None, owed: str | None
+    decision: str, outcome: str | None, kind: str, owed: str | None
 ) -> None:
     plan = pd.DataFrame(
         {
             "idempotency_key": ["order/O1/paid/sms", "order/O2/paid/email"],
             "decision": [decision, "send"],
+            "kind": [kind, "transactional"],
             "at": pd.to_datetime(["2024-06-01T09:58:00Z", "2024-06-01T10:01:00Z"], utc=True),
         }
     )
@@ -321,3 +337,24 @@ def test_a_run_with_an_earlier_now_never_moves_the_watermark_back() -> None:
 
     assert window.start == window.end  # nothing to look at
     assert next_watermark(window, None) == before
+
+
+def test_a_replayed_window_looks_at_the_past_and_sends_now_whatever_the_watermark() -> None:
+    from tasks.jobs.order_updates import replay_window
+
+    now = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
+    window = replay_window(datetime(2024, 6, 1, 8, 0), datetime(2024, 6, 1, 12, 0, tzinfo=UTC), now, "Europe/Warsaw")
+
+    assert (window.start, window.end) == (
+        datetime(2024, 6, 1, 8, 0, tzinfo=UTC),
+        datetime(2024, 6, 1, 12, 0, tzinfo=UTC),
+    )
+    assert window.replay and window.sends_at == now and window.before is None
+    assert window.as_of == date(2024, 6, 3)  # the budget counts the day it sends on
+    assert replay_window(datetime(2024, 6, 3, 8, 0, tzinfo=UTC), None, now, "Europe/Warsaw").end == now
+    with pytest.raises(ValueError, match="before it starts"):
+        replay_window(now, now - timedelta(hours=1), now, "Europe/Warsaw")
+    with pytest.raises(ValueError, match="after now"):
+        replay_window(now - timedelta(hours=1), now + timedelta(hours=1), now, "Europe/Warsaw")
+    with pytest.raises(ValueError, match="needs its start"):
+        replay_window(None, now, now, "Europe/Warsaw")

@@ -274,3 +274,46 @@ def test_the_list_s_topics_reach_the_gate_offers_stop_marketing_and_all_stops_or
         ("D", "order_status"): "skipped:suppressed",  # a complaint stops everything on the address
         ("D", "weekly_sale"): "skipped:suppressed",
     }
+
+
+def test_the_gate_matches_keyed_hashes_of_every_secret_and_the_bare_ones_stored_before(tmp_path: Path) -> None:
+    # A's address complained under today's key, D's under an earlier secret's, and C's in a row of before keys
+    now, earlier = b"n" * 32, b"e" * 32
+    SuppressionList(tmp_path / "s.sqlite", key=now).add(Channel.EMAIL, "A@Example.com", SuppressionReason.COMPLAINT)
+    SuppressionList(tmp_path / "s.sqlite", key=earlier).add(Channel.EMAIL, "d@example.com", "complaint")
+    SuppressionList(tmp_path / "s.sqlite").add(Channel.EMAIL, "c@example.com", SuppressionReason.COMPLAINT)
+    day = date(2024, 5, 2)
+    orders = load_catalog(PROJECT_ROOT / "campaigns")["order_status"]
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={orders.name: orders},
+        suppressed=current_suppressions(SuppressionList(tmp_path / "s.sqlite", key=now, old_keys=(earlier,))),
+    )
+    shipped = _candidates(day).assign(detail=lambda f: "O-" + f["customer_id"] + " shipped")
+
+    plan = plan_candidates([(orders, shipped)], _people(), planning)
+
+    emails = plan.loc[plan["channel"] == "email"].set_index("customer_id")
+    assert dict(emails["reason"]) == {"A": "suppressed", "B": "no_email", "C": "suppressed", "D": "suppressed"}
+
+
+def test_a_replan_sends_the_sms_copy_of_a_message_whose_email_already_went_within_the_daily_cap() -> None:
+    # the day's run sent A's email and parked the SMS copy (kill switch); the replay plans both again
+    day = date(2024, 5, 2)
+    campaign = WIN_BACK.model_copy(update={"holdout_share": 0.0, "channels": [Channel.EMAIL, Channel.SMS]})
+    person = _people().iloc[[0]].assign(phone="+48512345678", sms_opt_in=True)
+    planning = Planning(
+        as_of=day,
+        sending_at=datetime.combine(day, time(4), UTC),
+        rules=DeliveryRules(),
+        catalog={campaign.name: campaign},
+        already=lambda keys: set(keys[keys.str.contains("/email/")]),
+    )
+
+    plan = plan_candidates([(campaign, _candidates(day).iloc[[0]])], person, planning).set_index("channel")
+
+    # one message on two channels takes one place in the budget: the email went, the SMS goes now
+    assert dict(plan["decision"]) == {"email": "skipped", "sms": "send"}
+    assert plan.loc["email", "reason"] == "duplicate"
