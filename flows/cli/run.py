@@ -176,7 +176,7 @@ def backfill(
     """Replay the daily run for every date in a range, in order; the ledger skips what was sent.
 
     With --campaign or --channel each day is still planned whole, and only the matching messages are sent:
-    the rest is held back for its own replay (``loyalty missed`` lists it).
+    the rest is held back for its own replay (loyalty missed lists it).
     """
     _prefect_env(verbose)
     from flows.backfill import backfill as backfill_flow
