@@ -28,8 +28,9 @@ is off because request URLs carry signed tokens.
 
 The app holds no global state: ``make_app(settings)`` builds everything, so it runs under
 uvicorn (``serve_unsubscribe``) or in AWS Lambda behind an ASGI adapter, e.g.
-``handler = Mangum(make_app(Settings()))``. On Lambda, set ``LOYALTY_SIGNING_SECRET``
-(the shop's one secret; there is no persistent state folder for a key) and pass a durable ``suppressions`` store.
+``handler = Mangum(make_app(Settings()))`` (``tasks.consent.lambda_handler``). On Lambda, give it the shop's one
+secret (``LOYALTY_SIGNING_SECRET``, or ``LOYALTY_SIGNING_SECRET_ARN``; there is no persistent state folder for a
+key) and durable suppressions (``LOYALTY_STATE_BACKEND=dynamodb``).
 """
 
 from __future__ import annotations
