@@ -8,21 +8,26 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test lint types unit bench bench-delivery sync
+.PHONY: demo test lint types postgres unit bench bench-delivery sync
 
 ## Run the main job on the embedded default: a demo shop, local state, a local AWS.
 demo: sync
 	$(UV) run --frozen loyalty demo $(DEMO_ARGS)
 
 ## Run every check: lint, types, the whole test suite.
-test: sync lint types
+test: sync lint types postgres
 	$(UV) run --frozen pytest
 
-## Lint: ruff, the formatter, and the import contracts (each stage imports only the stages below it).
+## Lint: ruff, the formatter, the import contracts (each stage imports only the stages below it), the CloudFormation.
 lint: sync
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen lint-imports
+	$(UV) run --frozen cfn-lint infra/*.yaml
+
+## PostgreSQL's binaries for the Prefect-on-PostgreSQL test (Debian's package, when missing).
+postgres:
+	bash .ci/install-postgres
 
 types: sync
 	$(UV) run --frozen mypy
