@@ -8,6 +8,7 @@ from datetime import date, datetime
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.alerts import emit_run_events
 from flows.waves import ShardsFailedError, deliver_waves
 from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
@@ -87,6 +88,8 @@ def daily_run(
             as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis, only
         )
         summary = report_run(summary, paths, plan.shards)
+        # 8b. Events for the operators' automations (``loyalty setup-ops``): parked, unknown, traffic; counts only.
+        emit_run_events(summary)
         # 9. Retention: run folders past LOYALTY_RETENTION_DAYS lose their customer-level files (not in a dry run).
         if not dry_run:
             expire_run_data(settings, as_of)

@@ -11,6 +11,7 @@ from functools import partial
 
 from prefect import get_run_logger, unmapped
 
+from flows.alerts import LATE_AFTER, emit_late_wave
 from tasks.deliver.delivery import check_lease, deliver_shard
 from tasks.kernel.calendar import SendClock
 from tasks.kernel.paths import RunPaths
@@ -46,6 +47,8 @@ def deliver_waves(
     delivery: Counter[str] = Counter()
     for wave in waves:
         moment = clock.wait_for(wave.at, on_wait=partial(_log_wait, wave.at, len(wave.shards)))
+        if moment - wave.at > LATE_AFTER:  # the run started late: the operators hear of it (``setup-ops``)
+            emit_late_wave(wave.at.date(), (moment - wave.at).total_seconds() / 60, len(wave.shards))
         shards = deliver_shard.map(
             unmapped(paths),
             wave.shards,

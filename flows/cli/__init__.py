@@ -10,7 +10,9 @@ command group; each imports the engine lazily, inside its commands, so ``loyalty
 - ``recommend``: ``recommend`` and ``recommend evaluate`` (top-k products from an interactions CSV)
 - ``campaigns``: ``campaigns check``, ``simulate``, ``adhoc`` (the catalog checked, played day by day, a one-off send)
 - ``ops``: ``serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``, ``forget``,
-  ``retention apply`` (run folders past the retention period keep only their summaries)
+  ``retention apply`` (run folders past the retention period keep only their summaries), ``setup-ops`` (alerts)
+- ``server``: ``server start`` (a lasting Prefect server on PostgreSQL), ``server local-postgres`` (a throwaway
+  cluster for development)
 - ``common``: helpers several groups share (Prefect's defaults, date options, progress bars)
 - ``console``: the shared consoles and ``fail()``, the one way to fail (a red line on stderr, exit code 2)
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import campaigns, data, ops, profile, recommend, run
+from flows.cli import campaigns, data, ops, profile, recommend, run, server
 
 app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
 
@@ -39,6 +41,7 @@ app.command()(ops.serve)
 app.command()(ops.attribution)
 app.command("order-updates")(ops.order_updates_command)
 app.command("forget")(ops.forget_command)
+app.command("setup-ops")(ops.setup_ops_command)
 app.command()(campaigns.adhoc)
 
 app.add_typer(data.import_app, name="import")
@@ -47,5 +50,6 @@ app.add_typer(campaigns.campaigns_app, name="campaigns")
 app.add_typer(profile.clv_app, name="clv")
 app.add_typer(profile.segments_app, name="segments")
 app.add_typer(ops.retention_app, name="retention")
+app.add_typer(server.server_app, name="server")
 
 __all__ = ["app"]

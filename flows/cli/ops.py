@@ -1,5 +1,5 @@
 """Operations: ``loyalty serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``,
-``forget``, ``retention apply``."""
+``forget``, ``retention apply``, ``setup-ops``."""
 
 from __future__ import annotations
 
@@ -256,6 +256,31 @@ def forget_command(
     out.print(f"Forgot customer {customer_id}:", highlight=False)
     for line in summary.lines():
         out.print(f"  {line}", highlight=False)
+
+
+def setup_ops_command(
+    webhook: Annotated[
+        str | None, typer.Option(help="URL the operators' alerts are POSTed to as JSON (Slack, Teams, a pager).")
+    ] = None,
+    sns_topic: Annotated[
+        str | None, typer.Option(help="SNS topic ARN: needs prefect-aws, which is not installed; use --webhook.")
+    ] = None,
+) -> None:
+    """Create or update the Prefect automations that tell operators when a run fails or needs attention."""
+    _prefect_env(False)
+    from prefect.settings import get_current_settings
+
+    from flows.alerts import setup_ops
+
+    if not get_current_settings().api.url:
+        raise _fail("no Prefect server configured: set PREFECT_API_URL")
+    try:
+        done = setup_ops(webhook=webhook, sns_topic=sns_topic)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    for name in done.automations:
+        out.print(f"Automation ready: {name}", highlight=False)
+    out.print(f"Notifications go to the block {', '.join(done.blocks)}.", highlight=False)
 
 
 retention_app = typer.Typer(

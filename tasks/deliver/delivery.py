@@ -12,7 +12,8 @@ Each message is claimed in the ledger, sent, then marked; its outcome is one of 
   or any unexpected error of this one message: its reason is the error's class name only);
 - ``retry_later``: still transient after every backoff, the rate tokens not had in time, or the ledger
   unreachable for the claim: the claim released for a later run;
-- ``parked``: the channel's daily quota ran out or its kill switch is on: not attempted, claim released;
+- ``parked``: the channel's daily quota ran out, its kill switch is on or its campaign is paused
+  (``paused_campaigns``): not attempted, claim released;
 - ``suppressed``: the customer opted out (or bounced) after planning: dropped before the claim;
 - ``held_quiet_hours``: inside the customer's quiet hours when the shard went out: not claimed.
 
@@ -65,6 +66,7 @@ from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.ledger.protocol import Claim, Ledger
 from tasks.plan.gates import delivery_rules, quiet_now
+from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses
 
 logger = logging.getLogger("loyalty.deliver")
 
@@ -204,17 +206,19 @@ def deliver(
     paused: Callable[[], frozenset[MessageKind]] = _nothing_paused,
     sleep: Callable[[float], None] = time.sleep,
     opt_outs: Callable[[], OptOuts] = OptOuts,
+    campaigns: Callable[[], CampaignPauses] = CampaignPauses,
 ) -> list[Outcome]:
     """Claim, send and mark every message; return one outcome per message (see the module docstring).
 
     Every ``SWITCH_EVERY`` messages, right before their claims, delivery looks at the kill switch
-    (``paused``: the kinds of message not to send now) and at the suppression list (``opt_outs``).
+    (``paused``: the kinds of message not to send now), at the campaigns paused (``campaigns``) and at
+    the suppression list (``opt_outs``).
     """
     quota_out = threading.Event()
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
         for start in range(0, len(batch), SWITCH_EVERY):
-            chunk, held = _hold_back(batch[start : start + SWITCH_EVERY], paused(), opt_outs())
+            chunk, held = _hold_back(batch[start : start + SWITCH_EVERY], paused(), opt_outs(), campaigns())
             outcomes += held
             outcomes += pool.map(
                 lambda item: _deliver_one(item, ledger, channel, bucket, quota_out, backoff, sleep), chunk
@@ -224,14 +228,18 @@ def deliver(
 
 
 def _hold_back(
-    chunk: Sequence[Outgoing], paused: frozenset[MessageKind], opt_outs: OptOuts
+    chunk: Sequence[Outgoing],
+    paused: frozenset[MessageKind],
+    opt_outs: OptOuts,
+    campaigns: CampaignPauses = NO_PAUSES,
 ) -> tuple[list[Outgoing], list[Outcome]]:
-    """Split a chunk into the messages to send and the outcomes of those held back: paused kinds, opt-outs."""
+    """Split a chunk into the messages to send and the outcomes of those held back: paused kinds and
+    campaigns, opt-outs."""
     go: list[Outgoing] = []
     held: list[Outcome] = []
     for item in chunk:
         claim = item.claim
-        if item.message.kind in paused:
+        if item.message.kind in paused or campaigns.stops(claim.campaign, item.message.kind):
             held.append(Outcome(claim.key, claim.customer_id, claim.channel, DeliveryOutcome.PARKED, 0))
         elif is_suppressed(item.message, claim.channel, claim.customer_id, opt_outs):
             held.append(Outcome(claim.key, claim.customer_id, claim.channel, DeliveryOutcome.SUPPRESSED, 0))
@@ -500,6 +508,7 @@ def deliver_shard(
                     backoff=shard_backoff(settings),
                     paused=partial(paused_kinds, channel.name, settings),
                     opt_outs=partial(suppressed_now, settings),
+                    campaigns=partial(campaign_pauses, settings),
                 )
                 _report_progress(progress_artifact, len(chunk), total)
     finally:

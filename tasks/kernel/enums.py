@@ -98,6 +98,7 @@ class SkipReason(StrEnum):
     TOO_LATE = "too_late"
     REDEEMED = "redeemed"  # the customer used the series' coupon: later steps stop
     PAUSED = "paused"  # promotions pause after a service-recovery message
+    CAMPAIGN_PAUSED = "campaign_paused"  # a marketer paused the campaign (``paused_campaigns``)
     RESERVED = "reserved"  # the budget's room is kept for a higher-priority step already scheduled (``yields_to``)
     COUPON_EXPIRED = "coupon_expired"  # the step's coupon, fixed by its occasion, would be expired on the send day
     HELD_BACK = "held_back"  # a filtered replay (``loyalty backfill --campaign/--channel``) left it for its own replay

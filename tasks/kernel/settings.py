@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         description='Earlier signing secrets, as JSON (["old-secret"]): links they signed still verify after a '
         "rotation; nothing new is signed with them.",
     )
+    signing_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager ARN of the signing secret, read when signing_secret is unset "
+        "(the unsubscribe Lambda of infra/loyalty.yaml).",
+    )
     feedback_queue_url: str | None = Field(
         None,
         description=(
@@ -176,6 +181,10 @@ class Settings(BaseSettings):
     paused_channels: set[str] = Field(
         default_factory=set,
         description='Kill switch: channels not to send on, as JSON (["sms"]). The Prefect Variable paused_channels works too.',
+    )
+    paused_campaigns: set[str] = Field(
+        default_factory=set,
+        description='Campaigns not to send, as JSON (["winback"]). The Prefect Variable paused_campaigns works too.',
     )
     marketing_per_day: int = Field(1, ge=0, description="Marketing messages a customer may get in one day.")
     marketing_per_week: int = Field(3, ge=0, description="Marketing messages a customer may get in any 7 days.")

@@ -84,6 +84,7 @@ from tasks.plan.gates import (
 )
 from tasks.plan.history import marketing_history, no_history, record_history
 from tasks.plan.offers import coupon_code, coupon_rows, redeemed_codes, registry, validity, write_registry
+from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses
 from tasks.plan.points import PointsRules
 from tasks.plan.replay import ReplayFilter, hold_back
 from tasks.plan.triggers import ShopData, occurrences
@@ -246,7 +247,7 @@ class Planning:
     ``history``: what earlier plans (and later ones: a backfill runs after) send or held out, by the day it
     goes out (``tasks/plan/history.py``). ``already``: the ledger's keys sent or failed for good.
     ``scheduled``: marketing steps due on the coming days that the budget keeps room for (``scheduled_steps``).
-    ``schedule``: the job's send time (gate 4).
+    ``schedule``: the job's send time (gate 4). ``pauses``: the campaigns a marketer paused (gate 7).
     """
 
     as_of: date
@@ -260,6 +261,7 @@ class Planning:
     redeemed_codes: frozenset[str] = frozenset()
     key: bytes = b""
     schedule: Scheduler = at_local_hour
+    pauses: CampaignPauses = NO_PAUSES
 
 
 def message_rows(campaign: Campaign, candidates: pd.DataFrame) -> pd.DataFrame:
@@ -425,7 +427,12 @@ def _step(campaign: Campaign, number: int) -> Step:
 
 
 def pause_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
-    """7. After a pausing campaign (service recovery) reaches a customer, other marketing waits that long."""
+    """7. A campaign a marketer paused (``paused_campaigns``) sends nothing; after a pausing campaign (service
+    recovery) reaches a customer, other marketing waits that long."""
+    pauses = planning.pauses
+    if pauses.names or pauses.all_marketing:
+        stopped = [pauses.stops(str(c), str(k)) for c, k in zip(rows["campaign"], rows["kind"], strict=True)]
+        yield np.asarray(stopped, dtype=bool), Decision.SKIPPED, SkipReason.CAMPAIGN_PAUSED
     yield _paused(rows, planning.catalog, planning.history, planning.as_of), Decision.SKIPPED, SkipReason.PAUSED
 
 
@@ -644,6 +651,7 @@ def build_plan(
     history: pd.DataFrame,
     sending_at: datetime,
     key: bytes,
+    pauses: CampaignPauses = NO_PAUSES,
 ) -> pd.DataFrame:
     """Plan one day of the daily run: every campaign's candidates through every gate."""
     planning = Planning(
@@ -656,6 +664,7 @@ def build_plan(
         already=already,
         redeemed_codes=redeemed_codes(data[Table.ORDERS]),
         key=key,
+        pauses=pauses,
     )
     # one pass over each trigger: today's candidates, and the steps due on the coming days the budget keeps room for
     as_of = data.as_of
@@ -841,6 +850,7 @@ def plan_day(
         marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history),
         sending_at,
         purpose_key(settings, Purpose.COUPON),
+        campaign_pauses(settings),
     )
     plan = hold_back(plan, only)
     summary = commit_shards(plan, message_people(data[Table.CUSTOMERS], data["profile"]), paths, settings, campaigns)

@@ -36,6 +36,7 @@ from tasks.kernel.enums import Channel, MessageKind, SendStatus
 from tasks.kernel.settings import Settings
 from tasks.ledger.protocol import Claim
 from tasks.ledger.sqlite import SqliteLedger
+from tasks.plan.pauses import NO_PAUSES, CampaignPauses
 from tasks.plan.planner import Suppressed
 
 FAST = Backoff(attempts=3, base=0.001, cap=0.002, token_wait=1.0)
@@ -294,6 +295,22 @@ def test_an_unreachable_kill_switch_pauses_marketing_only(
     assert kinds == {MessageKind.MARKETING}
     assert [o.outcome for o in outcomes] == ["parked", "sent"]
     assert ledger.status(_email(1).claim.key) is None  # no claim: a later run sends it
+
+
+def test_a_campaign_paused_during_the_run_is_parked_from_the_next_chunk_without_claims(
+    monkeypatch: pytest.MonkeyPatch, ledger: SqliteLedger
+) -> None:
+    monkeypatch.setattr(delivery, "SWITCH_EVERY", 1)
+    looks: list[CampaignPauses] = [NO_PAUSES, CampaignPauses(frozenset({"c"}))]
+    channel = FakeChannel()
+
+    outcomes = _run(
+        [_email(1), _email(2), _email(3)], ledger, channel, campaigns=lambda: looks[min(len(channel.calls), 1)]
+    )
+
+    assert [o.outcome for o in outcomes] == ["sent", "parked", "parked"]
+    assert channel.calls == [_email(1).claim.key]
+    assert ledger.status(_email(2).claim.key) is None  # no claim: a later run sends it once the pause is lifted
 
 
 def test_the_kill_switch_set_by_an_operator_stops_everything(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from tasks.kernel.enums import Channel, Table, Topic
 from tasks.kernel.settings import PROJECT_ROOT
 from tasks.plan.campaigns import load_catalog
 from tasks.plan.gates import DeliveryRules
+from tasks.plan.pauses import NO_PAUSES, CampaignPauses
 from tasks.plan.planner import Planning, Suppressed, campaign_candidates, current_suppressions, plan_candidates
 from tasks.plan.triggers import ShopData
 from tasks.profile.features import build_profile
@@ -23,7 +24,7 @@ from tests.shops import add_rows, tiny_shop, write_shop
 WIN_BACK = load_catalog(PROJECT_ROOT / "campaigns")["win_back"]
 
 
-def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type: ignore[no-untyped-def]
+def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset(), pauses=NO_PAUSES):  # type: ignore[no-untyped-def]
     snapshot = validate_snapshot(load_raw(str(write_shop(frames, tmp_path / "shop"))), as_of)
     customers = snapshot.frames[Table.CUSTOMERS]
     frames = {t.value: f for t, f in snapshot.frames.items()} | {
@@ -36,6 +37,7 @@ def _plan(tmp_path: Path, frames, as_of: date, suppressed=frozenset()):  # type:
         rules=DeliveryRules(),
         catalog={WIN_BACK.name: WIN_BACK},
         suppressed=Suppressed(everything={Channel.EMAIL: suppressed}),
+        pauses=pauses,
     )
     return plan_candidates([(WIN_BACK, candidates)], customers, planning)
 
@@ -49,6 +51,17 @@ def test_customer_lapsed_90_days_gets_one_key_per_lapse_for_the_step_window(tmp_
     assert first_day.loc[0, "decision"] == "send"
     assert first_day.loc[0, "idempotency_key"] == "win_back/1/email/C1/2024-05-01"
     assert list(late["idempotency_key"]) == [first_day.loc[0, "idempotency_key"]]
+
+
+def test_a_campaign_a_marketer_paused_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    paused = _plan(tmp_path, tiny_shop(), date(2024, 5, 1), pauses=CampaignPauses(frozenset({"win_back"})))
+    unreachable = _plan(tmp_path, tiny_shop(), date(2024, 5, 1), pauses=CampaignPauses(all_marketing=True))
+    other = _plan(tmp_path, tiny_shop(), date(2024, 5, 1), pauses=CampaignPauses(frozenset({"birthday"})))
+
+    assert list(paused["decision"]) == ["skipped"]
+    assert list(paused["reason"]) == ["campaign_paused"]
+    assert list(unreachable["reason"]) == ["campaign_paused"]
+    assert list(other["decision"]) == ["send"]
 
 
 def test_the_stronger_second_step_is_due_three_weeks_into_the_lapse(tmp_path: Path) -> None:
