@@ -29,13 +29,7 @@ from tasks.kernel.settings import Settings
 from tasks.plan.planner import Wave
 from tasks.profile.kpis import TrafficAlert
 from tasks.report.run_report import RunSummary
-from tests.integration.test_serve import (
-    SERVER_STARTUP_TIMEOUT,
-    PrefectServer,
-    _exited,
-    _spawn,
-    _wait_for,
-)
+from tests.prefect_servers import PrefectServer, running_prefect_server, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -158,13 +152,8 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A Prefect server whose automations fire: event persister, triggers and actions on; nothing else."""
-    import urllib.error
-    import urllib.request
-
-    home = tmp_path_factory.mktemp("prefect-ops-home")
-    port = _free_port()
-    server = PrefectServer(f"http://127.0.0.1:{port}/api", home, startup_seconds=0.0)
-    env = server.env(
+    with running_prefect_server(
+        tmp_path_factory.mktemp("prefect-ops-home"),
         PREFECT_SERVER_UI_ENABLED="false",
         PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED="true",
         PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED="true",
@@ -172,20 +161,7 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServ
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
         PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
         PREFECT_SERVER_SERVICES_FOREMAN_ENABLED="false",
-    )
-    del env["PREFECT_API_URL"]
-    log = home / "server.log"
-    args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with _spawn(args, env, log, cwd=home) as proc:
-
-        def healthy() -> bool | None:
-            try:
-                with urllib.request.urlopen(f"{server.api_url}/health", timeout=2.0) as response:
-                    return response.status == 200 or None
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                return None
-
-        _wait_for("the Prefect server's /api/health", healthy, SERVER_STARTUP_TIMEOUT, _exited(proc, log))
+    ) as server:
         yield server
 
 
@@ -221,7 +197,7 @@ def test_setup_ops_notifies_the_webhook_of_a_failed_run_and_of_parked_sends(
     def nobody() -> str | None:
         return None
 
-    text = _wait_for("the failure notification", lambda: _notified(receiver, "daily-run"), NOTIFIED_WITHIN, nobody)
+    text = wait_for("the failure notification", lambda: _notified(receiver, "daily-run"), NOTIFIED_WITHIN, nobody)
     assert "Failed" in text
 
     # when: a run reports parked sends
@@ -230,6 +206,6 @@ def test_setup_ops_notifies_the_webhook_of_a_failed_run_and_of_parked_sends(
     assert EVENT_PARKED in parked.stdout
 
     # then: they hear of that too, with the day and the count only
-    text = _wait_for("the parked notification", lambda: _notified(receiver, EVENT_PARKED), NOTIFIED_WITHIN, nobody)
+    text = wait_for("the parked notification", lambda: _notified(receiver, EVENT_PARKED), NOTIFIED_WITHIN, nobody)
     assert "2026-12-06" in text
     assert "3" in text

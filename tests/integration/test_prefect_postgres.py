@@ -22,7 +22,7 @@ import pytest
 
 from flows.prefect_server import ServerError, local_postgres, postgres_bin
 from tasks.demo.local_aws import _free_port
-from tests.integration.test_serve import SERVER_STARTUP_TIMEOUT, _exited, _spawn, _wait_for
+from tests.prefect_servers import SERVER_STARTUP_TIMEOUT, exited, spawn, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -105,9 +105,9 @@ def test_flow_runs_are_stored_in_postgres_and_survive_a_server_restart(postgres_
     script = tmp_path / "probe.py"
     script.write_text(PROBE_FLOW, encoding="utf-8")
     log = tmp_path / "server.log"
-    with _spawn(_start_args(postgres_url, port), server_env, log, cwd=REPO_ROOT) as server:
-        _wait_for(
-            "the Prefect server on PostgreSQL", lambda: _healthy(api_url), SERVER_STARTUP_TIMEOUT, _exited(server, log)
+    with spawn(_start_args(postgres_url, port), server_env, log, cwd=REPO_ROOT) as server:
+        wait_for(
+            "the Prefect server on PostgreSQL", lambda: _healthy(api_url), SERVER_STARTUP_TIMEOUT, exited(server, log)
         )
 
         # when: a flow runs against it
@@ -128,10 +128,8 @@ def test_flow_runs_are_stored_in_postgres_and_survive_a_server_restart(postgres_
 
     # and: a restarted server (same database) still lists it
     log = tmp_path / "server-restarted.log"
-    with _spawn(_start_args(postgres_url, port), server_env, log, cwd=REPO_ROOT) as server:
-        _wait_for(
-            "the restarted Prefect server", lambda: _healthy(api_url), SERVER_STARTUP_TIMEOUT, _exited(server, log)
-        )
+    with spawn(_start_args(postgres_url, port), server_env, log, cwd=REPO_ROOT) as server:
+        wait_for("the restarted Prefect server", lambda: _healthy(api_url), SERVER_STARTUP_TIMEOUT, exited(server, log))
         runs = _api(f"{api_url}/flow_runs/filter", {})
         assert [(r["id"], r["state_type"]) for r in runs] == [(run_id, "COMPLETED")]
 

@@ -5,132 +5,36 @@ Slow: one server for the module, on a fresh SQLite database (12-15 s to healthy 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tasks.demo.local_aws import _free_port
+from tests.prefect_servers import PrefectServer, exited, running_prefect_server, spawn, stop, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE = "from flows.serve import serve_all; from tasks.kernel.settings import Settings; serve_all(Settings())"
 DEPLOYMENT = "daily-run/daily-run"
-SERVER_STARTUP_TIMEOUT = 180.0
-T = TypeVar("T")
-
-
-@dataclass
-class PrefectServer:
-    api_url: str
-    home: Path
-    startup_seconds: float
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """The environment of a process that talks to this server (and never sends telemetry)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(
-            PREFECT_HOME=str(self.home),
-            PREFECT_API_URL=self.api_url,
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            DO_NOT_TRACK="1",
-            PYTHONUNBUFFERED="1",
-        )
-        env.update(extra)
-        return env
-
-
-def _tail(log: Path, lines: int = 40) -> str:
-    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else "(no output)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace: float = 20.0) -> None:
-    """Signal the process group, then kill it if it is still there after the grace period."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-    # Children (uvicorn, flow-run subprocesses) may outlive the leader: clear the whole group.
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-@contextmanager
-def _spawn(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a process in its own group, output to ``log``; always stop the group on the way out."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            _stop(proc)
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout: float, alive: Callable[[], str | None]) -> T:
-    """Poll ``probe`` until it returns something; fail early if a process we depend on died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if (died := alive()) is not None:
-            pytest.fail(f"{died} while waiting for {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(1.0)
-
-
-def _exited(proc: subprocess.Popen[bytes], log: Path) -> Callable[[], str | None]:
-    def check() -> str | None:
-        if proc.poll() is None:
-            return None
-        return f"{log.stem} process exited with {proc.returncode}:\n{_tail(log)}"
-
-    return check
 
 
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A Prefect server with a fresh SQLite database; the scheduler looks for work every 5 s."""
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    server = PrefectServer(f"http://127.0.0.1:{port}/api", home, startup_seconds=0.0)
-    env = server.env(PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_SERVER_UI_ENABLED="false")
-    del env["PREFECT_API_URL"]
-    log = home / "server.log"
-    args = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    started = time.monotonic()
-    with _spawn(args, env, log, cwd=home) as proc:
-
-        def healthy() -> bool | None:
-            try:
-                with urllib.request.urlopen(f"{server.api_url}/health", timeout=2.0) as response:
-                    return response.status == 200 or None
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                return None
-
-        _wait_for("the Prefect server's /api/health", healthy, SERVER_STARTUP_TIMEOUT, _exited(proc, log))
-        server.startup_seconds = time.monotonic() - started
+    with running_prefect_server(
+        home, PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5", PREFECT_SERVER_UI_ENABLED="false"
+    ) as server:
         print(f"\nPrefect server healthy after {server.startup_seconds:.1f} s")
         yield server
 
@@ -196,11 +100,9 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
     env = prefect_server.env(LOYALTY_SHOP_TIMEZONE=timezone)
     log = tmp_path / "serve.log"
     started = time.monotonic()
-    with _spawn([sys.executable, "-c", SERVE], env, log, cwd=REPO_ROOT) as serve:
+    with spawn([sys.executable, "-c", SERVE], env, log, cwd=REPO_ROOT) as serve:
         # when: the deployment is registered
-        deployment = _wait_for(
-            f"deployment {DEPLOYMENT}", lambda: _deployment(prefect_server), 120, _exited(serve, log)
-        )
+        deployment = wait_for(f"deployment {DEPLOYMENT}", lambda: _deployment(prefect_server), 120, exited(serve, log))
         registered = time.monotonic() - started
         # then: daily at 06:00 in the shop's zone, dry_run off, parameters typed for the UI form
         _assert_daily_at_six(deployment, timezone)
@@ -212,22 +114,22 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
         assert {"type": "string", "format": "date"} in props["as_of"]["anyOf"]
         assert props["data"]["description"]
         # and: the server's scheduler has put tomorrow's run(s) at 06:00 Warsaw time
-        runs = _wait_for(
-            "scheduled runs", lambda: _scheduled_runs(prefect_server, deployment.id), 60, _exited(serve, log)
+        runs = wait_for(
+            "scheduled runs", lambda: _scheduled_runs(prefect_server, deployment.id), 60, exited(serve, log)
         )
         _assert_runs_at_six_local(runs, timezone)
         scheduled = time.monotonic() - started
         # when: serve has registered all its deployments and polls (a Ctrl-C while it is still registering
         # them stops it before its runner starts, so nothing is paused), the operator stops it (Ctrl-C)
-        _wait_for(
+        wait_for(
             "serve to poll",
             lambda: True if "being served" in log.read_text(errors="replace") else None,
             120,
-            _exited(serve, log),
+            exited(serve, log),
         )
-        _stop(serve, signal.SIGINT)
+        stop(serve, signal.SIGINT)
     # then: the schedule is paused, so runs do not pile up with nobody to execute them
-    paused = _wait_for(
+    paused = wait_for(
         "the schedule to be paused", lambda: _deployment(prefect_server, lambda d: d.paused), 30, lambda: None
     )
     assert paused.paused
