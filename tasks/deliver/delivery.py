@@ -42,7 +42,6 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.variables import Variable
 
 from tasks.deliver.channels import (
     EmailMessageOut,
@@ -66,7 +65,7 @@ from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.ledger.protocol import Claim, Ledger
 from tasks.plan.gates import delivery_rules, quiet_now
-from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses
+from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses, listed_names, read_variable
 
 logger = logging.getLogger("loyalty.deliver")
 
@@ -433,12 +432,11 @@ def paused_kinds(channel: str, settings: Settings) -> frozenset[MessageKind]:
     if channel in settings.paused_channels:
         return frozenset(MessageKind)
     try:
-        value = Variable.get(PAUSED_VARIABLE, default=None)
+        value = read_variable(PAUSED_VARIABLE)
     except Exception as exc:
         logger.warning("kill switch unreadable (%s): marketing on %s paused", type(exc).__name__, channel)
         return frozenset({MessageKind.MARKETING})
-    names: list[object] = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
-    return frozenset(MessageKind) if channel in {str(n).strip() for n in names} else frozenset()
+    return frozenset(MessageKind) if channel in listed_names(value) else frozenset()
 
 
 def channel_paused(channel: str, settings: Settings, kind: MessageKind = MessageKind.MARKETING) -> bool:

@@ -52,8 +52,12 @@ def campaign_pauses(settings: Settings, read: Callable[[str], object] = read_var
     except Exception as exc:
         logger.warning("campaign pause switch unreadable (%s): every marketing campaign paused", type(exc).__name__)
         return CampaignPauses(frozenset(names), all_marketing=True)
+    return CampaignPauses(frozenset(names | listed_names(value)))
+
+
+def listed_names(value: object) -> frozenset[str]:
+    """The names an operator's switch Variable holds: a list, or one comma-separated string (anything else: none)."""
     listed: list[object] = (
         list(value.split(",")) if isinstance(value, str) else list(value) if isinstance(value, list) else []
     )
-    names |= {str(n).strip() for n in listed if str(n).strip()}
-    return CampaignPauses(frozenset(names))
+    return frozenset(name for n in listed if (name := str(n).strip()))
