@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from tasks.consent.suppression import SuppressionList
 from tasks.kernel.aws import dynamodb_client
 from tasks.kernel.enums import Channel
+from tasks.kernel.paths import RunPaths
+from tasks.kernel.runstore import run_folder
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.render.articles import ArticleHistory
@@ -73,10 +75,13 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
     """Erase a customer from the run folders, the state backend, the ledger and the articles; suppress their addresses."""
     addresses: dict[Channel, set[str]] = {channel: set() for channel in Channel}
     files = rows = 0
-    for path in run_files(settings.output_dir):
-        removed = _rewrite_without(path, customer_id, addresses)
-        files, rows = files + (removed > 0), rows + removed
-    deleted = _clear_outboxes(settings.output_dir, customer_id)
+    # Run folders in S3 (LOYALTY_OUTPUT_DIR=s3://...): all of them come down, the erased files go back up and
+    # the deleted ones are deleted there. Rare and whole: an erasure reads every run folder either way.
+    with run_folder(RunPaths(root=settings.output_dir), settings):
+        for path in run_files(settings.output_dir):
+            removed = _rewrite_without(path, customer_id, addresses)
+            files, rows = files + (removed > 0), rows + removed
+        deleted = _clear_outboxes(settings.output_dir, customer_id)
 
     suppressions = SuppressionList.for_settings(settings)
     suppression_rows = suppressions.forget(customer_id, {c: sorted(a) for c, a in addresses.items()})

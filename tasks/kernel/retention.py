@@ -17,7 +17,9 @@ demo shop, say). A day another run holds (its lock is taken) is skipped until th
 ``retention_days`` 0 keeps everything forever.
 
 Durable state (ledger, suppressions, send history) is not here: it lives under the state folder.
-Local output folders only: the output folder is a local path (``LOYALTY_OUTPUT_DIR``), never S3.
+Local output folders only. With ``LOYALTY_OUTPUT_DIR=s3://...`` (``tasks/kernel/runstore.py``) the run
+bucket's lifecycle rule expires run folders (infra/loyalty.yaml: ``RetentionDays``, whole folders, summaries
+too); the daily run does not walk the bucket, and the worker's mirror holds no run folder between runs.
 """
 
 from __future__ import annotations
@@ -52,9 +54,12 @@ class RetentionReport:
     folders: int = 0
     files: int = 0
     skipped_busy: tuple[date, ...] = field(default=())
+    in_s3: bool = False  # run folders in S3: the bucket's lifecycle rule expires them
 
     def headline(self) -> str:
         """Return one line for the log and the terminal."""
+        if self.in_s3:
+            return "retention: run folders are in S3, where the bucket's lifecycle rule expires them"
         if self.cutoff is None:
             return "retention: off (LOYALTY_RETENTION_DAYS=0): every run folder is kept"
         verb = "would delete" if self.dry_run else "deleted"
@@ -185,6 +190,9 @@ def _remove(path: Path) -> None:
 @task(cache_policy=NO_CACHE)
 def expire_run_data(settings: Settings, as_of: date) -> RetentionReport:
     """Delete the customer-level files of run folders past the retention period; keep their summaries."""
-    report = apply_retention(settings.output_dir, as_of, settings.retention_days)
+    if settings.output_s3 is not None:  # the bucket's lifecycle rule, not a walk over the bucket
+        report = RetentionReport(cutoff=None, dry_run=False, in_s3=True)
+    else:
+        report = apply_retention(settings.output_dir, as_of, settings.retention_days)
     get_run_logger().info(report.headline())
     return report

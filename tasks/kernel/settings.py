@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A local hour of the day, as quiet hours are given.
@@ -16,8 +17,36 @@ Hour = Annotated[int, Field(ge=0, le=23)]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def catalog_root() -> Path:
+    """The folder holding ``campaigns/`` and ``templates/``: the repository's, or the installed package's copy.
+
+    A working copy (or an editable install) reads them from ``PROJECT_ROOT``. The wheel carries them in
+    ``tasks/_catalog/`` (pyproject's ``force-include``), since an installed ``PROJECT_ROOT`` is site-packages.
+    """
+    installed = Path(__file__).resolve().parents[1] / "_catalog"
+    return installed if installed.is_dir() else PROJECT_ROOT
+
+
 # Hosts of the local AWS: the demo's moto server listens on loopback only.
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+# Run folders kept in S3 are worked on in a mirror here, under the temporary folder ($TMPDIR): see tasks/kernel/runstore.py.
+MIRROR_FOLDER = "loyalty-runs"
+
+
+def mirror_root() -> Path:
+    """The folder that holds the local mirrors of S3 run folders: ``$TMPDIR/loyalty-runs``."""
+    return Path(tempfile.gettempdir()).resolve() / MIRROR_FOLDER
+
+
+def s3_mirror(uri: str) -> Path:
+    """The local mirror of the run folders at ``s3://bucket/prefix``: ``$TMPDIR/loyalty-runs/bucket/prefix``."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    parts = [p for p in prefix.split("/") if p]
+    if not bucket or any(p in {".", ".."} for p in parts):
+        raise ValueError(f"{uri}: not an S3 location; write s3://bucket or s3://bucket/prefix")
+    return mirror_root().joinpath(bucket, *parts)
 
 
 def uses_local_aws(settings: Settings) -> bool:
@@ -49,15 +78,28 @@ class Settings(BaseSettings):
         "demo/shop",
         description="Where the shop's contract tables are: a folder or s3://bucket/prefix of CSV or Parquet files.",
     )
-    output_dir: Path = Field(Path("out"), description="Where each run writes its output, under <output_dir>/<as_of>/.")
+    output_dir: Path = Field(
+        Path("out"),
+        description="Where each run writes its output, under <output_dir>/<as_of>/: a folder, or s3://bucket/prefix "
+        "(each run then works in a mirror under the temporary folder and syncs its folder with S3).",
+    )
+    output_s3: str | None = Field(
+        None,
+        description="Set from LOYALTY_OUTPUT_DIR=s3://bucket/prefix: where the run folders live; output_dir is then "
+        "their local mirror, $TMPDIR/loyalty-runs/<bucket>/<prefix>.",
+    )
     state_dir: Path = Field(
         Path(".loyalty"),
         description="Where durable state lives: the send ledger, suppressions and the articles given (SQLite).",
     )
     campaigns_dir: Path = Field(
-        PROJECT_ROOT / "campaigns", description="The campaign catalog: one YAML file per campaign."
+        default_factory=lambda: catalog_root() / "campaigns",
+        description="The campaign catalog: one YAML file per campaign. Default: the project's campaigns/.",
     )
-    templates_dir: Path = Field(PROJECT_ROOT / "templates", description="Jinja2 message templates.")
+    templates_dir: Path = Field(
+        default_factory=lambda: catalog_root() / "templates",
+        description="Jinja2 message templates. Default: the project's templates/.",
+    )
     shop_timezone: str = Field(
         "Europe/Moscow", description="The shop's time zone: the daily run is scheduled at 06:00 there."
     )
@@ -160,6 +202,13 @@ class Settings(BaseSettings):
         '(["arn:aws:sns:eu-central-1:123456789012:ses-feedback"]); a message from any other topic is dropped '
         "unread. Unset: any topic on the local AWS (the demo); on real AWS the queue is not read until it is set.",
     )
+    state_keep_days: int = Field(
+        400,
+        ge=0,
+        description="Days DynamoDB keeps a ledger entry (from its claim), a send-history row (from its day) and a "
+        "coupon (from its last valid day) before its TTL deletes it; a replay of a day older than this is refused, "
+        "since the ledger could no longer stop a second send. 0: keep forever (and never refuse).",
+    )
     retention_days: int = Field(
         90,
         ge=0,
@@ -237,6 +286,19 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Loyalty points earned per unit of an order's total (rounded down)."
     )
     points_valid_days: int = Field(365, ge=1, description="Days loyalty points last after they are earned.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _output_in_s3(cls, data: Any) -> Any:
+        """Keep an ``s3://`` output as ``output_s3`` and work in its mirror (a ``Path`` would mangle the URI)."""
+        if not isinstance(data, dict):
+            return data
+        output = data.get("output_dir")
+        uri = str(output) if isinstance(output, str) and output.startswith("s3://") else data.get("output_s3")
+        if not uri:
+            return data
+        uri = "s3://" + str(uri).removeprefix("s3://").rstrip("/")
+        return {**data, "output_s3": uri, "output_dir": s3_mirror(uri)}
 
     @property
     def shared_backend(self) -> Literal["sqlite", "dynamodb"]:

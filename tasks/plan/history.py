@@ -19,6 +19,7 @@ import pandas as pd
 
 from tasks.kernel.enums import Decision, MessageKind
 from tasks.kernel.paths import ADHOC_FOLDER, UPDATES_FOLDER, UPDATES_MARKETING_FILE, RunPaths
+from tasks.kernel.runstore import durable_name
 from tasks.state.protocol import HistoryRow, HistoryStore
 
 HISTORY_COLUMNS = ("customer_id", "campaign", "step", "occurrence", "kind", "decision")
@@ -65,8 +66,11 @@ def marketing_history(
 
 
 def plan_id(path: Path) -> str:
-    """The name a plan's history is kept under: its file, so a plan written again replaces its rows."""
-    return str(path.resolve())
+    """The name a plan's history is kept under: its file, so a plan written again replaces its rows.
+
+    In an S3 run folder's mirror, the file's ``s3://`` name: the same on every worker.
+    """
+    return durable_name(path)
 
 
 def record_history(store: HistoryStore, plan: pd.DataFrame, path: Path, day: date) -> None:

@@ -120,3 +120,30 @@ def test_a_forgotten_customer_is_erased_everywhere_and_never_contacted_again(aws
     plan = pd.read_parquet(settings.output_dir / "2024-06-01" / "plan" / "plan.parquet").set_index("customer_id")
     assert plan.loc[["L1", "L1-new"], "reason"].tolist() == ["suppressed", "suppressed"]
     assert plan.loc[["L0", "L2"], "reason"].tolist() == ["duplicate", "duplicate"]
+
+
+def test_forget_erases_the_customer_from_run_folders_kept_in_s3(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="runs", CreateBucketConfiguration={"LocationConstraint": REGION})
+    monkeypatch.setenv("LOYALTY_OUTPUT_DIR", "s3://runs/shop")
+    shop = write_shop(_shop(), tmp_path / "shop")
+    assert daily_run(as_of=AS_OF, data=str(shop), now=MORNING).sent == 4
+    settings = Settings()
+    before = {o["Key"] for o in s3.list_objects_v2(Bucket="runs")["Contents"]}
+
+    result = CliRunner().invoke(app, ["forget", "L1", "--yes"])
+
+    assert result.exit_code == 0, result.output
+    # what S3 holds now, brought down whole into a folder of the test's own: nothing of L1 is left
+    copy = tmp_path / "copy"
+    after = {o["Key"] for o in s3.list_objects_v2(Bucket="runs")["Contents"]}
+    for key in after:
+        target = copy / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file("runs", key, str(target))
+    assert _files_holding(copy, "L1") == []
+    assert _files_holding(copy, "L0")  # the others' rows are still there
+    assert {k for k in before - after} and all("/outbox/" in k for k in before - after)  # only L1's messages went
+    assert not settings.output_dir.exists() or not any(settings.output_dir.rglob("*.parquet"))  # no copy left behind
