@@ -14,7 +14,7 @@ once, whichever replay comes first. ``loyalty missed`` lists what a day still ow
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow, get_run_logger
 
@@ -30,6 +30,23 @@ def days_between(start: date, end: date) -> list[date]:
     if end < start:
         raise ValueError(f"the range ends ({end}) before it starts ({start})")
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def check_replayable(start: date, settings: Settings, now: datetime | None = None) -> None:
+    """Refuse a replay of a day whose ledger entries DynamoDB may already have deleted (``state_keep_days``).
+
+    Past that window nothing remembers what was sent, so a replay could send a message twice. SQLite keeps
+    every entry: no limit there.
+    """
+    if settings.shared_backend != "dynamodb" or not settings.state_keep_days:
+        return
+    today = (now or datetime.now(UTC)).date()
+    oldest = today - timedelta(days=settings.state_keep_days - 1)
+    if start < oldest:
+        raise ValueError(
+            f"{start} is older than the ledger keeps its entries (LOYALTY_STATE_KEEP_DAYS="
+            f"{settings.state_keep_days}: from {oldest}); a replay could send twice"
+        )
 
 
 @flow
@@ -57,6 +74,7 @@ def backfill(
             campaign's max_delay_days are skipped as too_late).
     """
     days = days_between(start, end)
+    check_replayable(start, Settings(), now)
     # an unknown campaign or channel stops the backfill before its first day, naming the valid ones
     only = replay_filter(campaigns, channels, daily_campaigns(load_catalog(Settings().campaigns_dir)))
     summaries = []

@@ -66,3 +66,13 @@ def sns_client(settings: Settings) -> SNSClient:
 def s3_client(settings: Settings) -> S3Client:
     """Build an S3 client."""
     return client("s3", settings)  # type: ignore[no-any-return]
+
+
+def enable_expiry(client: DynamoDBClient, name: str) -> None:
+    """Let DynamoDB delete items whose ``expires_at`` (epoch seconds) has passed, as infra/loyalty.yaml's tables do."""
+    if client.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get("TimeToLiveStatus") in (
+        "ENABLED",
+        "ENABLING",
+    ):
+        return
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})

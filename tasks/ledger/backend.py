@@ -20,5 +20,6 @@ def open_ledger(settings: Settings, dynamodb_client_factory: Callable[[Settings]
     """Open the ledger the settings choose: the SQLite file in the state folder, or the DynamoDB table."""
     lease = timedelta(seconds=settings.ledger_lease_seconds)
     if settings.shared_backend == "dynamodb":  # LOYALTY_STATE_BACKEND, else LOYALTY_LEDGER_BACKEND
-        return DynamoDbLedger(dynamodb_client_factory(settings), settings.ledger_table, lease=lease)
+        keep = timedelta(days=settings.state_keep_days) if settings.state_keep_days else None
+        return DynamoDbLedger(dynamodb_client_factory(settings), settings.ledger_table, lease=lease, keep=keep)
     return SqliteLedger(settings.state_dir / "ledger.sqlite", lease=lease)

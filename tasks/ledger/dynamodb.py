@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from tasks.kernel.aws import enable_expiry
 from tasks.kernel.enums import MessageKind, SendStatus
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, _decide, _iso, _oldest_first, _parse, _utc, _Verdict
 
+# The index that reads one run's entries (infra/loyalty.yaml makes it too).
+RUN_INDEX = "by_run_id"
 # DynamoDB BatchGetItem takes at most 100 keys.
 _DYNAMODB_BATCH = 100
 _UNPROCESSED_ATTEMPTS = 8
@@ -50,10 +53,17 @@ class DynamoDbLedger:
     run reports and housekeeping, never for the send path.
     """
 
-    def __init__(self, client: DynamoDBClient, table_name: str, lease: timedelta = LEASE) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, lease: timedelta = LEASE, keep: timedelta | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
         self._lease = lease
+        self._keep = keep  # entries older than this are DynamoDB's to delete (``expires_at``); None: kept forever
+
+    def _expires(self, stamp: str) -> dict[str, AttributeValueTypeDef]:
+        """``expires_at`` (epoch seconds, the table's TTL attribute) for an entry claimed at ``stamp``."""
+        return {} if self._keep is None else {"expires_at": {"N": str(int((_parse(stamp) + self._keep).timestamp()))}}
 
     def claim(self, claim: Claim, now: datetime | None = None) -> bool:
         at = _utc(now)
@@ -72,7 +82,13 @@ class DynamoDbLedger:
                 self._update_seen(current, _SET_UNKNOWN, {":unknown": _s(SendStatus.UNKNOWN), ":now": _s(stamp)})
                 return False
             values = {":claimed": _s(SendStatus.CLAIMED), ":run_id": _s(claim.run_id), ":now": _s(stamp)}
-            if self._update_seen(current, _TAKE_OVER, {**values, ":one": {"N": "1"}}):
+            update, expires = _TAKE_OVER, self._expires(stamp)
+            if expires:  # a taken-over entry lives its full span again from the new claim
+                update, values = (
+                    f"{update}, #expires_at = :expires_at",
+                    {**values, ":expires_at": expires["expires_at"]},
+                )
+            if self._update_seen(current, update, {**values, ":one": {"N": "1"}}):
                 return True
             # Someone changed the entry between our read and our write: look again.
         return False
@@ -93,6 +109,7 @@ class DynamoDbLedger:
                     "attempts": {"N": "1"},
                     "claimed_at": _s(stamp),
                     "updated_at": _s(stamp),
+                    **self._expires(stamp),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -224,13 +241,35 @@ class DynamoDbLedger:
         for page in self._client.get_paginator("scan").paginate(**kwargs):
             yield from page["Items"]
 
+    def _of_run(self, run_id: str | None) -> Iterator[dict[str, AttributeValueTypeDef]]:
+        """The entries of one run through the ``by_run_id`` index (every entry when None).
+
+        A table made before the index existed is scanned instead. The index is eventually consistent:
+        a report read the instant a run ends may miss its last marks for a moment (the send path never reads it).
+        """
+        if run_id is None:
+            yield from self._scan()
+            return
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=RUN_INDEX,
+            KeyConditionExpression="#run_id = :run_id",
+            ExpressionAttributeNames={"#run_id": "run_id"},
+            ExpressionAttributeValues={":run_id": _s(run_id)},
+        )
+        try:
+            for page in pages:
+                yield from page["Items"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
+            yield from self._scan("#run_id = :run_id", run_id=run_id)
+
     def count(self, run_id: str | None = None) -> dict[str, int]:
-        items = self._scan() if run_id is None else self._scan("#run_id = :run_id", run_id=run_id)
-        return dict(Counter(item["status"]["S"] for item in items))
+        return dict(Counter(item["status"]["S"] for item in self._of_run(run_id)))
 
     def entries(self, run_id: str | None = None) -> list[LedgerEntry]:
-        items = self._scan() if run_id is None else self._scan("#run_id = :run_id", run_id=run_id)
-        return _oldest_first(LedgerEntry.from_item(item) for item in items)
+        return _oldest_first(LedgerEntry.from_item(item) for item in self._of_run(run_id))
 
     def expire(self, now: datetime | None = None) -> list[LedgerEntry]:
         at = _utc(now)
@@ -265,11 +304,22 @@ def create_ledger_table(client: DynamoDBClient, name: str) -> None:
     try:
         client.create_table(
             TableName=name,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "run_id", "AttributeType": "S"},
+            ],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": RUN_INDEX,
+                    "KeySchema": [{"AttributeName": "run_id", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
             raise
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    enable_expiry(client, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from tasks.state.dynamodb import open_dynamodb_state
@@ -24,7 +25,8 @@ def open_state(
             from tasks.kernel.aws import dynamodb_client
 
             dynamodb_client_factory = dynamodb_client
-        return open_dynamodb_state(dynamodb_client_factory(settings), settings.state_table)
+        keep = timedelta(days=settings.state_keep_days) if settings.state_keep_days else None
+        return open_dynamodb_state(dynamodb_client_factory(settings), settings.state_table, keep)
     return open_sqlite_state(settings.state_dir)
 
 

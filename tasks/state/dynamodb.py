@@ -39,11 +39,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from tasks.kernel.aws import enable_expiry
 from tasks.state.protocol import ALL_CHANNELS, CouponRow, HistoryRow, State
 
 if TYPE_CHECKING:
@@ -79,9 +81,17 @@ def _months(first: date, last: date) -> list[str]:
 class _Table:
     """The few DynamoDB calls the stores make, on one table."""
 
-    def __init__(self, client: DynamoDBClient, name: str) -> None:
+    def __init__(self, client: DynamoDBClient, name: str, keep: timedelta | None = None) -> None:
         self.client = client
         self.name = name
+        self.keep = keep  # how long history and coupons live after their day (the TTL); None: forever
+
+    def expires(self, day: date) -> Item:
+        """``expires_at`` (epoch seconds, the table's TTL attribute) for an item whose last use is ``day``."""
+        if self.keep is None:
+            return {}
+        end = datetime.combine(day + timedelta(days=1), time_of_day.min, tzinfo=UTC) + self.keep
+        return {"expires_at": {"N": str(int(end.timestamp()))}}
 
     def query(self, pk: str, begins: str | None = None, between: tuple[str, str] | None = None) -> Iterator[Item]:
         condition, values = "pk = :pk", {":pk": _s(pk)}
@@ -224,7 +234,12 @@ class DynamoDbHistory:
 
     def _set_version(self, plan_id: str, months: set[str], version: str) -> None:
         """Make ``version`` the plan's rows in every month it ever touched (older rows there stop counting)."""
-        self._t.write([{"pk": _s(f"PLAN#{m}"), "sk": _s(plan_id), "version": _s(version)} for m in sorted(months)])
+        self._t.write(
+            [
+                {"pk": _s(f"PLAN#{m}"), "sk": _s(plan_id), "version": _s(version), **self._t.expires(_month_end(m))}
+                for m in sorted(months)
+            ]
+        )
         self._t.write([{"pk": _s("PLANS"), "sk": _s(plan_id), "months": _s(" ".join(sorted(months)))}])
 
     def record_plan(self, plan_id: str, rows: Sequence[HistoryRow]) -> None:
@@ -244,6 +259,7 @@ class DynamoDbHistory:
                 "kind": _s(r.kind),
                 "decision": _s(r.decision),
                 "day": _s(r.day.isoformat()),
+                **self._t.expires(r.day),
             }
         # rows first, then the version: a reader sees the old rows or the new ones, never half of each
         self._t.write(list(puts.values()))
@@ -301,6 +317,7 @@ class DynamoDbCoupons:
                 "valid_from": _s(r.valid_from),
                 "valid_until": _s(r.valid_until),
                 "issued": _s(r.issued.isoformat()),
+                **self._t.expires(max(r.issued, _day_of(r.valid_until))),
             }
             for r in rows
         }
@@ -366,9 +383,21 @@ class DynamoDbWatermarks:
         return True
 
 
-def open_dynamodb_state(client: DynamoDBClient, table_name: str) -> State:
-    """The state kept in one DynamoDB table."""
-    table = _Table(client, table_name)
+def _month_end(month: str) -> date:
+    """The last day of a ``yyyy-mm`` month."""
+    year, number = int(month[:4]), int(month[5:7])
+    following = date(year + 1, 1, 1) if number == 12 else date(year, number + 1, 1)
+    return following - timedelta(days=1)
+
+
+def _day_of(stamp: str) -> date:
+    """The day of a coupon's ``valid_until`` (a date or a timestamp)."""
+    return date.fromisoformat(stamp[:10])
+
+
+def open_dynamodb_state(client: DynamoDBClient, table_name: str, keep: timedelta | None = None) -> State:
+    """The state kept in one DynamoDB table; history rows and coupons expire ``keep`` after their day (None: never)."""
+    table = _Table(client, table_name, keep)
     return State(
         suppressions=DynamoDbSuppressions(table),
         history=DynamoDbHistory(table),
@@ -393,3 +422,4 @@ def create_state_table(client: DynamoDBClient, name: str) -> None:
         if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
             raise
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    enable_expiry(client, name)
