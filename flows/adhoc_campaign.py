@@ -7,6 +7,7 @@ reviews the preview is the only difference: a ``Reviewer``, the UI's unless ``re
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from prefect import flow, get_run_logger, pause_flow_run, unmapped
 from prefect.exceptions import FlowPauseTimeout
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.waves import ShardsFailedError, deliver_waves
+from flows.waves import ShardsFailedError, deliver_waves, schedule_waves, send_wave_deployment
 from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
 from tasks.jobs.adhoc import (
@@ -36,6 +37,7 @@ from tasks.jobs.adhoc_preview import AdhocPreview, Sample, approval_description,
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.kernel.enums import AdhocStatus
 from tasks.kernel.paths import RunPaths, private_files
+from tasks.kernel.runstore import pull_adhoc_plans, run_folder
 from tasks.kernel.settings import Settings
 from tasks.profile.features import profile_customers
 from tasks.recommend.picks import recommend_products
@@ -89,7 +91,7 @@ def reviewed_by(reviewer: Reviewer) -> Iterator[None]:
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
-def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
+def adhoc_campaign(request: AdhocRequest, send_waves_as_runs: bool = False) -> AdhocSummary:
     """Send a one-off campaign: plan its audience, publish a preview, wait for approval, then send through the ledger.
 
     The run pauses with an approval form ("Send 1,234 emails and 56 SMS?", and how many customers in
@@ -101,6 +103,8 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     Args:
         request: Who (a segment or an expression), which template, channels, offer, send time, priority in the
             frequency budget, and whether customers in service recovery get it too.
+        send_waves_as_runs: Once approved, schedule one ``send-wave`` run per wave at its time and end, instead of
+            waiting in this run for a later send time (the deployment does; ``loyalty adhoc`` sends inline).
     """
     settings = Settings()
     reviewer = _reviewer.get() or UiReviewer()
@@ -111,6 +115,8 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     if dry_run:
         logger.warning("DRY RUN: the preview only; nothing is sent")
     require_signing_secret(settings, dry_run)  # a real send signs with the shop's one secret, never a host's own key
+    # waves as their own runs need the send-wave deployment: refused before any data is read if it is missing
+    send_wave_id = send_wave_deployment() if send_waves_as_runs and not dry_run else None
     # 0. The campaign the request describes; a bad audience or template stops here, before any data is read.
     campaign, audience = prepare_campaign(request, settings)
     paths = adhoc_paths(settings.output_dir, request.name, as_of)
@@ -118,12 +124,15 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
     def waiting() -> None:
         logger.warning("Another run of %s for %s is under way; waiting for it to finish", campaign.name, as_of)
 
-    with private_files(), paths.exclusive(on_wait=waiting):
+    # With LOYALTY_OUTPUT_DIR=s3://...: the campaign's folder as S3 holds it, pushed after every step.
+    with private_files(), paths.exclusive(on_wait=waiting), run_folder(paths, settings) as folder:
         # 1. The day's data and profile, built as the daily run builds them, in the campaign's own folder.
         load_snapshot(request.data or settings.data, as_of, paths, settings)
         profile_customers(paths, as_of, settings)
         if campaign.products == "picks":
             recommend_products(paths, as_of, settings)
+        folder.push()
+        pull_adhoc_plans(settings, as_of, skip=paths)  # the other campaigns' plans, for the budget
         # 2. The audience through the planner's gates: consent, suppression, quiet hours, the pause after service
         #    recovery (unless the request includes those customers), budget (at the request's priority), holdout, ledger.
         preview = plan_adhoc(
@@ -136,6 +145,7 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
             sending_moment(),
             request.include_service_recovery,
         )
+        folder.push()  # the plan waiting for approval counts in other runs' budgets
         # 3. One sample per locale, for a made-up customer: the preview shows nobody's data.
         samples = render_samples(campaign, preview.locales, as_of, settings)
         # 4. The preview, as an artifact (and to the reviewer).
@@ -150,20 +160,48 @@ def adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
         # 6a. Coupons and send shards of the approved plan; every message rendered before any is sent.
         plan = commit_plan(campaign, paths, settings, sending_moment())
         render_adhoc.map(unmapped(campaign), unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
-        # 6b. Wave by wave (a send time per zone) through the ledger, as the daily run sends.
-        run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
+        folder.push()
+        # 6b. Wave by wave (a send time per zone) through the ledger, as the daily run sends; or, as runs, later.
+        delivery: Counter[str] = Counter()
         failed: ShardsFailedError | None = None  # a failed shard still gets the campaign reported, then fails the flow
-        try:
-            delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock())
-        except ShardsFailedError as exc:
-            delivery, failed = exc.delivery, exc
+        if send_wave_id is None:
+            run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
+            try:
+                delivery = deliver_waves(
+                    paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(), folder.push
+                )
+            except ShardsFailedError as exc:
+                delivery, failed = exc.delivery, exc
+        folder.push()
         # 7. The summary file, the outbox index and the result artifact.
         summary = summarise_adhoc(preview, AdhocStatus.SENT, paths, approval.comment, delivery)
         summary = report_adhoc(summary, paths, plan.shards)
+    if send_wave_id is not None:
+        # 8. Each wave as its own send-wave run at its time (once per campaign, day and wave); each adds to the summary.
+        scheduled = schedule_waves(send_wave_id, as_of, plan.waves, adhoc=request.name)
+        get_run_logger().info(
+            "Waves scheduled as send-wave runs: %d; each adds what it sends to the summary", len(scheduled)
+        )
     _done(summary)
     if failed is not None:
         raise failed
     return summary
+
+
+@flow(name="adhoc-campaign", task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
+def deployed_adhoc_campaign(request: AdhocRequest) -> AdhocSummary:
+    """Send a one-off campaign: plan its audience, publish a preview, wait for approval, then send through the ledger.
+
+    The run pauses with an approval form ("Send 1,234 emails and 56 SMS?", and how many customers in
+    service recovery are left out or included) beside the preview artifact ``adhoc-<name>-preview``.
+    Once approved, each wave goes as its own ``send-wave`` run at its time: nothing waits in this run.
+
+    Args:
+        request: Who (a segment or an expression), which template, channels, offer, send time, priority in the
+            frequency budget, and whether customers in service recovery get it too.
+    """
+    # the deployment's entrypoint: the form shows the request only, never how the waves are sent
+    return adhoc_campaign.fn(request, send_waves_as_runs=True)
 
 
 def _stop(

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from uuid import UUID
 
-from prefect.automations import Automation, EventTrigger, Posture, SendNotification
+from prefect.automations import Automation, EventTrigger, Posture, RunDeployment, SendNotification
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
 from prefect.events import emit_event
+from prefect.exceptions import ObjectNotFound
 
 from tasks.report.run_report import RunSummary
 
@@ -30,11 +32,21 @@ EVENT_LATE_WAVE = "loyalty.wave.late"
 ATTENTION_EVENTS = (EVENT_PARKED, EVENT_UNKNOWN, EVENT_TRAFFIC, EVENT_LATE_WAVE)
 
 # The flows whose failures page the operator (their Prefect names).
-OUR_FLOWS = ("daily-run", "order-updates", "process-feedback", "backfill", "adhoc-campaign")
+OUR_FLOWS = ("daily-run", "order-updates", "process-feedback", "backfill", "adhoc-campaign", "send-wave")
 
 FAILED_AUTOMATION = "loyalty: flow run failed"
 ATTENTION_AUTOMATION = "loyalty: run needs attention"
 WEBHOOK_BLOCK = "loyalty-ops-webhook"
+# The deployment that publishes an alert to the operators' SNS topic (flows/notify.py).
+NOTIFY_DEPLOYMENT = "notify-operators/notify-operators"
+
+FAILED_SUBJECT = "Loyalty Flows: {{ flow.name }} run {{ flow_run.name }} is {{ flow_run.state.name }}"
+FAILED_BODY = (
+    "Flow run {{ flow_run.name }} of {{ flow.name }} ended {{ flow_run.state.name }}: "
+    "{{ flow_run.state.message }}. Open it in the Prefect UI to see its logs."
+)
+ATTENTION_SUBJECT = "Loyalty Flows: {{ event.event }}"
+ATTENTION_BODY = "{{ event.event }} for {{ event.payload.day }}: {{ event.payload }}. See the run's summary artifact in the Prefect UI."
 
 # A wave that goes out this much after its planned time is late.
 LATE_AFTER = timedelta(minutes=30)
@@ -75,19 +87,36 @@ class OpsSetup:
 
 
 def _notify(block_id: UUID) -> tuple[SendNotification, SendNotification]:
-    failed = SendNotification(
-        block_document_id=block_id,
-        subject="Loyalty Flows: {{ flow.name }} run {{ flow_run.name }} is {{ flow_run.state.name }}",
-        body="Flow run {{ flow_run.name }} of {{ flow.name }} ended {{ flow_run.state.name }}: "
-        "{{ flow_run.state.message }}. Open it in the Prefect UI to see its logs.",
+    failed = SendNotification(block_document_id=block_id, subject=FAILED_SUBJECT, body=FAILED_BODY)
+    attention = SendNotification(block_document_id=block_id, subject=ATTENTION_SUBJECT, body=ATTENTION_BODY)
+    return failed, attention
+
+
+def _publish(deployment_id: UUID, topic: str) -> tuple[RunDeployment, RunDeployment]:
+    """Run ``notify-operators`` with the alert's subject and text (templated from the event) for ``topic``."""
+    failed = RunDeployment(
+        source="selected",
+        deployment_id=deployment_id,
+        parameters={"subject": FAILED_SUBJECT, "message": FAILED_BODY, "topic_arn": topic},
     )
-    attention = SendNotification(
-        block_document_id=block_id,
-        subject="Loyalty Flows: {{ event.event }}",
-        body="{{ event.event }} for {{ event.payload.day }}: {{ event.payload }}. "
-        "See the run's summary artifact in the Prefect UI.",
+    attention = RunDeployment(
+        source="selected",
+        deployment_id=deployment_id,
+        parameters={"subject": ATTENTION_SUBJECT, "message": ATTENTION_BODY, "topic_arn": topic},
     )
     return failed, attention
+
+
+async def _notify_deployment() -> UUID:
+    """The ``notify-operators`` deployment's id; a clear error when it was never deployed."""
+    async with get_client() as prefect:
+        try:
+            return (await prefect.read_deployment_by_name(NOTIFY_DEPLOYMENT)).id
+        except ObjectNotFound:
+            raise ValueError(
+                f"no {NOTIFY_DEPLOYMENT} deployment on this Prefect server: deploy it first "
+                "(loyalty serve, or prefect deploy --all), then run setup-ops again"
+            ) from None
 
 
 async def _upsert(automation: Automation) -> UUID:
@@ -110,22 +139,34 @@ def setup_ops(webhook: str | None = None, sns_topic: str | None = None) -> OpsSe
 
 
 async def asetup_ops(webhook: str | None = None, sns_topic: str | None = None) -> OpsSetup:
-    """Create or update the operators' notification block and the two automations that send to it.
+    """Create or update the operators' notification channels and the two automations that alert them.
 
     ``webhook``: a URL that receives a JSON POST ``{"text": ..., "title": ...}`` per alert (Slack, Teams,
-    a pager's webhook). ``sns_topic``: refused: it needs prefect-aws, which this project does not install.
+    a pager's webhook), through a notification block. ``sns_topic``: the operators' SNS topic (the stack's
+    ``OperatorsTopicArn``); each alert runs the ``notify-operators`` deployment, which publishes to it.
+    Either or both.
     """
+    if webhook is None and sns_topic is None:
+        raise ValueError("give the operators' channel: --sns-topic ARN, --webhook URL, or both")
+    blocks: dict[str, UUID] = {}
+    failed: list[SendNotification | RunDeployment] = []
+    attention: list[SendNotification | RunDeployment] = []
     if sns_topic is not None:
-        raise ValueError("SNS notifications need prefect-aws, which is not installed: use --webhook")
-    if webhook is None:
-        raise ValueError("give a --webhook URL for the operators' channel")
-    block = CustomWebhookNotificationBlock(
-        name="loyalty-ops",
-        url=webhook,
-        json_data={"title": "{{name}}", "text": "{{subject}}\n{{body}}"},
-    )
-    block_id = await block.asave(WEBHOOK_BLOCK, overwrite=True)
-    failed, attention = _notify(block_id)
+        if not sns_topic.startswith("arn:") or ":sns:" not in sns_topic:
+            raise ValueError(f"{sns_topic}: not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")
+        on_failure, on_attention = _publish(await _notify_deployment(), sns_topic)
+        failed.append(on_failure)
+        attention.append(on_attention)
+    if webhook is not None:
+        block = CustomWebhookNotificationBlock(
+            name="loyalty-ops",
+            url=webhook,
+            json_data={"title": "{{name}}", "text": "{{subject}}\n{{body}}"},
+        )
+        blocks[WEBHOOK_BLOCK] = await block.asave(WEBHOOK_BLOCK, overwrite=True)
+        notify_failure, notify_attention = _notify(blocks[WEBHOOK_BLOCK])
+        failed.append(notify_failure)
+        attention.append(notify_attention)
     automations = {
         FAILED_AUTOMATION: Automation(
             name=FAILED_AUTOMATION,
@@ -138,7 +179,7 @@ async def asetup_ops(webhook: str | None = None, sns_topic: str | None = None) -
                 threshold=1,
                 within=timedelta(0),
             ),
-            actions=[failed],
+            actions=failed,
         ),
         ATTENTION_AUTOMATION: Automation(
             name=ATTENTION_AUTOMATION,
@@ -150,10 +191,10 @@ async def asetup_ops(webhook: str | None = None, sns_topic: str | None = None) -
                 threshold=1,
                 within=timedelta(0),
             ),
-            actions=[attention],
+            actions=attention,
         ),
     }
     return OpsSetup(
-        blocks={WEBHOOK_BLOCK: block_id},
+        blocks=blocks,
         automations={name: await _upsert(a) for name, a in automations.items()},
     )

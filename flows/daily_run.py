@@ -9,12 +9,13 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.alerts import emit_run_events
-from flows.waves import ShardsFailedError, deliver_waves
+from flows.waves import ShardsFailedError, deliver_waves, schedule_waves, send_wave_deployment
 from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
 from tasks.kernel.calendar import SendClock, business_date, flow_run_id, sending_moment
 from tasks.kernel.paths import RunPaths, private_files
 from tasks.kernel.retention import expire_run_data
+from tasks.kernel.runstore import pull_adhoc_plans, run_folder
 from tasks.kernel.settings import Settings
 from tasks.plan.planner import plan_day
 from tasks.plan.replay import ReplayFilter
@@ -32,6 +33,7 @@ def daily_run(
     data: str | None = None,
     now: datetime | None = None,
     only: ReplayFilter | None = None,
+    send_waves_as_runs: bool = False,
 ) -> RunSummary:
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
 
@@ -43,6 +45,8 @@ def daily_run(
         data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
         now: When the run sends, for judging lateness. Default: the real time; the demo sets it to simulate its day.
         only: A filtered replay (``backfill``): send only these campaigns and channels, hold the rest back.
+        send_waves_as_runs: Schedule one ``send-wave`` deployment run per wave at its time and end, instead of
+            waiting for each wave in this process (the deployment does; the CLI and the demo send inline).
     """
     settings = Settings()
     as_of = as_of or business_date(settings.shop_timezone)
@@ -54,35 +58,48 @@ def daily_run(
         logger.warning("DRY RUN: messages are rendered to the outbox, nothing is sent")
     # 0. A real send signs with the shop's one secret, never a host's own key: refused here, before any work.
     require_signing_secret(settings, dry_run)
+    # 0b. Waves as their own runs need the send-wave deployment: refused before any work if it is missing.
+    send_wave_id = send_wave_deployment() if send_waves_as_runs and not dry_run else None
 
     def waiting() -> None:
         logger.warning("Another run of %s is writing its folder; waiting for it to finish", as_of)
 
-    with private_files(), paths.exclusive(on_wait=waiting):
+    # With LOYALTY_OUTPUT_DIR=s3://...: the day's folder as S3 holds it (an earlier run's), pushed after every step.
+    with private_files(), paths.exclusive(on_wait=waiting), run_folder(paths, settings) as folder:
         # 1-2. Load the tables as of the date; bad rows go to quarantine.
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
+        folder.push()
         # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
         segments = profile_customers(paths, as_of, settings)
+        folder.push()
         # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
         kpis = report_kpis(paths, as_of, settings)
+        folder.push()
         # 5. Products picked for each customer (recommender + the shop's rules), for the messages.
         recommend_products(paths, as_of, settings)
-        # 6. Who hears what: candidates through the gates into a sharded send plan.
+        folder.push()
+        # 6. Who hears what: candidates through the gates into a sharded send plan (the budget reads ad-hoc plans too).
+        pull_adhoc_plans(settings, as_of)
         plan = plan_day(paths, as_of, settings, now or sending_moment(), only)
+        folder.push()
         # 7a. Render every message before sending any: a template error stops the run here.
         rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
+        folder.push()
         # 7b. Send shard by shard through the ledger (skipped in a dry run).
         delivery: Counter[str] = Counter()
         ledger: dict[str, int] = {}
         failed: ShardsFailedError | None = None  # a failed shard still gets the run reported, then fails the flow
-        if not dry_run:
+        if not dry_run and send_wave_id is None:
             run_id, progress = flow_run_id(), start_send_progress(plan.to_send)
             # wave by wave: each send time (10:00 in a customer's zone) waits for its moment
             try:
-                delivery = deliver_waves(paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(now))
+                delivery = deliver_waves(
+                    paths, plan.waves, settings, run_id, progress, plan.to_send, SendClock(now), folder.push
+                )
             except ShardsFailedError as exc:
                 delivery, failed = exc.delivery, exc
             ledger = ledger_report(settings, run_id, paths)
+            folder.push()
         # 8. Report: summary file, outbox index, artifacts.
         summary = build_summary(
             as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis, only
@@ -93,6 +110,10 @@ def daily_run(
         # 9. Retention: run folders past LOYALTY_RETENTION_DAYS lose their customer-level files (not in a dry run).
         if not dry_run:
             expire_run_data(settings, as_of)
+    if send_wave_id is not None:
+        # 10. Or each wave as its own send-wave run at its time (once per day and wave); each reports into the summary.
+        scheduled = schedule_waves(send_wave_id, as_of, plan.waves)
+        logger.info("Waves scheduled as send-wave runs: %d; each adds what it sends to the summary", len(scheduled))
     logger.info(summary.headline())
     if failed is not None:
         raise failed
@@ -104,11 +125,12 @@ def deployed_daily_run(as_of: date | None = None, dry_run: bool = False, data: s
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
 
     The deployment's entrypoint: ``daily_run`` on the real clock. It has no ``now``, so no form can turn a
-    real run into a simulated one (waves that stop waiting, quiet hours judged on a made-up time).
+    real run into a simulated one (waves that stop waiting, quiet hours judged on a made-up time). It sends
+    no wave itself: each goes as its own ``send-wave`` run, scheduled at its time (``flows/send_wave.py``).
 
     Args:
         as_of: The business date; data after it is invisible. Default: today in the shop's time zone.
         dry_run: Render and record everything, send nothing.
         data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
     """
-    return daily_run.fn(as_of=as_of, dry_run=dry_run, data=data)
+    return daily_run.fn(as_of=as_of, dry_run=dry_run, data=data, send_waves_as_runs=True)

@@ -27,6 +27,7 @@ from tasks.jobs.order_updates import (
 )
 from tasks.kernel.calendar import SendClock, flow_run_id, sending_moment
 from tasks.kernel.paths import private_files
+from tasks.kernel.runstore import pull_adhoc_plans, run_folder
 from tasks.kernel.settings import Settings
 from tasks.render.compose import render_messages
 
@@ -68,7 +69,8 @@ def order_updates(
     def waiting() -> None:
         logger.warning("Another order-updates run is still going; waiting for it to finish")
 
-    with private_files(), updates_lock(settings, on_wait=waiting):
+    # With LOYALTY_OUTPUT_DIR=s3://...: the run's folder goes to S3, pushed after every step.
+    with private_files(), updates_lock(settings, on_wait=waiting), run_folder(paths, settings) as folder:
         # 1. The window: from where the last run stopped (less the overlap, or the earliest owed message) to now;
         #    a replay's is (from_, to], sending now, and leaves the watermark alone.
         if from_ is not None or to is not None:
@@ -77,14 +79,19 @@ def order_updates(
             window = open_window(settings, moment, overlap_minutes, first_lookback_hours)
         # 2. Load and validate the tables of the day (UTC); planning sees nothing after now.
         load_snapshot(data or settings.data, window.sends_at.date(), paths, settings)
+        folder.push()
         # 3. Events in the window -> candidates -> consent, suppression, ledger, budget, quiet hours -> shards.
+        pull_adhoc_plans(settings, window.as_of)  # the budget reads the ad-hoc campaigns' plans too
         plan = plan_order_updates(paths, window, settings, dry_run)
+        folder.push()
         # 4. Render every message before sending any: a template error stops the run here.
         render_messages.map(unmapped(paths), plan.shards, unmapped(window.as_of), unmapped(settings)).result()
+        folder.push()
         # 5. Send through the ledger: transactional email at any hour, SMS and marketing outside quiet hours.
         delivery: Counter[str] = Counter()
         if not dry_run:
             delivery = deliver_waves(paths, plan.decisions.waves, settings, run_id, None, 0, SendClock(now))
+            folder.push()
         # 6. Only now, with the sends finished, move the watermark (a dry run and a replay leave it).
         after = None if dry_run or window.replay else advance_watermark(paths, plan, window, settings)
         # 7. Counts for the run's summary; the run's copy of the tables goes.

@@ -14,11 +14,13 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
-from flows.adhoc_campaign import adhoc_campaign
+from flows.adhoc_campaign import deployed_adhoc_campaign
 from flows.backfill import deployed_backfill
 from flows.daily_run import deployed_daily_run
+from flows.notify import notify_operators
 from flows.order_updates import deployed_order_updates
 from flows.process_feedback import process_feedback
+from flows.send_wave import send_wave
 
 if TYPE_CHECKING:
     from tasks.kernel.settings import Settings
@@ -74,11 +76,27 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             tags=[*TAGS, "backfill"],
         ),
         # no schedule: a marketer fills in the form ("Custom run"), reads the preview and approves the pause
+        # once approved, a campaign's waves go as send-wave runs at their times: nothing waits in this run
         RunnerDeployment.from_flow(
-            adhoc_campaign,
+            deployed_adhoc_campaign,
             name="adhoc-campaign",
-            description=_summary(adhoc_campaign.description),
+            description=_summary(deployed_adhoc_campaign.description),
             tags=[*TAGS, "adhoc"],
+        ),
+        # no schedule: the daily run (and an approved ad-hoc campaign) schedules one run per wave at its time;
+        # an engineer runs a wave again by hand ("Custom run" or ``loyalty send-wave``), the ledger sends nothing twice
+        RunnerDeployment.from_flow(
+            send_wave,
+            name="send-wave",
+            description=_summary(send_wave.description),
+            tags=[*TAGS, "wave"],
+        ),
+        # no schedule: the operators' automations run it to publish an alert to their SNS topic (``setup-ops``)
+        RunnerDeployment.from_flow(
+            notify_operators,
+            name="notify-operators",
+            description=_summary(notify_operators.description),
+            tags=[*TAGS, "ops"],
         ),
     ]
 

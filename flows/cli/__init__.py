@@ -11,6 +11,7 @@ command group; each imports the engine lazily, inside its commands, so ``loyalty
 - ``campaigns``: ``campaigns check``, ``simulate``, ``adhoc`` (the catalog checked, played day by day, a one-off send)
 - ``ops``: ``serve``, ``serve-unsubscribe``, ``process-feedback``, ``order-updates``, ``attribution``, ``forget``,
   ``retention apply`` (run folders past the retention period keep only their summaries), ``setup-ops`` (alerts)
+- ``waves``: ``send-wave`` (one wave of a planned day sent again by hand, the ledger keeping it exactly once)
 - ``server``: ``server start`` (a lasting Prefect server on PostgreSQL), ``server local-postgres`` (a throwaway
   cluster for development)
 - ``common``: helpers several groups share (Prefect's defaults, date options, progress bars)
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import campaigns, data, ops, profile, recommend, run, server
+from flows.cli import campaigns, data, ops, profile, recommend, run, server, waves
 
 app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
 
@@ -43,6 +44,7 @@ app.command("order-updates")(ops.order_updates_command)
 app.command("forget")(ops.forget_command)
 app.command("setup-ops")(ops.setup_ops_command)
 app.command()(campaigns.adhoc)
+app.command("send-wave")(waves.send_wave_command)
 
 app.add_typer(data.import_app, name="import")
 app.add_typer(recommend.recommend_app, name="recommend")

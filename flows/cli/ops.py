@@ -263,7 +263,11 @@ def setup_ops_command(
         str | None, typer.Option(help="URL the operators' alerts are POSTed to as JSON (Slack, Teams, a pager).")
     ] = None,
     sns_topic: Annotated[
-        str | None, typer.Option(help="SNS topic ARN: needs prefect-aws, which is not installed; use --webhook.")
+        str | None,
+        typer.Option(
+            help="The operators' SNS topic ARN (the stack's OperatorsTopicArn): each alert runs the "
+            "notify-operators deployment, which publishes to it."
+        ),
     ] = None,
 ) -> None:
     """Create or update the Prefect automations that tell operators when a run fails or needs attention."""
@@ -280,7 +284,10 @@ def setup_ops_command(
         raise _fail(str(exc)) from None
     for name in done.automations:
         out.print(f"Automation ready: {name}", highlight=False)
-    out.print(f"Notifications go to the block {', '.join(done.blocks)}.", highlight=False)
+    if sns_topic is not None:
+        out.print("Alerts run the notify-operators deployment, which publishes to the SNS topic.", highlight=False)
+    if done.blocks:
+        out.print(f"Alerts go to the webhook through the block {', '.join(done.blocks)}.", highlight=False)
 
 
 retention_app = typer.Typer(

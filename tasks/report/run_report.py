@@ -1,16 +1,27 @@
-"""The run report: a JSON summary file, the outbox index and Prefect artifacts."""
+"""The run report: a JSON summary file, the outbox index and Prefect artifacts.
+
+A day whose waves go out as their own ``send-wave`` runs is reported twice over: the daily run writes
+the summary with nothing sent yet, and each wave merges into it what it did. Each wave leaves a record,
+``delivery/waves/<time>.json`` (its outcome counts and failed shards; inline sends leave them too); the summary's
+delivery numbers are always the sum of the records on disk, so waves may finish in any order, and a wave
+run again (by hand, or by a Prefect retry) replaces its own record instead of adding to it. Within a wave
+run again, a message its earlier attempt sent (or failed) and the ledger now calls ``already_sent`` keeps
+the earlier outcome (``merge_outcomes``): the day's summary counts each message once, as what became of it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tasks.data.snapshot import SnapshotSummary
 from tasks.kernel.aws import dynamodb_client
@@ -27,6 +38,10 @@ from tasks.render.outbox import OutboxEntry, write_index
 DELIVERY_OUTCOMES = tuple(DeliveryOutcome)
 # The delivery count of shards whose task failed (``flows/waves.py``).
 FAILED_SHARDS = "failed_shards"
+# The ledger's counts a run reports (``ledger_report``).
+LEDGER_COUNTS = ("unknown_in_ledger", "resent_transactional")
+# Outcomes a wave run again keeps from its earlier attempt when the ledger now says ``already_sent``.
+_DECIDED = (DeliveryOutcome.SENT.value, DeliveryOutcome.FAILED.value)
 # The message counts a summary shows, in the order a person reads them.
 MESSAGE_COUNTS = (
     "planned",
@@ -211,6 +226,104 @@ def build_summary(
     )
 
 
+class WaveRecord(BaseModel):
+    """What one wave did, the last time it went: its outcome counts, ``failed_shards`` too."""
+
+    at: datetime
+    shards: list[int]
+    delivery: dict[str, int] = Field(default_factory=dict)
+
+
+def wave_record_file(paths: RunPaths, at: datetime) -> Path:
+    """Where a wave's record lives: one file per wave time, so a wave run again overwrites its own."""
+    return paths.root / "delivery" / "waves" / f"{at:%Y%m%dT%H%M}.json"
+
+
+def write_wave_record(paths: RunPaths, record: WaveRecord) -> None:
+    """Write (or replace) a wave's record."""
+    target = wave_record_file(paths, record.at)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(record.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def read_wave_records(paths: RunPaths) -> list[WaveRecord]:
+    """Read the records of every wave that went out, in time order."""
+    folder = paths.root / "delivery" / "waves"
+    files = sorted(folder.glob("*.json")) if folder.exists() else []
+    return [WaveRecord.model_validate_json(f.read_text(encoding="utf-8")) for f in files]
+
+
+def wave_totals(records: Iterable[WaveRecord]) -> Counter[str]:
+    """Sum the waves' outcome counts; one record per wave, in any order."""
+    delivery: Counter[str] = Counter()
+    for record in records:
+        delivery.update(record.delivery)
+    return delivery
+
+
+def merge_waves(
+    summary: RunSummary, records: Iterable[WaveRecord], by_channel: dict[str, int], ledger: dict[str, int]
+) -> RunSummary:
+    """Return the day's summary with its delivery numbers the sum of its waves' records.
+
+    ``ledger``: what this wave's ``ledger_report`` found, added to the day's: entries expire once, and
+    transactional resends are counted per run, so those counts add up where outcomes are replaced.
+    """
+    delivery = wave_totals(records)
+    counts = {k: int(delivery.get(k, 0)) for k in (*DELIVERY_OUTCOMES, FAILED_SHARDS)}
+    counts |= {k: int(getattr(summary, k)) + int(ledger.get(k, 0)) for k in LEDGER_COUNTS}
+    return summary.model_copy(update={**counts, "sent_by_channel": by_channel})
+
+
+def merge_outcomes(earlier: pd.DataFrame | None, current: pd.DataFrame) -> pd.DataFrame:
+    """Return a shard's outcomes after it went again: what the earlier attempt sent or failed stays so.
+
+    The ledger answers ``already_sent`` for a message an earlier attempt of the same wave sent or
+    marked failed; that answer is about the attempt, not the message, so the earlier outcome is kept.
+    """
+    if earlier is None or earlier.empty:
+        return current
+    decided = earlier.loc[earlier["outcome"].isin(_DECIDED)].drop_duplicates("key").set_index("key")
+    merged = current.copy()
+    keep = merged["outcome"].eq(DeliveryOutcome.ALREADY_SENT.value) & merged["key"].isin(decided.index)
+    if keep.any():
+        rows = decided.loc[merged.loc[keep, "key"]]
+        for column in merged.columns:
+            if column != "key" and column in rows.columns:
+                merged.loc[keep, column] = rows[column].to_numpy()
+    return merged
+
+
+def read_outcomes(paths: RunPaths, shards: Iterable[int]) -> dict[int, pd.DataFrame]:
+    """Read the outcome files the shards have from an earlier attempt (before they go again)."""
+    return {s: pd.read_parquet(paths.delivery_shard(s)) for s in shards if paths.delivery_shard(s).exists()}
+
+
+@task(cache_policy=NO_CACHE)
+def settle_wave(
+    paths: RunPaths, at: datetime, shards: list[int], earlier: dict[int, pd.DataFrame], failed_shards: int
+) -> WaveRecord:
+    """Keep what an earlier attempt of the wave sent in its outcome files, count them, and record the wave.
+
+    The caller holds the day's folder (``RunPaths.exclusive``).
+    """
+    delivery: Counter[str] = Counter()
+    for shard in shards:
+        target = paths.delivery_shard(shard)
+        if not target.exists():
+            continue
+        current = pd.read_parquet(target)
+        merged = merge_outcomes(earlier.get(shard), current)
+        if merged is not current:
+            merged.to_parquet(target, index=False)
+        delivery.update({str(k): int(v) for k, v in merged["outcome"].value_counts().items()})
+    if failed_shards:
+        delivery[FAILED_SHARDS] = failed_shards
+    record = WaveRecord(at=at, shards=shards, delivery=dict(delivery))
+    write_wave_record(paths, record)
+    return record
+
+
 def summary_markdown(summary: RunSummary) -> str:
     """Render the summary as the markdown shown in the Prefect UI."""
     lines = [f"# Daily run {summary.as_of}", "", f"**{summary.headline()}**", "", "## Data", ""]
@@ -246,4 +359,17 @@ def report_run(summary: RunSummary, paths: RunPaths, shards: list[int]) -> RunSu
         key=f"{key}-segments",
         description="Customers per segment",
     )
+    return summary
+
+
+@task(cache_policy=NO_CACHE)
+def report_wave(paths: RunPaths, shards: list[int], ledger: dict[str, int]) -> RunSummary:
+    """Merge every wave's record (and this wave's ledger counts) into the day's summary file and artifact.
+
+    The caller holds the day's folder (``RunPaths.exclusive``): two waves never rewrite the summary at once.
+    """
+    summary = RunSummary.model_validate_json(paths.summary.read_text(encoding="utf-8"))
+    summary = merge_waves(summary, read_wave_records(paths), sent_by_channel(paths, shards), ledger)
+    paths.summary.write_text(json.dumps(summary.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+    create_markdown_artifact(markdown=summary_markdown(summary), key="daily-run", description=summary.headline())
     return summary

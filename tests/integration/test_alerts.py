@@ -21,6 +21,7 @@ from prefect import flow
 
 from flows import alerts, waves
 from flows.alerts import EVENT_LATE_WAVE, EVENT_PARKED, EVENT_TRAFFIC, EVENT_UNKNOWN, emit_run_events, setup_ops
+from flows.notify import sns_subject
 from flows.waves import deliver_waves
 from tasks.demo.local_aws import _free_port
 from tasks.kernel.calendar import SendClock
@@ -29,7 +30,8 @@ from tasks.kernel.settings import Settings
 from tasks.plan.planner import Wave
 from tasks.profile.kpis import TrafficAlert
 from tasks.report.run_report import RunSummary
-from tests.prefect_servers import PrefectServer, running_prefect_server, wait_for
+from tests.conftest import REGION
+from tests.prefect_servers import PrefectServer, exited, running_prefect_server, spawn, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -105,9 +107,20 @@ def test_a_wave_that_goes_out_more_than_half_an_hour_late_emits_an_event(
     assert sent == [(EVENT_LATE_WAVE, {"day": "2026-12-06", "minutes_late": 45, "shards": 0})]
 
 
-def test_setup_ops_refuses_sns_without_prefect_aws() -> None:
-    with pytest.raises(ValueError, match="prefect-aws"):
-        setup_ops(sns_topic="arn:aws:sns:eu-central-1:123456789012:ops")
+def test_setup_ops_needs_a_channel_and_a_real_topic_arn() -> None:
+    with pytest.raises(ValueError, match="--sns-topic ARN, --webhook URL, or both"):
+        setup_ops()
+    with pytest.raises(ValueError, match="not an SNS topic ARN"):
+        setup_ops(sns_topic="ops-alerts")
+
+
+def test_an_sns_subject_is_one_line_of_printable_ascii_within_100_characters() -> None:
+    assert (
+        sns_subject("Loyalty Flows: daily-run\nrun «тихий-кот» is Crashed")
+        == "Loyalty Flows: daily-run run - is Crashed"
+    )
+    assert len(sns_subject("x" * 300)) == 100
+    assert sns_subject("\n") == "Loyalty Flows alert"
 
 
 # --- a real server notifies the webhook ----------------------------------------------------------------------------
@@ -209,3 +222,57 @@ def test_setup_ops_notifies_the_webhook_of_a_failed_run_and_of_parked_sends(
     text = wait_for("the parked notification", lambda: _notified(receiver, EVENT_PARKED), NOTIFIED_WITHIN, nobody)
     assert "2026-12-06" in text
     assert "3" in text
+
+
+SERVE_NOTIFY = """
+from flows.notify import notify_operators
+
+notify_operators.serve(name="notify-operators")
+"""
+
+
+def test_setup_ops_publishes_alerts_to_the_operators_sns_topic(
+    ops_server: PrefectServer, aws: str, tmp_path: Path
+) -> None:
+    import boto3
+
+    sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="loyalty-operators")["TopicArn"]
+    queue = sqs.create_queue(QueueName="operators-inbox")["QueueUrl"]
+    inbox = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox)
+    loyalty = [sys.executable, "-m", "flows.cli"]
+
+    # the deployment that publishes is not there yet: setup-ops says what to do instead of half-configuring
+    refused = _run([*loyalty, "setup-ops", "--sns-topic", topic], ops_server)
+    assert refused.returncode != 0
+    assert "no notify-operators/notify-operators deployment" in refused.stderr + refused.stdout
+
+    log = tmp_path / "serve-notify.log"
+    with spawn([sys.executable, "-c", SERVE_NOTIFY], ops_server.env(), log, REPO_ROOT) as served:
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        def deployed() -> bool | None:
+            with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}), get_client(sync_client=True) as c:
+                return True if any(d.name == "notify-operators" for d in c.read_deployments()) else None
+
+        wait_for("the notify-operators deployment", deployed, 90, exited(served, log))
+        setup = _run([*loyalty, "setup-ops", "--sns-topic", topic], ops_server)
+        assert setup.returncode == 0, setup.stderr
+        assert "publishes to the SNS topic" in setup.stdout
+        time.sleep(2.0)  # the triggers service loads the automations it was told of
+
+        # when: a run reports parked sends
+        parked = _run([sys.executable, "-c", PARKED_RUN], ops_server)
+        assert parked.returncode == 0, parked.stderr
+
+        # then: the operators' topic carries the alert, with the day and the count only
+        def published() -> dict[str, Any] | None:
+            for message in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
+                return dict(json.loads(message["Body"]))
+            return None
+
+        alert = wait_for("the alert on the operators' topic", published, NOTIFIED_WITHIN, exited(served, log))
+    assert alert["Subject"] == f"Loyalty Flows: {EVENT_PARKED}"
+    assert "2026-12-06" in alert["Message"] and "'count': 3" in alert["Message"]

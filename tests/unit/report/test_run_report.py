@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +11,18 @@ import pandas as pd
 from tasks.data.snapshot import SnapshotSummary
 from tasks.kernel.paths import RunPaths
 from tasks.plan.planner import PlanSummary
-from tasks.report.run_report import RunSummary, build_summary, collect_outbox, summary_markdown
+from tasks.report.run_report import (
+    RunSummary,
+    WaveRecord,
+    build_summary,
+    collect_outbox,
+    merge_outcomes,
+    merge_waves,
+    read_wave_records,
+    settle_wave,
+    summary_markdown,
+    write_wave_record,
+)
 
 AS_OF = date(2026, 3, 1)
 SNAPSHOT = SnapshotSummary(
@@ -149,3 +160,78 @@ def test_the_outbox_entries_are_read_from_every_render_shard(tmp_path: Path) -> 
         ("k-C1", "C1", "pl", "win_back/C1-email.txt"),
         ("k-C2", "C2", "pl", "win_back/C2-email.txt"),
     ]
+
+
+# A day whose waves go as their own send-wave runs: each wave's record, merged into the day's summary.
+MORNING = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
+EVENING = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
+
+
+def _outcome_rows(rows: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(key, f"C{n}", "email", outcome, 1, None, None) for n, (key, outcome) in enumerate(rows)],
+        columns=["key", "customer_id", "channel", "outcome", "attempts", "provider_id", "reason"],
+    )
+
+
+def test_waves_finishing_in_any_order_add_up_to_the_same_day(tmp_path: Path) -> None:
+    # given: the day's summary as the daily run wrote it (nothing sent yet), and two waves' records
+    paths = RunPaths(tmp_path / "2026-03-01")
+    day = _summary(paths, delivery=Counter())
+    morning = WaveRecord(at=MORNING, shards=[1], delivery={"sent": 3})
+    evening = WaveRecord(at=EVENING, shards=[2, 3], delivery={"sent": 2, "failed": 1, "failed_shards": 1})
+    # when: the evening wave reports first, or the morning one
+    one = merge_waves(day, [evening, morning], {"email": 5}, {})
+    other = merge_waves(day, [morning, evening], {"email": 5}, {})
+    # then: the same day either way, every wave counted, the plan's numbers untouched
+    assert one == other
+    assert (one.sent, one.failed, one.failed_shards, one.already_sent) == (5, 1, 1, 0)
+    assert (one.planned, one.to_send, one.rendered) == (day.planned, day.to_send, day.rendered)
+    assert one.headline().startswith("Sent 5 new messages")
+
+
+def test_a_wave_run_again_replaces_its_record_so_its_messages_count_once(tmp_path: Path) -> None:
+    # given: the morning wave sent 3, then was run again by hand (its record rewritten), beside the evening wave
+    paths = RunPaths(tmp_path / "2026-03-01")
+    write_wave_record(paths, WaveRecord(at=MORNING, shards=[1], delivery={"sent": 2, "retry_later": 1}))
+    write_wave_record(paths, WaveRecord(at=EVENING, shards=[2], delivery={"sent": 4}))
+    write_wave_record(paths, WaveRecord(at=MORNING, shards=[1], delivery={"sent": 3}))
+    # when
+    merged = merge_waves(_summary(paths, delivery=Counter()), read_wave_records(paths), {}, {})
+    # then: 3 + 4, not 2 + 3 + 4, and the retry that went is no longer pending
+    assert [r.at for r in read_wave_records(paths)] == [MORNING, EVENING]
+    assert (merged.sent, merged.retry_later) == (7, 0)
+
+
+def test_each_wave_adds_what_its_ledger_report_found(tmp_path: Path) -> None:
+    # given: a summary that already lists 2 unknown ledger entries (an earlier wave's)
+    day = _summary(RunPaths(tmp_path / "2026-03-01"))
+    # when: the next wave's ledger report expires one more
+    merged = merge_waves(day, [], {}, {"unknown_in_ledger": 1, "resent_transactional": 0})
+    # then: entries expire once, so they add up
+    assert merged.unknown_in_ledger == 3
+
+
+def test_a_wave_sent_again_keeps_what_its_earlier_attempt_sent(tmp_path: Path) -> None:
+    # given: the first attempt sent k1 and k3, failed k4, and left k2 for later (throttled)
+    paths = RunPaths(tmp_path / "2026-03-01")
+    earlier = _outcome_rows([("k1", "sent"), ("k2", "retry_later"), ("k3", "sent"), ("k4", "failed")])
+    # and: the second attempt found k1, k3 and k4 in the ledger and sent k2
+    paths.delivery_shard(1).parent.mkdir(parents=True)
+    second = [("k1", "already_sent"), ("k2", "sent"), ("k3", "already_sent"), ("k4", "already_sent")]
+    _outcome_rows(second).to_parquet(paths.delivery_shard(1), index=False)
+    # when
+    record = settle_wave.fn(paths, MORNING, [1], {1: earlier}, failed_shards=0)
+    # then: each message counted once, as what became of it; the outcome file says the same
+    assert record.delivery == {"sent": 3, "failed": 1}
+    assert pd.read_parquet(paths.delivery_shard(1))["outcome"].tolist() == ["sent", "sent", "sent", "failed"]
+    assert read_wave_records(paths) == [record]
+
+
+def test_a_message_sent_by_another_run_stays_already_sent(tmp_path: Path) -> None:
+    # given: no earlier attempt of this wave recorded anything for k1 (its worker died before writing)
+    current = _outcome_rows([("k1", "already_sent"), ("k2", "sent")])
+    # when / then: nothing to keep
+    assert merge_outcomes(None, current)["outcome"].tolist() == ["already_sent", "sent"]
+    earlier = _outcome_rows([("k2", "retry_later")])
+    assert merge_outcomes(earlier, current)["outcome"].tolist() == ["already_sent", "sent"]
