@@ -10,6 +10,7 @@ by cfn-lint (``make lint``); infra/README.md lists them.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -160,8 +161,22 @@ def test_the_worker_may_send_email_only_as_the_sender(stack: dict[str, str]) -> 
             "Condition": {"StringEquals": {"ses:FromAddress": {"Ref": "SenderAddress"}}},
         }
     ]
+    # SMS to phone numbers only: Publish has no phone-number resource, so every topic ARN is denied instead
+    sms = [s for s in statements if "sns:Publish" in s["Action"]]
+    assert [(s["Effect"], s["Resource"]) for s in sms] == [
+        ("Allow", "*"),
+        ("Deny", {"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}),
+    ]
+    # the worker hands its flow-run tasks its own two roles, no other role of the account
+    passing = _template()["Resources"]["WorkerPassesItsRoles"]["Properties"]
+    [pass_role] = passing["PolicyDocument"]["Statement"]
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"] == [
+        {"Fn::GetAtt": [role, "Arn"]} for role in ("TaskRole", "ExecutionRole", "OpsNotifierRole")
+    ]
     role = stack["TaskRoleArn"].rsplit("/", 1)[1]
-    assert _client("iam").list_role_policies(RoleName=role)["PolicyNames"] == [policy["PolicyName"]]
+    # moto attaches the role's inline policy; it skips a separate AWS::IAM::RolePolicy (cfn-lint checks that one)
+    assert policy["PolicyName"] in _client("iam").list_role_policies(RoleName=role)["PolicyNames"]
     definition = _client("ecs").describe_task_definition(taskDefinition=stack["WorkerTaskDefinitionArn"])
     [container] = definition["taskDefinition"]["containerDefinitions"]
     assert container["command"][:3] == ["prefect", "worker", "start"] and "ecs" in container["command"]
@@ -169,6 +184,7 @@ def test_the_worker_may_send_email_only_as_the_sender(stack: dict[str, str]) -> 
         e["name"]: e.get("value") for e in container["environment"]
     }  # moto: no value from a skipped resource
     assert environment["LOYALTY_STATE_BACKEND"] == "dynamodb"
+    assert environment["LOYALTY_OUTPUT_DIR"] == f"s3://{stack['RunBucketName']}/runs"
     assert environment["LOYALTY_LEDGER_TABLE"] == stack["LedgerTableName"]
     assert environment["LOYALTY_UNSUBSCRIBE_BASE_URL"] == f"{FUNCTION_URL}unsubscribe"
 
@@ -197,7 +213,7 @@ def test_the_template_alarms_on_bounces_complaints_dead_letters_and_sms_spend() 
 def test_a_daily_run_on_the_stack_sends_and_records_in_its_tables(
     stack: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Data from the stack's bucket, ledger and state in its tables; run folders stay local for now."""
+    """Data from the stack's bucket, run folders in its run bucket, ledger and state in its tables."""
     shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
     for file in shop.iterdir():
         _client("s3").upload_file(str(file), stack["DataBucketName"], f"exports/{file.name}")
@@ -208,10 +224,15 @@ def test_a_daily_run_on_the_stack_sends_and_records_in_its_tables(
     monkeypatch.setenv("LOYALTY_FEEDBACK_QUEUE_URL", stack["FeedbackQueueUrl"])
     monkeypatch.setenv("LOYALTY_FEEDBACK_TOPIC_ARNS", stack["LoyaltyFeedbackTopicArns"])
     monkeypatch.setenv("LOYALTY_SIGNING_SECRET", "the-stack-secret-0123456789abcdef")  # moto makes no secret
+    monkeypatch.setenv("LOYALTY_OUTPUT_DIR", f"s3://{stack['RunBucketName']}/runs")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the run's mirror of its folder
 
     summary = daily_run(as_of=AS_OF, now=MORNING)
 
     assert summary.sent >= 1
+    folder = _client("s3").list_objects_v2(Bucket=stack["RunBucketName"], Prefix=f"runs/{AS_OF}/")
+    kept = {o["Key"].removeprefix(f"runs/{AS_OF}/") for o in folder.get("Contents", [])}
+    assert {"plan/plan.parquet", "summary.json", "delivery/outcomes-00001.parquet"} <= kept
     dynamodb = _client("dynamodb")
     ledger = dynamodb.scan(TableName=stack["LedgerTableName"], ConsistentRead=True)["Items"]
     assert Counter(i["status"]["S"] for i in ledger) == {"sent": summary.sent}
