@@ -1,0 +1,236 @@
+"""The product as a marketer meets it: the Prefect UI in headless Chromium, against a local Prefect server.
+
+One journey through the UI a person opens (``/``, which lands on Prefect's V2 UI): the project's deployments,
+served by ``serve_all`` in a subprocess against the local AWS (moto), are listed, and daily-run's schedule is
+06:00 in the shop's time zone; the ad-hoc campaign's form ("Run" -> "Custom run") is filled and submitted; the
+preview artifact shows the audience the plan counted; the paused run is approved from the UI; the messages
+arrive at the local SES. A screenshot of every step goes to ``LOYALTY_TEST_ARTIFACTS`` (``tests/artifacts/``).
+
+Slow: a Prefect server (~15 s), serve registering five deployments, a flow run (~1.5 min in all).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+from playwright.sync_api import Page, expect
+
+from tasks.jobs.adhoc import adhoc_paths
+from tasks.jobs.adhoc_preview import artifact_key
+from tasks.kernel.enums import Decision, Table
+from tests.conftest import REGION, REPO_ROOT
+from tests.prefect_servers import PrefectServer, exited, running_prefect_server, spawn, wait_for
+from tests.shops import add_rows, tiny_shop, write_shop
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+SERVE = "from flows.serve import serve_all; from tasks.kernel.settings import Settings; serve_all(Settings())"
+# Far from UTC and from the browser's zone: 06:00 there is 23:00 UTC the day before.
+SHOP_TIMEZONE = "Asia/Novosibirsk"
+CAMPAIGN = "spring_comeback"
+FLOW_RUN_TIMEOUT = 120.0
+
+
+def _shop(folder: Path) -> Path:
+    """The tiny shop and eight newcomers who never ordered (ru, pl, en; every fourth without email consent)."""
+    locales = [
+        ("ru", "RU", "Europe/Moscow", "Мария"),
+        ("pl", "PL", "Europe/Warsaw", "Zofia"),
+        ("en", "GB", "Europe/London", ""),
+    ]
+    newcomers = []
+    for i in range(8):
+        locale, country, zone, name = locales[i % 3]
+        newcomers.append(
+            {
+                "customer_id": f"N{i:03d}",
+                "email": f"n{i}@example.com",
+                "first_name": name,
+                "locale": locale,
+                "timezone": zone,
+                "country": country,
+                "created_at": "2024-05-01T00:00:00Z",
+                "email_opt_in": "false" if i % 4 == 3 else "true",
+                "sms_opt_in": "false",
+            }
+        )
+    return write_shop(add_rows(tiny_shop(), Table.CUSTOMERS, newcomers), folder)
+
+
+@dataclass
+class Served:
+    """The Prefect server (its UI at ``ui``) and a check that the serving process is still there."""
+
+    server: PrefectServer
+    alive: Callable[[], str | None]
+
+    @property
+    def ui(self) -> str:
+        return self.server.api_url.removesuffix("/api")
+
+
+@pytest.fixture
+def served(aws: str, tmp_path: Path) -> Iterator[Served]:
+    """A Prefect server with its UI and every deployment served against the local AWS, for a shop in Novosibirsk."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    # The UI asks the server it came from ("/api"), whatever port the server got.
+    ui_settings = {"PREFECT_UI_API_URL": "/api", "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false"}
+    with running_prefect_server(home, **ui_settings) as server:
+        env = server.env(
+            LOYALTY_SHOP_TIMEZONE=SHOP_TIMEZONE,
+            LOYALTY_DATA=str(_shop(tmp_path / "shop")),
+            # the test sends whatever the hour: no quiet hours
+            LOYALTY_QUIET_HOURS_START="0",
+            LOYALTY_QUIET_HOURS_END="0",
+        )
+        log = tmp_path / "serve.log"
+        with spawn([sys.executable, "-c", SERVE], env, log, cwd=REPO_ROOT) as serve:
+            alive = exited(serve, log)
+            wait_for(
+                "serve to poll", lambda: True if "being served" in log.read_text(errors="replace") else None, 120, alive
+            )
+            yield Served(server, alive)
+
+
+def _flow_run(served: Served, name: str, done: Callable[[Any], bool]) -> Any:
+    """Wait for the flow run called ``name`` to reach a state ``done`` accepts; return it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def probe() -> Any | None:
+        with temporary_settings({PREFECT_API_URL: served.server.api_url}), get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+        if runs and runs[0].state is not None and runs[0].state.is_final() and not done(runs[0]):
+            pytest.fail(f"flow run {name} ended {runs[0].state.type.value}: {runs[0].state.message}")
+        return runs[0] if runs and done(runs[0]) else None
+
+    return wait_for(f"flow run {name}", probe, FLOW_RUN_TIMEOUT, served.alive)
+
+
+def _deployment_names() -> list[str]:
+    from flows.serve import deployments
+    from tasks.kernel.settings import Settings
+
+    return [deployment.name for deployment in deployments(Settings())]
+
+
+def _ses_sent() -> int:
+    return int(boto3.client("ses", region_name=REGION).get_send_quota()["SentLast24Hours"])
+
+
+def _ses_sent_at_least(n: int) -> int | None:
+    sent = _ses_sent()
+    return sent if sent >= n else None
+
+
+def _planned(output_dir: Path) -> tuple[int, int]:
+    """The audience and the messages to send, as the campaign's plan in its run folder counts them."""
+    from tasks.kernel.calendar import business_date
+
+    plan = pd.read_parquet(adhoc_paths(output_dir, CAMPAIGN, business_date(SHOP_TIMEZONE)).plan)
+    return plan["customer_id"].nunique(), int((plan["decision"] == Decision.SEND.value).sum())
+
+
+def _sidebar(page: Page, section: str) -> None:
+    """Open a section from the sidebar (its link comes first; a page's breadcrumb may repeat the name)."""
+    page.get_by_role("link", name=section, exact=True).first.click()
+
+
+def test_a_marketer_sees_the_schedule_runs_a_campaign_reads_its_preview_approves_it_and_it_is_sent(
+    page: Page, screenshot: Callable[[str], Path], served: Served
+) -> None:
+    # (``page`` comes first: without Chromium the test is skipped before any server starts)
+    # given: the UI a marketer opens
+    page.goto(served.ui)
+    _sidebar(page, "Deployments")
+
+    # then: every deployment the project serves is listed, daily-run scheduled at 06:00
+    for name in _deployment_names():
+        expect(page.get_by_role("link", name=name, exact=True).first).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="daily-run")).to_contain_text("At 06:00 AM")
+    screenshot("01-deployments")
+
+    # and: in the shop's time zone (the schedule's form says which)
+    page.get_by_role("link", name="daily-run", exact=True).first.click()
+    schedule = page.locator("div").filter(has_text="At 06:00 AM").filter(has=page.get_by_role("button")).last
+    schedule.get_by_role("button", name="Open menu").click()
+    page.get_by_role("menuitem", name="Edit").click()
+    form = page.get_by_role("dialog", name="Edit Schedule")
+    expect(form.get_by_label("Value")).to_have_value("0 6 * * *")
+    expect(form).to_contain_text(SHOP_TIMEZONE.replace("/", " / "))
+    expect(form.get_by_text("dry_run", exact=False)).to_be_visible()  # the form has loaded: daily-run's parameter
+    screenshot("02-daily-run-schedule")
+    page.keyboard.press("Escape")
+
+    # when: the marketer fills in the ad-hoc campaign's form: who, which template, an offer, to be sent now
+    _sidebar(page, "Deployments")
+    page.get_by_role("link", name="adhoc-campaign", exact=True).first.click()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Custom run").click()
+    page.get_by_label("Name", exact=True).fill(CAMPAIGN)
+    page.get_by_label("Audience", exact=True).fill("never_bought")
+    page.get_by_label("Template", exact=True).fill("win_back")
+    page.get_by_role("tab", name="Offer", exact=True).click()
+    page.get_by_label("Coupon Prefix", exact=True).fill("SPRING")
+    page.get_by_label("Percent Off", exact=True).fill("15")
+    page.get_by_label("Valid Days", exact=True).fill("14")
+    page.get_by_role("tab", name="date-time", exact=True).click()  # Send At: today (already past), i.e. now
+    page.get_by_role("button", name="MM/DD/YYYY hh:mm aa").click()
+    page.get_by_role("dialog").get_by_role("button", name=re.compile(r"^Today, ")).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_text(datetime.now(UTC).strftime("%m/%d/%Y"))).to_be_visible()
+    run_name = page.get_by_label("Run Name").input_value()
+    screenshot("03-adhoc-campaign-form")
+    page.get_by_role("button", name="Submit").click()
+
+    # then: the run plans the audience, publishes its preview and waits for approval
+    page.get_by_role("link", name=run_name).first.click()
+    _flow_run(served, run_name, lambda run: run.state.is_paused())
+    audience, to_send = _planned(Path(os.environ["LOYALTY_OUTPUT_DIR"]))
+    page.reload()
+    page.get_by_role("tab", name="Artifacts").click()
+    page.get_by_text(artifact_key(CAMPAIGN), exact=True).click()
+    page.get_by_role("link", name=re.compile(r"^[0-9a-f]{8}$")).click()
+    preview = page.locator("body")
+    expect(page.get_by_text(f"{audience} customers", exact=True)).to_be_visible()
+    expect(preview).to_contain_text(f"Send {to_send} emails?")
+    expect(preview).to_contain_text("Здравствуйте, Анна!")  # the Russian sample, with its text
+    expect(preview).to_contain_text("Cześć, Anno!")
+    expect(preview).not_to_contain_text("@example.com")
+    screenshot("04-preview-artifact")
+    assert _ses_sent() == 0  # nothing goes out before the approval
+
+    # when: the marketer approves the paused run from the UI
+    _sidebar(page, "Runs")
+    page.get_by_role("link", name=run_name).first.click()
+    page.get_by_role("button", name="Open menu").first.click()
+    page.get_by_role("menuitem", name="Resume").click()
+    approval = page.get_by_role("dialog", name="Resume Flow Run")
+    expect(approval).to_contain_text(f"Send {to_send} emails?")
+    expect(approval).to_contain_text(f"{audience} customers in the audience")
+    approval.get_by_role("switch", name="Approved").click()
+    approval.get_by_label("Comment").fill("Looks right, send it")
+    screenshot("05-approval")
+    approval.get_by_role("button", name="Resume").click()
+
+    # then: the messages the plan meant to send arrive at the local SES (inline, or through send-wave runs)
+    sent = wait_for(f"{to_send} messages at the local SES", lambda: _ses_sent_at_least(to_send), 120, served.alive)
+    assert sent == to_send
+    _flow_run(served, run_name, lambda run: run.state.is_completed())
+    assert _ses_sent() == to_send  # and nobody a second one
+    page.reload()
+    expect(page.get_by_text("Completed").first).to_be_visible()
+    expect(page.get_by_text(f"Beginning flow run '{run_name}'")).to_be_visible()  # its log has loaded
+    screenshot("06-sent")
