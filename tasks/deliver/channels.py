@@ -21,15 +21,16 @@ the outbox refuses the same, so a preview catches it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import EmailPolicy
 from email.utils import formataddr, make_msgid, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -201,7 +202,7 @@ def build_mime(message: EmailMessageOut, sender: str, configuration_set: str | N
     to_address = ascii_address(message.to_address)
     if to_address is None:
         raise PermanentSendError("address_not_ascii")
-    mime = EmailMessage(policy=SMTP)
+    mime = EmailMessage(policy=MAIL_POLICY)
     name, addr = parseaddr(sender)
     mime["From"] = formataddr((name, addr)) if name else addr
     local, _, domain = to_address.rpartition("@")
@@ -224,6 +225,37 @@ def build_mime(message: EmailMessageOut, sender: str, configuration_set: str | N
     mime.set_content(message.text, charset="utf-8")
     mime.add_alternative(message.html, subtype="html", charset="utf-8")
     return mime.as_bytes()
+
+
+# An encoded word of 42 bytes is 68 characters (RFC 2047: at most 75), and "Subject: " + one stays within 78.
+_ENCODED_WORD_BYTES = 42
+
+
+class _MailPolicy(EmailPolicy):
+    """Python's SMTP policy, but a non-ASCII subject is encoded whole, spaces inside its encoded words.
+
+    The standard library's folding can break a long subject at a space between two encoded words and drop
+    that space as folding whitespace: a reader shows "новыене" for "новые не" (about one mixed ru/pl subject
+    in ten over 70 characters). Here every character, spaces included, sits inside an encoded word of at most
+    75 characters, split on character boundaries; the whitespace between words is then only folding.
+    """
+
+    def _fold(self, name: str, value: Any, refold_binary: bool = False) -> str:
+        text = str(value)
+        if name.lower() != "subject" or text.isascii():
+            return str(super()._fold(name, value, refold_binary))  # type: ignore[misc]  # typeshed omits the private hook fold and fold_binary share
+        words, chunk = [], ""
+        for char in text:
+            if len((chunk + char).encode("utf-8")) > _ENCODED_WORD_BYTES:
+                words.append(chunk)
+                chunk = ""
+            chunk += char
+        words.append(chunk)
+        encoded = [f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words]
+        return f"{name}: " + f"{self.linesep} ".join(encoded) + self.linesep
+
+
+MAIL_POLICY = _MailPolicy(linesep="\r\n")
 
 
 class SesEmailSender:

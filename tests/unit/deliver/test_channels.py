@@ -71,6 +71,24 @@ def test_subject_and_name_survive_utf8_and_both_bodies_are_there() -> None:
     assert "<p>Здравствуйте!</p>" in parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        # the standard library's folding dropped the space at a fold between two encoded words: "новыене"
+        "wyprzedaż до только do новые не Анна Анна Анна tylko Анна Kasia скидка wiosenna",
+        "nowości zniżka Kasia do весенняя nowości только Kasia wiosenna и пропустите tylko",
+        "Анна, весенняя распродажа: новые товары и скидка 15% только до воскресенья — не пропустите 🎉",
+        "Kasiu, wiosenna wyprzedaż: nowości i zniżka 15% tylko do niedzieli — nie przegap!",
+    ],
+)
+def test_a_long_subject_in_any_script_reaches_the_reader_word_for_word(subject: str) -> None:
+    raw = build_mime(dataclasses.replace(_message(), subject=subject), "Shop <hello@shop.example.com>")
+
+    assert email.message_from_bytes(raw, policy=default)["Subject"] == subject
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert max(len(line) for line in head.split("\r\n") if not line.startswith("List-Unsubscribe:")) <= 78
+
+
 def test_a_line_break_in_the_name_or_subject_cannot_add_a_header() -> None:
     message = dataclasses.replace(_message(), to_name="Анна\r\nBcc: x@evil.example", subject="Hi\n\u2028Bcc: y")
 
