@@ -48,6 +48,25 @@ class PrefectServer:
         return env
 
 
+@contextmanager
+def talking_to(server: PrefectServer) -> Iterator[None]:
+    """Run flows in this process against ``server``, then hand the process back to the server it had.
+
+    Prefect keeps one events worker per process, bound to the API it first saw: drained on the way in and
+    out, the next flow (here, and after: the session's test harness) gets a worker for its own server,
+    instead of one still sending to a server this test has stopped (whose backlog hangs the session's end).
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    EventsWorker.drain_all()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        try:
+            yield
+        finally:
+            EventsWorker.drain_all()
+
+
 def tail(log: Path, lines: int = 40) -> str:
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else "(no output)"
     return "\n".join(text.splitlines()[-lines:])

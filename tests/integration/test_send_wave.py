@@ -26,7 +26,7 @@ from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths
 from tasks.plan.waves import planned_waves
 from tests.conftest import REGION, REPO_ROOT
-from tests.prefect_servers import PrefectServer, exited, running_prefect_server, spawn, wait_for
+from tests.prefect_servers import PrefectServer, exited, running_prefect_server, spawn, talking_to, wait_for
 from tests.shops import add_rows, tiny_shop, write_shop
 
 pytestmark = pytest.mark.timeout(400)
@@ -105,9 +105,8 @@ def _wave_runs(server: PrefectServer) -> list[Any]:
 
 def _run_daily(server: PrefectServer, as_of: date, shop: Path) -> Any:
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    with talking_to(server):
         run: Any = run_deployment(
             "daily-run/daily-run", parameters={"as_of": as_of.isoformat(), "data": str(shop)}, timeout=240
         )
@@ -154,7 +153,6 @@ def test_without_the_send_wave_deployment_a_run_that_schedules_waves_stops_befor
     prefect_server: PrefectServer, shop_env: datetime, tmp_path: Path
 ) -> None:
     from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.daily_run import daily_run
     from flows.waves import SEND_WAVE_DEPLOYMENT, SendWaveNotDeployedError
@@ -165,7 +163,7 @@ def test_without_the_send_wave_deployment_a_run_that_schedules_waves_stops_befor
     shop = write_shop(_shop(shop_env.date()), tmp_path / "shop")
     # when: a run that would schedule its waves as runs starts
     with (
-        temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}),
+        talking_to(prefect_server),
         pytest.raises(SendWaveNotDeployedError) as error,
     ):
         daily_run(as_of=shop_env.date(), data=str(shop), send_waves_as_runs=True)
@@ -178,7 +176,6 @@ def test_without_the_send_wave_deployment_a_run_that_schedules_waves_stops_befor
 def test_a_deployed_daily_run_schedules_its_waves_as_runs_that_send_once(
     served: PrefectServer, shop_env: datetime, tmp_path: Path
 ) -> None:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.send_wave import send_wave
 
@@ -210,7 +207,7 @@ def test_a_deployed_daily_run_schedules_its_waves_as_runs_that_send_once(
     assert set(sent) <= set(due) and set(sent.values()) == {1} and len(sent) == planned_now > 0
     assert _wave_runs(served)[1].state.is_scheduled()  # the later wave waits on the server, not in a process
     # when: an engineer runs the due wave again by hand (``loyalty send-wave`` calls the same flow)
-    with temporary_settings(updates={PREFECT_API_URL: served.api_url}):
+    with talking_to(served):
         again = send_wave.with_options(retries=0)(as_of=as_of, at=now_wave.at)
     # then: nothing went twice, and the day's summary counts each of its messages once, as sent
     assert _emails_per_recipient() == sent
@@ -240,7 +237,6 @@ def test_an_approved_adhoc_campaign_schedules_its_waves_and_a_wave_run_sends_the
     prefect_server: PrefectServer, aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.deployments.runner import RunnerDeployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from typer.testing import CliRunner
 
     from flows.adhoc_campaign import adhoc_campaign, reviewed_by
@@ -256,7 +252,7 @@ def test_an_approved_adhoc_campaign_schedules_its_waves_and_a_wave_run_sends_the
     monkeypatch.setenv("LOYALTY_QUIET_HOURS_END", "0")
     request = _request(_adhoc_shop(tmp_path), "flash_sale_waves")
     audience = 1 + NEWCOMERS - NO_CONSENT
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+    with talking_to(prefect_server):
         RunnerDeployment.from_flow(send_wave, name="send-wave").apply()
         # when: the campaign is approved in a run that sends its waves as runs
         with reviewed_by(_Approver()):
