@@ -144,10 +144,11 @@ def adhoc_campaign(request: AdhocRequest, send_waves_as_runs: bool = False) -> A
             request.send_at,
             sending_moment(),
             request.include_service_recovery,
+            request.email_copy,
         )
         folder.push()  # the plan waiting for approval counts in other runs' budgets
         # 3. One sample per locale, for a made-up customer: the preview shows nobody's data.
-        samples = render_samples(campaign, preview.locales, as_of, settings)
+        samples = render_samples(campaign, preview.locales, as_of, settings, request.email_copy)
         # 4. The preview, as an artifact (and to the reviewer).
         publish_preview(preview, samples, request.name, dry_run)
         reviewer.show(preview, samples)
@@ -159,7 +160,14 @@ def adhoc_campaign(request: AdhocRequest, send_waves_as_runs: bool = False) -> A
             return _stop(preview, paths, AdhocStatus.TIMED_OUT if approval is None else AdhocStatus.REJECTED, approval)
         # 6a. Coupons and send shards of the approved plan; every message rendered before any is sent.
         plan = commit_plan(campaign, paths, settings, sending_moment())
-        render_adhoc.map(unmapped(campaign), unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
+        render_adhoc.map(
+            unmapped(campaign),
+            unmapped(paths),
+            plan.shards,
+            unmapped(as_of),
+            unmapped(settings),
+            unmapped(request.email_copy),
+        ).result()
         folder.push()
         # 6b. Wave by wave (a send time per zone) through the ledger, as the daily run sends; or, as runs, later.
         delivery: Counter[str] = Counter()

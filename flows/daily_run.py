@@ -23,7 +23,9 @@ from tasks.profile.features import profile_customers
 from tasks.profile.kpis import report_kpis
 from tasks.recommend.picks import recommend_products
 from tasks.render.compose import render_messages
+from tasks.report.calls import report_calls
 from tasks.report.run_report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
+from tasks.state.survey_snapshot import snapshot_answers
 
 
 @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]  # Prefect's runner generics
@@ -68,6 +70,8 @@ def daily_run(
     with private_files(), paths.exclusive(on_wait=waiting), run_folder(paths, settings) as folder:
         # 1-2. Load the tables as of the date; bad rows go to quarantine.
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
+        # 2b. Survey answers up to the day, as data: detractors become incidents, promoters are thanked.
+        snapshot_answers(paths, as_of, settings)
         folder.push()
         # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
         segments = profile_customers(paths, as_of, settings)
@@ -105,6 +109,8 @@ def daily_run(
             as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis, only
         )
         summary = report_run(summary, paths, plan.shards)
+        # 8a. Support's call list: who is worth a call about what went wrong (CSV with phones; the artifact has none).
+        report_calls(paths, as_of, settings)
         # 8b. Events for the operators' automations (``loyalty setup-ops``): parked, unknown, traffic; counts only.
         emit_run_events(summary)
         # 9. Retention: run folders past LOYALTY_RETENTION_DAYS lose their customer-level files (not in a dry run).

@@ -15,12 +15,14 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows.adhoc_campaign import deployed_adhoc_campaign
+from flows.audiences import audiences
 from flows.backfill import deployed_backfill
 from flows.daily_run import deployed_daily_run
 from flows.notify import notify_operators
 from flows.order_updates import deployed_order_updates
 from flows.process_feedback import process_feedback
 from flows.send_wave import send_wave
+from flows.survey_report import survey_report
 
 if TYPE_CHECKING:
     from tasks.kernel.settings import Settings
@@ -31,6 +33,10 @@ DAILY_RUN_CRON = "0 6 * * *"
 FEEDBACK_CRON = "*/15 * * * *"
 # Order-status messages within five minutes of the change.
 ORDER_UPDATES_CRON = "*/5 * * * *"
+# 07:00 in the shop's time zone: an hour after the daily run, whose profile the audiences are made from.
+AUDIENCES_CRON = "0 7 * * *"
+# Mondays 08:00 in the shop's time zone: the survey report of the week that just ended.
+SURVEY_REPORT_CRON = "0 8 * * 1"
 TAGS = ["loyalty-flows"]
 
 
@@ -66,6 +72,21 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             schedule=Cron(ORDER_UPDATES_CRON, timezone=settings.shop_timezone),
             description=_summary(deployed_order_updates.description),
             tags=[*TAGS, "order-updates"],
+        ),
+        # LOYALTY_AUDIENCES names the (segment, platform) files; a day not run yet fails the run, saying so
+        RunnerDeployment.from_flow(
+            audiences,
+            name="audiences",
+            schedule=Cron(AUDIENCES_CRON, timezone=settings.shop_timezone),
+            description=_summary(audiences.description),
+            tags=[*TAGS, "audiences"],
+        ),
+        RunnerDeployment.from_flow(
+            survey_report,
+            name="survey-report",
+            schedule=Cron(SURVEY_REPORT_CRON, timezone=settings.shop_timezone),
+            description=_summary(survey_report.description),
+            tags=[*TAGS, "survey"],
         ),
         # no schedule: an engineer starts it from the UI ("Custom run") with the dates to replay
         RunnerDeployment.from_flow(

@@ -68,7 +68,8 @@ def tiny_shop() -> dict[Table, pd.DataFrame]:
                 "",
             ],
         ],
-        columns=[c.name for c in SPECS[Table.CUSTOMERS].columns],
+        # the required columns: the optional ones (ads_opt_in) are absent, as from a shop that does not ask
+        columns=[c.name for c in SPECS[Table.CUSTOMERS].columns if c.required],
     )
     products = pd.DataFrame(
         [

@@ -14,6 +14,9 @@ command group; each imports the engine lazily, inside its commands, so ``loyalty
 - ``waves``: ``send-wave`` (one wave of a planned day sent again by hand, the ledger keeping it exactly once)
 - ``server``: ``server start`` (a lasting Prefect server on PostgreSQL), ``server local-postgres`` (a throwaway
   cluster for development)
+- ``calls``: ``calls list``, ``calls record`` (support's call list of a day, the outcomes of the calls)
+- ``audiences``: ``audiences export`` (a segment's hashed customer list for an ad platform)
+- ``survey``: ``survey report --week YYYY-Www`` (the after-delivery survey's weekly NPS report)
 - ``common``: helpers several groups share (Prefect's defaults, date options, progress bars)
 - ``console``: the shared consoles and ``fail()``, the one way to fail (a red line on stderr, exit code 2)
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import campaigns, data, ops, profile, recommend, run, server, waves
+from flows.cli import audiences, calls, campaigns, data, ops, profile, recommend, run, server, survey, waves
 
 app = typer.Typer(help="Loyalty Flows: a retention engine for online shops, on Prefect.", no_args_is_help=True)
 
@@ -53,5 +56,8 @@ app.add_typer(profile.clv_app, name="clv")
 app.add_typer(profile.segments_app, name="segments")
 app.add_typer(ops.retention_app, name="retention")
 app.add_typer(server.server_app, name="server")
+app.add_typer(calls.calls_app, name="calls")
+app.add_typer(audiences.audiences_app, name="audiences")
+app.add_typer(survey.survey_app, name="survey")
 
 __all__ = ["app"]

@@ -144,8 +144,9 @@ def _adhoc_option_error(exc: Exception) -> str:
         return str(exc)
     first = exc.errors()[0]
     field = str(first["loc"][0]) if first["loc"] else "options"
-    option = {"channels": "channel"}.get(field, field).replace("_", "-")
-    return f"--{option}: {first['msg'].removeprefix('Value error, ')}"
+    option = {"channels": "channel", "email_copy": "copy"}.get(field, field).replace("_", "-")
+    where = " ".join(str(part) for part in first["loc"][1:])  # in the --copy file: "ru body"
+    return f"--{option}{f' ({where})' if where else ''}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def _print_adhoc_preview(preview: AdhocPreview, samples: list[Sample]) -> None:
@@ -175,6 +176,8 @@ def _print_adhoc_preview(preview: AdhocPreview, samples: list[Sample]) -> None:
         customers = f"{sample.customers:,} customer" + ("" if sample.customers == 1 else "s")
         shown = escape(sample.subject or sample.text)
         out.print(f"sample {sample.locale} {sample.channel} ({customers}): {shown}", highlight=False, soft_wrap=True)
+        for variant, subject in sample.subjects.items():
+            out.print(f"  subject {variant}: {escape(subject)}", highlight=False, soft_wrap=True)
     if preview.send_from is not None and preview.send_until is not None:
         first, last = f"{preview.send_from:%Y-%m-%d %H:%M}", f"{preview.send_until:%Y-%m-%d %H:%M}"
         out.print(f"Sends at {first} UTC." if first == last else f"Sends from {first} to {last} UTC.")
@@ -185,7 +188,17 @@ def adhoc(
     audience: Annotated[
         str, typer.Option(help='A segment of segments.yaml (vip) or an expression (lifecycle == "lapsed").')
     ],
-    template: Annotated[str, typer.Option(help="A folder under templates/ (weekly_sale).")],
+    template: Annotated[
+        str | None, typer.Option(help="A folder under templates/ (weekly_sale); or write the email: --copy.")
+    ] = None,
+    copy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--copy",
+            help="A YAML file with the email's words instead of a template: per language (ru, pl, en) a subject "
+            "and a Markdown body; optional missing_locale (nearest|skip) and subject_variants (README).",
+        ),
+    ] = None,
     channel: Annotated[
         list[str] | None, typer.Option("--channel", help="email or sms; repeat for both. Default: email.")
     ] = None,
@@ -249,7 +262,8 @@ def adhoc(
             {
                 "name": name,
                 "audience": audience,
-                "template": template,
+                "template": template or "",
+                "email_copy": _read_copy(copy_file) if copy_file is not None else None,
                 "channels": channel or ["email"],
                 "offer": offer,
                 "send_at": datetime.fromisoformat(send_at) if send_at else None,
@@ -279,6 +293,19 @@ def adhoc(
         out.print(f"Run folder: {summary.run_dir}", highlight=False, soft_wrap=True)
     if summary.status is AdhocStatus.REJECTED:
         raise typer.Exit(code=1)
+
+
+def _read_copy(path: Path) -> object:
+    """The ``--copy`` file as a mapping (validated by the request): YAML, UTF-8."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"--copy {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"--copy {path}: a YAML mapping (ru:, pl:, en: with subject and body)")
+    return loaded
 
 
 class _TerminalReviewer:

@@ -8,7 +8,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table as RichTable
@@ -16,6 +16,9 @@ from rich.table import Table as RichTable
 from flows.cli.common import _parse_date, _parse_moment, _prefect_env
 from flows.cli.console import err, out
 from flows.cli.console import fail as _fail
+
+if TYPE_CHECKING:
+    from tasks.report.attribution import VariantAttribution
 
 
 def serve(
@@ -237,7 +240,37 @@ def attribution(
     out.print(table)
     if not rows:
         out.print(f"No marketing message was sent or held out by the runs from {first} to {last}.")
+    _print_variants(attr.attribute_variants(attr.read_adhoc_plans(output_dir, first, last), orders, window))
     out.print(f"Reports: {written[0]}, {written[1]}", highlight=False, soft_wrap=True)
+
+
+def _print_variants(rows: list[VariantAttribution]) -> None:
+    """The subject A/B tests of ad-hoc campaigns: each variant's conversion rate and its difference from A."""
+    if not rows:
+        return
+    from rich import box as rich_box
+    from rich.markup import escape
+
+    def pp(value: float | None, low: float | None, high: float | None, sign: str = "") -> str:
+        if value is None or low is None or high is None:
+            return "-"
+        return f"{value * 100:{sign}.1f} [{low * 100:{sign}.1f}, {high * 100:{sign}.1f}]"
+
+    table = RichTable(
+        title="Subject variants (A/B)", title_justify="left", box=rich_box.SIMPLE_HEAD, show_edge=False, padding=(0, 1)
+    )
+    table.add_column("campaign", overflow="fold")
+    for header in ("variant", "sent", "conv %\n[95% CI]", "vs A pp\n[95% CI]"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            escape(row.campaign),
+            row.variant,
+            f"{row.sent:,}",
+            pp(row.conversion_rate, row.rate_low, row.rate_high),
+            pp(row.vs_first, row.vs_first_low, row.vs_first_high, "+"),
+        )
+    out.print(table)
 
 
 def forget_command(

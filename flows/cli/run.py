@@ -131,6 +131,7 @@ def demo(
 ) -> None:
     """Generate a demo shop, start a local AWS, and run the daily flow for its last day."""
     _prefect_env(verbose)
+    from flows.cli.audiences import demo_audiences
     from tasks.demo.local_aws import local_aws
     from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
     from tasks.kernel.settings import Settings
@@ -150,6 +151,8 @@ def demo(
         # the demo lives on its last day: it sends at 06:00 that morning, shop time
         morning = datetime.combine(DEFAULT_END, time(6), tzinfo=ZoneInfo(settings.shop_timezone))
         summary = _run_daily(str(shop), DEFAULT_END, dry_run, morning)
+        # and the day's hashed audience for an ad platform (``loyalty audiences export`` makes one by hand)
+        demo_audiences(DEFAULT_END)
     finally:
         aws.__exit__(None, None, None)
     _emit(summary, as_json)

@@ -1,9 +1,11 @@
-"""The unsubscribe endpoint on AWS Lambda: ``make_app`` behind Mangum, built on the first call.
+"""The unsubscribe endpoint (and the survey's answer pages) on AWS Lambda: ``make_app`` behind Mangum, built on
+the first call.
 
 Deployed by ``infra/loyalty.yaml`` with a function URL. Nothing is built at import time: the first
 invocation reads ``Settings()`` from the environment and, when ``LOYALTY_SIGNING_SECRET`` is unset,
 the signing secret from Secrets Manager (``LOYALTY_SIGNING_SECRET_ARN``). Suppressions go to the
-backend the settings choose (``LOYALTY_STATE_BACKEND=dynamodb`` on Lambda: there is no state folder).
+backend the settings choose (``LOYALTY_STATE_BACKEND=dynamodb`` on Lambda: there is no state folder), and so
+do survey answers (``SURVEY#<customer>`` items on the same table).
 """
 
 from __future__ import annotations

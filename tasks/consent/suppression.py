@@ -61,6 +61,7 @@ class SuppressionReason(StrEnum):
     MANUAL = "manual"
     SMS_OPT_OUT = "sms_opt_out"
     FORGOTTEN = "forgotten"
+    CALL_NO_CONTACT = "call_no_contact"  # told support on a call they want no contact (``loyalty calls record``)
 
 
 def bare_address_hash(address: str) -> str:

@@ -1,4 +1,9 @@
-"""Signed tokens: one-click unsubscribe links and personal coupon codes.
+"""Signed tokens: one-click unsubscribe links, survey answer links and personal coupon codes.
+
+A survey link (``survey_url``) carries the customer id, the order id and one score (0-10), signed
+together under the survey key: a link for 3 cannot be made a 10, another customer's or another
+order's, without failing verification (``parse_survey``). Its language field is not signed: it only
+chooses the words of the page.
 
 An unsubscribe link carries the customer id, the channel, an optional topic and an
 HMAC-SHA256 signature over all three, so none can be changed without the key (a topic
@@ -68,15 +73,17 @@ class Purpose(StrEnum):
     COUPON = "coupon"
     REORDER = "reorder"
     ADDRESS_HASH = "address-hash"
+    SURVEY = "survey"
 
 
 @dataclass(frozen=True)
 class MessageKeys:
-    """The keys a message is made with, one per purpose: its unsubscribe link, coupon code and reorder link."""
+    """The keys a message is made with, one per purpose: its unsubscribe link, coupon code, reorder and survey links."""
 
     unsubscribe: bytes
     coupon: bytes
     reorder: bytes
+    survey: bytes
 
     @classmethod
     def for_settings(cls, settings: Settings) -> MessageKeys:
@@ -90,6 +97,7 @@ class MessageKeys:
             unsubscribe=derive_key(secret, Purpose.UNSUBSCRIBE),
             coupon=derive_key(secret, Purpose.COUPON),
             reorder=derive_key(secret, Purpose.REORDER),
+            survey=derive_key(secret, Purpose.SURVEY),
         )
 
 
@@ -268,3 +276,75 @@ def parse_unsubscribe(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) 
     if not any(matches):
         raise InvalidToken("unsubscribe link signature does not match")
     return Unsubscribe(customer_id=customer_id, channel=Channel(channel), topic=topic)
+
+
+# --- survey links -------------------------------------------------------------------------------------------------
+
+# Query-string fields of a survey link (the customer field is the unsubscribe link's).
+ORDER_FIELD = "o"
+SCORE_FIELD = "s"
+LOCALE_FIELD = "l"  # not signed: it only picks the language of the answer page
+SURVEY_SCORES = range(11)
+_SCORE = re.compile(r"10|[0-9]")
+
+
+class SurveyLink(BaseModel, frozen=True):
+    """A verified survey link: who answers, about which order, with which score (0-10)."""
+
+    customer_id: str
+    order_id: str
+    score: int
+    locale: str | None = None
+
+
+def _survey_parts(customer_id: str, order_id: str, score: int) -> tuple[str, ...]:
+    return (Purpose.SURVEY.value, customer_id, order_id, str(score))
+
+
+def survey_url(
+    key: bytes, base_url: str, customer_id: str, order_id: str, score: int, locale: str | None = None
+) -> str:
+    """Return the link that answers the survey about ``order_id`` with ``score``.
+
+    The signature covers the customer, the order and the score: each of the eleven links of a message is signed
+    on its own, so none can be turned into another customer's, another order's or another score's link.
+    """
+    if not _CUSTOMER_ID.fullmatch(customer_id) or not _CUSTOMER_ID.fullmatch(order_id):
+        raise ValueError("a customer or order id in a survey link must be 1-256 characters, no control characters")
+    if score not in SURVEY_SCORES:
+        raise ValueError("a survey score is 0 to 10")
+    fields = {
+        CUSTOMER_FIELD: customer_id,
+        ORDER_FIELD: order_id,
+        SCORE_FIELD: str(score),
+        TOKEN_FIELD: sign(key, *_survey_parts(customer_id, order_id, score)),
+    }
+    if locale is not None and _TOPIC.fullmatch(locale):
+        fields[LOCALE_FIELD] = locale
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}{urlencode(fields)}"
+
+
+def parse_survey(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> SurveyLink:
+    """Verify the fields of a survey link (query string or form) and return what they say.
+
+    Raises:
+        InvalidToken: a field is missing or malformed, or the signature does not match them.
+    """
+    customer_id = fields.get(CUSTOMER_FIELD, "")
+    order_id = fields.get(ORDER_FIELD, "")
+    score = fields.get(SCORE_FIELD, "")
+    token = fields.get(TOKEN_FIELD, "")
+    if not _CUSTOMER_ID.fullmatch(customer_id) or not _CUSTOMER_ID.fullmatch(order_id):
+        raise InvalidToken("malformed survey link: bad customer or order id")
+    if not _SCORE.fullmatch(score):
+        raise InvalidToken("malformed survey link: bad score")
+    if not _SIGNATURE.fullmatch(token):
+        raise InvalidToken("malformed survey link: bad token")
+    parts = _survey_parts(customer_id, order_id, int(score))
+    candidates = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    if not any([verify(key, token, *parts) for key in candidates]):  # every key tried: no timing tell
+        raise InvalidToken("survey link signature does not match")
+    locale = fields.get(LOCALE_FIELD)
+    locale = locale if locale is not None and _TOPIC.fullmatch(locale) else None
+    return SurveyLink(customer_id=customer_id, order_id=order_id, score=int(score), locale=locale)

@@ -11,6 +11,16 @@ Routes:
   it is read (within the limit) before the link is acted on.
 * ``GET /unsubscribe?...`` - a page with buttons. It never unsubscribes: mail scanners and
   link previewers fetch every link in a message.
+* ``GET /survey?c=..&o=..&s=..&t=..[&l=..]`` - the answer page of a survey link (``tasks/consent/tokens.py``):
+  "You chose 8 - send it?", a comment box and the other scores as links. It records nothing: a GET
+  must be safe, because mail scanners and link previewers fetch every link in a message, and all
+  eleven of a survey's links would otherwise vote at once.
+* ``POST /survey`` - the page's form (the link's signed fields, and a comment): records the answer
+  (``tasks/state/surveys.py``; a second answer about the same order replaces the first) and thanks.
+  A comment is cut to 2,000 characters with control characters stripped, and never logged; the
+  body may be up to 32 KiB (a comment in Cyrillic, form-encoded).
+  A forged or altered link (another customer, order or score) answers 400 and shows nothing of the
+  link: the pages show only the score, never the order or the customer.
 * ``GET /healthz`` - liveness.
 
 Topics (``Topic``). Every message's link carries ``marketing``: a marketing email's footer
@@ -38,6 +48,8 @@ from __future__ import annotations
 import copy
 import html
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import parse_qsl
 
@@ -49,21 +61,28 @@ from starlette.routing import Route
 
 from tasks.consent.suppression import SuppressionList, SuppressionReason
 from tasks.consent.tokens import (
+    SURVEY_SCORES,
     InvalidToken,
     Purpose,
+    SurveyLink,
     Unsubscribe,
+    parse_survey,
     parse_unsubscribe,
     purpose_key,
+    survey_url,
     unsubscribe_url,
     verification_keys,
 )
 from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.paths import private_files
 from tasks.kernel.settings import Settings
+from tasks.state.backend import open_state
+from tasks.state.surveys import MAX_COMMENT_CHARS, SurveyAnswer, SurveyStore, clean_comment
 
 logger = logging.getLogger("loyalty.unsubscribe")
 
 MAX_BODY_BYTES = 4096
+MAX_SURVEY_BODY_BYTES = 32768
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
 
@@ -92,12 +111,67 @@ class CustomerSuppressions(Protocol):
     ) -> bool: ...
 
 
-def make_app(settings: Settings, suppressions: CustomerSuppressions | None = None) -> Starlette:
-    """Build the unsubscribe ASGI app; suppressions default to the list in the state folder."""
+def make_app(
+    settings: Settings,
+    suppressions: CustomerSuppressions | None = None,
+    surveys: SurveyStore | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Starlette:
+    """Build the unsubscribe ASGI app (and the survey pages); stores default to the settings' state backend."""
     # the page's buttons are signed with the current secret; links verify under every secret, old ones too
     key, keys = purpose_key(settings, Purpose.UNSUBSCRIBE), verification_keys(settings, Purpose.UNSUBSCRIBE)
+    survey_key, survey_keys = purpose_key(settings, Purpose.SURVEY), verification_keys(settings, Purpose.SURVEY)
     store: CustomerSuppressions = suppressions or SuppressionList.for_settings(settings)
     shop = html.escape(settings.shop_name)
+    answers: SurveyStore | None = surveys
+
+    def answer_store() -> SurveyStore:
+        nonlocal answers
+        if answers is None:  # opened on the first answer: an unsubscribe never needs it
+            answers = open_state(settings).surveys
+        return answers
+
+    async def survey_page(request: Request) -> Response:
+        try:
+            link = parse_survey(survey_keys, request.query_params)
+        except InvalidToken as exc:
+            return _survey_rejected(exc, request.query_params.get("l"))
+        words = _survey_words(link.locale)
+
+        def other(score: int) -> str:
+            return survey_url(survey_key, "", link.customer_id, link.order_id, score, link.locale)
+
+        scores = "".join(
+            f'<a class="score{" chosen" if s == link.score else ""}" href="{html.escape(other(s), quote=True)}">{s}</a>'
+            for s in SURVEY_SCORES
+        )
+        body = (
+            f"<p>{words['chosen'].format(score=link.score)}</p>"
+            f'<form method="post">{_hidden(link, request.query_params["t"])}'
+            f'<label for="comment">{words["comment"]}</label>'
+            f'<textarea id="comment" name="comment" rows="5" maxlength="{MAX_COMMENT_CHARS}"></textarea>'
+            f'<button type="submit">{words["send"]}</button></form>'
+            f'<p class="note">{words["change"]}</p><div class="scores">{scores}</div>'
+        )
+        return _survey_page(200, words["title"].format(shop=shop), body, link.locale)
+
+    async def survey_answer(request: Request) -> Response:
+        form = await _form_fields(request, max_fields=8)
+        try:
+            link = parse_survey(survey_keys, form)
+        except InvalidToken as exc:
+            return _survey_rejected(exc, form.get("l"))
+        answer = SurveyAnswer(
+            customer_id=link.customer_id,
+            order_id=link.order_id,
+            score=link.score,
+            comment=clean_comment(form.get("comment")),
+            answered_at=clock(),
+        )
+        await run_in_threadpool(answer_store().record, answer)
+        logger.info("survey answer from customer %s: %d", link.customer_id, link.score)  # never the comment
+        words = _survey_words(link.locale)
+        return _survey_page(200, words["thanks_title"], f"<p>{words['thanks'].format(shop=shop)}</p>", link.locale)
 
     async def confirm(request: Request) -> Response:
         try:
@@ -148,11 +222,12 @@ def make_app(settings: Settings, suppressions: CustomerSuppressions | None = Non
 
     return Starlette(
         routes=[
-            Route("/unsubscribe", confirm, methods=["GET"]),
-            Route("/unsubscribe", unsubscribe, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/unsubscribe", confirm, methods=["GET"], max_body_size=MAX_BODY_BYTES),
+            Route("/unsubscribe", unsubscribe, methods=["POST"], max_body_size=MAX_BODY_BYTES),
+            Route("/survey", survey_page, methods=["GET"], max_body_size=MAX_BODY_BYTES),
+            Route("/survey", survey_answer, methods=["POST"], max_body_size=MAX_SURVEY_BODY_BYTES),
+            Route("/healthz", healthz, methods=["GET"], max_body_size=MAX_BODY_BYTES),
         ],
-        max_body_size=MAX_BODY_BYTES,
     )
 
 
@@ -174,7 +249,7 @@ def serve_unsubscribe(settings: Settings, host: str = "127.0.0.1", port: int = 8
         )
 
 
-async def _form_fields(request: Request) -> dict[str, str]:
+async def _form_fields(request: Request, max_fields: int = 10) -> dict[str, str]:
     # The whole body is read first, whatever its type, within MAX_BODY_BYTES: a larger one raises
     # here and answers 413 before anything is recorded (unread, it would only be refused after
     # the suppression). Only url-encoded bodies are parsed (the one-click body and our own
@@ -183,7 +258,7 @@ async def _form_fields(request: Request) -> dict[str, str]:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         return {}
     try:
-        return dict(parse_qsl(body.decode("utf-8"), max_num_fields=10))
+        return dict(parse_qsl(body.decode("utf-8"), max_num_fields=max_fields))
     except (UnicodeDecodeError, ValueError):
         return {}
 
@@ -219,5 +294,89 @@ def _page(status: int, title: str, body: str) -> HTMLResponse:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title></head>"
         f'<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto;"><h1>{title}</h1>{body}</body></html>'
+    )
+    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+
+
+# --- the survey pages ---------------------------------------------------------------------------------------------
+
+_SURVEY_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "How was your order?",
+        "chosen": "You chose <strong>{score}</strong> out of 10. Send it?",
+        "comment": "Anything you would like to tell us? (optional)",
+        "send": "Send my answer",
+        "change": "Or choose another score:",
+        "thanks_title": "Thank you!",
+        "thanks": "Your answer has reached {shop}. Thank you for taking the time.",
+        "invalid_title": "This link does not work",
+        "invalid": "This survey link is not valid. Please use the link from the email.",
+    },
+    "ru": {
+        "title": "Как вам заказ?",
+        "chosen": "Вы выбрали <strong>{score}</strong> из 10. Отправить?",
+        "comment": "Хотите что-нибудь добавить? (необязательно)",
+        "send": "Отправить ответ",
+        "change": "Или выберите другую оценку:",
+        "thanks_title": "Спасибо!",
+        "thanks": "Ваш ответ получен. Спасибо, что уделили нам время!",
+        "invalid_title": "Ссылка не работает",
+        "invalid": "Эта ссылка на опрос недействительна. Пожалуйста, воспользуйтесь ссылкой из письма.",
+    },
+    "pl": {
+        "title": "Jak oceniasz zamówienie?",
+        "chosen": "Wybrano ocenę <strong>{score}</strong> na 10. Wysłać?",
+        "comment": "Chcesz nam coś jeszcze przekazać? (opcjonalnie)",
+        "send": "Wyślij odpowiedź",
+        "change": "Albo wybierz inną ocenę:",
+        "thanks_title": "Dziękujemy!",
+        "thanks": "Twoja odpowiedź do nas dotarła. Dziękujemy, że poświęcasz nam czas!",
+        "invalid_title": "Ten link nie działa",
+        "invalid": "Ten link do ankiety jest nieprawidłowy. Skorzystaj z linku z wiadomości e-mail.",
+    },
+}
+_SURVEY_STYLE = (
+    "body{font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.5}"
+    "label{display:block;margin:1rem 0 .25rem}"
+    "textarea{box-sizing:border-box;width:100%;font:inherit;padding:.5rem}"
+    "button{margin-top:.75rem;padding:.75rem 1.5rem;font:inherit;font-weight:bold;background:#c33;color:#fff;"
+    "border:0;border-radius:4px}"
+    ".note{color:#666;margin-top:2rem}"
+    "h1{font-size:1.5rem;line-height:1.25}"
+    ".scores{display:grid;grid-template-columns:repeat(11,1fr);gap:3px}"
+    ".score{text-align:center;padding:.5rem 0;border:1px solid #c33;border-radius:4px;color:#c33;"
+    "text-decoration:none}"
+    ".chosen{background:#c33;color:#fff}"
+)
+
+
+def _survey_words(locale: str | None) -> dict[str, str]:
+    return _SURVEY_WORDS.get((locale or "en").split("-")[0].lower(), _SURVEY_WORDS["en"])
+
+
+def _hidden(link: SurveyLink, token: str) -> str:
+    fields = {"c": link.customer_id, "o": link.order_id, "s": str(link.score), "t": token}
+    if link.locale:
+        fields["l"] = link.locale
+    # the signature the link came with: the POST is verified exactly as the link was
+    return "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(value, quote=True)}">'
+        for name, value in fields.items()
+    )
+
+
+def _survey_rejected(exc: InvalidToken, locale: str | None) -> Response:
+    logger.warning("rejected a survey request: %s", exc)
+    known = locale if locale in _SURVEY_WORDS else None  # the link's language, unsigned: only a word list is picked
+    words = _survey_words(known)
+    return _survey_page(400, words["invalid_title"], f"<p>{words['invalid']}</p>", known)
+
+
+def _survey_page(status: int, title: str, body: str, locale: str | None) -> HTMLResponse:
+    lang = locale if locale in _SURVEY_WORDS else "en"
+    document = (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{_SURVEY_STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
     )
     return HTMLResponse(document, status_code=status, headers=_HEADERS)

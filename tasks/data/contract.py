@@ -112,6 +112,10 @@ SPECS: dict[Table, TableSpec] = {
             Column("email_opt_in_at", Kind.DATETIME, nullable=True),
             Column("sms_opt_in", Kind.BOOL, nullable=True, default="false"),
             Column("sms_opt_in_at", Kind.DATETIME, nullable=True),
+            # Agreed to be shown ads by their address (hashed audiences for ad platforms, tasks/report/audiences.py).
+            # Optional: a shop that does not ask exports nobody (absent = no); a bad cell is emptied, i.e. no.
+            Column("ads_opt_in", Kind.BOOL, required=False, nullable=True, default="false"),
+            Column("ads_opt_in_at", Kind.DATETIME, required=False, nullable=True),
         ),
         key=("customer_id",),
         time_column="created_at",

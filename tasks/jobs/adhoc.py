@@ -1,8 +1,9 @@
 """Ad-hoc campaigns: a marketer's one-off send, from the request to the plan, the preview and the summary.
 
 A request (``AdhocRequest``, the Prefect UI form) names an audience (a segment of
-``campaigns/segments.yaml`` or an expression over the profile), a template, channels and an
-optional offer. It becomes a one-step ``Campaign`` called ``adhoc_<name>`` whose occurrence is the
+``campaigns/segments.yaml``, a choice in the form, or an expression over the profile), a template (a
+choice of ``templates/``) or the email's own words (``email_copy``: a subject and a Markdown body per
+language, rendered by ``tasks/render/markdown_copy.py``), channels and an optional offer. It becomes a one-step ``Campaign`` called ``adhoc_<name>`` whose occurrence is the
 day (``as_of``), so its idempotency keys are ``adhoc_<name>/1/<channel>/<customer>/<as_of>``: a
 second run of the same campaign on the same day sends nothing twice.
 
@@ -23,6 +24,11 @@ An offer whose template does not show the coupon is refused before anything is r
 is rendered for the preview's made-up customer, with a coupon, and the code must be in the email's
 HTML and text (and the SMS) of every locale.
 
+A written copy is an email: customers whose language it lacks get the nearest one or are left out
+(``missing_locale``, counted in the preview); its subject A/B test gives each message a variant, a
+stable hash recorded in the plan's ``variant`` column, which ``render_adhoc`` renders and
+``loyalty attribution`` reports. An offer needs ``{{ coupon_code }}`` in every language's body.
+
 The preview (sizes, decisions, one sample per locale) carries no personal data: the samples are
 rendered for a made-up customer with a sample signing key, never for a real one.
 """
@@ -36,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -46,7 +53,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.input import RunInput
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tasks.consent.suppression import SuppressionList
 from tasks.consent.tokens import MessageKeys
@@ -90,6 +97,7 @@ from tasks.plan.triggers import ShopData
 from tasks.profile.expressions import MAX_EXPRESSION_CHARS, ExpressionError, compile_expression
 from tasks.profile.segments import CompiledSegment, load_segments, read_snapshot
 from tasks.render.compose import load_picks, load_products, render_shard
+from tasks.render.markdown_copy import LAYOUT, EmailCopy, undeclared
 from tasks.render.outbox import write_index
 from tasks.render.templating import PARTS, SMS_PART, make_environment
 from tasks.report.run_report import collect_outbox
@@ -109,7 +117,13 @@ class AdhocError(ValueError):
 
 
 class AdhocRequest(BaseModel):
-    """A marketer's one-off campaign: who, with which template, on which channels, with which offer, when."""
+    """A marketer's one-off campaign: who, with which template (or words of its own), on which channels, with which
+    offer, when.
+
+    Who: a segment (a select of the catalog's) or a condition, exactly one; the CLI's ``--audience`` takes either
+    in one field. Two fields in the form because a marketer mostly picks a segment and only sometimes writes a
+    condition: a select cannot be mistyped, and the condition stays one free line for the rest.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -119,15 +133,28 @@ class AdhocRequest(BaseModel):
         "sends nobody a second message.",
         json_schema_extra={"pattern": _SNAKE.pattern},
     )
+    segment: str = Field(
+        "",
+        description="Who gets it: a segment of campaigns/segments.yaml (vip, at_risk, never_bought, ...); or leave "
+        "it empty and write a condition under Audience.",
+        json_schema_extra=lambda schema: _choices(schema, segment_names),
+    )
     audience: str = Field(
-        min_length=1,
+        "",
         max_length=MAX_EXPRESSION_CHARS,
-        description="A segment of campaigns/segments.yaml (vip, at_risk, never_bought, ...) or a condition over "
-        'the customer profile, e.g. lifecycle == "lapsed" and predicted_clv > 50.',
+        description='Or a condition over the customer profile, e.g. lifecycle == "lapsed" and predicted_clv > 50 '
+        "(a segment's name works too).",
     )
     template: str = Field(
-        description="A folder under templates/ (weekly_sale, win_back, ...).",
-        json_schema_extra={"pattern": _SNAKE.pattern},
+        "",
+        description="A folder under templates/ (weekly_sale, win_back, ...); or leave it empty and write the email "
+        "below (email_copy).",
+        json_schema_extra=lambda schema: _choices(schema, template_names),
+    )
+    email_copy: EmailCopy | None = Field(
+        None,
+        description="Write the email here instead of choosing a template: a subject and a Markdown body per "
+        "language, in the shop's layout; optional subject A/B test. Email only.",
     )
     channels: tuple[Channel, ...] = Field(
         (Channel.EMAIL,), min_length=1, description="email, sms or both; each needs the customer's opt-in."
@@ -159,10 +186,10 @@ class AdhocRequest(BaseModel):
         24, ge=1, le=168, description="Hours to wait for approval; after that the campaign stops, nothing sent."
     )
 
-    @field_validator("name", "template")
+    @field_validator("name", "template", "segment")
     @classmethod
-    def _snake_case(cls, value: str) -> str:
-        if not _SNAKE.fullmatch(value):
+    def _snake_case(cls, value: str, info: ValidationInfo) -> str:
+        if (value or info.field_name == "name") and not _SNAKE.fullmatch(value):  # "": no template, no segment
             raise ValueError(
                 f"{value!r} is not snake_case: lowercase letters, digits and _, starting with a letter (spring_sale)"
             )
@@ -175,9 +202,46 @@ class AdhocRequest(BaseModel):
             raise ValueError("each channel at most once")
         return channels
 
+    @model_validator(mode="after")
+    def _template_or_copy(self) -> AdhocRequest:
+        if bool(self.segment) == bool(self.audience.strip()):
+            raise ValueError("give either a segment or an audience condition, not both")
+        if bool(self.template) == (self.email_copy is not None):
+            raise ValueError("give either a template or the email's copy (email_copy), not both")
+        if self.email_copy is not None and set(self.channels) != {Channel.EMAIL}:
+            raise ValueError("a written copy is an email: channels must be email only")
+        return self
+
     @property
     def campaign_name(self) -> str:
         return f"{PREFIX}{self.name}"
+
+
+def _choices(schema: dict[str, Any], names: Callable[[Settings], list[str]]) -> None:
+    """Offer the catalog's names as the form's choices (a select in the Prefect UI), read when the form is built.
+
+    "" (none) stays a choice: the other field says who or what instead. No catalog found: a free text field.
+    """
+    try:
+        found = names(Settings())
+    except (OSError, CatalogError, ValueError):
+        return
+    if found:
+        schema["enum"] = ["", *found]
+
+
+def template_names(settings: Settings) -> list[str]:
+    """The templates a campaign can send: the folders under templates/ with an English email."""
+    folder = settings.templates_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("_") and (p / "en" / PARTS[1]).is_file())
+
+
+def segment_names(settings: Settings) -> list[str]:
+    """The segments of campaigns/segments.yaml, in its order."""
+    path = settings.campaigns_dir / "segments.yaml"
+    return [s.name for s in load_segments(path)] if path.is_file() else []
 
 
 class Approval(RunInput):
@@ -269,13 +333,16 @@ def check_template(templates_dir: Path, template: str, channels: Sequence[Channe
 
 
 def build_campaign(request: AdhocRequest, audience: Audience, shows_products: bool) -> Campaign:
-    """The one-step campaign a request describes: today's occurrence, marketing, the request's priority, no late sends."""
+    """The one-step campaign a request describes: today's occurrence, marketing, the request's priority, no late sends.
+
+    A campaign written in the request (``email_copy``) names itself as its template: there is no folder.
+    """
     return Campaign(
         name=request.campaign_name,
         description=f"Ad-hoc campaign for {audience.label}",
         kind=MessageKind.MARKETING,
         channels=request.channels,
-        template=request.template,
+        template=request.template or request.campaign_name,
         priority=request.priority,
         trigger=AdhocTrigger(type="adhoc"),
         steps=(Step(step=1),),
@@ -315,15 +382,36 @@ def campaign_for(request: AdhocRequest, settings: Settings) -> tuple[Campaign, A
         segments = load_segments(path) if path.exists() else []
     except CatalogError as exc:
         raise AdhocError(str(exc)) from None
-    audience = resolve_audience(request.audience, segments, str(path))
-    variables = check_template(settings.templates_dir, request.template, request.channels)
+    if request.segment and request.segment not in {s.name for s in segments}:
+        raise AdhocError(f"segment {request.segment!r} is not in {path}")
+    audience = resolve_audience(request.segment or request.audience, segments, str(path))
+    if request.email_copy is not None:
+        if not (settings.templates_dir / LAYOUT).is_file():
+            raise AdhocError(f"a written copy goes into the shop's email layout: no {settings.templates_dir / LAYOUT}")
+        check_copy_offer(request.email_copy, request.offer is not None)
+        return build_campaign(request, audience, "products" in request.email_copy.variables()), audience
+    template = request.template
+    variables = check_template(settings.templates_dir, template, request.channels)
     if request.offer is None and variables & OFFER_VARIABLES:
         used = ", ".join(sorted(variables & OFFER_VARIABLES))
-        raise AdhocError(f"template {request.template!r} shows a coupon ({used}): give an offer")
+        raise AdhocError(f"template {template!r} shows a coupon ({used}): give an offer")
     campaign = build_campaign(request, audience, "products" in variables)
     if request.offer is not None:
         check_coupon_shown(campaign, settings, request.as_of or business_date(settings.shop_timezone))
     return campaign, audience
+
+
+def check_copy_offer(copy: EmailCopy, offer: bool) -> None:
+    """An offer needs its coupon code in every language's body; a copy that shows a coupon needs an offer."""
+    used = copy.variables() & OFFER_VARIABLES
+    if not offer and used:
+        raise AdhocError(f"the copy shows a coupon ({', '.join(sorted(used))}): give an offer")
+    if offer:
+        bare = [locale for locale, words in copy.locales().items() if "coupon_code" not in undeclared(words.body)]
+        if bare:
+            raise AdhocError(
+                f"the {bare[0]} body does not show the coupon: add {{{{ coupon_code }}}}, or send without an offer"
+            )
 
 
 @task(cache_policy=NO_CACHE)
@@ -493,11 +581,17 @@ def plan_adhoc(
     send_at: datetime | None,
     sending_at: datetime,
     include_service_recovery: bool = False,
+    copy: EmailCopy | None = None,
 ) -> AdhocPreview:
-    """Plan the audience through every gate, write the plan, and count it for the preview."""
+    """Plan the audience through every gate, write the plan, and count it for the preview.
+
+    With a written ``copy``: customers whose language it lacks are left out if it says ``skip`` (counted
+    in the preview), and each message gets its subject variant (the plan's ``variant`` column).
+    """
     customers = read_table(paths, Table.CUSTOMERS)
     profile = pd.read_parquet(paths.profile)
     members = candidates(audience_members(audience.expression, profile), as_of)
+    members, no_copy = copy_readers(members, customers, copy)
     catalog = load_catalog(settings.campaigns_dir)
     # the daily campaigns (their coming steps keep room in the budget) and whatever pauses promotions
     others = {n: c for n, c in catalog.items() if n in daily_campaigns(catalog) or c.pause_promotions_days > 0}
@@ -517,11 +611,44 @@ def plan_adhoc(
         shop_data(paths, as_of, settings),
         include_service_recovery,
     )
+    if copy is not None:
+        plan = with_variants(plan, copy)
     paths.plan.parent.mkdir(parents=True, exist_ok=True)
     plan.to_parquet(paths.plan, index=False)
     recovering = in_service_recovery(members["customer_id"], catalog, history, as_of)
     recovery = service_recovery_numbers(plan, recovering, include_service_recovery, pauses(catalog))
-    return preview_numbers(campaign, audience, plan, customers, read_snapshot(paths.segments), as_of, recovery)
+    preview = preview_numbers(campaign, audience, plan, customers, read_snapshot(paths.segments), as_of, recovery)
+    return preview.model_copy(update={"no_copy_in_locale": no_copy, "variants": variant_counts(plan)})
+
+
+def copy_readers(
+    members: pd.DataFrame, customers: pd.DataFrame, copy: EmailCopy | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Leave out the candidates whose language a copy lacks, when it says ``skip``; return them counted per locale."""
+    if copy is None or copy.missing_locale != "skip":
+        return members, {}
+    locale = customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")["locale"]
+    theirs = members["customer_id"].astype(str).map(locale).fillna("en").astype(str)
+    kept = theirs.isin(list(copy.locales())).to_numpy()
+    dropped = theirs.loc[~kept].value_counts().sort_index()
+    return members.loc[kept].reset_index(drop=True), {str(k): int(v) for k, v in dropped.items()}
+
+
+def with_variants(plan: pd.DataFrame, copy: EmailCopy) -> pd.DataFrame:
+    """Add each message's subject variant (``variant``: "A".."D", "" without an A/B test), stable across re-runs."""
+    variants = [
+        copy.variant_for(str(c), str(o), str(i))
+        for c, o, i in zip(plan["campaign"], plan["occurrence"], plan["customer_id"], strict=True)
+    ]
+    return plan.assign(variant=pd.Series(variants, index=plan.index, dtype=object))
+
+
+def variant_counts(plan: pd.DataFrame) -> dict[str, int]:
+    """Messages to send per subject variant (empty without an A/B test)."""
+    if "variant" not in plan.columns:
+        return {}
+    sending = plan.loc[(plan["decision"] == Decision.SEND.value) & (plan["variant"].astype(str) != ""), "variant"]
+    return {str(k): int(v) for k, v in sending.value_counts().sort_index().items()}
 
 
 # --- after the decision -------------------------------------------------------------------------------------------
@@ -543,15 +670,22 @@ def commit_plan(campaign: Campaign, paths: RunPaths, settings: Settings, approve
 
 
 @task(cache_policy=NO_CACHE)
-def render_adhoc(campaign: Campaign, paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
-    """Render one shard of the ad-hoc campaign into messages and the outbox; return how many."""
+def render_adhoc(
+    campaign: Campaign, paths: RunPaths, shard: int, as_of: date, settings: Settings, copy: EmailCopy | None = None
+) -> int:
+    """Render one shard of the ad-hoc campaign (its template, or the copy written in the request); return how many."""
     plan = pd.read_parquet(paths.send_shard(shard))
+    if copy is not None:  # each message's subject variant, as the approved plan recorded it
+        variants = pd.read_parquet(paths.plan, columns=["idempotency_key", "variant"])
+        plan = plan.merge(variants, on="idempotency_key", how="left")
     catalog = load_products(paths)
     ids = plan["customer_id"].astype(str).unique().tolist()
     picks = load_picks(paths, ids, catalog) if campaign.products == "picks" else {}
     env = make_environment(settings.templates_dir)
     keys = MessageKeys.for_settings(settings)
-    rendered = render_shard(plan, {campaign.name: campaign}, env, settings, keys, as_of, paths.outbox, picks, catalog)
+    rendered = render_shard(
+        plan, {campaign.name: campaign}, env, settings, keys, as_of, paths.outbox, picks, catalog, copy=copy
+    )
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)

@@ -26,6 +26,8 @@ from tasks.kernel.settings import Settings
 from tasks.plan.campaigns import Campaign
 from tasks.plan.offers import coupon_code
 from tasks.render.catalog_check import SAMPLE_KEYS, SAMPLE_PICKS, SampleMessage, render_sample
+from tasks.render.compose import build_context
+from tasks.render.markdown_copy import VARIANT_NAMES, EmailCopy, render_copy
 from tasks.render.templating import make_environment, template_locale
 
 if TYPE_CHECKING:
@@ -69,6 +71,9 @@ class AdhocPreview(BaseModel):
     send_from: datetime | None = None
     send_until: datetime | None = None
     service_recovery: ServiceRecovery = Field(default_factory=ServiceRecovery)
+    # a written copy: customers left out because their language is not written (missing_locale=skip), per locale
+    no_copy_in_locale: dict[str, int] = Field(default_factory=dict)
+    variants: dict[str, int] = Field(default_factory=dict)  # messages to send per subject variant (A/B test)
 
 
 def service_recovery_numbers(
@@ -153,6 +158,7 @@ class Sample(BaseModel):
     channel: str
     subject: str
     text: str
+    subjects: dict[str, str] = Field(default_factory=dict)  # each subject variant's line (A/B test), by variant
 
 
 def sample_row(campaign: Campaign, locale: str, channel: Channel, as_of: date) -> dict[str, object]:
@@ -224,10 +230,51 @@ def coupon_not_shown(
     return missing
 
 
+def render_copy_samples(
+    env: jinja2.Environment,
+    campaign: Campaign,
+    copy: EmailCopy,
+    locales: Mapping[str, int],
+    as_of: date,
+    settings: Settings,
+) -> list[Sample]:
+    """Render a written copy for a made-up customer in every language it has, with each subject variant's line."""
+    counts: dict[str, int] = dict.fromkeys(copy.locales(), 0)
+    for locale, n in locales.items():
+        shown = copy.locale_for(locale)
+        if shown is not None:
+            counts[shown] += n
+    products = SAMPLE_PICKS if campaign.products == "picks" else ()
+    samples = []
+    for locale, n in counts.items():
+        row = sample_row(campaign, locale, Channel.EMAIL, as_of)
+        context = build_context(row, campaign, settings, SAMPLE_KEYS, as_of, locale, products)
+        variants = VARIANT_NAMES[: len(copy.subject_variants)]
+        message = render_copy(env, copy, locale, variants[0] if variants else "", context)
+        subjects = {v: render_copy(env, copy, locale, v, context).subject for v in variants}
+        samples.append(
+            Sample(
+                locale=locale,
+                customers=n,
+                channel=Channel.EMAIL.value,
+                subject=message.subject,
+                text=message.text,
+                subjects=subjects,
+            )
+        )
+    return samples
+
+
 @task(cache_policy=NO_CACHE)
-def render_samples(campaign: Campaign, locales: dict[str, int], as_of: date, settings: Settings) -> list[Sample]:
-    """Render one sample message per locale of the audience, for a made-up customer."""
-    return render_samples_with(make_environment(settings.templates_dir), campaign, locales, as_of, settings)
+def render_samples(
+    campaign: Campaign, locales: dict[str, int], as_of: date, settings: Settings, copy: EmailCopy | None = None
+) -> list[Sample]:
+    """Render one sample message per locale of the audience (every written language of a copy), for a made-up
+    customer."""
+    env = make_environment(settings.templates_dir)
+    if copy is not None:
+        return render_copy_samples(env, campaign, copy, locales, as_of, settings)
+    return render_samples_with(env, campaign, locales, as_of, settings)
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -308,10 +355,18 @@ def preview_markdown(preview: AdhocPreview, samples: Sequence[Sample], dry_run: 
     rows += [["holdout", *(preview.by_channel[c]["holdout"] for c in preview.channels)]]
     rows += [[f"not sent: {r}", *(preview.by_channel[c].get(r, 0) for c in preview.channels)] for r in reasons]
     lines += markdown_table(["decision", *preview.channels], rows)
+    if preview.no_copy_in_locale:
+        left = ", ".join(f"{locale} {n:,}" for locale, n in preview.no_copy_in_locale.items())
+        lines += ["", f"**Left out, no copy in their language (missing_locale=skip): {left}.**"]
+    if preview.variants:
+        lines += ["", "## Subject A/B test", ""]
+        lines += markdown_table(["variant", "messages to send"], sorted(preview.variants.items()))
     lines += ["", "## Samples (a made-up customer)", ""]
     for sample in samples:
         lines += [f"### {sample.locale}, {sample.channel} ({_count(sample.customers, 'customer', 'customers')})", ""]
-        if sample.subject:
+        if sample.subjects:
+            lines += [f"**Subject {variant}:** {subject}  " for variant, subject in sample.subjects.items()] + [""]
+        elif sample.subject:
             lines += [f"**Subject:** {sample.subject}", ""]
         lines += ["```text", sample.text.strip().replace("```", "'''"), "```", ""]
     return "\n".join(lines).rstrip() + "\n"

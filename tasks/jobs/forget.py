@@ -11,8 +11,8 @@ One orchestration, in this order:
 2. the suppression list: the customer's id goes (their unsubscribes, the addresses they were messaged at),
    and every address they had is suppressed on its channel for good (keyed hash, ``Topic.ALL``, reason
    ``forgotten``): a re-import under any id is skipped as ``suppressed``;
-3. the state backend: their send history rows; their id on the coupon codes they were given (the codes stay:
-   an order may still carry one);
+3. the state backend: their send history rows and the calls support recorded with them; their id on the coupon
+   codes they were given (the codes stay: an order may still carry one);
 4. the send ledger: their id is blanked, the idempotency keys stay, so nothing already sent goes again;
 5. the articles they were given.
 
@@ -56,6 +56,8 @@ class ForgetSummary(BaseModel):
     coupon_links: int
     ledger_links: int
     articles: int
+    call_records: int = 0
+    survey_answers: int = 0
 
     def lines(self) -> list[str]:
         """What was erased, one line each, as the CLI prints it."""
@@ -68,6 +70,8 @@ class ForgetSummary(BaseModel):
             f"coupon codes unlinked: {self.coupon_links}",
             f"ledger entries unlinked (keys kept, nothing is resent): {self.ledger_links}",
             f"articles given erased: {self.articles}",
+            f"support call records erased: {self.call_records}",
+            f"survey answers erased: {self.survey_answers}",
         ]
 
 
@@ -88,6 +92,8 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
     state = open_state(settings, dynamodb_client)
     history = state.history.forget_customer(customer_id)
     coupons = state.coupons.forget_customer(customer_id)
+    calls = state.calls.forget_customer(customer_id)
+    answers = state.surveys.forget_customer(customer_id)
     ledger = open_ledger(settings, dynamodb_client)
     try:
         ledger_links = ledger.forget_customer(customer_id)
@@ -104,6 +110,8 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
         coupon_links=coupons,
         ledger_links=ledger_links,
         articles=articles,
+        call_records=calls,
+        survey_answers=answers,
     )
 
 

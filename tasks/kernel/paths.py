@@ -123,6 +123,11 @@ class RunPaths:
         return self.root / "delivery" / f"outcomes-{number:05d}.parquet"
 
     @property
+    def call_list(self) -> Path:
+        """Support's call list of the day (``tasks/report/calls.py``): it holds phones, so it stays in the run folder."""
+        return self.root / "service" / "call_list.csv"
+
+    @property
     def outbox(self) -> Path:
         return self.root / "outbox"
 

@@ -170,6 +170,15 @@ class Settings(BaseSettings):
         "https://shop.example.com/unsubscribe", description="HTTPS one-click unsubscribe endpoint."
     )
     unsubscribe_mailto: str = Field("unsubscribe@shop.example.com", description="mailto: address for List-Unsubscribe.")
+    survey_base_url: str = Field(
+        "https://shop.example.com/survey",
+        description="HTTPS address of the survey pages (the unsubscribe endpoint's app serves them at /survey).",
+    )
+    survey_is_service: bool = Field(
+        False,
+        description="Send the after-delivery survey as a service message (no marketing consent needed, no budget); "
+        "by default it is marketing: it needs marketing consent and a marketing unsubscribe stops it.",
+    )
     signing_secret: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("LOYALTY_SIGNING_SECRET", "LOYALTY_UNSUBSCRIBE_SECRET"),
@@ -214,6 +223,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Days a run folder keeps its customer-level files (snapshots, profiles, plans, rendered "
         "messages, outboxes); older ones keep only their summary and reports. 0: keep everything forever.",
+    )
+    call_list_days: int = Field(
+        30,
+        ge=1,
+        description="Days an incident stays on support's call list after it happened (``loyalty calls``): nobody "
+        "stays on it for good.",
+    )
+    call_attempts: int = Field(
+        3,
+        ge=1,
+        description="Calls without an answer after which an incident leaves support's call list.",
     )
     shop_name: str = Field("Loyalty Flows Demo Shop", description="Shop name shown in messages.")
     shop_url: str = Field("https://shop.example.com", description="Shop home page used in messages.")
@@ -286,6 +306,14 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Loyalty points earned per unit of an order's total (rounded down)."
     )
     points_valid_days: int = Field(365, ge=1, description="Days loyalty points last after they are earned.")
+    audiences: str = Field(
+        "",
+        description="Hashed audiences for ad platforms the audiences flow writes each day into the run folder, as "
+        "segment:platform,platform;segment:platform (e.g. lapsed_valuable:meta,google). Empty: none.",
+    )
+    audience_recent_buyer_days: int = Field(
+        14, ge=0, description="A win-back audience leaves out customers who bought this many days ago or fewer."
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -123,6 +123,13 @@ class OrderTrigger(_Frozen):
     type: Literal["order"]
     status: OrderStatus
     first_only: bool = False
+    once_in_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="At most one occurrence per customer in this many days: an order reaching the status sooner "
+        "after the last one that counted is passed over (the survey: never asked twice in 90 days).",
+    )
 
 
 class SignupTrigger(_Frozen):
@@ -201,6 +208,16 @@ class BackInStockTrigger(_Frozen):
     lookback_days: int = Field(30, ge=1, le=365, description="Interest older than this does not count.")
 
 
+class SurveyTrigger(_Frozen):
+    """An answer to the after-delivery survey with a score in ``[min_score, max_score]`` (the promoters: 9-10);
+    occurrence = the customer's local day of the answer, detail = the order answered about. Detractors need no
+    trigger: their answer is an incident (``low_score``), and service recovery writes to them."""
+
+    type: Literal["survey"]
+    min_score: int = Field(ge=0, le=10)
+    max_score: int = Field(10, ge=0, le=10)
+
+
 class AdhocTrigger(_Frozen):
     """A one-off campaign a marketer starts (``flows/adhoc_campaign.py``): its audience is all there is."""
 
@@ -224,6 +241,7 @@ Trigger = Annotated[
     | PointsTrigger
     | OrderStatusTrigger
     | BackInStockTrigger
+    | SurveyTrigger
     | AdhocTrigger,
     Field(discriminator="type"),
 ]
@@ -255,6 +273,11 @@ class Campaign(_Frozen):
     holdout_share: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the audience held out to measure uplift.")
     max_delay_days: int = Field(
         0, ge=0, le=365, description="How late a message may still go out: deferrals and backfills past it are skipped."
+    )
+    survey: bool = Field(
+        False,
+        description="The message asks for a 0-10 score about the order: it carries eleven signed answer links "
+        "(``survey_urls``), and LOYALTY_SURVEY_IS_SERVICE may make it a service message.",
     )
     enabled: bool = True
 
@@ -310,6 +333,16 @@ def load_campaign(path: Path) -> Campaign:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(file)"
         raise CatalogError(f"{path}: {where}: {first['msg']}") from exc
+
+
+def survey_kind(catalog: dict[str, Campaign], is_service: bool) -> dict[str, Campaign]:
+    """The catalog with survey campaigns made service messages when the shop says so (LOYALTY_SURVEY_IS_SERVICE).
+
+    A service message needs no marketing consent and takes no room in the frequency budget; by default a survey
+    is marketing, as its YAML declares."""
+    if not is_service:
+        return catalog
+    return {n: c.model_copy(update={"kind": MessageKind.TRANSACTIONAL}) if c.survey else c for n, c in catalog.items()}
 
 
 def daily_campaigns(catalog: dict[str, Campaign]) -> dict[str, Campaign]:

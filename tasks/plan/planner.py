@@ -68,6 +68,7 @@ from tasks.plan.campaigns import (
     Step,
     daily_campaigns,
     load_catalog,
+    survey_kind,
 )
 from tasks.plan.gates import (
     RESERVE_DAYS,
@@ -90,7 +91,9 @@ from tasks.plan.replay import ReplayFilter, hold_back
 from tasks.plan.triggers import ShopData, occurrences
 from tasks.profile.expressions import compile_expression
 from tasks.profile.segments import CompiledSegment
+from tasks.profile.unhappy import SURVEY_ANSWERS_FILE
 from tasks.state.backend import open_state
+from tasks.state.calls import closed_incidents
 
 # Columns of a send shard: the plan row joined with what composing a message needs (customer, profile).
 SHARD_COLUMNS = (
@@ -747,9 +750,19 @@ def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
             return read_table(paths, Table(name))
         if name == "profile":
             return pd.read_parquet(paths.profile)
+        if name == "survey_answers":  # the daily run's copy of the survey answers (``snapshot_answers``)
+            answers = paths.table(Table.ORDERS).with_name(SURVEY_ANSWERS_FILE)
+            if not answers.exists():
+                raise KeyError(name)
+            return pd.read_parquet(answers)
         return pd.read_parquet(detail_file(paths.profile, name))
 
-    return ShopData(as_of=as_of, load=load, points=PointsRules(settings.points_per_unit, settings.points_valid_days))
+    return ShopData(
+        as_of=as_of,
+        load=load,
+        points=PointsRules(settings.points_per_unit, settings.points_valid_days),
+        closed_incidents=closed_incidents(open_state(settings, dynamodb_client).calls.outcomes()),
+    )
 
 
 def ledger_lookup(settings: Settings) -> Callable[[pd.Series], set[str]]:
@@ -839,7 +852,7 @@ def plan_day(
     ``only`` (a filtered replay): the day is planned whole, then what it leaves out is held back (``replay``).
     """
     progress.advance("plan")
-    campaigns = daily_campaigns(load_catalog(settings.campaigns_dir))
+    campaigns = daily_campaigns(survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service))
     data = shop_data(paths, as_of, settings)
     plan = build_plan(
         campaigns,

@@ -31,6 +31,7 @@ from tasks.plan.campaigns import (
     ReplenishmentTrigger,
     ScheduleTrigger,
     SignupTrigger,
+    SurveyTrigger,
     Trigger,
 )
 from tasks.plan.points import (
@@ -44,6 +45,7 @@ from tasks.plan.points import (
 )
 from tasks.profile.birthdays import birthday_in_year
 from tasks.profile.features import NOT_PURCHASES, customers_local_day, purchases_by_day
+from tasks.state.calls import incident_key
 
 OCCURRENCE_COLUMNS = ("customer_id", "occurrence", "detail")
 
@@ -55,6 +57,8 @@ class ShopData:
     as_of: date
     load: Callable[[str], pd.DataFrame]
     points: PointsRules = field(default_factory=PointsRules)
+    # (customer id, incident key) of incidents support resolved on a call: no trigger fires for them again
+    closed_incidents: frozenset[tuple[str, str]] = frozenset()
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
@@ -164,7 +168,22 @@ def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.
         reached = reached.sort_values("at", kind="stable").drop_duplicates("order_id")
         at = reached.merge(orders[["order_id", "customer_id"]], on="order_id", how="inner")
     day = customers_local_day(pd.to_datetime(at["at"], utc=True), at["customer_id"], data[Table.CUSTOMERS])
-    return _frame(at["customer_id"].to_numpy(), day.to_numpy(), at["order_id"].astype(str).to_numpy())
+    found = _frame(at["customer_id"].to_numpy(), day.to_numpy(), at["order_id"].astype(str).to_numpy())
+    return found if trigger.once_in_days is None else _once_in(found, trigger.once_in_days)
+
+
+def _once_in(found: pd.DataFrame, days: int) -> pd.DataFrame:
+    """Per customer, oldest first: keep an occurrence only ``days`` or more after the last one kept.
+
+    Decided from the whole history of the data, not from what was sent, so a backfill decides as the day did."""
+    found = found.sort_values(["customer_id", "occurrence", "detail"], kind="stable").reset_index(drop=True)
+    keep = np.zeros(len(found), dtype=bool)
+    gap = np.timedelta64(days, "D")
+    last_customer, last_day = None, None
+    for i, (customer, day) in enumerate(zip(found["customer_id"], found["occurrence"].to_numpy(), strict=True)):
+        if customer != last_customer or last_day is None or day - last_day >= gap:
+            keep[i], last_customer, last_day = True, customer, day
+    return found.loc[keep].reset_index(drop=True)
 
 
 def _signup(trigger: SignupTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
@@ -184,7 +203,21 @@ def _incident(trigger: IncidentTrigger, data: ShopData, start: date, end: date) 
     if found.empty:
         return _frame([], [], [])
     day = customers_local_day(pd.to_datetime(found["at"], utc=True), found["customer_id"], data[Table.CUSTOMERS])
+    if data.closed_incidents:
+        keys = incident_keys(found, day)
+        closed = data.closed_incidents
+        still_open = np.array([(str(c), k) not in closed for c, k in zip(found["customer_id"], keys, strict=True)])
+        found, day = found.loc[still_open], day.loc[still_open]
     return _frame(found["customer_id"].to_numpy(), day.to_numpy(), found["reason"].astype(str).to_numpy())
+
+
+def incident_keys(found: pd.DataFrame, day: pd.Series) -> list[str]:
+    """Each incident's key (``tasks/state/calls.py``), from its customer's local ``day`` of it."""
+    references = found["order_id"].where(found["order_id"].notna(), found["product_id"])
+    return [
+        incident_key(pd.Timestamp(d).strftime("%Y-%m-%d"), str(r), None if pd.isna(o) else str(o))
+        for d, r, o in zip(day, found["reason"], references, strict=True)
+    ]
 
 
 def _replenishment(trigger: ReplenishmentTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
@@ -270,6 +303,17 @@ def _points(trigger: PointsTrigger, data: ShopData, start: date, end: date) -> p
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
 
 
+def _survey(trigger: SurveyTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
+    """The local day of each survey answer scored ``min_score``-``max_score`` (none: no answers table)."""
+    answers = data.optional("survey_answers")
+    if answers is None or answers.empty:
+        return _frame([], [], [])
+    score = answers["score"].astype(int)
+    hit = answers.loc[((score >= trigger.min_score) & (score <= trigger.max_score)).to_numpy()]
+    day = customers_local_day(pd.to_datetime(hit["answered_at"], utc=True), hit["customer_id"], data[Table.CUSTOMERS])
+    return _frame(hit["customer_id"].to_numpy(), day.to_numpy(), hit["order_id"].astype(str).to_numpy())
+
+
 _TRIGGERS: dict[type, Callable[..., pd.DataFrame]] = {
     LapseTrigger: _lapse,
     OverdueTrigger: _overdue,
@@ -282,4 +326,5 @@ _TRIGGERS: dict[type, Callable[..., pd.DataFrame]] = {
     CartTrigger: _cart,
     ScheduleTrigger: _schedule,
     PointsTrigger: _points,
+    SurveyTrigger: _survey,
 }

@@ -40,7 +40,7 @@ from tasks.profile.lifecycle import RETURN_GOALS, lifecycle_stage
 from tasks.profile.replenishment import replenishment
 from tasks.profile.rfm import rfm_segment, score
 from tasks.profile.schema import PROFILE_DTYPES
-from tasks.profile.unhappy import incidents, latest_incident
+from tasks.profile.unhappy import SURVEY_ANSWERS_FILE, incidents, latest_incident
 
 logger = logging.getLogger("loyalty.profile")
 
@@ -186,15 +186,17 @@ def build_profile(
     as_of: date,
     rules: ProfileRules = ProfileRules(),
     step_done: Callable[[str], None] = lambda name: None,
+    answers: pd.DataFrame | None = None,
 ) -> ProfileParts:
     """Compute every customer's profile as of a date from the day's clean tables.
 
     ``step_done`` is called with each step's name as it finishes (the benchmark times them).
     Ids are turned into integer codes first (``tasks/kernel/ids.py``) and back at the end.
+    ``answers``: the survey answers of the run (``tasks/profile/unhappy.py``), if any.
     """
     coded, codes = encode_ids(tables)
     step_done("ids to integer codes")
-    return build_coded_profile(coded, codes, as_of, rules, step_done)
+    return build_coded_profile(coded, codes, as_of, rules, step_done, answers)
 
 
 def build_coded_profile(
@@ -203,8 +205,9 @@ def build_coded_profile(
     as_of: date,
     rules: ProfileRules = ProfileRules(),
     step_done: Callable[[str], None] = lambda name: None,
+    answers: pd.DataFrame | None = None,
 ) -> ProfileParts:
-    """``build_profile`` on tables whose ids ``encode_ids`` has coded already.
+    """``build_profile`` on tables whose ids ``encode_ids`` has coded already (``answers`` keep their ids).
 
     A caller that reads the tables itself codes them first and keeps only the coded tables, so the
     string ids are freed before the profile's work begins (the daily run and the benchmark do).
@@ -257,6 +260,7 @@ def build_coded_profile(
         events,
         rules.unhappy_max_rating,
         rules.late_after_days,
+        _coded_answers(answers, codes),
     )
     found = found.loc[found["at"] < pd.Timestamp(as_of, tz="UTC") + pd.Timedelta(days=1)]
     latest = latest_incident(found, as_of, rules.unhappy_window_days)
@@ -286,6 +290,18 @@ def build_coded_profile(
     )
     step_done("birthdays, consent, dtypes, ids back")
     return parts
+
+
+def _coded_answers(answers: pd.DataFrame | None, codes: IdCodes) -> pd.DataFrame | None:
+    """Survey answers with the profile's id codes; an answer of a customer the data does not know is left out."""
+    if answers is None or answers.empty:
+        return None
+    customer = pd.Index(codes.ids["customer_id"]).get_indexer(pd.Index(answers["customer_id"].astype(str)))
+    order = pd.Index(codes.ids["order_id"]).get_indexer(pd.Index(answers["order_id"].astype(str)))
+    known = customer >= 0
+    return answers.loc[known].assign(
+        customer_id=customer[known].astype(np.int32), order_id=order[known].astype(np.int32)
+    )
 
 
 VALUE_COLUMNS = (
@@ -405,7 +421,9 @@ def profile_customers(paths: RunPaths, as_of: date, settings: Settings) -> dict[
     segments = load_segments(catalog) if catalog.exists() else []  # a bad expression stops the run here
     # coded as read: the string ids are freed before the profile's work begins
     tables, codes = encode_ids({table: read_table(paths, table, arrow_strings=True) for table in PROFILE_INPUTS})
-    parts = build_coded_profile(tables, codes, as_of, ProfileRules.from_settings(settings))
+    answers_file = paths.table(Table.ORDERS).with_name(SURVEY_ANSWERS_FILE)  # written by the daily run, if any
+    answers = pd.read_parquet(answers_file) if answers_file.exists() else None
+    parts = build_coded_profile(tables, codes, as_of, ProfileRules.from_settings(settings), answers=answers)
     parts.write(paths.profile)
     write_snapshot(paths, assign_segments(parts.profile, segments))
     sizes = {f"lifecycle: {stage}": n for stage, n in lifecycle_sizes(parts.profile).items()}

@@ -6,7 +6,11 @@ Incidents, each with its date and reason:
 * ``late_delivery`` - delivered after the promised date (the orders' ``promised_delivery_at``
   column when the shop sends it), else more than ``late_after_days`` after the order;
 * ``returned`` - the order came back;
-* ``cancelled`` - cancelled after payment (an unpaid order the customer let lapse is not an incident).
+* ``cancelled`` - cancelled after payment (an unpaid order the customer let lapse is not an incident);
+* ``low_score`` - a detractor's answer to the after-delivery survey (0 to ``max_score``, default 6 of 10),
+  on the day of the answer. The answers are state (``tasks/state/surveys.py``), above this layer: the
+  daily run writes them into the run's snapshot (``SURVEY_ANSWERS_FILE``, no comments) before the
+  profile is built, so the profile reads them as data, like any table of the day.
 
 A customer is unhappy while their latest incident is at most ``window_days`` old.
 """
@@ -21,6 +25,10 @@ import pandas as pd
 from tasks.kernel.enums import EventType, OrderStatus
 
 INCIDENT_COLUMNS = ("customer_id", "order_id", "product_id", "reason", "at")
+# the survey answers of the run, in its snapshot folder: customer_id, order_id, score, answered_at (UTC)
+SURVEY_ANSWERS_FILE = "survey_answers.parquet"
+ANSWER_COLUMNS = ("customer_id", "order_id", "score", "answered_at")
+DETRACTOR_MAX_SCORE = 6
 
 
 def incidents(
@@ -29,9 +37,26 @@ def incidents(
     events: pd.DataFrame,
     max_rating: int = 2,
     late_after_days: int = 7,
+    answers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Return every incident (customer_id, order_id, product_id, reason, at), oldest first."""
+    """Return every incident (customer_id, order_id, product_id, reason, at), oldest first.
+
+    ``answers``: survey answers (``ANSWER_COLUMNS``); a score of ``DETRACTOR_MAX_SCORE`` or less is ``low_score``.
+    """
     frames = []
+    if answers is not None and len(answers):
+        low = answers.loc[answers["score"].astype(int) <= DETRACTOR_MAX_SCORE]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": low["customer_id"].to_numpy(),
+                    "order_id": low["order_id"].to_numpy(),
+                    "product_id": pd.NA,
+                    "reason": "low_score",
+                    "at": pd.to_datetime(low["answered_at"], utc=True).to_numpy(),
+                }
+            )
+        )
     if "rating" in events.columns:
         low = events.loc[(events["type"] == EventType.REVIEW.value) & (events["rating"] <= max_rating)]
         frames.append(low.assign(order_id=None, reason="low_rating")[list(INCIDENT_COLUMNS)])

@@ -34,6 +34,7 @@ from tasks.plan.campaigns import (
     OrderTrigger,
     PointsTrigger,
     ReplenishmentTrigger,
+    SurveyTrigger,
     load_campaign,
 )
 from tasks.profile.expressions import ExpressionError, compile_expression
@@ -122,6 +123,7 @@ _SAMPLE_DETAIL = {
     ReplenishmentTrigger: "P-LITTER",
     CartTrigger: "P-SALMON P-WAND",
     BackInStockTrigger: "P-WAND",
+    SurveyTrigger: "100045",
 }
 
 

@@ -15,7 +15,7 @@ from babel.numbers import format_currency
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.consent.tokens import MessageKeys, Purpose, sign, unsubscribe_url
+from tasks.consent.tokens import SURVEY_SCORES, MessageKeys, Purpose, sign, survey_url, unsubscribe_url
 from tasks.kernel import progress
 from tasks.kernel.enums import Channel, PointsBasis, Table, Topic
 from tasks.kernel.paths import RunPaths
@@ -31,11 +31,14 @@ from tasks.plan.campaigns import (
     OrderTrigger,
     PointsTrigger,
     ReplenishmentTrigger,
+    SurveyTrigger,
     load_catalog,
+    survey_kind,
 )
 from tasks.plan.offers import coupon_code, validity
 from tasks.plan.points import read_points_detail
 from tasks.render.articles import ArticleHistory, ArticleWanted, load_articles, shows_article
+from tasks.render.markdown_copy import EmailCopy, render_copy
 from tasks.render.names import greeting_name
 from tasks.render.outbox import message_stem, write_message
 from tasks.render.templating import (
@@ -178,6 +181,19 @@ def _trigger_fields(
         order = quote(order_id, safe="")
         return {"order_id": order_id, "order_url": f"{base}/orders/{order}", "variant": status}
     if isinstance(trigger, OrderTrigger) and detail is not None:
+        order = quote(detail, safe="")
+        fields: dict[str, object] = {
+            "order_id": detail,
+            "order_url": f"{base}/orders/{order}",
+            "review_url": f"{base}/orders/{order}/review",
+        }
+        if campaign.survey:  # eleven links, each signed over its own score
+            fields["survey_urls"] = tuple(
+                survey_url(keys.survey, settings.survey_base_url, customer_id, detail, score, locale)
+                for score in SURVEY_SCORES
+            )
+        return fields
+    if isinstance(trigger, SurveyTrigger) and detail is not None:  # a promoter's thanks: the order they rated
         order = quote(detail, safe="")
         return {
             "order_id": detail,
@@ -335,6 +351,7 @@ def render_shard(
     picks: Mapping[str, Sequence[Mapping[str, object]]] | None = None,
     catalog: pd.DataFrame | None = None,
     articles: ArticleHistory | None = None,
+    copy: EmailCopy | None = None,
 ) -> pd.DataFrame:
     """Render every message of a plan shard, write it to the outbox, and return the rendered rows.
 
@@ -342,6 +359,8 @@ def render_shard(
     ``catalog``: the products (``load_products``), for cart, replenishment, new-arrival and gift blocks.
     ``articles``: the articles customers were given; with it, a message whose template shows an article
     carries the customer's next one, remembered there (without it: none).
+    ``copy``: the words of an ad-hoc email written in its request, instead of the campaigns' templates
+    (``tasks/render/markdown_copy.py``); each row's subject variant is its ``variant`` column.
     """
     picks = picks or {}
     arrivals = new_arrivals(catalog, as_of) if catalog is not None else []
@@ -356,17 +375,22 @@ def render_shard(
     given = _give_articles(rows, campaigns, env, settings, as_of, articles) if articles is not None else {}
     for row in rows:
         campaign = campaigns[str(row["campaign"])]
-        locale = template_locale(env, campaign.template, str(row["locale"] or "en"))
+        locale = (
+            template_locale(env, campaign.template, str(row["locale"] or "en"))
+            if copy is None
+            else copy.locale_for(str(row["locale"] or "en")) or next(iter(copy.locales()))
+        )
         products = message_products(campaign, row, picks, catalog, arrivals, gifts)
         article = given.get(str(row["idempotency_key"]))
         context = build_context(row, campaign, settings, keys, as_of, locale, products, article)
         sms = row["channel"] == Channel.SMS.value
         # an SMS is its text alone: no subject, no HTML; the opt-out link is the unsubscribe URL in the text
-        rendered = (
-            Rendered(subject="", html="", text=render_sms(env, campaign.template, context))
-            if sms
-            else render_message(env, campaign.template, context)
-        )
+        if copy is not None:
+            rendered = render_copy(env, copy, locale, _text_or_none(row.get("variant")) or "", context)
+        elif sms:
+            rendered = Rendered(subject="", html="", text=render_sms(env, campaign.template, context))
+        else:
+            rendered = render_message(env, campaign.template, context)
         html_file, text_file = write_message(
             outbox,
             message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
@@ -428,7 +452,7 @@ def _give_articles(
 @task(cache_policy=NO_CACHE)
 def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
     """Render one shard of the plan into messages and the outbox; return how many."""
-    campaigns = load_catalog(settings.campaigns_dir)
+    campaigns = survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service)
     env = make_environment(settings.templates_dir)
     progress.advance("render", 0, None)
     plan = pd.read_parquet(paths.send_shard(shard))

@@ -101,7 +101,8 @@ class MessageContext(BaseModel):
     order_id: str | None = None
     order_url: str | None = None
     review_url: str | None = None
-    incident: str | None = None  # late_delivery | low_rating | returned | cancelled
+    survey_urls: tuple[str, ...] = ()  # the survey: the answer link of each score, 0 to 10
+    incident: str | None = None  # late_delivery | low_rating | low_score | returned | cancelled
     # points: with the shop's spending data, the statement's balance (earned - spent - expired) and the points
     # that really lapse; without it no balance is known: the statement's points earned in ``points_month``
     # (the month before, "May", "май", "maj"), the expiry's points earned on ``points_earned_on`` ("if unused")

@@ -14,6 +14,9 @@ daily plans record for it day after day, are one message. Only marketing message
    Newcombe's hybrid score interval (see ``newcombe_interval``); without a holdout there is no uplift.
 6. Redemptions: non-cancelled orders carrying a code (``coupon_code``) that the coupon registry
    (``<day>/offers/coupons.csv``) lists for the campaign.
+7. Subject variants (an ad-hoc campaign's A/B test, the plan's ``variant`` column): per variant, the sent
+   messages' conversion rate with its Wilson interval, and its difference from the first variant (A) with
+   Newcombe's interval, as for a holdout (``attribute_variants``; plans from ``read_adhoc_plans``).
 
 A period counts the messages first exposed by the runs of its days (the run's day, not the UTC date
 of the send: a 10:00 send in Auckland is the evening before in UTC). Messages a run before the period
@@ -41,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.data.sources import S3ClientFactory, load_raw
 from tasks.data.validation import validate_snapshot
 from tasks.kernel.enums import Decision, MessageKind, OrderStatus, Table
-from tasks.kernel.paths import RunPaths
+from tasks.kernel.paths import ADHOC_FOLDER, RunPaths
 
 # Two-sided 95%: scipy.stats.norm.ppf(0.975).
 Z95 = 1.959963984540054
@@ -360,6 +363,104 @@ def snapshot_orders(output_dir: Path, first: date, last: date) -> tuple[date, pd
         if path.is_file():
             return day, pd.read_parquet(path)
     return None
+
+
+class VariantAttribution(BaseModel):
+    """One subject variant of a campaign's A/B test: its sent messages' conversions against the first variant's."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaign: str
+    variant: str
+    sent: int
+    conversions: int
+    conversion_rate: float | None
+    rate_low: float | None = Field(description="Lower end of the 95% interval of the rate (Wilson).")
+    rate_high: float | None = Field(description="Upper end of the 95% interval of the rate (Wilson).")
+    revenue: float
+    vs_first: float | None = Field(description="conversion_rate minus the first variant's; None for the first.")
+    vs_first_low: float | None = Field(description="Lower end of the 95% interval of vs_first (Newcombe).")
+    vs_first_high: float | None = Field(description="Upper end of the 95% interval of vs_first (Newcombe).")
+
+
+def attribute_variants(
+    plans: pd.DataFrame,
+    orders: pd.DataFrame,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    *,
+    period: tuple[date, date] | None = None,
+) -> list[VariantAttribution]:
+    """Compare the subject variants of each campaign that has them: one row per (campaign, variant).
+
+    ``plans`` carry ``variant`` (``read_adhoc_plans``); rows without one are not in an A/B test. A message is
+    counted once, in the variant of its first send row; ``period`` as in ``attribute``.
+    """
+    if "variant" not in plans.columns:
+        return []
+    rows = plans.loc[
+        (plans["decision"].astype(str) == Decision.SEND.value)
+        & (plans["kind"].astype(str) == MessageKind.MARKETING.value)
+        & (plans["variant"].fillna("").astype(str) != "")
+    ]
+    if period is not None and "day" in rows.columns:
+        rows = rows.loc[pd.to_datetime(rows["day"]).between(pd.Timestamp(period[0]), pd.Timestamp(period[1]))]
+    messages = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].astype(str),
+            "campaign": rows["campaign"].astype(str),
+            "step": rows["step"].astype(int),
+            "occurrence": _day_text(rows["occurrence"]),
+            "variant": rows["variant"].astype(str),
+            "exposed_at": pd.to_datetime(rows["send_at"], utc=True),
+        }
+    ).dropna(subset=["exposed_at"])
+    messages = messages.sort_values("exposed_at", kind="stable").drop_duplicates(list(MESSAGE))
+    messages = _outcomes(messages.reset_index(drop=True), orders, pd.Timedelta(days=window_days))
+    out: list[VariantAttribution] = []
+    for campaign, group in messages.groupby("campaign", sort=True):
+        first: tuple[int, int] | None = None
+        for variant, arm in group.groupby("variant", sort=True):
+            sent, conversions = len(arm), int(arm["converted"].sum())
+            low, high = wilson_interval(conversions, sent)
+            diff = diff_low = diff_high = None
+            if first is None:
+                first = (conversions, sent)
+            else:
+                diff = conversions / sent - first[0] / first[1]
+                diff_low, diff_high = newcombe_interval(conversions, sent, *first)
+            out.append(
+                VariantAttribution(
+                    campaign=str(campaign),
+                    variant=str(variant),
+                    sent=sent,
+                    conversions=conversions,
+                    conversion_rate=conversions / sent,
+                    rate_low=low,
+                    rate_high=high,
+                    revenue=float(arm["revenue"].sum()),
+                    vs_first=diff,
+                    vs_first_low=diff_low,
+                    vs_first_high=diff_high,
+                )
+            )
+    return out
+
+
+def read_adhoc_plans(output_dir: Path, start: date, end: date) -> pd.DataFrame:
+    """Read the plans of the ad-hoc campaigns of ``start`` to ``end`` (inclusive) that record a subject variant,
+    with the run's ``day``."""
+    frames = []
+    for day in _days(start, end):
+        for folder in sorted((output_dir / ADHOC_FOLDER).glob(f"*/{day.isoformat()}")):
+            path = RunPaths(root=folder).plan
+            if not path.is_file():
+                continue
+            plan = pd.read_parquet(path)
+            if "variant" in plan.columns:
+                frames.append(plan[[*PLAN_COLUMNS, "variant"]].assign(day=pd.Timestamp(day)))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*PLAN_COLUMNS, "variant", "day")})
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_reports(frame: pd.DataFrame, folder: Path, name: str) -> tuple[Path, Path]:

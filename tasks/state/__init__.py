@@ -4,5 +4,7 @@ Suppressions, send history (the budget's and the pause's memory), the coupon reg
 ``protocol`` says what each store does, ``sqlite`` keeps them in files in the state folder (one host,
 the default), ``dynamodb`` in one DynamoDB table (several hosts). ``LOYALTY_STATE_BACKEND`` chooses; the
 send ledger (``tasks/ledger``) follows the same switch. Stores hold hashes and ids, never an address.
-Imports only the kernel.
+Survey answers (``surveys``: scores and customers' comments, standard library only for the Lambda) and
+the daily run's copy of them for the profile (``survey_snapshot``, which reads the profile's file names).
+Imports the kernel (and, for that copy, the profile).
 """

@@ -46,7 +46,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from tasks.kernel.aws import enable_expiry
+from tasks.state.calls import DynamoDbCalls
 from tasks.state.protocol import ALL_CHANNELS, CouponRow, HistoryRow, State
+from tasks.state.surveys import DynamoDbSurveys
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -403,6 +405,8 @@ def open_dynamodb_state(client: DynamoDBClient, table_name: str, keep: timedelta
         history=DynamoDbHistory(table),
         coupons=DynamoDbCoupons(table),
         watermarks=DynamoDbWatermarks(table),
+        calls=DynamoDbCalls(client, table_name),
+        surveys=DynamoDbSurveys(client, table_name),
     )
 
 

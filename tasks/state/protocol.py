@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from tasks.state.calls import CallStore
+from tasks.state.surveys import SurveyStore
+
 # Stored in place of a channel for a suppression that covers every channel, and of a topic for ``Topic.ALL``.
 ALL_CHANNELS = "*"
 WHOLE_CHANNEL = ""
@@ -129,3 +132,5 @@ class State:
     history: HistoryStore
     coupons: CouponStore
     watermarks: WatermarkStore
+    calls: CallStore
+    surveys: SurveyStore

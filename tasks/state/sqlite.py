@@ -14,7 +14,9 @@ from contextlib import closing, contextmanager
 from datetime import date
 from pathlib import Path
 
+from tasks.state.calls import SqliteCalls
 from tasks.state.protocol import ALL_CHANNELS, CouponRow, HistoryRow, State
+from tasks.state.surveys import SqliteSurveys
 
 SUPPRESSIONS_FILE = "suppressions.sqlite"
 STATE_FILE = "state.sqlite"
@@ -273,4 +275,6 @@ def open_sqlite_state(state_dir: Path) -> State:
         history=SqliteHistory(state_dir / STATE_FILE),
         coupons=SqliteCoupons(state_dir / STATE_FILE),
         watermarks=FileWatermarks(state_dir),
+        calls=SqliteCalls(state_dir / STATE_FILE),
+        surveys=SqliteSurveys(state_dir / STATE_FILE),
     )

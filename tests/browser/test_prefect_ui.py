@@ -41,6 +41,13 @@ CAMPAIGN = "spring_comeback"
 FLOW_RUN_TIMEOUT = 120.0
 
 
+def _choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a form's select (an enum of the request's schema): Prefect's own listbox under ``label``."""
+    # the field's label is not tied to its select button: the first "Select" after the label's text is its control
+    page.locator(f"xpath=//*[normalize-space(text())='{label}']/following::*[normalize-space(.)='Select'][1]").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def _shop(folder: Path) -> Path:
     """The tiny shop and eight newcomers who never ordered (ru, pl, en; every fourth without email consent)."""
     locales = [
@@ -180,8 +187,9 @@ def test_a_marketer_sees_the_schedule_runs_a_campaign_reads_its_preview_approves
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Custom run").click()
     page.get_by_label("Name", exact=True).fill(CAMPAIGN)
-    page.get_by_label("Audience", exact=True).fill("never_bought")
-    page.get_by_label("Template", exact=True).fill("win_back")
+    # the catalog's segments and templates are selects
+    _choose(page, "Segment (Optional)", "never_bought")
+    _choose(page, "Template (Optional)", "win_back")
     page.get_by_role("tab", name="Offer", exact=True).click()
     page.get_by_label("Coupon Prefix", exact=True).fill("SPRING")
     page.get_by_label("Percent Off", exact=True).fill("15")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -42,6 +43,12 @@ def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> Non
     # the demo's day (a Friday) speaks through several campaigns at once, each within its budget
     assert len(summary["to_send_by_campaign"]) >= 4, summary["to_send_by_campaign"]
     assert sum(summary["to_send_by_campaign"].values()) == summary["to_send"]
+    # and an ad audience beside the day's messages: hashed, never an address
+    audience = (Path(summary["run_dir"]) / "audiences" / "lapsed_valuable-meta.csv").read_text()
+    assert audience.splitlines()[0] == "email,phone" and "@" not in audience
+    # and support's call list (``loyalty calls list``), with at least one VIP's incident
+    with (Path(summary["run_dir"]) / "service" / "call_list.csv").open(encoding="utf-8", newline="") as listed:
+        assert any(row["why"].startswith("vip") for row in csv.DictReader(listed))
 
     second = _make_demo(tmp_path, "--customers", "400", "--json")
     assert second.returncode == 0, second.stderr[-3000:]

@@ -144,7 +144,7 @@ def test_yaml_timezone_is_blank_when_the_variable_is_unset() -> None:
     rendered = [render_like_prefect_deploy(c) for c in yaml_deployments()]
     # then: prefect.yaml's comment tells operators to export it before `prefect deploy`
     zones = [s["timezone"] for c in rendered for s in c["schedules"]]
-    assert len(zones) == 3 and set(zones) == {""}  # daily-run, process-feedback and order-updates
+    assert len(zones) == 5 and set(zones) == {""}  # the five scheduled deployments: all UTC
     assert "export LOYALTY_SHOP_TIMEZONE" in PREFECT_YAML.read_text(encoding="utf-8")
 
 
@@ -206,7 +206,12 @@ def test_an_adhoc_campaign_is_a_form_a_marketer_fills_in() -> None:
     assert not adhoc.schedules
     assert schema["required"] == ["request"]
     request = schema["definitions"]["AdhocRequest"]
-    assert {"name", "audience", "template", "channels", "offer", "send_at", "dry_run"} <= set(request["properties"])
-    assert {"name", "audience", "template"} <= set(request["required"])
+    assert {"name", "segment", "audience", "template", "email_copy", "channels", "offer", "send_at", "dry_run"} <= set(
+        request["properties"]
+    )
+    assert request["required"] == ["name"]  # a segment or a condition; a template or the email's copy
+    # the catalog's templates and segments are choices (a select in the form); "" leaves the other field to say
+    assert {"", "win_back", "weekly_sale"} <= set(request["properties"]["template"]["enum"])
+    assert {"", "never_bought", "vip"} <= set(request["properties"]["segment"]["enum"])
     for name, prop in request["properties"].items():
         assert prop.get("description"), f"{name} has no description in the form"

@@ -303,6 +303,8 @@ class _Consents:
     email_at: IntA
     sms: BoolA
     sms_at: IntA
+    ads: BoolA  # advertising by their address (ad platforms' customer lists)
+    ads_at: IntA
 
 
 def _consent(has_channel: BoolA, share: float, created: IntA, span: int, rng: Rng) -> tuple[BoolA, IntA]:

@@ -118,6 +118,7 @@ def _customers_frame(
     s = np.argsort(keys.rank)
     email_opt, email_at = consents.email[s], consents.email_at[s]
     sms_opt, sms_at = consents.sms[s], consents.sms_at[s]
+    ads_opt, ads_at = consents.ads[s], consents.ads_at[s]
     zones = people.zone[s]
     return _frame(
         Table.CUSTOMERS,
@@ -137,6 +138,8 @@ def _customers_frame(
             "email_opt_in_at": _utc(clock, email_at, ~email_opt),
             "sms_opt_in": pd.Series(sms_opt),
             "sms_opt_in_at": _utc(clock, sms_at, ~sms_opt),
+            "ads_opt_in": pd.Series(ads_opt),
+            "ads_opt_in_at": _utc(clock, ads_at, ~ads_opt),
         },
     )
 
@@ -262,11 +265,12 @@ def generate_shop(customers: int, days: int, seed: int, end: date = DEFAULT_END)
         raise ValueError("customers and days must be at least 1")
     # One stream per concern, so changing one part of the model leaves the others alone.
     # (a stream added at the end leaves the others' numbers as they were)
-    streams = np.random.SeedSequence(seed).spawn(10)
+    streams = np.random.SeedSequence(seed).spawn(11)
     rng_catalog, rng_stock, rng_people, rng_buy, rng_items, rng_ship, rng_events, rng_review, rng_contacts = (
         np.random.default_rng(s) for s in streams[:9]
     )
     rng_points = np.random.default_rng(streams[9])
+    rng_ads = np.random.default_rng(streams[10])
     clock = _make_clock(end, days)
     catalog = _make_catalog(min(50_000, max(200, customers // 20)), clock, rng_catalog)
     stock = _make_stock(catalog.created, clock.span, rng_stock)
@@ -292,6 +296,8 @@ def generate_shop(customers: int, days: int, seed: int, end: date = DEFAULT_END)
     consents = _Consents(
         *_consent(~contacts.email_missing, 0.81, created, clock.span, rng_contacts),
         *_consent(~contacts.phone_missing, 0.43, created, clock.span, rng_contacts),
+        # advertising by their address (hashed audiences): asked of everyone with an email or a phone
+        *_consent(~(contacts.email_missing & contacts.phone_missing), 0.42, created, clock.span, rng_ads),
     )
     frames[Table.CUSTOMERS] = _customers_frame(people, contacts, created, consents, keys, clock)
     frames[Table.PRODUCTS] = _products_frame(catalog, stock, keys, clock)

@@ -112,7 +112,7 @@ def test_a_source_that_is_not_a_folder_or_an_s3_source_without_aws_is_refused(tm
         load_raw("s3://exports/daily")
 
 
-CUSTOMER_COLUMNS = [c.name for c in SPECS[Table.CUSTOMERS].columns]
+CUSTOMER_COLUMNS = [c.name for c in SPECS[Table.CUSTOMERS].columns if c.required]  # no optional ads_opt_in
 PII = ("ivan.petrov@example.com", "+79123456700", "Petrov", "Иван")
 
 

@@ -315,6 +315,28 @@ def test_a_bad_optional_cell_is_emptied_with_a_warning_and_the_customer_kept(
     assert snapshot.nulled_by_column() == {"customers": {column: {reason: 1}}}
 
 
+def test_the_optional_ads_consent_is_read_and_a_bad_value_costs_the_cell_not_the_customer(tmp_path: Path) -> None:
+    # given: a shop that asks for advertising consent; one answer unreadable
+    frames = tiny_shop()
+    frames[Table.CUSTOMERS] = frames[Table.CUSTOMERS].assign(ads_opt_in="")
+    rows = [{**BASE, "customer_id": "C8", "ads_opt_in": "yes"}, {**BASE, "customer_id": "C9", "ads_opt_in": "maybe"}]
+
+    snapshot = _validate(tmp_path, add_rows(frames, Table.CUSTOMERS, rows))
+
+    # then: nobody quarantined; the unreadable answer is no, and counted as an emptied cell
+    assert snapshot.quarantine.empty
+    ads = snapshot.frames[Table.CUSTOMERS].set_index("customer_id")["ads_opt_in"]
+    assert ads.to_dict() == {"C1": False, "C2": False, "C3": False, "C8": True, "C9": False}
+    assert snapshot.nulled_by_column() == {"customers": {"ads_opt_in": {"unparseable_bool": 1}}}
+
+
+def test_a_shop_without_the_ads_consent_column_loads_with_it_unknown(tmp_path: Path) -> None:
+    snapshot = _validate(tmp_path, tiny_shop())
+
+    assert snapshot.quarantine.empty
+    assert snapshot.frames[Table.CUSTOMERS]["ads_opt_in"].isna().all()  # unknown, which the audiences read as no
+
+
 def test_a_customer_with_a_good_email_and_a_bad_phone_keeps_the_email(tmp_path: Path) -> None:
     frames = add_rows(
         tiny_shop(), Table.CUSTOMERS, [{**BASE, "customer_id": "C9", "email": "ivan@example.com", "phone": "123"}]

@@ -250,12 +250,14 @@ def test_consents_follow_sign_up(shop: dict[Table, pd.DataFrame]) -> None:
     customers = shop[Table.CUSTOMERS]
     assert customers["email_opt_in"].mean() == pytest.approx(0.8, abs=0.05)
     assert customers["sms_opt_in"].mean() == pytest.approx(0.35, abs=0.05)
-    for channel in ("email", "sms"):
+    assert customers["ads_opt_in"].mean() == pytest.approx(0.4, abs=0.05)  # the demo's ad audiences
+    for channel in ("email", "sms", "ads"):
         opted = customers[f"{channel}_opt_in"]
         at = customers[f"{channel}_opt_in_at"]
         assert at[opted].notna().all() and at[~opted].isna().all()
         assert (at[opted] > customers.loc[opted, "created_at"]).all()
     assert not (customers["sms_opt_in"] & customers["phone"].isna()).any()
+    assert not (customers["ads_opt_in"] & customers["phone"].isna() & customers["email"].isna()).any()
 
 
 # --- purchasing behaviour ------------------------------------------------------

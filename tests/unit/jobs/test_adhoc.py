@@ -22,10 +22,13 @@ from tasks.jobs.adhoc import (
     build_adhoc_plan,
     campaign_for,
     candidates,
+    copy_readers,
     in_service_recovery,
     pauses,
     resolve_audience,
     schedule_sends,
+    variant_counts,
+    with_variants,
 )
 from tasks.jobs.adhoc_preview import (
     AdhocPreview,
@@ -34,6 +37,7 @@ from tasks.jobs.adhoc_preview import (
     artifact_key,
     preview_markdown,
     preview_numbers,
+    render_copy_samples,
     render_samples_with,
     service_recovery_numbers,
 )
@@ -628,3 +632,142 @@ def test_the_priority_is_0_to_100_and_shown_in_the_preview(tmp_path: Path) -> No
     assert campaign.priority == preview.priority == 75 and set(plan["priority"]) == {75}
     assert "Priority in the frequency budget: 75" in preview_markdown(preview, [], dry_run=False)
     assert "(priority 75)" in approval_description(preview, "spring_sale")
+
+
+# --- a copy written in the request -------------------------------------------------------------------------------
+
+SPRING_COPY = {
+    "ru": {
+        "subject": "{% if greeting_name %}{{ greeting_name }}, в{% else %}В{% endif %}есна пришла: -{{ percent_off }}%",
+        "body": "Здравствуйте{% if greeting_name %}, {{ greeting_name }}{% endif %}!\n\n"
+        "Ваш код **{{ coupon_code }}** действует до {{ coupon_valid_until }}.\n\n"
+        "[Выбрать подарок]({{ shop_url }}/vesna)",
+    },
+    "pl": {
+        "subject": "{% if greeting_name %}{{ greeting_name }}, w{% else %}W{% endif %}iosna w sklepie: -{{ percent_off }}%",
+        "body": "Cześć{% if greeting_name %}, {{ greeting_name }}{% endif %}!\n\n"
+        "Twój kod **{{ coupon_code }}** jest ważny do {{ coupon_valid_until }}.\n\n"
+        "[Wybierz prezent]({{ shop_url }}/wiosna)",
+    },
+    "subject_variants": [
+        {
+            "share": 0.5,
+            "ru": "Весенняя распродажа: -{{ percent_off }}%",
+            "pl": "Wiosenna wyprzedaż: -{{ percent_off }}%",
+        },
+        {"share": 0.5, "ru": "Только до {{ coupon_valid_until }}", "pl": "Tylko do {{ coupon_valid_until }}"},
+    ],
+}
+
+
+def _copy_request(**changes: object) -> AdhocRequest:
+    return _request(**({"template": "", "email_copy": SPRING_COPY} | changes))
+
+
+def test_a_request_has_a_template_or_a_copy_and_a_copy_is_an_email() -> None:
+    with pytest.raises(ValidationError, match="either a template or the email's copy"):
+        _request(email_copy=SPRING_COPY)
+    with pytest.raises(ValidationError, match="either a template or the email's copy"):
+        _request(template="")
+    with pytest.raises(ValidationError, match="channels must be email only"):
+        _copy_request(channels=("email", "sms"))
+
+
+def test_a_copy_s_offer_needs_its_code_in_every_body_and_a_code_needs_an_offer(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"templates_dir": PROJECT_ROOT / "templates"})
+    no_code = SPRING_COPY | {"pl": {"subject": "Wiosna", "body": "Cześć! Zajrzyj do sklepu."}}
+
+    with pytest.raises(AdhocError, match=r"the pl body does not show the coupon: add \{\{ coupon_code \}\}"):
+        campaign_for(_request(template="", email_copy=no_code), settings)
+    with pytest.raises(AdhocError, match=r"the copy shows a coupon \(coupon_code, coupon_valid_until, percent_off\)"):
+        campaign_for(_copy_request(offer=None), settings)
+
+    campaign, _ = campaign_for(_copy_request(), settings)
+    assert campaign.template == "adhoc_spring_sale" and campaign.channels == ("email",)
+
+
+def test_skip_leaves_out_customers_without_their_language_and_nearest_keeps_them() -> None:
+    members = candidates(pd.Series([True, True, True], index=["C1", "C2", "C3"]), AS_OF)
+    nearest = _copy_request().email_copy
+    assert nearest is not None
+    skip = nearest.model_copy(update={"missing_locale": "skip"})
+
+    kept, left_out = copy_readers(members, _customers(), skip)
+    assert kept["customer_id"].tolist() == ["C1", "C2"] and left_out == {"en": 1}
+    kept, left_out = copy_readers(members, _customers(), nearest)
+    assert kept["customer_id"].tolist() == ["C1", "C2", "C3"] and left_out == {}
+    assert nearest.locale_for("en") == "ru"  # no English: the first language written
+
+
+def test_each_message_records_its_subject_variant_the_same_on_a_rerun(tmp_path: Path) -> None:
+    copy = _copy_request().email_copy
+    assert copy is not None
+    _, plan = _plan(tmp_path)
+
+    first, again = with_variants(plan, copy), with_variants(plan.sample(frac=1, random_state=1), copy)
+
+    assert set(first["variant"]) <= {"A", "B"}
+    assert (
+        first.set_index("idempotency_key")["variant"].to_dict()
+        == again.set_index("idempotency_key")["variant"].to_dict()
+    )
+    # one customer's email and SMS are one message: the same variant
+    assert first.groupby("customer_id")["variant"].nunique().max() == 1
+    sending = first.loc[first["decision"] == "send", "variant"].value_counts().to_dict()
+    assert variant_counts(first) == sending
+
+
+def test_the_preview_shows_the_copy_in_every_language_with_each_subject_for_a_made_up_customer(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"templates_dir": PROJECT_ROOT / "templates"})
+    request = _copy_request(email_copy=SPRING_COPY | {"missing_locale": "skip"})
+    campaign, _ = campaign_for(request, settings)
+    assert request.email_copy is not None
+    _, plan = _plan(tmp_path / "plan")
+    audience = Audience(segment="vip", expression="vip and email_opt_in")
+    segments = pd.DataFrame({"customer_id": ["C1", "C2"], "segment": ["vip", "vip"]})
+    preview = preview_numbers(campaign, audience, plan, _customers(), segments, AS_OF).model_copy(
+        update={"no_copy_in_locale": {"en": 1}, "variants": {"A": 1, "B": 1}}
+    )
+
+    samples = render_copy_samples(
+        make_environment(settings.templates_dir),
+        campaign,
+        request.email_copy,
+        {"ru": 1, "pl": 1, "en": 1},
+        AS_OF,
+        settings,
+    )
+    markdown = preview_markdown(preview, samples, dry_run=False)
+
+    assert [(s.locale, s.customers) for s in samples] == [("ru", 1), ("pl", 1)]  # en is skipped: nobody gets ru
+    assert samples[0].subjects == {"A": "Весенняя распродажа: -10%", "B": "Только до 8 июня"}
+    assert samples[1].subjects == {"A": "Wiosenna wyprzedaż: -10%", "B": "Tylko do 8 czerwca"}
+    assert samples[1].text.startswith("Cześć, Anno!\n\nTwój kod SPRING-")  # the vocative
+    assert "Wybierz prezent (https://" in samples[1].text
+    assert "**Subject A:** Весенняя распродажа: -10%" in markdown and "**Subject B:** Tylko do" in markdown
+    assert "Left out, no copy in their language (missing_locale=skip): en 1." in markdown
+    for personal in ("@example.com", "C1", "C2", "Ola", "Bob"):
+        assert personal not in markdown
+
+
+def test_a_copy_needs_the_shop_s_email_layout(tmp_path: Path) -> None:
+    with pytest.raises(
+        AdhocError, match=r"a written copy goes into the shop's email layout: no .*_layout/email\.html\.j2"
+    ):
+        campaign_for(_copy_request(), _settings(tmp_path))
+
+
+def test_the_form_offers_the_catalog_s_segments_and_templates_and_takes_one_segment_or_a_condition(
+    tmp_path: Path,
+) -> None:
+    schema = AdhocRequest.model_json_schema()["properties"]
+    assert {"", "vip", "never_bought"} <= set(schema["segment"]["enum"])  # a select in the Prefect UI
+    assert {"", "win_back", "weekly_sale"} <= set(schema["template"]["enum"])
+    assert "_layout" not in schema["template"]["enum"]
+
+    _, audience = campaign_for(_request(audience="", segment="vip"), _settings(tmp_path))
+    assert audience == Audience(segment="vip", expression="vip and email_opt_in")
+    with pytest.raises(ValidationError, match="either a segment or an audience condition, not both"):
+        _request(segment="vip")
+    with pytest.raises(ValidationError, match="either a segment or an audience condition, not both"):
+        _request(audience="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -482,6 +483,24 @@ def test_an_incident_fires_on_its_local_day_with_the_reason() -> None:
     fired = _fired(IncidentTrigger(type="incident"), data, *MARCH)
 
     assert fired == [("C1", "2026-03-02", "late_delivery"), ("C2", "2026-03-01", "low_rating")]
+
+
+def test_an_incident_support_resolved_on_a_call_fires_no_more_and_the_others_still_do() -> None:
+    incidents = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C1"],
+            "order_id": ["O1", "O2"],
+            "product_id": [None, None],
+            "reason": ["late_delivery", "returned"],
+            "at": [_utc("2026-03-01T20:00:00Z"), _utc("2026-03-05T08:00:00Z")],
+        }
+    )
+    data = _shop([_customer("C1", timezone=VLADIVOSTOK)], details={"incidents": incidents})
+    data = replace(data, closed_incidents=frozenset({("C1", "2026-03-02:late_delivery:O1")}))
+
+    fired = _fired(IncidentTrigger(type="incident"), data, *MARCH)
+
+    assert fired == [("C1", "2026-03-05", "returned")]
 
 
 def test_products_due_again_the_same_day_are_one_reminder_listing_them_sorted() -> None:

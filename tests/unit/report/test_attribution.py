@@ -423,3 +423,47 @@ def test_cli_refuses_in_one_line_with_exit_code_2(tmp_path: Path, args: list[str
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {message}")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# --- subject variants (an ad-hoc campaign's A/B test) -------------------------------------------------------------
+
+
+def test_each_subject_variant_gets_its_rate_and_its_difference_from_a_with_the_holdout_s_interval(
+    tmp_path: Path,
+) -> None:
+    from tasks.kernel.paths import RunPaths
+    from tasks.report.attribution import attribute_variants, read_adhoc_plans, wilson_interval
+
+    a = [f"A{i:03d}" for i in range(100)]
+    b = [f"B{i:03d}" for i in range(100)]
+    plan = pd.concat(
+        [
+            _plan(a, campaign="adhoc_spring").assign(variant="A"),
+            _plan(b, campaign="adhoc_spring").assign(variant="B"),
+            _plan(["H1"], decision="holdout", campaign="adhoc_spring").assign(variant="A"),  # not sent: not counted
+        ],
+        ignore_index=True,
+    )
+    paths = RunPaths(root=tmp_path / "adhoc" / "spring" / "2026-03-02")  # where an ad-hoc campaign's day lives
+    paths.plan.parent.mkdir(parents=True)
+    plan.to_parquet(paths.plan, index=False)
+    # 30 of A's customers order within the window, 12 of B's; one more of B's orders too late
+    orders = _orders(
+        *[(c, SENT_AT + DAY, 50.0) for c in a[:30]],
+        *[(c, SENT_AT + DAY, 40.0) for c in b[:12]],
+        (b[50], SENT_AT + 9 * DAY, 40.0),
+    )
+
+    rows = attribute_variants(read_adhoc_plans(tmp_path, date(2026, 3, 2), date(2026, 3, 2)), orders, 5)
+
+    assert [(r.campaign, r.variant, r.sent, r.conversions) for r in rows] == [
+        ("adhoc_spring", "A", 100, 30),
+        ("adhoc_spring", "B", 100, 12),
+    ]
+    first, second = rows
+    assert (first.rate_low, first.rate_high) == pytest.approx(wilson_interval(30, 100))
+    assert first.vs_first is None and second.revenue == pytest.approx(480.0)
+    assert second.vs_first == pytest.approx(0.12 - 0.30)
+    assert (second.vs_first_low, second.vs_first_high) == pytest.approx(newcombe_interval(12, 100, 30, 100))
+    assert second.vs_first_high is not None and second.vs_first_high < 0  # B's subject did worse, beyond chance
+    assert read_adhoc_plans(tmp_path, date(2026, 3, 3), date(2026, 3, 3)).empty
