@@ -2,7 +2,7 @@
 
 Against a real Prefect server (a subprocess) with the deployments served from another (``serve_all``),
 and the local AWS (moto) in this process. The daily shop has two waves: one whose send hour has passed (it
-goes at once) and one up to an hour ahead (it stays Scheduled). Also: the run refused when the send-wave
+goes at once) and one one to two hours ahead (it stays Scheduled). Also: the run refused when the send-wave
 deployment is missing, and an approved ad-hoc campaign's wave scheduled, then sent by ``loyalty send-wave``.
 One server for the module; ~100 s in all.
 """
@@ -32,8 +32,18 @@ from tests.shops import add_rows, tiny_shop, write_shop
 pytestmark = pytest.mark.timeout(400)
 
 SERVE = "from flows.serve import serve_all; from tasks.kernel.settings import Settings; serve_all(Settings())"
-# Now-due customers live on UTC; the later wave's on UTC-1, whose send hour (the current UTC hour) is still ahead.
-DUE_NOW, LATER = "Etc/UTC", "Etc/GMT+1"
+
+
+def _layout(start: datetime) -> tuple[int, str, str]:
+    """The win-back's send hour and the zones of the now-due and the later customers, for a test started at ``start``.
+
+    The later wave is one to two hours ahead (it never comes due within the test) and on the same day as the
+    due one, whatever the hour: from 02:00 UTC the due customers live on UTC and the later ones on UTC-2,
+    before it on UTC+2 and UTC (``Etc/GMT-2`` is UTC+2: POSIX signs).
+    """
+    if start.hour >= 2:
+        return start.hour, "Etc/UTC", "Etc/GMT+2"
+    return start.hour + 2, "Etc/GMT-2", "Etc/UTC"
 
 
 @contextmanager
@@ -45,10 +55,12 @@ def _client(server: PrefectServer) -> Iterator[Any]:
         yield client
 
 
-def _shop(as_of: date) -> dict[Table, pd.DataFrame]:
-    """Four lapsed customers (last order 100 days ago) on UTC and two on UTC-1; all agreed to email."""
+def _shop(start: datetime) -> dict[Table, pd.DataFrame]:
+    """Four lapsed customers (last order 100 days ago) whose send hour has come and two whose has not; all agreed."""
+    as_of = start.date()
+    _, due_now, later = _layout(start)
     customers, orders = [], []
-    for i, zone in enumerate([DUE_NOW] * 4 + [LATER] * 2):
+    for i, zone in enumerate([due_now] * 4 + [later] * 2):
         customers.append(
             {
                 "customer_id": f"W{i}",
@@ -116,12 +128,11 @@ def _run_daily(server: PrefectServer, as_of: date, shop: Path) -> Any:
 
 @pytest.fixture
 def shop_env(aws: str, win_back_only: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[datetime]:
-    """The win-back sent at the current UTC hour, no quiet hours; yields the moment the test starts."""
+    """The win-back sent at the hour ``_layout`` picks, no quiet hours; yields the moment the test starts."""
     start = datetime.now(UTC)
-    if start.hour == 0 or start.minute >= 55:
-        pytest.skip("the later wave would fall on the previous day or run within the test; try again in a few minutes")
+    send_hour, _, _ = _layout(start)
     catalog = win_back_only / "win_back.yaml"
-    catalog.write_text(catalog.read_text().replace("send_hour_local: 10", f"send_hour_local: {start.hour}"))
+    catalog.write_text(catalog.read_text().replace("send_hour_local: 10", f"send_hour_local: {send_hour}"))
     monkeypatch.setenv("LOYALTY_QUIET_HOURS_START", "0")
     monkeypatch.setenv("LOYALTY_QUIET_HOURS_END", "0")  # start == end: no quiet hours, whatever the hour
     monkeypatch.setenv("LOYALTY_SHOP_TIMEZONE", "UTC")
@@ -160,7 +171,7 @@ def test_without_the_send_wave_deployment_a_run_that_schedules_waves_stops_befor
     # given: a server without the send-wave deployment (nobody ran `loyalty serve` or `prefect deploy`)
     with _client(prefect_server) as client, suppress(ObjectNotFound):
         client.delete_deployment(client.read_deployment_by_name(SEND_WAVE_DEPLOYMENT).id)
-    shop = write_shop(_shop(shop_env.date()), tmp_path / "shop")
+    shop = write_shop(_shop(shop_env), tmp_path / "shop")
     # when: a run that would schedule its waves as runs starts
     with (
         talking_to(prefect_server),
@@ -179,9 +190,9 @@ def test_a_deployed_daily_run_schedules_its_waves_as_runs_that_send_once(
 
     from flows.send_wave import send_wave
 
-    # given: a shop whose UTC customers' send hour has come and whose UTC-1 customers' is up to an hour ahead
+    # given: a shop where four customers' send hour has come and two customers' is one to two hours ahead
     as_of = shop_env.date()
-    shop = write_shop(_shop(as_of), tmp_path / "shop")
+    shop = write_shop(_shop(shop_env), tmp_path / "shop")
     # when: the daily-run deployment runs (on the served process), plans, renders and ends
     _run_daily(served, as_of, shop)
     paths = RunPaths.for_day(tmp_path / "out", as_of)
