@@ -153,13 +153,14 @@ class AdhocRequest(BaseModel):
     )
     email_copy: EmailCopy | None = Field(
         None,
+        title="Email copy",  # an optional nested form is labelled "Field" in Prefect's UI without a title of its own
         description="Write the email here instead of choosing a template: a subject and a Markdown body per "
         "language, in the shop's layout; optional subject A/B test. Email only.",
     )
     channels: tuple[Channel, ...] = Field(
         (Channel.EMAIL,), min_length=1, description="email, sms or both; each needs the customer's opt-in."
     )
-    offer: Offer | None = Field(None, description="A personal coupon per customer (optional).")
+    offer: Offer | None = Field(None, title="Offer", description="A personal coupon per customer (optional).")
     send_at: datetime | None = Field(
         None,
         description="When to send (without a zone: the shop's time). Default: 10:00 in each customer's zone "
