@@ -65,7 +65,14 @@ from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.ledger.protocol import Claim, Ledger
 from tasks.plan.gates import delivery_rules, quiet_now
-from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses, listed_names, read_variable
+from tasks.plan.pauses import (
+    NO_PAUSES,
+    CampaignPauses,
+    campaign_pauses,
+    listed_names,
+    read_variable,
+    variable_reader,
+)
 
 logger = logging.getLogger("loyalty.deliver")
 
@@ -421,7 +428,9 @@ def open_channel(name: str, settings: Settings) -> tuple[Sender, TokenBucket]:
     return email, process_bucket(email.name, settings.email_rate)
 
 
-def paused_kinds(channel: str, settings: Settings) -> frozenset[MessageKind]:
+def paused_kinds(
+    channel: str, settings: Settings, read: Callable[[str], object] = read_variable
+) -> frozenset[MessageKind]:
     """Return the kinds of message not to send on a channel now: all when an operator stopped it.
 
     Stopped: the setting, or the Prefect Variable ``paused_channels`` (a list of channel names, or a
@@ -432,7 +441,7 @@ def paused_kinds(channel: str, settings: Settings) -> frozenset[MessageKind]:
     if channel in settings.paused_channels:
         return frozenset(MessageKind)
     try:
-        value = read_variable(PAUSED_VARIABLE)
+        value = read(PAUSED_VARIABLE)
     except Exception as exc:
         logger.warning("kill switch unreadable (%s): marketing on %s paused", type(exc).__name__, channel)
         return frozenset({MessageKind.MARKETING})
@@ -492,23 +501,24 @@ def deliver_shard(
     check_lease(settings)
     ledger = open_ledger(settings, dynamodb_client)
     try:
-        for name, rows in rendered.groupby("channel", sort=True):
-            channel, bucket = open_channel(str(name), settings)
-            items = outgoing_from_rendered(rows, settings, run_id)
-            for start in range(0, len(items), PROGRESS_EVERY):
-                chunk = items[start : start + PROGRESS_EVERY]
-                outcomes += deliver(
-                    chunk,
-                    ledger,
-                    channel,
-                    bucket,
-                    settings.send_concurrency,
-                    backoff=shard_backoff(settings),
-                    paused=partial(paused_kinds, channel.name, settings),
-                    opt_outs=partial(suppressed_now, settings),
-                    campaigns=partial(campaign_pauses, settings),
-                )
-                _report_progress(progress_artifact, len(chunk), total)
+        with variable_reader() as read:
+            for name, rows in rendered.groupby("channel", sort=True):
+                channel, bucket = open_channel(str(name), settings)
+                items = outgoing_from_rendered(rows, settings, run_id)
+                for start in range(0, len(items), PROGRESS_EVERY):
+                    chunk = items[start : start + PROGRESS_EVERY]
+                    outcomes += deliver(
+                        chunk,
+                        ledger,
+                        channel,
+                        bucket,
+                        settings.send_concurrency,
+                        backoff=shard_backoff(settings),
+                        paused=partial(paused_kinds, channel.name, settings, read),
+                        opt_outs=partial(suppressed_now, settings),
+                        campaigns=partial(campaign_pauses, settings, read),
+                    )
+                    _report_progress(progress_artifact, len(chunk), total)
     finally:
         ledger.close()
     target = paths.delivery_shard(shard)

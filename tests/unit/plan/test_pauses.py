@@ -39,3 +39,20 @@ def test_an_unreachable_prefect_pauses_every_marketing_campaign_but_no_transacti
     assert pauses.stops("welcome", MessageKind.MARKETING)
     assert not pauses.stops("order_shipped", MessageKind.TRANSACTIONAL)
     assert "unreadable" in caplog.text
+
+
+def test_one_client_reads_every_change_an_operator_makes_during_a_shard(prefect_harness: None) -> None:
+    from prefect.variables import Variable
+
+    from tasks.plan.pauses import variable_reader
+
+    Variable.set(PAUSED_CAMPAIGNS_VARIABLE, "", overwrite=True)
+    with variable_reader() as read:
+        before = campaign_pauses(Settings(), read)
+        Variable.set(PAUSED_CAMPAIGNS_VARIABLE, "win_back", overwrite=True)  # the marketer pauses it in the UI
+        after = campaign_pauses(Settings(), read)
+    Variable.unset(PAUSED_CAMPAIGNS_VARIABLE)
+
+    assert not before.stops("win_back", MessageKind.MARKETING)
+    assert after.stops("win_back", MessageKind.MARKETING)
+    assert not after.all_marketing
