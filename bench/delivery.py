@@ -20,6 +20,13 @@ the suppression list again every 200 messages, as in production: outside a flow 
 Prefect's temporary local server (127.0.0.1), warmed up before timing and stopped at the end. Its
 SES client makes one attempt per call (no botocore retries: a lost answer is never resent).
 
+``--channel null`` measures the engine's own cost of a message instead: no SES, no moto; the email channel
+builds each message's raw MIME (``build_mime``) and drops it. The same shop goes through load, profile, plan,
+render and deliver (SQLite ledger: claim, then mark sent), and the report gives the process CPU per sent
+message of each part: the plan's share (plan CPU / messages), render, and delivery (ledger + MIME + the
+engine's bookkeeping), beside a bare ``build_mime`` loop over the same messages (MIME alone). Target: under
+1 ms in all, so one worker keeps a 1,000 msg/s SES account busy. Written to delivery-null-<messages>.json.
+
 Prints a table and writes JSON to bench/results/delivery-<messages>.json. ``--profile`` runs the
 engine's delivery under cProfile (all threads) and prints its top costs; its timings are then
 not comparable with a plain run.
@@ -28,6 +35,7 @@ not comparable with a plain run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -366,6 +374,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="default: bench/results/delivery-<messages>.json")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine's delivery (all threads)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--channel",
+        choices=("ses", "null"),
+        default="ses",
+        help="ses: the local SES (moto) and a bare boto3 loop; null: a channel that only builds the MIME",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="loyalty-bench-delivery-"))
@@ -384,15 +398,16 @@ def main() -> None:
         }
     )
     try:
-        report = run(args, work)
+        report = run(args, work) if args.channel == "ses" else run_null(args, work)
     finally:
         stop_prefect_temporary_server()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    target = args.json or BENCH_ROOT / "results" / f"delivery-{args.messages}.json"
+    name = "delivery" if args.channel == "ses" else "delivery-null"
+    target = args.json or BENCH_ROOT / "results" / f"{name}-{args.messages}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print_table(report)
+    (print_table if args.channel == "ses" else print_null_table)(report)
     print(f"-> {target}")
     if not all(report["checks"].values()):
         sys.exit(1)
@@ -547,6 +562,167 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         print(text)
         report["deliver_profile_top_tottime"] = rows
     return report
+
+
+# --- the engine's own cost of a message (--channel null) -------------------------------------------------------
+
+
+class NullEmailSender:
+    """An email channel that does nothing with a message but build its raw MIME, as SES's would be built."""
+
+    def __init__(self, sender: str, configuration_set: str | None = None) -> None:
+        self._sender, self._configuration_set = sender, configuration_set
+        self.built_bytes = 0
+
+    @property
+    def name(self) -> str:
+        return "null-email"
+
+    def send(self, message: Any) -> str:
+        from tasks.deliver.channels import build_mime
+
+        self.built_bytes += len(build_mime(message, self._sender, self._configuration_set))
+        return f"null-{message.key}"
+
+
+def use_null_channel() -> None:
+    """Every email shard goes to a ``NullEmailSender`` (the demo shop of this bench has no SMS)."""
+    import tasks.deliver.delivery
+    from tasks.deliver.delivery import process_bucket
+
+    def open_null(name: str, settings: Any) -> tuple[Any, Any]:
+        if name != "email":
+            raise ValueError(f"the null channel is email only, not {name}")
+        sender = NullEmailSender(settings.sender, settings.ses_configuration_set)
+        return sender, process_bucket(sender.name, settings.email_rate)
+
+    tasks.deliver.delivery.open_channel = open_null  # type: ignore[assignment]
+
+
+def mime_loop(files: list[Path], mailto: str) -> int:
+    """``build_mime`` for every rendered message, nothing else: the floor of the delivery's CPU."""
+    from tasks.deliver.channels import EmailMessageOut, build_mime
+    from tasks.kernel.enums import MessageKind
+
+    built = 0
+    columns = ["idempotency_key", "to_address", "to_name", "subject", "html", "text", "kind", "unsubscribe_url"]
+    for path in files:
+        frame = pd.read_parquet(path, columns=columns)
+        for key, to, name, subject, html, text, kind, url in frame.itertuples(index=False, name=None):
+            message = EmailMessageOut(
+                key=key,
+                to_address=to,
+                to_name=name,
+                subject=subject,
+                html=html,
+                text=text,
+                kind=MessageKind(kind),
+                unsubscribe_url=url,
+                unsubscribe_mailto=mailto,
+            )
+            build_mime(message, SENDER)
+            built += 1
+    return built
+
+
+def run_null(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The engine's CPU per sent message with a channel that does nothing: plan share, render, ledger + MIME."""
+    from tasks.data.snapshot import load_snapshot
+    from tasks.deliver.delivery import channel_paused
+    from tasks.kernel.aws import dynamodb_client
+    from tasks.kernel.paths import RunPaths
+    from tasks.kernel.settings import Settings
+    from tasks.ledger.backend import open_ledger
+    from tasks.plan.planner import plan_day
+    from tasks.profile.features import profile_customers
+    from tasks.render.compose import render_messages
+
+    use_plain_logger()
+    use_null_channel()
+    clock = Clock()
+    print(f"cost of a message: {args.messages:,} customers, null channel, in {work}", flush=True)
+    shop = clock("synth: generate + write csv", lambda: write_shop(synth_shop(args.messages, AS_OF), work / "shop"))
+    settings = Settings()
+    paths = RunPaths.for_day(settings.output_dir, AS_OF)
+    sending_at = datetime(AS_OF.year, AS_OF.month, AS_OF.day, 3, 0, tzinfo=UTC)
+    clock("load + validate", lambda: load_snapshot.fn(str(shop), AS_OF, paths, settings))
+    clock("profile", lambda: profile_customers.fn(paths, AS_OF, settings))
+    plan = clock("plan", lambda: plan_day.fn(paths, AS_OF, settings, sending_at))
+    rendered = clock("render", lambda: sum(render_messages.fn(paths, s, AS_OF, settings) for s in plan.shards))
+    clock("prefect api warm-up (untimed)", lambda: channel_paused("email", settings))
+    run_id = str(uuid.uuid4())
+    profiles: list[cProfile.Profile] = []
+    with profile_all_threads(profiles) if args.profile else contextlib.nullcontext():
+        counts = clock("deliver (ledger + MIME)", lambda: deliver_all(paths, plan, settings, run_id, rendered))
+    sent = counts["sent"]
+    ledger = open_ledger(settings, dynamodb_client)
+    try:
+        ledger_counts = ledger.count(run_id)
+    finally:
+        ledger.close()
+    rerun = clock("deliver again (all already sent)", lambda: deliver_all(paths, plan, settings, str(uuid.uuid4()), 0))
+    files = [paths.rendered_shard(s) for s in plan.shards]
+    built = clock("bare build_mime loop", lambda: mime_loop(files, settings.unsubscribe_mailto))
+
+    per = {
+        "plan_share": clock.cpu_ms_per("plan", sent),
+        "render": clock.cpu_ms_per("render", sent),
+        "deliver": clock.cpu_ms_per("deliver (ledger + MIME)", sent),
+    }
+    total = round(sum(per.values()), 3)
+    mime = clock.cpu_ms_per("bare build_mime loop", built)
+    report: dict[str, Any] = {
+        "benchmark": "delivery-null",
+        "customers": args.messages,
+        "concurrency": args.concurrency,
+        "shard_size": args.shard_size,
+        "ledger_backend": settings.ledger_backend,
+        "planned": plan.planned,
+        "to_send": plan.to_send,
+        "rendered": rendered,
+        "sent": sent,
+        "cpu_ms_per_sent_message": {**per, "total": total, "of_which_mime_alone": mime},
+        "deliver_ledger_and_bookkeeping_ms": round(per["deliver"] - mime, 3),
+        "target_ms": 1.0,
+        "under_target": total < 1.0,
+        "messages_per_cpu_second": round(1000 / total) if total else None,
+        "deliver_msgs_per_s": round(sent / clock.seconds("deliver (ledger + MIME)"), 1),
+        "rerun_outcomes": dict(rerun),
+        "checks": {
+            "all_sent": dict(counts) == {"sent": rendered},
+            "ledger_sent_equals_sent": ledger_counts.get("sent", 0) == sent,
+            "rerun_all_already_sent": dict(rerun) == {"already_sent": rendered},
+            "mime_loop_saw_every_message": built == sent,
+        },
+        "cpu_note": "process CPU of this process, all threads; the Prefect temporary server is a subprocess",
+        "phases": clock.phases,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "cpus": os.cpu_count(),
+    }
+    if profiles:
+        text, rows = top_costs(profiles)
+        print(text)
+        report["deliver_profile_top_tottime"] = rows
+    return report
+
+
+def print_null_table(report: dict[str, Any]) -> None:
+    per = report["cpu_ms_per_sent_message"]
+    lines = [
+        ("customers / to send / sent", f"{report['customers']:,} / {report['to_send']:,} / {report['sent']:,}"),
+        ("CPU per sent message: plan share", f"{per['plan_share']:.3f} ms"),
+        ("CPU per sent message: render", f"{per['render']:.3f} ms"),
+        ("CPU per sent message: deliver", f"{per['deliver']:.3f} ms (MIME alone {per['of_which_mime_alone']:.3f} ms)"),
+        ("CPU per sent message: total", f"{per['total']:.3f} ms (target < {report['target_ms']} ms)"),
+        ("messages per CPU second", f"{report['messages_per_cpu_second']:,}"),
+        ("deliver wall rate", f"{report['deliver_msgs_per_s']:,.0f} msg/s"),
+        ("peak RSS", f"{report['peak_rss_mb']:,.0f} MB"),
+    ]
+    lines += [(f"check: {name}", "ok" if ok else "FAILED") for name, ok in report["checks"].items()]
+    width = max(len(k) for k, _ in lines)
+    print()
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
 
 
 def print_table(report: dict[str, Any]) -> None:
