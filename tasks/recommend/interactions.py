@@ -29,6 +29,7 @@ WEIGHTS = {
 }
 REVIEW_WEIGHTS = {5: 3.0, 4: 2.0, 3: 0.5, 2: -2.0, 1: -4.0}
 INTERACTION_COLUMNS = ("customer_id", "product_id", "weight", "at")
+EVENT_COLUMNS = ("customer_id", "product_id", "type", "at", "rating")  # what is read of the events (rating optional)
 
 
 def shop_interactions(
@@ -49,31 +50,29 @@ def shop_interactions(
     ]
     rows, at_order = order_lines(kept, items)
     returned = kept["status"].eq(OrderStatus.RETURNED.value).to_numpy(dtype=bool, na_value=False)[at_order]
-    lines = pd.DataFrame(
-        {
-            "customer_id": kept["customer_id"].to_numpy()[at_order],
-            "product_id": items["product_id"].to_numpy()[rows],
-            "weight": np.where(returned, WEIGHTS["returned"], WEIGHTS["purchase"]),
-            "at": utc_stamps(kept["created_at"])[at_order],
-        }
-    )
-    weight = events["type"].map(WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
+    types, named = pd.factorize(events["type"])
+    weight = np.append([WEIGHTS.get(str(t), np.nan) for t in named], np.nan)[types]  # -1 (missing): the last
     if "rating" in events.columns:
-        rating = pd.to_numeric(events["rating"], errors="coerce").round()
-        by_rating = rating.map(REVIEW_WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
         is_review = events["type"].eq(EventType.REVIEW.value).to_numpy(dtype=bool, na_value=False)
-        weight = np.where(is_review, by_rating, weight)
-    behaviour = pd.DataFrame(
+        rating = pd.to_numeric(events["rating"].loc[is_review], errors="coerce").round()
+        weight[is_review] = rating.map(REVIEW_WEIGHTS).to_numpy(dtype=float, na_value=np.nan)
+    weight = np.concatenate([np.where(returned, WEIGHTS["returned"], WEIGHTS["purchase"]), weight])
+    at = np.concatenate([utc_stamps(kept["created_at"])[at_order], utc_stamps(events["at"])])
+    known = ~np.isnan(weight) & (at < end.to_datetime64())  # a missing time is never before the end
+    # ids keep their dtype (Arrow strings stay one buffer, not a Python string per row)
+    customer_ids = pd.concat([kept["customer_id"].iloc[at_order], events["customer_id"]], ignore_index=True)
+    product_ids = pd.concat([items["product_id"].iloc[rows], events["product_id"]], ignore_index=True)
+    if not known.all():  # (usually all are: copying the ids is the dearest step here)
+        customer_ids = customer_ids.loc[known].reset_index(drop=True)
+        product_ids = product_ids.loc[known].reset_index(drop=True)
+        weight, at = weight[known], at[known]
+    age_days = (end.value - at.view(np.int64)) / 1_000_000_000 / 86400
+    return pd.DataFrame(
         {
-            "customer_id": events["customer_id"].to_numpy(),
-            "product_id": events["product_id"].to_numpy(),
-            "weight": weight,
-            "at": utc_stamps(events["at"]),
-        }
+            "customer_id": customer_ids,
+            "product_id": product_ids,
+            "weight": weight * np.exp2(-age_days / half_life_days),
+            "at": pd.DatetimeIndex(at).tz_localize("UTC"),  # no parsing, nor to_datetime's cache of uniques
+        },
+        columns=list(INTERACTION_COLUMNS),
     )
-    both = pd.concat([lines, behaviour], ignore_index=True)
-    both["at"] = pd.to_datetime(both["at"], utc=True)
-    both = both.loc[both["weight"].notna() & (both["at"] < end)].reset_index(drop=True)
-    age_days = (end - both["at"]).dt.total_seconds().to_numpy() / 86400
-    both["weight"] = both["weight"].to_numpy() * np.exp2(-age_days / half_life_days)
-    return both[list(INTERACTION_COLUMNS)]

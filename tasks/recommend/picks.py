@@ -14,16 +14,24 @@ Rules, in order:
   category first (reason ``popular``).
 
 Output (``PICK_COLUMNS``): customer_id, rank (1 = first), product_id, score, reason, reason_product_id.
+
+Memory (``pick_for``): the model scores customers in blocks (``top_k_blocks``); each block's candidates stay
+integer positions (customer, product) until the final picks get their ids; the rules run block by block on
+those positions, and the reasons are weighed for the model's picks only, in chunks (``BECAUSE_CHUNK``). What
+grows with the customers is their candidates (4 x ``per_customer`` each) and their picks; nothing grows with
+customers x products, and no table of candidates holds Python strings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+import pyarrow.parquet as pq
 import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -33,11 +41,20 @@ from tasks.kernel import progress
 from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
-from tasks.recommend.interactions import shop_interactions
-from tasks.recommend.models import Interactions, Model, Popular, TopK, make_model, top_k
+from tasks.recommend.interactions import EVENT_COLUMNS, shop_interactions
+from tasks.recommend.models import (
+    FloatArray,
+    IntArray,
+    Interactions,
+    Model,
+    Popular,
+    make_model,
+    top_k_blocks,
+)
 
 PICK_COLUMNS = ("customer_id", "rank", "product_id", "score", "reason", "reason_product_id")
 DUE_AGAIN, BECAUSE_OF, POPULAR = "due_again", "because_of", "popular"
+Int32Array = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True)
@@ -60,12 +77,6 @@ class PickRules:
             model=settings.recommend_model,
             half_life_days=settings.interest_half_life_days,
         )
-
-
-def _group(categories: pd.Series, groups: tuple[str, ...]) -> pd.Series:
-    """The exclusive group of each category (``cat`` for ``cat_food``), or missing."""
-    head = categories.astype("string").str.split("_").str[0]
-    return head.where(head.isin(list(groups)))
 
 
 BECAUSE_CHUNK = 2_000_000  # (candidate, customer product) pairs weighed at once
@@ -105,11 +116,19 @@ def _because_of_chunk(
     position = np.repeat(seen.indptr[rows], counts) + offsets
     theirs = seen.indices[position]
     contribution = seen.data[position] * similarity_of(theirs, items[candidate])
-    order = np.lexsort((-contribution, candidate))
-    first = order[np.r_[True, candidate[order][1:] != candidate[order][:-1]]]
+    # per candidate (its pairs are contiguous): the first of its customer's products with the largest contribution
+    present = np.flatnonzero(counts)
+    best = np.maximum.reduceat(contribution, (np.cumsum(counts) - counts)[present])
+    at_best = np.flatnonzero(contribution == np.repeat(best, counts[present]))
+    first = at_best[np.r_[True, candidate[at_best][1:] != candidate[at_best][:-1]]]
     positive = contribution[first] > 0
     out[candidate[first][positive]] = theirs[first][positive]
     return out
+
+
+PICK_BLOCK_CUSTOMERS = 100_000  # customers without a model block (no interactions) picked at once
+REASONS = np.array([DUE_AGAIN, BECAUSE_OF, POPULAR], dtype=object)  # reason codes 0, 1, 2 while picking
+DUE, MODEL, FILL = 0, 1, 2
 
 
 def pick_products(
@@ -127,115 +146,332 @@ def pick_products(
     (for the exclusive groups); ``replenishment``: customer_id, product_id, days_until_due.
     """
     data = Interactions.from_frame(interactions, "customer_id", "product_id", "weight")
-    catalog = products.set_index("product_id")
-    item_ids = np.asarray(data.items, dtype=object)
-    candidates = _model_candidates(data, rules)
+    return pick_for(data, products, customers, interests, replenishment, rules)
 
-    due = replenishment.loc[replenishment["days_until_due"] <= rules.due_within_days]
-    due_rows = pd.DataFrame(
-        {
-            "customer_id": due["customer_id"].to_numpy(),
-            "product_id": due["product_id"].to_numpy(),
-            "score": np.inf,
-            "reason": DUE_AGAIN,
-            "reason_product_id": due["product_id"].to_numpy(),
-        }
-    )
-    model_rows = pd.DataFrame(
-        {
-            "customer_id": np.asarray(data.users, dtype=object)[candidates.rows],
-            "product_id": item_ids[candidates.items],
-            "score": candidates.scores,
-            "reason": np.where(candidates.reason >= 0, BECAUSE_OF, POPULAR),
-            "reason_product_id": np.where(candidates.reason >= 0, item_ids[np.maximum(candidates.reason, 0)], None),
-        }
-    )
-    # the locale's popular products for customers the model found few for (new, anonymous history, narrow tastes)
-    found = pd.concat([due_rows["customer_id"], model_rows["customer_id"]]).value_counts()
-    short = customers.loc[~customers["customer_id"].isin(found.index[found >= 2 * rules.per_customer])]
-    fill = _popular_fill(data, short, rules)
-    ranked = pd.concat([due_rows, model_rows, fill], ignore_index=True)
-    ranked = ranked.loc[ranked["customer_id"].isin(customers["customer_id"])]  # clean customers only
-    ranked["order"] = np.arange(len(ranked))  # due first, then the model's order, then the fill
-    ranked["category"] = ranked["product_id"].map(catalog["category"])
-    ranked = ranked.loc[ranked["product_id"].map(catalog["in_stock"]).fillna(False).astype(bool)]
-    ranked = ranked.drop_duplicates(["customer_id", "product_id"])
-    ranked = _respect_exclusive_groups(ranked, interests, rules.exclusive_groups)
-    ranked = ranked.loc[ranked.groupby(["customer_id", "category"], dropna=False).cumcount() < rules.per_category]
-    ranked = ranked.loc[ranked.groupby("customer_id").cumcount() < rules.per_customer]
-    ranked = ranked.sort_values(["customer_id", "order"], kind="stable")
-    ranked["rank"] = ranked.groupby("customer_id").cumcount() + 1
-    ranked["score"] = ranked["score"].replace(np.inf, np.nan).round(6)
-    return ranked[list(PICK_COLUMNS)].reset_index(drop=True)
+
+def pick_for(
+    data: Interactions,
+    products: pd.DataFrame,
+    customers: pd.DataFrame,
+    interests: pd.DataFrame,
+    replenishment: pd.DataFrame,
+    rules: PickRules = PickRules(),
+) -> pd.DataFrame:
+    """``pick_products`` from the interaction matrix, in blocks of customers.
+
+    The model scores customers block by block (``top_k_blocks``), each block's candidates kept as compact
+    integer arrays (4 ``per_customer`` per customer, never customers x products); the popular fill, which
+    needs every customer's count of candidates, is built next; then each block is picked, and the customers
+    without a model block after them, ``PICK_BLOCK_CUSTOMERS`` at a time. The reasons are weighed for the
+    model's picks only (the rules do not look at them), and ids are put back once, on the final picks.
+    """
+    shop = _Shop.build(data, products, customers, interests, replenishment, rules)
+    model = make_model(rules.model, data.matrix.shape[1]).fit(data.matrix) if data.matrix.nnz else None
+    blocks: list[tuple[IntArray, _Rows]] = []
+    found = shop.due_start[1:] - shop.due_start[:-1]
+    if model is not None:
+        popular = model if isinstance(model, Popular) else None  # short lists are filled by locale below
+        for users, top in top_k_blocks(model, data.matrix, rules.per_customer * 4, popular):
+            who = shop.customer_of_user[users]
+            mine = shop.customer_of_user[top.rows]
+            clean = mine >= 0  # clean customers only
+            unknown = np.full(int(clean.sum()), -1)  # weighed once picked
+            blocks.append((np.sort(who[who >= 0]), _Rows.of(mine[clean], top.items[clean], top.scores[clean], unknown)))
+            found += np.bincount(mine[clean], minlength=found.size)
+    shop = shop.with_popular_fill(found < 2 * rules.per_customer, rules)
+    parts: list[_Picked] = []
+    picked = np.zeros(shop.customer_ids.size, dtype=bool)
+    while blocks:
+        who, candidates = blocks.pop(0)
+        parts.append(_with_reasons(_pick_block(shop, who, candidates, rules), model, shop))
+        picked[who] = True
+    rest = np.flatnonzero(~picked)
+    for start in range(0, rest.size, PICK_BLOCK_CUSTOMERS):
+        parts.append(_pick_block(shop, rest[start : start + PICK_BLOCK_CUSTOMERS], _Rows.empty(), rules))
+    return shop.frame(parts)
+
+
+def _with_reasons(picked: _Picked, model: Model | None, shop: _Shop) -> _Picked:
+    """The model's picks with the customer's product behind each (``because_of``; none: ``popular``)."""
+    mine = np.flatnonzero(picked.reasons == MODEL)
+    if model is None or mine.size == 0:
+        return picked
+    users = shop.user_of_customer[picked.customers[mine]]
+    behind = because_of(model, shop.matrix, users, picked.products[mine])
+    because, reasons = picked.because.copy(), picked.reasons.copy()
+    because[mine] = behind
+    reasons[mine] = np.where(behind >= 0, MODEL, FILL)
+    return replace(picked, because=because, reasons=reasons)
 
 
 @dataclass(frozen=True)
-class _Candidates(TopK):
-    reason: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # product position, -1: none
+class _Rows:
+    """Candidate picks by position: customer, product, score, the product behind it (-1: none, or not weighed yet)."""
+
+    customers: Int32Array
+    products: Int32Array
+    scores: FloatArray
+    because: Int32Array
+
+    @classmethod
+    def of(cls, customers: IntArray, products: IntArray, scores: FloatArray, because: IntArray) -> _Rows:
+        return cls(customers.astype(np.int32), products.astype(np.int32), scores, because.astype(np.int32))
+
+    @classmethod
+    def empty(cls) -> _Rows:
+        nothing = np.zeros(0, dtype=np.int64)
+        return cls.of(nothing, nothing, np.zeros(0), nothing)
 
 
-def _model_candidates(data: Interactions, rules: PickRules) -> _Candidates:
-    """The model's top candidates per customer (more than shown, so the rules have room), with their reason."""
-    if data.matrix.nnz == 0:
-        none = TopK.empty()
-        return _Candidates(none.rows, none.items, none.scores, none.ranks, none.rows)
-    model = make_model(rules.model, data.matrix.shape[1]).fit(data.matrix)
-    popular = model if isinstance(model, Popular) else None  # short lists are filled by locale below
-    found = top_k(model, data.matrix, rules.per_customer * 4, popular)
-    reason = because_of(model, data.matrix, found.rows, found.items)
-    return _Candidates(found.rows, found.items, found.scores, found.ranks, reason)
+@dataclass(frozen=True)
+class _Picked:
+    """One block's picks by position: customer, rank, product, score, reason code (``REASONS``), reason product."""
+
+    customers: IntArray
+    ranks: IntArray
+    products: IntArray
+    scores: FloatArray
+    reasons: npt.NDArray[np.int8]
+    because: IntArray
 
 
-def _popular_fill(data: Interactions, customers: pd.DataFrame, rules: PickRules) -> pd.DataFrame:
-    """Popular products among customers of the same locale (the shop's overall where a locale has no history)."""
+@dataclass(frozen=True)
+class _Shop:
+    """What the rules need, by position: customers (clean, in id order) and products (the matrix's, then due ones).
+
+    ``fill_*``: the popular fill (``with_popular_fill``), one list per locale plus the shop's overall list last,
+    each already in the order it is shown (``fill_list`` says which a customer gets, ``short`` who gets it).
+    """
+
+    customer_ids: npt.NDArray[np.object_]
+    product_ids: npt.NDArray[np.object_]
+    customer_of_user: IntArray  # per matrix row: the clean customer's position, -1 if not a clean customer
+    user_of_customer: IntArray  # per customer: the matrix row, -1 without interactions
+    matrix: sp.csr_matrix
+    due_start: IntArray  # per customer: where its due products start in due_products (and the next's end)
+    due_products: IntArray
+    in_stock: npt.NDArray[np.bool_]  # per product
+    category: IntArray  # per product; a missing category is a category of its own
+    group: IntArray  # per product: its exclusive group, -1 none
+    liked: npt.NDArray[np.bool_]  # customers x exclusive groups with interest
+    locale: IntArray  # per customer
+    locales: int
+    english: int  # the locale of interactions without one
+    short: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per customer
+    fill_list: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per customer
+    fill_products: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # lists x depth
+    fill_scores: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @classmethod
+    def build(
+        cls,
+        data: Interactions,
+        products: pd.DataFrame,
+        customers: pd.DataFrame,
+        interests: pd.DataFrame,
+        replenishment: pd.DataFrame,
+        rules: PickRules,
+    ) -> _Shop:
+        people = customers.drop_duplicates("customer_id").sort_values("customer_id", kind="stable")
+        customer_ids = people["customer_id"].to_numpy(dtype=object)
+        customer_index = pd.Index(customer_ids)
+        customer_of_user = customer_index.get_indexer(np.asarray(data.users, dtype=object)).astype(np.int64)
+        user_of_customer = np.full(customer_ids.size, -1, dtype=np.int64)
+        is_customer = customer_of_user >= 0
+        user_of_customer[customer_of_user[is_customer]] = np.flatnonzero(is_customer)
+
+        due = replenishment.loc[replenishment["days_until_due"] <= rules.due_within_days]
+        due_customer = customer_index.get_indexer(due["customer_id"].to_numpy(dtype=object))
+        due_product = due["product_id"].to_numpy(dtype=object)[due_customer >= 0]
+        due_customer = due_customer[due_customer >= 0]
+        items = np.asarray(data.items, dtype=object)
+        extra = pd.Index(due_product).unique().difference(pd.Index(items), sort=False)
+        product_ids = np.concatenate([items, np.asarray(extra, dtype=object)])
+        product_index = pd.Index(product_ids)
+        order = np.argsort(due_customer, kind="stable")
+        due_start = np.r_[0, np.cumsum(np.bincount(due_customer, minlength=customer_ids.size))].astype(np.int64)
+
+        catalog = products.set_index("product_id")
+        in_stock = catalog["in_stock"].reindex(product_index).fillna(False).astype(bool).to_numpy()
+        category_codes, categories = pd.factorize(catalog["category"].reindex(product_index))
+        category = np.where(category_codes >= 0, category_codes, categories.size).astype(np.int64)
+        groups = list(dict.fromkeys(rules.exclusive_groups)) if not interests.empty else []
+        group = np.append(_groups_of(categories, groups), -1)[category]
+
+        liked = np.zeros((customer_ids.size, len(groups)), dtype=bool)
+        if groups:
+            likes = interests.loc[interests["affinity"] > 0, ["customer_id", "category"]]
+            codes, named = pd.factorize(likes["category"])
+            liked_group = np.append(_groups_of(named, groups), -1)[codes]
+            who = customer_index.get_indexer(likes["customer_id"].to_numpy(dtype=object))
+            kept = (liked_group >= 0) & (who >= 0)
+            liked[who[kept], liked_group[kept]] = True
+
+        locale = people["locale"].astype("string").fillna("en").to_numpy(dtype=object)
+        locale_codes, locales = pd.factorize(np.append(locale, "en"))
+        return cls(
+            customer_ids=customer_ids,
+            product_ids=product_ids,
+            customer_of_user=customer_of_user,
+            user_of_customer=user_of_customer,
+            matrix=data.matrix,
+            due_start=due_start,
+            due_products=product_index.get_indexer(due_product[order]).astype(np.int64),
+            in_stock=in_stock,
+            category=category,
+            group=group,
+            liked=liked,
+            locale=locale_codes[:-1].astype(np.int64),
+            locales=int(locales.size),
+            english=int(locale_codes[-1]),
+        )
+
+    def with_popular_fill(self, short: npt.NDArray[np.bool_], rules: PickRules) -> _Shop:
+        """The shop with its popular fill for the ``short`` customers (too few due and model candidates).
+
+        A locale's popularity sums the interactions of its short customers; everyone else's count as ``en``
+        (as the fill always did).
+        """
+        user_locale = np.full(self.customer_of_user.size, self.english, dtype=np.int64)
+        customer = self.customer_of_user
+        counted = customer >= 0
+        counted[counted] = short[customer[counted]]
+        user_locale[counted] = self.locale[customer[counted]]
+        lists, scores, has_list = _popular_lists(self.matrix, user_locale, self.locales, rules)
+        fill_list = np.where(has_list[self.locale], self.locale, self.locales).astype(np.int64)
+        return replace(self, short=short, fill_list=fill_list, fill_products=lists, fill_scores=scores)
+
+    def frame(self, parts: list[_Picked]) -> pd.DataFrame:
+        """The picks with their ids, by customer and rank (``PICK_COLUMNS``)."""
+        customers = np.concatenate([np.zeros(0, dtype=np.int64), *(p.customers for p in parts)])
+        ranks = np.concatenate([np.zeros(0, dtype=np.int64), *(p.ranks for p in parts)])
+        order = np.lexsort((ranks, customers))
+        products = np.concatenate([np.zeros(0, dtype=np.int64), *(p.products for p in parts)])[order]
+        scores = np.concatenate([np.zeros(0), *(p.scores for p in parts)])[order]
+        reasons = np.concatenate([np.zeros(0, dtype=np.int8), *(p.reasons for p in parts)])[order]
+        because = np.concatenate([np.zeros(0, dtype=np.int64), *(p.because for p in parts)])[order]
+        behind = np.full(because.size, None, dtype=object)
+        behind[because >= 0] = self.product_ids[because[because >= 0]]
+        return pd.DataFrame(
+            {
+                "customer_id": self.customer_ids[customers[order]],
+                "rank": ranks[order],
+                "product_id": self.product_ids[products],
+                "score": np.round(scores, 6),
+                "reason": REASONS[reasons],
+                "reason_product_id": behind,
+            },
+            columns=list(PICK_COLUMNS),
+        )
+
+
+def _groups_of(categories: pd.Index, groups: list[str]) -> IntArray:
+    """The exclusive group of each category (``cat`` for ``cat_food``) as a position in ``groups``, -1 none."""
+    heads = [str(category).split("_")[0] for category in categories]
+    return np.array([groups.index(head) if head in groups else -1 for head in heads], dtype=np.int64)
+
+
+def _popular_lists(
+    matrix: sp.csr_matrix, user_locale: IntArray, n_locales: int, rules: PickRules
+) -> tuple[IntArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Each locale's popular products (summed weights of its customers), then the shop's overall list.
+
+    Lists of ``4 x per_customer`` products, the most popular first (ties by product id), then put in the
+    order the fill shows them: by ``-1 / (1 + popularity)`` ascending, as it always did. Returns the lists
+    (-1 past a list's end), their scores, and which locales have a list of their own.
+    """
+    depth = rules.per_customer * 4
     weights = pd.DataFrame(
         {
-            "customer_id": np.repeat(np.asarray(data.users, dtype=object), np.diff(data.matrix.indptr)),
-            "product_id": np.asarray(data.items, dtype=object)[data.matrix.indices],
-            "w": data.matrix.data,
+            "locale": user_locale[np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))],
+            "product": matrix.indices.astype(np.int64),
+            "w": matrix.data,
         }
     )
-    locale = customers.set_index("customer_id")["locale"].astype("string").fillna("en")
-    weights["locale"] = weights["customer_id"].map(locale).fillna("en")
-    per_locale = weights.groupby(["locale", "product_id"])["w"].sum().rename("popularity").reset_index()
-    overall = weights.groupby("product_id")["w"].sum().rename("popularity").reset_index()
-    depth = rules.per_customer * 4
-    top_local = per_locale.sort_values(["locale", "popularity"], ascending=[True, False], kind="stable")
-    top_local = top_local.groupby("locale").head(depth)
-    top_overall = overall.sort_values("popularity", ascending=False, kind="stable").head(depth)
-    people = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "locale": locale.to_numpy()})
-    local = people.merge(top_local, on="locale", how="inner")
-    missing = people.loc[~people["locale"].isin(set(top_local["locale"]))]
-    fallback = missing.merge(top_overall, how="cross")
-    fill = pd.concat([local, fallback], ignore_index=True)
-    if fill.empty:
-        return pd.DataFrame(columns=["customer_id", "product_id", "score", "reason", "reason_product_id"])
-    seen = weights[["customer_id", "product_id"]].assign(seen=True)
-    fill = fill.merge(seen, on=["customer_id", "product_id"], how="left")
-    fill = fill.loc[fill["seen"].isna()]
-    return pd.DataFrame(
-        {
-            "customer_id": fill["customer_id"].to_numpy(),
-            "product_id": fill["product_id"].to_numpy(),
-            "score": -1.0 / (1.0 + fill["popularity"].to_numpy(dtype=float)),  # below every model score
-            "reason": POPULAR,
-            "reason_product_id": None,
-        }
-    ).sort_values(["customer_id", "score"], ascending=[True, True], kind="stable")
+    per_locale = weights.groupby(["locale", "product"])["w"].sum()
+    overall = weights.groupby("product")["w"].sum()
+    lists = np.full((n_locales + 1, depth), -1, dtype=np.int64)
+    scores = np.zeros((n_locales + 1, depth))
+    has_list = np.zeros(n_locales, dtype=bool)
+    locales = per_locale.index.get_level_values("locale").to_numpy()
+    in_locale = [(int(code), per_locale.loc[locales == code]) for code in np.unique(locales)]
+    for code, popularity in [*in_locale, (n_locales, overall)]:
+        product = np.asarray(popularity.index.get_level_values("product"), dtype=np.int64)
+        weight = popularity.to_numpy()
+        best = np.lexsort((product, -weight))[:depth]  # most popular first, ties by product
+        score = -1.0 / (1.0 + weight[best].astype(np.float64))  # below every model score
+        shown = np.argsort(score, kind="stable")
+        lists[code, : best.size] = product[best][shown]
+        scores[code, : best.size] = score[shown]
+        if code < n_locales:
+            has_list[code] = True
+    return lists, scores, has_list
 
 
-def _respect_exclusive_groups(ranked: pd.DataFrame, interests: pd.DataFrame, groups: tuple[str, ...]) -> pd.DataFrame:
-    """Drop products of an exclusive group the customer shows no interest in while they have another's."""
-    if not groups or interests.empty:
-        return ranked
-    liked = interests.loc[interests["affinity"] > 0, ["customer_id", "category"]]
-    liked = liked.assign(group=_group(liked["category"], groups)).dropna(subset=["group"])
-    liked = liked[["customer_id", "group"]].drop_duplicates()
-    marked = ranked.assign(group=_group(ranked["category"], groups).to_numpy())
-    marked = marked.merge(liked.assign(likes=True), on=["customer_id", "group"], how="left")
-    has_any = marked["customer_id"].isin(liked["customer_id"]).to_numpy()
-    blocked = marked["group"].notna().to_numpy() & has_any & marked["likes"].isna().to_numpy()
-    return marked.loc[~blocked].drop(columns=["group", "likes"])
+def _pick_block(shop: _Shop, who: IntArray, model: _Rows, rules: PickRules) -> _Picked:
+    """The picks of a block of customers (positions, ascending) from the model's rows for them and the rules."""
+    # due products first, in the replenishment's order
+    due_counts = shop.due_start[who + 1] - shop.due_start[who]
+    due_at = np.repeat(shop.due_start[who], due_counts) + _offsets(due_counts)
+    due_products = shop.due_products[due_at]
+    # the locale's popular products for those the model and the due list found few for
+    short = who[shop.short[who]]
+    lists = shop.fill_list[short]
+    fill_products = shop.fill_products[lists].ravel()
+    fill_scores = shop.fill_scores[lists].ravel()
+    fill_customers = np.repeat(short, shop.fill_products.shape[1])
+    listed = fill_products >= 0
+    fill_products, fill_scores, fill_customers = fill_products[listed], fill_scores[listed], fill_customers[listed]
+    users = shop.user_of_customer[fill_customers]
+    has_history = users >= 0
+    seen = np.zeros(fill_products.size, dtype=bool)
+    if has_history.any():
+        sampled = shop.matrix[users[has_history], fill_products[has_history]]
+        seen[has_history] = np.asarray(sampled).ravel() != 0
+    fill = _Rows.of(fill_customers[~seen], fill_products[~seen], fill_scores[~seen], np.full(int((~seen).sum()), -1))
+
+    customers = np.concatenate([np.repeat(who, due_counts), model.customers, fill.customers]).astype(np.int64)
+    products = np.concatenate([due_products, model.products, fill.products]).astype(np.int64)
+    scores = np.concatenate([np.full(due_products.size, np.nan), model.scores, fill.scores])
+    because = np.concatenate([due_products, model.because, fill.because]).astype(np.int64)
+    reasons = np.concatenate(
+        [
+            np.full(due_products.size, DUE, dtype=np.int8),
+            np.full(model.products.size, MODEL, dtype=np.int8),
+            np.full(fill.products.size, FILL, dtype=np.int8),
+        ]
+    )
+    # each customer's rows in order: due, the model's by rank, the fill's
+    keep = np.argsort(customers, kind="stable")
+    keep = keep[shop.in_stock[products[keep]]]
+    group = shop.group[products[keep]]
+    if shop.liked.shape[1]:  # an exclusive group's products only for those who like it or none of the groups
+        liking = shop.liked[customers[keep]]
+        blocked = (group >= 0) & liking.any(axis=1) & ~liking[np.arange(keep.size), np.maximum(group, 0)]
+        keep = keep[~blocked]
+    pair = customers[keep] * np.int64(shop.product_ids.size) + products[keep]
+    keep = keep[np.sort(np.unique(pair, return_index=True)[1])]  # a product once, where it came first
+    n_categories = int(shop.category.max(initial=0)) + 1
+    keep = keep[_cumcount(customers[keep] * n_categories + shop.category[products[keep]]) < rules.per_category]
+    rank = _cumcount(customers[keep]) + 1
+    keep, rank = keep[rank <= rules.per_customer], rank[rank <= rules.per_customer]
+    return _Picked(customers[keep], rank, products[keep], scores[keep], reasons[keep], because[keep])
+
+
+def _offsets(counts: IntArray) -> IntArray:
+    """0, 1, ... within each run of ``counts``."""
+    return np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _cumcount(keys: IntArray) -> IntArray:
+    """How many earlier entries have the same key (pandas' ``groupby().cumcount()``)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if ordered.size else np.zeros(0, dtype=bool)
+    position = np.arange(ordered.size, dtype=np.int64)
+    counts = np.empty(ordered.size, dtype=np.int64)
+    counts[order] = position - np.maximum.accumulate(np.where(starts, position, 0))
+    return counts
 
 
 @task(cache_policy=NO_CACHE)
@@ -244,10 +480,14 @@ def recommend_products(paths: RunPaths, as_of: date, settings: Settings) -> int:
     progress.advance("recommend")
     orders = read_table(paths, Table.ORDERS, ["order_id", "customer_id", "created_at", "status"], arrow_strings=True)
     items = read_table(paths, Table.ORDER_ITEMS, ["order_id", "product_id"], arrow_strings=True)
-    events = read_table(paths, Table.EVENTS, arrow_strings=True)
+    present = pq.read_schema(paths.table(Table.EVENTS)).names  # rating is optional; review texts are not read
+    events = read_table(paths, Table.EVENTS, [c for c in EVENT_COLUMNS if c in present], arrow_strings=True)
     interactions = shop_interactions(orders, items, events, as_of, settings.interest_half_life_days)
-    picks = pick_products(
-        interactions,
+    del orders, items, events  # the tables are the biggest things here: only the matrix goes on
+    data = Interactions.from_frame(interactions, "customer_id", "product_id", "weight")
+    del interactions
+    picks = pick_for(
+        data,
         read_table(paths, Table.PRODUCTS, ["product_id", "category", "in_stock"]),
         read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"]),
         pd.read_parquet(detail_file(paths.profile, "interests")),
