@@ -64,11 +64,16 @@ def write_snapshot(snapshot: ValidatedSnapshot, paths: RunPaths) -> None:
     """Write clean tables as Parquet, the quarantine and the emptied cells as CSV under the run folder (an absent
     optional table: no file)."""
     for table in (t for t in LOAD_ORDER if t in snapshot.frames):
-        path = paths.table(table)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.frames[table].to_parquet(path, index=False)
+        write_table(paths, table, snapshot.frames[table])
     snapshot.quarantine.to_csv(paths.quarantine, index=False)
     snapshot.nulled.to_csv(paths.nulled, index=False)
+
+
+def write_table(paths: RunPaths, table: Table, clean: pd.DataFrame) -> None:
+    """Write one clean table of the run as Parquet."""
+    path = paths.table(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean.to_parquet(path, index=False)
 
 
 def read_table(
@@ -101,6 +106,7 @@ def load_snapshot(source: str, as_of: date, paths: RunPaths, settings: Settings)
     progress.advance("load and validate")
     raw = load_raw(source, lambda: s3_client(settings))
     paths.reset()
-    snapshot = validate_snapshot(raw, as_of)
-    write_snapshot(snapshot, paths)
+    # each clean table is written as it is validated, then let go with its raw table: one table in memory at a time
+    snapshot = validate_snapshot(raw, as_of, keep=lambda table, clean: write_table(paths, table, clean))
+    write_snapshot(snapshot, paths)  # the quarantine and the emptied cells
     return summarise(snapshot)

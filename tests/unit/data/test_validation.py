@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from tasks.data.contract import ContractError
-from tasks.data.snapshot import summarise, write_snapshot
+from tasks.data.snapshot import load_snapshot, summarise, write_snapshot
 from tasks.data.sources import check_source, load_raw
 from tasks.data.validation import validate_snapshot
 from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths
+from tasks.kernel.settings import Settings
 from tests.shops import add_rows, tiny_shop, write_shop
 
 AS_OF = date(2024, 6, 1)
@@ -128,6 +129,32 @@ def test_every_input_row_is_accounted_for(tmp_path: Path) -> None:
     assert snapshot.counts[Table.CUSTOMERS].future == 1
     assert snapshot.counts[Table.EVENTS].quarantined == 1  # the teleport; the review's rating 9 is emptied
     assert len(snapshot.quarantine) == sum(c.quarantined for c in snapshot.counts.values())
+
+
+def test_the_run_writes_each_table_as_it_is_validated_with_the_same_rows_and_quarantine(tmp_path: Path) -> None:
+    frames = add_rows(
+        tiny_shop(),
+        Table.CUSTOMERS,
+        [{**BASE, "customer_id": "C7", "email": "nope"}, {**BASE, "customer_id": "C8", "created_at": "never"}],
+    )
+    frames = add_rows(
+        frames, Table.ORDERS, [{**frames[Table.ORDERS].iloc[0].to_dict(), "order_id": "O9", "customer_id": "C404"}]
+    )
+    shop = str(write_shop(frames, tmp_path / "shop"))
+    whole = validate_snapshot(load_raw(shop), AS_OF)
+    paths = RunPaths.for_day(tmp_path / "out", AS_OF)
+
+    summary = load_snapshot.fn(shop, AS_OF, paths, Settings(output_dir=tmp_path / "out"))
+
+    assert summary == summarise(whole)
+    assert summary.quarantined == 2 and summary.nulled == 1
+    at_once = RunPaths.for_day(tmp_path / "at_once", AS_OF)
+    write_snapshot(whole, at_once)
+    for table in whole.frames:
+        written, expected = (pd.read_parquet(p.table(table)) for p in (paths, at_once))
+        pd.testing.assert_frame_equal(written, expected, obj=table.value)
+    assert paths.quarantine.read_text() == at_once.quarantine.read_text()
+    assert paths.nulled.read_text() == at_once.nulled.read_text()
 
 
 def test_phones_are_normalised_to_e164_in_the_customers_country(tmp_path: Path) -> None:
@@ -284,6 +311,35 @@ def test_many_contacts_are_checked_on_every_core_with_the_same_result(monkeypatc
 
     pd.testing.assert_series_equal(serial, parallel)
     assert parallel.isna().sum() == 2
+
+
+def test_times_read_by_the_fast_path_are_the_instants_pandas_reads_and_impossible_days_stay_unparseable() -> None:
+    from tasks.data.validation import utc_times
+
+    cells = [
+        "2025-11-21T00:02:36Z",  # the usual form: Arrow reads it
+        "2024-02-29T10:00:00Z",  # a leap day
+        "2025-02-29T10:00:00Z",  # no such day: strptime would roll it over to 1 March
+        "2025-02-30T10:00:00Z",
+        "2025-04-31T23:59:59Z",
+        "2025-11-21T24:00:00Z",
+        "2025-13-01T00:00:00Z",
+        "2025-11-21T10:00:60Z",
+        "2025-11-21T10:00:00+03:00",  # other forms go through pandas
+        "2025-11-21 10:00:00",
+        "2025-11-21T10:00:00.250Z",
+        "2025-11-21",
+        "1969-12-31T23:59:59Z",
+        "2262-04-12T00:00:00Z",  # past what nanoseconds hold
+        "yesterday",
+        "",
+    ]
+    text = pd.Series(cells, dtype=pd.StringDtype("pyarrow"))
+
+    expected = pd.to_datetime(text.where(text != ""), utc=True, format="ISO8601", errors="coerce")
+
+    pd.testing.assert_series_equal(utc_times(text), expected)
+    assert utc_times(text)[2:8].isna().all()  # no impossible day or time is read as a neighbouring one
 
 
 @pytest.mark.parametrize(
