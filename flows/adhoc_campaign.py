@@ -42,6 +42,7 @@ from tasks.kernel.settings import Settings
 from tasks.profile.features import profile_customers
 from tasks.recommend.picks import recommend_products
 from tasks.report.run_report import start_send_progress
+from tasks.state.preference_snapshot import merge_preferences
 
 # Seconds between two looks at whether someone answered the approval form.
 APPROVAL_POLL_SECONDS = 10
@@ -128,6 +129,7 @@ def adhoc_campaign(request: AdhocRequest, send_waves_as_runs: bool = False) -> A
     with private_files(), paths.exclusive(on_wait=waiting), run_folder(paths, settings) as folder:
         # 1. The day's data and profile, built as the daily run builds them, in the campaign's own folder.
         load_snapshot(request.data or settings.data, as_of, paths, settings)
+        merge_preferences(paths, as_of, settings)  # the customers' facts and choices (channels, topics, pause)
         profile_customers(paths, as_of, settings)
         if campaign.products == "picks":
             recommend_products(paths, as_of, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.alerts import emit_run_events
@@ -22,9 +22,10 @@ from tasks.plan.replay import ReplayFilter
 from tasks.profile.features import profile_customers
 from tasks.profile.kpis import report_kpis
 from tasks.recommend.picks import recommend_products
-from tasks.render.compose import render_messages
+from tasks.render.workers import render_plan
 from tasks.report.calls import report_calls
 from tasks.report.run_report import RunSummary, build_summary, ledger_report, report_run, start_send_progress
+from tasks.state.preference_snapshot import merge_preferences
 from tasks.state.survey_snapshot import snapshot_answers
 
 
@@ -72,6 +73,8 @@ def daily_run(
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
         # 2b. Survey answers up to the day, as data: detractors become incidents, promoters are thanked.
         snapshot_answers(paths, as_of, settings)
+        # 2c. Customers' preferences: their profile facts fill the shop's gaps, their choices go to the planner.
+        merge_preferences(paths, as_of, settings)
         folder.push()
         # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
         segments = profile_customers(paths, as_of, settings)
@@ -86,8 +89,8 @@ def daily_run(
         pull_adhoc_plans(settings, as_of)
         plan = plan_day(paths, as_of, settings, now or sending_moment(), only)
         folder.push()
-        # 7a. Render every message before sending any: a template error stops the run here.
-        rendered = render_messages.map(unmapped(paths), plan.shards, unmapped(as_of), unmapped(settings)).result()
+        # 7a. Render every message before sending any, shards in worker processes: a template error stops the run here.
+        rendered = render_plan(paths, plan.shards, as_of, settings)
         folder.push()
         # 7b. Send shard by shard through the ledger (skipped in a dry run).
         delivery: Counter[str] = Counter()

@@ -5,7 +5,8 @@ Deployed by ``infra/loyalty.yaml`` with a function URL. Nothing is built at impo
 invocation reads ``Settings()`` from the environment and, when ``LOYALTY_SIGNING_SECRET`` is unset,
 the signing secret from Secrets Manager (``LOYALTY_SIGNING_SECRET_ARN``). Suppressions go to the
 backend the settings choose (``LOYALTY_STATE_BACKEND=dynamodb`` on Lambda: there is no state folder), and so
-do survey answers (``SURVEY#<customer>`` items on the same table).
+do survey answers and preference records (``SURVEY#<customer>``, ``PREFERENCES#<customer>`` items on the same
+table).
 """
 
 from __future__ import annotations

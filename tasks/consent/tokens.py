@@ -1,4 +1,7 @@
-"""Signed tokens: one-click unsubscribe links, survey answer links and personal coupon codes.
+"""Signed tokens: one-click unsubscribe links, survey answer links, preferences links and personal coupon codes.
+
+A preferences link (``preferences_url``: the footer's "Mailing settings") carries the customer id and the
+channel of the message, signed together under the preferences key; its language field is not signed.
 
 A survey link (``survey_url``) carries the customer id, the order id and one score (0-10), signed
 together under the survey key: a link for 3 cannot be made a 10, another customer's or another
@@ -74,16 +77,19 @@ class Purpose(StrEnum):
     REORDER = "reorder"
     ADDRESS_HASH = "address-hash"
     SURVEY = "survey"
+    PREFERENCES = "preferences"
 
 
 @dataclass(frozen=True)
 class MessageKeys:
-    """The keys a message is made with, one per purpose: its unsubscribe link, coupon code, reorder and survey links."""
+    """The keys a message is made with, one per purpose: its unsubscribe link, coupon code, reorder, survey and
+    preferences links."""
 
     unsubscribe: bytes
     coupon: bytes
     reorder: bytes
     survey: bytes
+    preferences: bytes
 
     @classmethod
     def for_settings(cls, settings: Settings) -> MessageKeys:
@@ -98,6 +104,7 @@ class MessageKeys:
             coupon=derive_key(secret, Purpose.COUPON),
             reorder=derive_key(secret, Purpose.REORDER),
             survey=derive_key(secret, Purpose.SURVEY),
+            preferences=derive_key(secret, Purpose.PREFERENCES),
         )
 
 
@@ -348,3 +355,62 @@ def parse_survey(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> Su
     locale = fields.get(LOCALE_FIELD)
     locale = locale if locale is not None and _TOPIC.fullmatch(locale) else None
     return SurveyLink(customer_id=customer_id, order_id=order_id, score=int(score), locale=locale)
+
+
+# --- preferences links --------------------------------------------------------------------------------------------
+
+
+class PreferencesLink(BaseModel, frozen=True):
+    """A verified preferences link: whose page, from a message on which channel, in which language."""
+
+    customer_id: str
+    channel: Channel
+    locale: str | None = None
+
+
+def _preferences_parts(customer_id: str, channel: str) -> tuple[str, ...]:
+    return (Purpose.PREFERENCES.value, customer_id, channel)
+
+
+def preferences_url(key: bytes, base_url: str, customer_id: str, channel: str, locale: str | None = None) -> str:
+    """Return the link to a customer's preferences page (the footer's "Mailing settings").
+
+    The signature covers the customer and the channel, so no link can be turned into another customer's page;
+    the locale only picks the page's language and is not signed.
+    """
+    if not _CUSTOMER_ID.fullmatch(customer_id):
+        raise ValueError("a customer id in a preferences link must be 1-256 characters, no control characters")
+    Channel(channel)
+    fields = {
+        CUSTOMER_FIELD: customer_id,
+        CHANNEL_FIELD: channel,
+        TOKEN_FIELD: sign(key, *_preferences_parts(customer_id, channel)),
+    }
+    if locale is not None and _TOPIC.fullmatch(locale):
+        fields[LOCALE_FIELD] = locale
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}{urlencode(fields)}"
+
+
+def parse_preferences(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> PreferencesLink:
+    """Verify the fields of a preferences link (query string or the page's hidden fields) and return them.
+
+    Raises:
+        InvalidToken: a field is missing or malformed, or the signature does not match them.
+    """
+    customer_id = fields.get(CUSTOMER_FIELD, "")
+    channel = fields.get(CHANNEL_FIELD, "")
+    token = fields.get(TOKEN_FIELD, "")
+    if not _CUSTOMER_ID.fullmatch(customer_id):
+        raise InvalidToken("malformed preferences link: bad customer id")
+    if channel not in {c.value for c in Channel}:
+        raise InvalidToken("malformed preferences link: unknown channel")
+    if not _SIGNATURE.fullmatch(token):
+        raise InvalidToken("malformed preferences link: bad token")
+    parts = _preferences_parts(customer_id, channel)
+    candidates = (keys,) if isinstance(keys, bytes) else tuple(keys)
+    if not any([verify(key, token, *parts) for key in candidates]):  # every key tried: no timing tell
+        raise InvalidToken("preferences link signature does not match")
+    locale = fields.get(LOCALE_FIELD)
+    locale = locale if locale is not None and _TOPIC.fullmatch(locale) else None
+    return PreferencesLink(customer_id=customer_id, channel=Channel(channel), locale=locale)

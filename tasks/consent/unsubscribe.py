@@ -21,11 +21,18 @@ Routes:
   body may be up to 32 KiB (a comment in Cyrillic, form-encoded).
   A forged or altered link (another customer, order or score) answers 400 and shows nothing of the
   link: the pages show only the score, never the order or the customer.
+* ``GET /preferences?c=..&ch=..&t=..[&l=..]`` - the customer's preferences page (the footer's "Mailing
+  settings", ``tasks/consent/preferences_page.py``): topics, channels, frequency and profile facts, filled from
+  their stored record (``tasks/state/preferences.py``), never an address or a name. It records nothing.
+* ``POST /preferences`` - the page's form (the link's signed fields as hidden inputs, so no other site can post
+  it for the customer; ``form-action 'self'``): every field checked (a bad date answers 400 with the form and a
+  message), the record stored, "Saved". The next daily run merges it. A forged or altered link answers 400 and
+  shows no form and nobody's settings.
 * ``GET /healthz`` - liveness.
 
 Topics (``Topic``). Every message's link carries ``marketing``: a marketing email's footer
 ("Unsubscribe from offers") and its ``List-Unsubscribe`` header, and an order or service
-email's footer ("Manage emails"). So a one-click POST of any link made now stops offers on the
+email's footer ("Unsubscribe", beside "Mailing settings"). So a one-click POST of any link made now stops offers on the
 channel and never order or service messages (RFC 8058: the header unsubscribes from the list the
 message came from, and that list is the marketing one; transactional email carries no header).
 The page of such a link, and of an old link without a topic, is the channel's preferences:
@@ -51,7 +58,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -59,13 +66,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tasks.consent.preferences_page import STYLE as PREFERENCES_STYLE
+from tasks.consent.preferences_page import Draft, FormError, form_html, page_language, read_form, words_for
 from tasks.consent.suppression import SuppressionList, SuppressionReason
 from tasks.consent.tokens import (
     SURVEY_SCORES,
     InvalidToken,
+    PreferencesLink,
     Purpose,
     SurveyLink,
     Unsubscribe,
+    parse_preferences,
     parse_survey,
     parse_unsubscribe,
     purpose_key,
@@ -77,12 +88,14 @@ from tasks.kernel.enums import Channel, Topic
 from tasks.kernel.paths import private_files
 from tasks.kernel.settings import Settings
 from tasks.state.backend import open_state
+from tasks.state.preferences import PreferenceStore
 from tasks.state.surveys import MAX_COMMENT_CHARS, SurveyAnswer, SurveyStore, clean_comment
 
 logger = logging.getLogger("loyalty.unsubscribe")
 
 MAX_BODY_BYTES = 4096
 MAX_SURVEY_BODY_BYTES = 32768
+MAX_PREFERENCES_FIELDS = 20
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
 
@@ -116,20 +129,61 @@ def make_app(
     suppressions: CustomerSuppressions | None = None,
     surveys: SurveyStore | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    preferences: PreferenceStore | None = None,
 ) -> Starlette:
-    """Build the unsubscribe ASGI app (and the survey pages); stores default to the settings' state backend."""
+    """Build the unsubscribe ASGI app (and the survey and preferences pages); stores default to the settings'
+    state backend."""
     # the page's buttons are signed with the current secret; links verify under every secret, old ones too
     key, keys = purpose_key(settings, Purpose.UNSUBSCRIBE), verification_keys(settings, Purpose.UNSUBSCRIBE)
     survey_key, survey_keys = purpose_key(settings, Purpose.SURVEY), verification_keys(settings, Purpose.SURVEY)
     store: CustomerSuppressions = suppressions or SuppressionList.for_settings(settings)
     shop = html.escape(settings.shop_name)
     answers: SurveyStore | None = surveys
+    chosen: PreferenceStore | None = preferences
+    preferences_keys = verification_keys(settings, Purpose.PREFERENCES)
 
     def answer_store() -> SurveyStore:
         nonlocal answers
         if answers is None:  # opened on the first answer: an unsubscribe never needs it
             answers = open_state(settings).surveys
         return answers
+
+    def preference_store() -> PreferenceStore:
+        nonlocal chosen
+        if chosen is None:  # opened on the first page: an unsubscribe never needs it
+            chosen = open_state(settings).preferences
+        return chosen
+
+    async def preferences_page(request: Request) -> Response:
+        try:
+            link = parse_preferences(preferences_keys, request.query_params)
+        except InvalidToken as exc:
+            return _preferences_rejected(exc, request.query_params.get("l"))
+        stored = await run_in_threadpool(preference_store().get, link.customer_id)
+        return _preferences_form(200, link, request.query_params["t"], Draft.from_record(stored), shop)
+
+    async def preferences_saved(request: Request) -> Response:
+        form = await _form_fields(request, max_fields=MAX_PREFERENCES_FIELDS)
+        try:
+            link = parse_preferences(preferences_keys, form)
+        except InvalidToken as exc:
+            return _preferences_rejected(exc, form.get("l"))
+        fields = {k: v for k, v in form.items() if k not in {"c", "ch", "t", "l"}}
+        stored = await run_in_threadpool(preference_store().get, link.customer_id)
+        try:
+            record = read_form(fields, link.customer_id, clock(), stored)
+        except FormError as exc:
+            logger.info("refused a preferences form of customer %s: %s", link.customer_id, exc.word)
+            return _preferences_form(400, link, form["t"], Draft.from_form(fields), shop, error=exc.word)
+        await run_in_threadpool(preference_store().record, record)
+        logger.info("saved the preferences of customer %s", link.customer_id)  # never the facts themselves
+        words, lang = words_for(link.locale), page_language(link.locale)
+        again = preferences_url_of(link, form["t"])
+        body = (
+            f"<p>{html.escape(words['saved'])}</p>"
+            f'<p><a href="{html.escape(again, quote=True)}">{html.escape(words["again"])}</a></p>'
+        )
+        return _preferences_document(200, words["saved_title"], body, lang)
 
     async def survey_page(request: Request) -> Response:
         try:
@@ -226,6 +280,8 @@ def make_app(
             Route("/unsubscribe", unsubscribe, methods=["POST"], max_body_size=MAX_BODY_BYTES),
             Route("/survey", survey_page, methods=["GET"], max_body_size=MAX_BODY_BYTES),
             Route("/survey", survey_answer, methods=["POST"], max_body_size=MAX_SURVEY_BODY_BYTES),
+            Route("/preferences", preferences_page, methods=["GET"], max_body_size=MAX_BODY_BYTES),
+            Route("/preferences", preferences_saved, methods=["POST"], max_body_size=MAX_BODY_BYTES),
             Route("/healthz", healthz, methods=["GET"], max_body_size=MAX_BODY_BYTES),
         ],
     )
@@ -378,5 +434,52 @@ def _survey_page(status: int, title: str, body: str, locale: str | None) -> HTML
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_SURVEY_STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+
+
+# --- the preferences page -----------------------------------------------------------------------------------------
+
+
+def _link_fields(link: PreferencesLink, token: str) -> dict[str, str]:
+    # the signature the link came with: the POST is verified exactly as the link was
+    fields = {"c": link.customer_id, "ch": link.channel.value, "t": token}
+    if link.locale:
+        fields["l"] = link.locale
+    return fields
+
+
+def preferences_url_of(link: PreferencesLink, token: str) -> str:
+    """The page's own link (relative), to open the form again after saving."""
+    return "?" + urlencode(_link_fields(link, token))
+
+
+def _preferences_form(
+    status: int, link: PreferencesLink, token: str, draft: Draft, shop: str, error: str | None = None
+) -> HTMLResponse:
+    words, lang = words_for(link.locale), page_language(link.locale)
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(value, quote=True)}">'
+        for name, value in _link_fields(link, token).items()
+    )
+    body = f"<p>{html.escape(words['intro']).format(shop=shop)}</p>"
+    if error is not None:
+        body = f'<p class="error" role="alert">{html.escape(words[error])}</p>' + body
+    title = words["error_title"] if error is not None else words["title"]
+    return _preferences_document(status, title, body + form_html(words, hidden, draft, lang), lang)
+
+
+def _preferences_rejected(exc: InvalidToken, locale: str | None) -> Response:
+    logger.warning("rejected a preferences request: %s", exc)
+    words = words_for(locale)  # the link's language, unsigned: only a word list is picked
+    return _preferences_document(400, words["invalid_title"], f"<p>{html.escape(words['invalid'])}</p>", locale)
+
+
+def _preferences_document(status: int, title: str, body: str, locale: str | None) -> HTMLResponse:
+    document = (
+        f'<!doctype html><html lang="{page_language(locale)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{PREFERENCES_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
     return HTMLResponse(document, status_code=status, headers=_HEADERS)

@@ -77,6 +77,7 @@ from tasks.plan.gates import RESERVE_DAYS, DeliveryRules, delivery_rules, quiet_
 from tasks.plan.history import marketing_history
 from tasks.plan.planner import (
     MESSAGE_PROFILE_COLUMNS,
+    CustomerPreferences,
     Planning,
     PlanSummary,
     Scheduler,
@@ -539,6 +540,8 @@ def build_adhoc_plan(
         history=history,
         already=already,
         schedule=requested_or_local(send_at),
+        # what customers chose on their preferences page (the run's copy, ``merge_preferences``)
+        preferences=CustomerPreferences.from_frame(data.optional("preferences") if data is not None else None),
     )
     if data is not None:
         daily = daily_campaigns({n: c for n, c in (others or {}).items() if n != campaign.name})

@@ -58,6 +58,7 @@ class ForgetSummary(BaseModel):
     articles: int
     call_records: int = 0
     survey_answers: int = 0
+    preferences: int = 0
 
     def lines(self) -> list[str]:
         """What was erased, one line each, as the CLI prints it."""
@@ -72,6 +73,7 @@ class ForgetSummary(BaseModel):
             f"articles given erased: {self.articles}",
             f"support call records erased: {self.call_records}",
             f"survey answers erased: {self.survey_answers}",
+            f"preference records erased: {self.preferences}",
         ]
 
 
@@ -94,6 +96,7 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
     coupons = state.coupons.forget_customer(customer_id)
     calls = state.calls.forget_customer(customer_id)
     answers = state.surveys.forget_customer(customer_id)
+    preferences = state.preferences.forget_customer(customer_id)
     ledger = open_ledger(settings, dynamodb_client)
     try:
         ledger_links = ledger.forget_customer(customer_id)
@@ -112,6 +115,7 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
         articles=articles,
         call_records=calls,
         survey_answers=answers,
+        preferences=preferences,
     )
 
 

@@ -78,6 +78,29 @@ class Topic(StrEnum):
     MARKETING = "marketing"  # offers and newsletters: order and service messages go on
 
 
+class MailingTopic(StrEnum):
+    """What a campaign is about, as the customer's preferences page names it (``Campaign.topic``)."""
+
+    NEWS_AND_SALES = "news_and_sales"
+    PERSONAL_PICKS = "personal_picks"
+    BIRTHDAY_HOLIDAYS = "birthday_holidays"
+    SERVICE = "service"  # order and service updates: cannot be turned off on the page
+
+
+class Frequency(StrEnum):
+    """How often a customer wants marketing (their preferences page)."""
+
+    USUAL = "usual"
+    WEEKLY = "weekly"  # at most one marketing message in any 7 days
+    PAUSED = "paused"  # no marketing until ``paused_until``
+
+
+class Pets(StrEnum):
+    CAT = "cat"
+    DOG = "dog"
+    NONE = "none"
+
+
 class Decision(StrEnum):
     SEND = "send"
     HOLDOUT = "holdout"
@@ -102,6 +125,9 @@ class SkipReason(StrEnum):
     RESERVED = "reserved"  # the budget's room is kept for a higher-priority step already scheduled (``yields_to``)
     COUPON_EXPIRED = "coupon_expired"  # the step's coupon, fixed by its occasion, would be expired on the send day
     HELD_BACK = "held_back"  # a filtered replay (``loyalty backfill --campaign/--channel``) left it for its own replay
+    PREFERENCE_TOPIC = "preference_topic"  # the customer turned the campaign's topic off (their preferences page)
+    PREFERENCE_CHANNEL = "preference_channel"  # the customer turned marketing on the channel off
+    PREFERENCE_PAUSE = "preference_pause"  # the customer paused marketing for a month
 
 
 class SendStatus(StrEnum):

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
     )
     shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
+    render_processes: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Processes rendering the plan's shards at once (one shard per task run); default: the CPUs this "
+        "process may use. 1 renders in the flow's own process.",
+    )
     dry_run: bool = Field(False, description="Render and record everything but send nothing.")
     unsubscribe_base_url: str = Field(
         "https://shop.example.com/unsubscribe", description="HTTPS one-click unsubscribe endpoint."
@@ -173,6 +180,10 @@ class Settings(BaseSettings):
     survey_base_url: str = Field(
         "https://shop.example.com/survey",
         description="HTTPS address of the survey pages (the unsubscribe endpoint's app serves them at /survey).",
+    )
+    preferences_base_url: str = Field(
+        "https://shop.example.com/preferences",
+        description="HTTPS address of the preferences page (the unsubscribe endpoint's app serves it at /preferences).",
     )
     survey_is_service: bool = Field(
         False,

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tasks.kernel.enums import Channel, MessageKind, OrderStatus
+from tasks.kernel.enums import Channel, MailingTopic, MessageKind, OrderStatus
 from tasks.kernel.errors import CatalogError
 
 CampaignName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
@@ -279,7 +279,26 @@ class Campaign(_Frozen):
         description="The message asks for a 0-10 score about the order: it carries eleven signed answer links "
         "(``survey_urls``), and LOYALTY_SURVEY_IS_SERVICE may make it a service message.",
     )
+    topic: MailingTopic | None = Field(
+        None,
+        description="What the campaign is about on the customer's preferences page, where a topic can be turned off. "
+        "Default from the trigger: birthday and holiday greetings are birthday_holidays; cart, back-in-stock and "
+        "replenishment reminders personal_picks; other marketing news_and_sales. Transactional is always service.",
+    )
     enabled: bool = True
+
+    @property
+    def mailing_topic(self) -> MailingTopic:
+        """The topic the preference gate checks: order and service messages are ``service`` (never turned off)."""
+        if self.kind is MessageKind.TRANSACTIONAL:
+            return MailingTopic.SERVICE
+        if self.topic is not None:
+            return self.topic
+        if isinstance(self.trigger, BirthdayTrigger | HolidayTrigger):
+            return MailingTopic.BIRTHDAY_HOLIDAYS
+        if isinstance(self.trigger, CartTrigger | BackInStockTrigger | ReplenishmentTrigger):
+            return MailingTopic.PERSONAL_PICKS
+        return MailingTopic.NEWS_AND_SALES
 
     @model_validator(mode="after")
     def _steps(self) -> Campaign:
@@ -288,6 +307,8 @@ class Campaign(_Frozen):
             raise ValueError("steps: step numbers must be unique")
         if [s.offset_days for s in self.steps] != sorted(s.offset_days for s in self.steps):
             raise ValueError("steps: offsets must not decrease from one step to the next")
+        if self.kind is MessageKind.MARKETING and self.topic is MailingTopic.SERVICE:
+            raise ValueError("topic: a marketing campaign cannot be 'service' (customers cannot turn service off)")
         if self.kind is MessageKind.TRANSACTIONAL and self.holdout_share:
             raise ValueError("a transactional campaign has no holdout (nobody is held out of a service message)")
         if self.kind is MessageKind.TRANSACTIONAL and any(s.offer for s in self.steps):

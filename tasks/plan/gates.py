@@ -7,7 +7,7 @@ and a backfill of a day decides what the day decided.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import cast
 
@@ -132,7 +132,11 @@ class Budgeted:
 
 
 def allocate_budget(
-    messages: pd.DataFrame, taken: pd.DataFrame, scheduled: pd.DataFrame, rules: DeliveryRules
+    messages: pd.DataFrame,
+    taken: pd.DataFrame,
+    scheduled: pd.DataFrame,
+    rules: DeliveryRules,
+    weekly: frozenset[str] = frozenset(),
 ) -> Budgeted:
     """Decide which of today's marketing messages fit the frequency budget, counted on the days they go out.
 
@@ -146,6 +150,7 @@ def allocate_budget(
     keeps at most ``marketing_per_day`` and every 7-day window holding it at most ``marketing_per_week``.
     A scheduled step books its own day; a message of today that would fit without the bookings of
     higher-priority scheduled steps yields to them (``yields_to``), else it is over the budget.
+    ``weekly``: customers who asked for at most one marketing message in any 7 days (their preferences page).
     """
     n = len(messages)
     over = np.zeros(n, dtype=bool)
@@ -169,8 +174,13 @@ def allocate_budget(
     customers = order["customer_id"].astype(str).to_numpy()
     starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]])
     rows, days, priorities = order["_row"].to_numpy(), order["_day"].to_numpy(), order["priority"].to_numpy()
+    # most customers get one message today with nothing else on their days: it fits exactly when one message fits
+    alone_fits = rules.marketing_per_day >= 1 and rules.marketing_per_week >= 1
     for lo, hi in zip(starts, [*starts[1:], len(order)], strict=True):
         customer = customers[lo]
+        if hi - lo == 1 and customer not in taken_by and customer not in ahead_by:
+            over[rows[lo]] = not alone_fits
+            continue
         lowest = int(priorities[lo:hi].min())
         # (priority, today first, position, day, campaign); scheduled steps only matter above today's lowest
         items = [(-int(priorities[i]), 0, i, int(days[i]), "") for i in range(lo, hi)]
@@ -179,15 +189,16 @@ def allocate_budget(
         for day in taken_by.get(customer, ()):
             counts[day] = counts.get(day, 0) + 1
         booked: list[tuple[int, str]] = []
+        limits = replace(rules, marketing_per_week=min(1, rules.marketing_per_week)) if customer in weekly else rules
         for _, later, i, day, name in sorted(items):
-            if _fits(counts, day, rules):
+            if _fits(counts, day, limits):
                 counts[day] = counts.get(day, 0) + 1
                 if later:
                     booked.append((day, name))
                 continue
             if later:
                 continue
-            blocker = next((c for d, c in booked if _fits(_without(counts, d), day, rules)), None)
+            blocker = next((c for d, c in booked if _fits(_without(counts, d), day, limits)), None)
             if blocker is not None:
                 yields_to[rows[i]] = blocker
             else:

@@ -18,6 +18,11 @@ stops a row gives its reason:
    never messaged; nothing overrides it (``suppressed``). Per topic (``Suppressed``):
    an unsubscribe from offers stops marketing only; a bounce, complaint, SMS STOP or
    "stop everything" (``Topic.ALL``) stops order and service messages too;
+3b. preferences - what the customer chose on their preferences page (``tasks/state/preferences.py``):
+   a topic turned off stops that topic's marketing (``preference_topic``), a channel turned off stops
+   marketing on it (``preference_channel``), a pause stops marketing until its day (``preference_pause``);
+   order and service messages go on. "At most weekly" is the budget's (gate 8) per-customer cap of one
+   marketing message in any 7 days;
 4. quiet hours - the job's send time: the daily run's is the campaign's hour in the customer's
    zone, moved to the end of quiet hours; if that is tomorrow the row is ``deferred``
    (``quiet_hours``) and comes back in tomorrow's plan, never dropped. Ad-hoc campaigns move a
@@ -57,7 +62,7 @@ from tasks.consent.tokens import Purpose, purpose_key
 from tasks.data.snapshot import read_table
 from tasks.kernel import progress
 from tasks.kernel.aws import dynamodb_client
-from tasks.kernel.enums import Channel, Decision, MessageKind, SendStatus, SkipReason, Table, Topic
+from tasks.kernel.enums import Channel, Decision, Frequency, MessageKind, SendStatus, SkipReason, Table, Topic
 from tasks.kernel.paths import RunPaths, detail_file
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
@@ -94,6 +99,7 @@ from tasks.profile.segments import CompiledSegment
 from tasks.profile.unhappy import SURVEY_ANSWERS_FILE
 from tasks.state.backend import open_state
 from tasks.state.calls import closed_incidents
+from tasks.state.preferences import PREFERENCES_FILE
 
 # Columns of a send shard: the plan row joined with what composing a message needs (customer, profile).
 SHARD_COLUMNS = (
@@ -178,7 +184,7 @@ def due_steps(campaign: Campaign, data: ShopData, first_due: date, last_due: dat
     first, last = campaign.offsets
     found = occurrences(campaign.trigger, data, first_due - timedelta(days=last), last_due - timedelta(days=first))
     profile = data["profile"]
-    known = found["customer_id"].astype(str).isin(set(profile["customer_id"].astype(str)))
+    known = found["customer_id"].astype(str).isin(profile["customer_id"].astype(str))  # a hash join, not a set
     found = found.loc[known.to_numpy()]
     if campaign.audience:
         found = found.loc[found["customer_id"].astype(str).map(audience_members(campaign.audience, profile)).to_numpy()]
@@ -238,6 +244,43 @@ class Suppressed:
     hash_keys: tuple[bytes, ...] = ()
 
 
+@dataclass(frozen=True)
+class CustomerPreferences:
+    """What customers chose on their preferences page, as the preference gate and the budget read it.
+
+    ``topics_off`` and ``channels_off`` hold ``<customer>\x1f<topic or channel>``; ``weekly``: the customers
+    who want at most one marketing message in any 7 days; ``paused_until``: customer -> ISO day marketing resumes.
+    """
+
+    topics_off: frozenset[str] = frozenset()
+    channels_off: frozenset[str] = frozenset()
+    weekly: frozenset[str] = frozenset()
+    paused_until: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame | None) -> CustomerPreferences:
+        """From the run's copy of the records (``tasks/state/preference_snapshot.py``); None: nobody chose."""
+        if frame is None or frame.empty:
+            return cls()
+        ids = frame["customer_id"].astype(str)
+
+        def pairs(column: str) -> frozenset[str]:
+            return frozenset(
+                f"{c}\x1f{v}"
+                for c, text in zip(ids, frame[column].fillna(""), strict=True)
+                for v in str(text).split(",")
+                if v
+            )
+
+        paused = frame["frequency"] == Frequency.PAUSED.value
+        return cls(
+            topics_off=pairs("topics_off"),
+            channels_off=pairs("channels_off"),
+            weekly=frozenset(ids[(frame["frequency"] == Frequency.WEEKLY.value).to_numpy()]),
+            paused_until=dict(zip(ids[paused.to_numpy()], frame.loc[paused, "paused_until"].astype(str), strict=True)),
+        )
+
+
 # A marketing step due on a coming day that passed the gates it can pass today: it keeps its room in the budget.
 SCHEDULED_COLUMNS = ("customer_id", "campaign", "priority", "day")
 
@@ -265,6 +308,7 @@ class Planning:
     key: bytes = b""
     schedule: Scheduler = at_local_hour
     pauses: CampaignPauses = NO_PAUSES
+    preferences: CustomerPreferences = field(default_factory=CustomerPreferences)
 
 
 def message_rows(campaign: Campaign, candidates: pd.DataFrame) -> pd.DataFrame:
@@ -342,16 +386,46 @@ def _suppressed(
 ) -> npt.NDArray[np.bool_]:
     """Rows whose address (any of its hashes: keyed with ``keys``, or bare) or customer is in ``suppressed``."""
     hit = np.zeros(len(rows), dtype=bool)
-    addresses = _address(rows).fillna("")
-    forms = [addresses.map(bare_address_hash), *(addresses.map(lambda a, k=k: address_hash(a, k)) for k in keys)]
     for channel in Channel:
         suppressed_here = suppressed.get(channel, frozenset())
         on = (rows["channel"] == channel.value).to_numpy()
-        known = rows["customer_id"].isin(suppressed_here).to_numpy()
-        for hashes in forms:
-            known |= hashes.isin(suppressed_here).to_numpy()
-        hit |= on & known
+        if not suppressed_here or not on.any():  # nobody to match: no address need be hashed
+            continue
+        here = rows.loc[on]
+        known = here["customer_id"].isin(suppressed_here).to_numpy()
+        hit[on] = known | _hashed_in(_address(here).fillna(""), suppressed_here, keys)
     return hit
+
+
+def _hashed_in(addresses: pd.Series, hashes: frozenset[str], keys: tuple[bytes, ...]) -> npt.NDArray[np.bool_]:
+    """Which addresses have any of their hashes (bare, or keyed with ``keys``) in ``hashes``: each distinct
+    address is hashed once (a customer has many rows, and the keyed hash reads the address's ASCII form)."""
+    codes, distinct = pd.factorize(addresses.to_numpy(dtype=object))
+    found = [
+        bare_address_hash(a) in hashes or any(address_hash(a, k) in hashes for k in keys) for a in distinct.tolist()
+    ]
+    return np.asarray(found, dtype=bool)[codes] if len(codes) else np.zeros(0, dtype=bool)
+
+
+def preference_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
+    """3b. The customer's preferences page: a topic or a channel they turned off, or a pause, stops marketing;
+    order and service messages go on."""
+    chosen = planning.preferences
+    if not (chosen.topics_off or chosen.channels_off or chosen.paused_until):
+        return
+    marketing = (rows["kind"] == MessageKind.MARKETING.value).to_numpy()
+    customers = rows["customer_id"].astype(str)
+    topics = rows["campaign"].map({n: c.mailing_topic.value for n, c in planning.catalog.items()}).astype(str)
+    yield (
+        marketing & (customers + "\x1f" + topics).isin(chosen.topics_off).to_numpy(),
+        Decision.SKIPPED,
+        SkipReason.PREFERENCE_TOPIC,
+    )
+    channel_off = (customers + "\x1f" + rows["channel"].astype(str)).isin(chosen.channels_off).to_numpy()
+    yield marketing & channel_off, Decision.SKIPPED, SkipReason.PREFERENCE_CHANNEL
+    until = customers.map(chosen.paused_until)
+    paused = (until.notna() & (until.fillna("") > planning.as_of.isoformat())).to_numpy(dtype=bool)
+    yield marketing & paused, Decision.SKIPPED, SkipReason.PREFERENCE_PAUSE
 
 
 def quiet_hours_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops:
@@ -417,11 +491,13 @@ def coupon_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stop
 
 def _accepts_offers(rows: pd.DataFrame, planning: Planning) -> npt.NDArray[np.bool_]:
     """Marketing carries its offer (its consent was checked); a service message only to those opted in to the
-    channel's marketing and not unsubscribed from it."""
+    channel's marketing, not unsubscribed from it and not turned it off on their preferences page."""
     email = rows["channel"] == Channel.EMAIL.value
     opted_in = rows["email_opt_in"].where(email, rows["sms_opt_in"]).fillna(False).astype(bool)
     marketing = rows["kind"] == MessageKind.MARKETING.value
     stopped = _suppressed(rows, planning.suppressed.marketing, planning.suppressed.hash_keys)
+    turned_off = rows["customer_id"].astype(str) + "\x1f" + rows["channel"].astype(str)
+    stopped |= turned_off.isin(planning.preferences.channels_off).to_numpy()
     return np.asarray((marketing | opted_in).to_numpy(), dtype=bool) & ~stopped
 
 
@@ -434,8 +510,11 @@ def pause_gate(rows: pd.DataFrame, planning: Planning, known: set[str]) -> Stops
     recovery) reaches a customer, other marketing waits that long."""
     pauses = planning.pauses
     if pauses.names or pauses.all_marketing:
-        stopped = [pauses.stops(str(c), str(k)) for c, k in zip(rows["campaign"], rows["kind"], strict=True)]
-        yield np.asarray(stopped, dtype=bool), Decision.SKIPPED, SkipReason.CAMPAIGN_PAUSED
+        # decided once per (campaign, kind), not per row
+        pairs = (rows["campaign"].astype(str) + "\x1f" + rows["kind"].astype(str)).to_numpy(dtype=object)
+        codes, distinct = pd.factorize(pairs)
+        stops = np.asarray([pauses.stops(*str(pair).split("\x1f", 1)) for pair in distinct], dtype=bool)
+        yield stops[codes], Decision.SKIPPED, SkipReason.CAMPAIGN_PAUSED
     yield _paused(rows, planning.catalog, planning.history, planning.as_of), Decision.SKIPPED, SkipReason.PAUSED
 
 
@@ -505,7 +584,7 @@ def _budget(rows: pd.DataFrame, planning: Planning) -> Budgeted:
         [sent[["customer_id", "day"]], went[["customer_id"]].assign(day=went["send_day"])], ignore_index=True
     )
     messages = candidates.drop_duplicates(list(MESSAGE)).assign(day=lambda f: f["send_day"])
-    decided = allocate_budget(messages, taken, planning.scheduled, planning.rules)
+    decided = allocate_budget(messages, taken, planning.scheduled, planning.rules, planning.preferences.weekly)
     per_message = pd.DataFrame(
         {"_id": _message_ids(messages).to_numpy(), "over": decided.over, "yields_to": decided.yields_to}
     ).set_index("_id")
@@ -522,6 +601,7 @@ GATES: tuple[Gate, ...] = (
     contact_gate,
     consent_gate,
     suppression_gate,
+    preference_gate,
     quiet_hours_gate,
     redeemed_gate,
     lateness_gate,
@@ -668,6 +748,7 @@ def build_plan(
         redeemed_codes=redeemed_codes(data[Table.ORDERS]),
         key=key,
         pauses=pauses,
+        preferences=CustomerPreferences.from_frame(data.optional("preferences")),
     )
     # one pass over each trigger: today's candidates, and the steps due on the coming days the budget keeps room for
     as_of = data.as_of
@@ -682,7 +763,14 @@ def build_plan(
 
 
 # The gates a step due on a coming day can pass today: only those it passes keep room in the budget.
-SCHEDULING_GATES: tuple[Gate, ...] = (contact_gate, consent_gate, suppression_gate, pause_gate, holdout_gate)
+SCHEDULING_GATES: tuple[Gate, ...] = (
+    contact_gate,
+    consent_gate,
+    suppression_gate,
+    preference_gate,
+    pause_gate,
+    holdout_gate,
+)
 
 
 def scheduled_steps(
@@ -740,6 +828,10 @@ def redeemed_rows(
     return out
 
 
+# The columns of the events table the triggers read (the cart trigger).
+TRIGGER_EVENT_COLUMNS = ("customer_id", "product_id", "type", "at")
+
+
 def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
     """The day's tables for the triggers, read from the run's folder on first use."""
 
@@ -747,9 +839,16 @@ def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
         if name in {t.value for t in Table}:
             if not paths.table(Table(name)).exists():
                 raise KeyError(name)  # an optional table the shop does not give (``ShopData.optional``)
+            if name == Table.EVENTS.value:  # the biggest table, read by the cart trigger only: its columns, compactly
+                return read_table(paths, Table.EVENTS, columns=list(TRIGGER_EVENT_COLUMNS), arrow_strings=True)
             return read_table(paths, Table(name))
         if name == "profile":
             return pd.read_parquet(paths.profile)
+        if name == "preferences":  # the daily run's copy of the customers' preferences (``merge_preferences``)
+            chosen = paths.table(Table.ORDERS).with_name(PREFERENCES_FILE)
+            if not chosen.exists():
+                raise KeyError(name)
+            return pd.read_parquet(chosen)
         if name == "survey_answers":  # the daily run's copy of the survey answers (``snapshot_answers``)
             answers = paths.table(Table.ORDERS).with_name(SURVEY_ANSWERS_FILE)
             if not answers.exists():

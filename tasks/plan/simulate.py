@@ -79,10 +79,13 @@ def simulate(
     settings: Settings,
     key: bytes,
     opt_outs: Iterable[OptOut] = (),
+    preferences: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Plan every day from ``start`` to ``end``; return the plan rows with their day, in ``SIMULATION_COLUMNS``.
 
     ``opt_outs``: unsubscribes that arrive during the simulation, (day, customer_id, channel, topic).
+    ``preferences``: customers' choices on their preferences page, as the daily run's copy has them
+    (``tasks/state/preference_snapshot.py``), applied every day.
     """
     if end < start:
         raise ValueError(f"the simulation ends ({end}) before it starts ({start})")
@@ -98,6 +101,8 @@ def simulate(
         parts = build_profile(tables, day, profile_rules)
         frames_of_day: dict[str, pd.DataFrame] = {t.value: f for t, f in tables.items()}
         frames_of_day |= {"profile": parts.profile, "incidents": parts.incidents, "replenishment": parts.replenishment}
+        if preferences is not None:
+            frames_of_day["preferences"] = preferences
         data = ShopData.from_frames(day, frames_of_day, points)
         plan = build_plan(
             campaigns,

@@ -234,10 +234,10 @@ def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.Da
     """Cart adds not followed by a removal or an order of the product (up to the data's end)."""
     events = data[Table.EVENTS]
     kind = events["type"].astype(str)
-    adds = events.loc[kind == EventType.CART_ADD.value, ["customer_id", "product_id", "at"]]
+    adds = _cart_rows(events, kind == EventType.CART_ADD.value)
     if adds.empty:
         return _frame([], [], [])
-    removes = events.loc[kind == EventType.CART_REMOVE.value, ["customer_id", "product_id", "at"]]
+    removes = _cart_rows(events, kind == EventType.CART_REMOVE.value)
     orders = data[Table.ORDERS]
     bought = data[Table.ORDER_ITEMS][["order_id", "product_id"]].merge(
         orders.loc[~orders["status"].astype(str).isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]],
@@ -256,6 +256,13 @@ def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.Da
     grouped = open_adds.sort_values(["customer_id", "day", "product_id"]).groupby(["customer_id", "day"], sort=False)
     carts = grouped["product_id"].agg(" ".join).reset_index()
     return _frame(carts["customer_id"].to_numpy(), carts["day"].to_numpy(), carts["product_id"].to_numpy())
+
+
+def _cart_rows(events: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:
+    """(customer_id, product_id, at) of some events, ids as Python strings (the planner reads events with Arrow
+    strings: the biggest table, of which the cart trigger needs only the few cart rows)."""
+    picked = events.loc[rows.to_numpy(dtype=bool, na_value=False), ["customer_id", "product_id", "at"]]
+    return picked.astype({"customer_id": object, "product_id": object})
 
 
 def _schedule(trigger: ScheduleTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:

@@ -43,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.kernel.enums import Pets
 from tasks.profile.lifecycle import Stage
 from tasks.profile.rfm import NO_PURCHASE, RFM_SEGMENTS
 from tasks.profile.schema import PROFILE_DTYPES
@@ -51,6 +52,7 @@ from tasks.profile.schema import PROFILE_DTYPES
 KNOWN_VALUES: dict[str, frozenset[str]] = {
     "lifecycle": frozenset(stage.value for stage in Stage),
     "rfm_segment": frozenset((*RFM_SEGMENTS, NO_PURCHASE)),
+    "pets": frozenset(p.value for p in Pets),
 }
 
 # Long enough for any honest rule; short enough that parsing marketer text stays cheap.

@@ -274,12 +274,16 @@ def build_coded_profile(
     # the profile has a row per customer: take their columns by position, not by a lookup per column
     people = customers.iloc[pd.Index(customers["customer_id"]).get_indexer(profile["customer_id"])]
     profile["days_until_birthday"] = days_until_birthday(people["birth_date"], as_of).to_numpy()
+    profile["has_birthday"] = profile["days_until_birthday"].notna().to_numpy()
     for flag in ("email_opt_in", "sms_opt_in"):
         profile[flag] = people[flag].astype("boolean").fillna(False).astype(bool).to_numpy()
     profile["has_email"] = people["email"].notna().to_numpy()
     profile["has_phone"] = people["phone"].notna().to_numpy()
     for column in ("locale", "country", "gender"):
         profile[column] = people[column].astype("string").to_numpy()
+    # pets: the customers' own word (``tasks/state/preference_snapshot.py``), or a column the shop gives
+    pets = people["pets"] if "pets" in people.columns else pd.Series(pd.NA, index=people.index)
+    profile["pets"] = pets.astype("string").to_numpy()
     profile = codes.decode_frame(profile[list(PROFILE_DTYPES)]).astype(PROFILE_DTYPES)
     parts = ProfileParts(
         profile=profile.reset_index(drop=True),

@@ -30,6 +30,7 @@ PROFILE_DTYPES: dict[str, str] = {
     "unhappy_reason": "string",
     "days_since_unhappy": "Int64",
     "days_until_birthday": "Int64",
+    "has_birthday": "bool",  # the shop's data or the customer's preferences page gives a birth date
     "prediction_basis": "string",
     "email_opt_in": "bool",
     "sms_opt_in": "bool",
@@ -38,4 +39,5 @@ PROFILE_DTYPES: dict[str, str] = {
     "locale": "string",
     "country": "string",
     "gender": "string",
+    "pets": "string",  # cat | dog | none, as the customer said on their preferences page (missing: not said)
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -15,7 +16,15 @@ from babel.numbers import format_currency
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.consent.tokens import SURVEY_SCORES, MessageKeys, Purpose, sign, survey_url, unsubscribe_url
+from tasks.consent.tokens import (
+    SURVEY_SCORES,
+    MessageKeys,
+    Purpose,
+    preferences_url,
+    sign,
+    survey_url,
+    unsubscribe_url,
+)
 from tasks.kernel import progress
 from tasks.kernel.enums import Channel, PointsBasis, Table, Topic
 from tasks.kernel.paths import RunPaths
@@ -110,6 +119,10 @@ def build_context(
         "unsubscribe_url": unsubscribe_url(
             keys.unsubscribe, settings.unsubscribe_base_url, customer_id, str(row["channel"]), Topic.MARKETING.value
         ),
+        # the footer's "Mailing settings": topics, channels, frequency, birthday (``tasks/consent/preferences_page.py``)
+        "preferences_url": preferences_url(
+            keys.preferences, settings.preferences_base_url, customer_id, str(row["channel"]), locale
+        ),
         "campaign": campaign.name,
         "step": step.step,
         "variant": step.variant,
@@ -135,18 +148,36 @@ def build_context(
         campaign, (sent_on - occurrence).days, occurrence, detail, customer_id, settings, keys, locale
     )
     context["products"] = tuple(_product_pick(p, locale) for p in products[:PRODUCTS_SHOWN])
-    context["weekday"] = format_date(sent_on, format="EEEE", locale=locale)  # "пятница", "piątek", "Friday"
+    context["weekday"] = _weekday(sent_on, locale)  # "пятница", "piątek", "Friday"
     context["article"] = article
     return MessageContext.model_validate(context)
 
 
 def _day_or_none(value: object) -> date | None:
     value = _none_if_missing(value)
-    return None if value is None else pd.Timestamp(str(value)).date()
+    return None if value is None else _day(str(value))
 
 
+# Babel and pandas parse their patterns on every call; a shard repeats a few days, prices and locales thousands
+# of times, so their formatted forms are kept (per process, bounded)
+@functools.lru_cache(maxsize=4096)
+def _day(text: str) -> date:
+    return pd.Timestamp(text).date()
+
+
+@functools.lru_cache(maxsize=4096)
 def _day_month(day: date, locale: str) -> str:
     return format_date(day, format="d MMMM" if locale != "en" else "MMMM d", locale=locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _weekday(day: date, locale: str) -> str:
+    return format_date(day, format="EEEE", locale=locale)
+
+
+@functools.lru_cache(maxsize=65536)
+def _price(amount: float, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=locale)
 
 
 def interest_group(top_category: str | None, groups: Sequence[str]) -> str | None:
@@ -233,11 +264,7 @@ def _points_fields(
 
 def _product_pick(product: Mapping[str, object], locale: str) -> ProductPick:
     price, currency = _none_if_missing(product.get("price")), _none_if_missing(product.get("currency"))
-    shown = (
-        format_currency(float(str(price)), str(currency), locale=locale)
-        if price is not None and currency is not None
-        else None
-    )
+    shown = _price(float(str(price)), str(currency), locale) if price is not None and currency is not None else None
     because = _none_if_missing(product.get("because"))
     return ProductPick(
         name=str(product["name"]),
@@ -449,11 +476,27 @@ def _give_articles(
     return {key: article.shown for key, article in history.give(pool, wanted).items()}
 
 
+_environments: dict[Path, tuple[tuple[tuple[str, int], ...], jinja2.Environment]] = {}
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    """The templates' environment, kept by the process while no file of the folder changes.
+
+    Compiling every template costs more than rendering a small shard, and checking each template's file
+    before each message a tenth of the rendering; the folder is checked once per shard instead.
+    """
+    stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in templates_dir.rglob("*") if p.is_file()))
+    kept = _environments.get(templates_dir)
+    if kept is None or kept[0] != stamp:
+        kept = _environments[templates_dir] = (stamp, make_environment(templates_dir, auto_reload=False))
+    return kept[1]
+
+
 @task(cache_policy=NO_CACHE)
 def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
     """Render one shard of the plan into messages and the outbox; return how many."""
     campaigns = survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service)
-    env = make_environment(settings.templates_dir)
+    env = _environment(settings.templates_dir)
     progress.advance("render", 0, None)
     plan = pd.read_parquet(paths.send_shard(shard))
     catalog = load_products(paths)

@@ -30,8 +30,11 @@ def message_stem(campaign: str, customer_id: str, channel: str) -> str:
 def write_message(outbox: Path, stem: str, html_body: str | None, text_body: str) -> tuple[str, str]:
     """Write one message's HTML (none for an SMS) and text; return their paths relative to the outbox."""
     text_path = outbox / f"{stem}.txt"
-    text_path.parent.mkdir(parents=True, exist_ok=True)
-    text_path.write_text(text_body, encoding="utf-8")
+    try:
+        text_path.write_text(text_body, encoding="utf-8")
+    except FileNotFoundError:  # the campaign's first message: its folder is made once, not checked per message
+        text_path.parent.mkdir(parents=True, exist_ok=True)
+        text_path.write_text(text_body, encoding="utf-8")
     if html_body is None:
         return "", f"{stem}.txt"
     (outbox / f"{stem}.html").write_text(html_body, encoding="utf-8")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import css_inline
 import jinja2
 import jinja2.runtime
 from babel import Locale
@@ -23,12 +22,11 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from tasks.render.inlining import render_inlined, slot_value
+
 DEFAULT_LOCALE = "en"
 PARTS = ("subject.txt.j2", "body.html.j2", "body.txt.j2")
 SMS_PART = "sms.txt.j2"
-
-# <style> rules become style="" attributes (many mail clients drop <style>); @media rules stay in a <style>
-_INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_at_rules=True, load_remote_stylesheets=False)
 
 
 class RenderError(ValueError):
@@ -85,6 +83,8 @@ class MessageContext(BaseModel):
     shop_name: str
     shop_url: str
     unsubscribe_url: str
+    # the customer's preferences page (the footer's "Mailing settings"); empty: no link (a sample context)
+    preferences_url: str = ""
     campaign: str = ""
     step: int = 1
     variant: str | None = None  # the step's content variant (greeting, reminder, neutral, ...)
@@ -133,13 +133,20 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and (name.endswith(".html.j2") or name.endswith(".html"))
 
 
-def make_environment(templates_dir: Path) -> SandboxedEnvironment:
-    """Build the sandboxed, strict, autoescaping environment for a templates folder."""
+def make_environment(templates_dir: Path, auto_reload: bool = True) -> SandboxedEnvironment:
+    """Build the sandboxed, strict, autoescaping environment for a templates folder.
+
+    ``auto_reload=False``: templates are compiled once and never checked for changes again (the caller
+    watches the folder; ``tasks/render/compose.py``), and none is dropped from the cache.
+    """
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(templates_dir),
+        auto_reload=auto_reload,
+        cache_size=400 if auto_reload else -1,
         undefined=jinja2.StrictUndefined,
         autoescape=_autoescape,
         keep_trailing_newline=False,
+        finalize=slot_value,  # values of an HTML part become slots while it is inlined (``inlining.py``)
     )
     env.globals["plural"] = _plural
     env.filters["number"] = _number
@@ -175,8 +182,10 @@ def render_message(env: jinja2.Environment, template: str, context: MessageConte
     """Render subject, HTML and text of one message for one customer; the HTML's CSS is inlined."""
     locale = template_locale(env, template, context.locale)
     values = context.model_dump()
-    subject, html, text = (_render_part(env, f"{template}/{locale}/{part}", values) for part in PARTS)
-    return Rendered(subject=" ".join(subject.split()), html=_INLINER.inline(html), text=text.strip() + "\n")
+    subject, html, text = (
+        _render_part(env, f"{template}/{locale}/{part}", values, inline=part == PARTS[1]) for part in PARTS
+    )
+    return Rendered(subject=" ".join(subject.split()), html=html, text=text.strip() + "\n")
 
 
 def render_sms(env: jinja2.Environment, template: str, context: MessageContext) -> str:
@@ -185,9 +194,11 @@ def render_sms(env: jinja2.Environment, template: str, context: MessageContext) 
     return " ".join(_render_part(env, f"{template}/{locale}/{SMS_PART}", context.model_dump()).split())
 
 
-def _render_part(env: jinja2.Environment, name: str, values: dict[str, object]) -> str:
+def _render_part(env: jinja2.Environment, name: str, values: dict[str, object], inline: bool = False) -> str:
+    """Render one part; ``inline``: an HTML part, its CSS inlined (``tasks/render/inlining.py``)."""
     try:
-        return env.get_template(name).render(values)
+        template = env.get_template(name)
+        return render_inlined(env, template, values) if inline else template.render(values)
     except jinja2.TemplateNotFound as exc:
         raise RenderError(f"template {exc.name} not found") from None
     except jinja2.TemplateSyntaxError as exc:

@@ -47,6 +47,7 @@ from botocore.exceptions import ClientError
 
 from tasks.kernel.aws import enable_expiry
 from tasks.state.calls import DynamoDbCalls
+from tasks.state.preferences import DynamoDbPreferences
 from tasks.state.protocol import ALL_CHANNELS, CouponRow, HistoryRow, State
 from tasks.state.surveys import DynamoDbSurveys
 
@@ -407,6 +408,7 @@ def open_dynamodb_state(client: DynamoDBClient, table_name: str, keep: timedelta
         watermarks=DynamoDbWatermarks(table),
         calls=DynamoDbCalls(client, table_name),
         surveys=DynamoDbSurveys(client, table_name),
+        preferences=DynamoDbPreferences(client, table_name),
     )
 
 

@@ -22,6 +22,7 @@ from datetime import date
 from typing import Protocol
 
 from tasks.state.calls import CallStore
+from tasks.state.preferences import PreferenceStore
 from tasks.state.surveys import SurveyStore
 
 # Stored in place of a channel for a suppression that covers every channel, and of a topic for ``Topic.ALL``.
@@ -134,3 +135,4 @@ class State:
     watermarks: WatermarkStore
     calls: CallStore
     surveys: SurveyStore
+    preferences: PreferenceStore

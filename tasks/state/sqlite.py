@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from tasks.state.calls import SqliteCalls
+from tasks.state.preferences import SqlitePreferences
 from tasks.state.protocol import ALL_CHANNELS, CouponRow, HistoryRow, State
 from tasks.state.surveys import SqliteSurveys
 
@@ -277,4 +278,5 @@ def open_sqlite_state(state_dir: Path) -> State:
         watermarks=FileWatermarks(state_dir),
         calls=SqliteCalls(state_dir / STATE_FILE),
         surveys=SqliteSurveys(state_dir / STATE_FILE),
+        preferences=SqlitePreferences(state_dir / STATE_FILE),
     )

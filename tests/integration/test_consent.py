@@ -151,7 +151,7 @@ def test_the_order_email_s_link_posted_one_click_stops_offers_and_the_next_order
     shop = _orders_shop(tmp_path / "shop", [("O10", "paid", paid)])
     thursday = order_updates(data=shop, now=THURSDAY_NOON)
     (order_email,) = _emails_sent()
-    footer = re.search(r"Ustawienia e-maili: (\S+)", _text(order_email))
+    footer = re.search(r"Wypisz się: (\S+)", _text(order_email))
     assert thursday.sent_by_channel == {"email": 1, "sms": 1} and footer is not None
     assert order_email["List-Unsubscribe"] is None  # an order email is no list to unsubscribe from
 
@@ -173,7 +173,7 @@ def test_the_order_email_s_link_posted_one_click_stops_offers_and_the_next_order
     emails = _emails_sent()
     order_emails, sale_emails = emails[:2], emails[2:]
     assert [_to(m) for m in order_emails] == ["ola@example.com", "ola@example.com"]
-    assert "O10" in str(order_emails[1]["Subject"]) and "Ustawienia e-maili" in _text(order_emails[1])
+    assert "O10" in str(order_emails[1]["Subject"]) and "Wypisz się:" in _text(order_emails[1])
     assert sorted(_to(m) for m in sale_emails) == ["anna@example.com", "bob@example.com"]
     # the sale's List-Unsubscribe (RFC 8058 one-click) stops offers: the same topic as every footer link
     assert all("tp=marketing" in str(m["List-Unsubscribe"]) for m in sale_emails)

@@ -197,3 +197,31 @@ def test_every_gift_category_of_the_catalog_is_a_category_of_the_demo_shop() -> 
     for campaign in load_catalog(PROJECT_ROOT / "campaigns").values():
         for step in campaign.steps:
             assert set(step.gift_categories) <= set(CATEGORIES), (campaign.name, step.step)
+
+
+def test_each_campaign_of_the_catalog_is_filed_under_the_topic_a_customer_would_expect() -> None:
+    from tasks.kernel.settings import PROJECT_ROOT
+
+    topics = {n: c.mailing_topic.value for n, c in load_catalog(PROJECT_ROOT / "campaigns").items()}
+
+    assert {n for n, t in topics.items() if t == "birthday_holidays"} == {"birthday", "mens_day", "womens_day"}
+    assert {n for n, t in topics.items() if t == "personal_picks"} == {
+        "abandoned_cart",
+        "back_in_stock",
+        "recommendations_digest",
+        "replenishment",
+    }
+    assert {n for n, t in topics.items() if t == "service"} == {"order_status", "service_recovery"}
+    assert topics["weekly_sale"] == topics["welcome"] == "news_and_sales"
+
+
+def test_a_marketing_campaign_cannot_claim_the_service_topic(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "sneaky.yaml",
+        "name: sneaky\nkind: marketing\nchannels: [email]\ntemplate: x\npriority: 1\n"
+        "trigger: {type: lapse, days: 90}\ntopic: service\n",
+    )
+
+    with pytest.raises(CatalogError, match="service"):
+        load_campaign(path)

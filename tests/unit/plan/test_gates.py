@@ -101,6 +101,19 @@ def test_highest_priority_wins_the_day() -> None:
     assert list(budget.over) == [True, False, False]
 
 
+def test_a_lone_message_fits_unless_the_shop_allows_no_marketing() -> None:
+    messages = _messages([("C1", "weekly_sale", 10), ("C2", "weekly_sale", 10)])
+
+    budgets = [
+        allocate_budget(messages, NOTHING, NOTHING_SCHEDULED, DeliveryRules(marketing_per_day=d, marketing_per_week=w))
+        for d, w in ((1, 3), (0, 3), (1, 0))
+    ]
+    weekly = allocate_budget(messages, NOTHING, NOTHING_SCHEDULED, DeliveryRules(), weekly=frozenset({"C1"}))
+
+    assert [list(b.over) for b in budgets] == [[False, False], [True, True], [True, True]]
+    assert list(weekly.over) == [False, False]
+
+
 def test_weekly_cap_counts_the_six_days_before() -> None:
     taken = _taken([("C1", "2026-03-01"), ("C1", "2026-03-03"), ("C1", "2026-03-05"), ("C2", "2026-02-27")])
     messages = _messages([("C1", "win_back", 60), ("C2", "win_back", 60)])
