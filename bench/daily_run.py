@@ -3,8 +3,11 @@
     uv run python bench/daily_run.py --customers 100000
 
 Each step runs through its task's ``.fn`` (the same code the flow runs, without
-Prefect's bookkeeping), then the whole flow runs under Prefect for comparison.
-Prints a table and writes JSON to bench/results/daily_run-<customers>.json.
+Prefect's bookkeeping; render through ``render_plan`` in its worker processes, as the
+flow does), then the whole flow runs under Prefect (``--no-steps``: only the flow).
+Every line gives wall and CPU seconds (with the worker processes') and the peak of the
+whole process tree during that step (sampled by psutil: workers and Prefect's
+temporary server included). Writes JSON to bench/results/daily_run-<customers>.json.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ import os
 import resource
 import shutil
 import tempfile
+import threading
 import time as clock
 from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import psutil
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -32,13 +38,74 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class TreeMemory:
+    """The peak of the summed RSS of this process and all its descendants, sampled every ``every`` seconds.
+
+    Rendering runs in worker processes: ``getrusage(RUSAGE_SELF)`` does not see them, and ``RUSAGE_CHILDREN``
+    gives one reaped child's peak, not what the processes held together. psutil walks the process tree.
+    """
+
+    def __init__(self, every: float = 0.2) -> None:
+        self._every, self._stop = every, threading.Event()
+        self._me = psutil.Process()
+        self.peak_mb = 0.0
+        self._thread = threading.Thread(target=self._sample, name="tree-memory", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._every):
+            self.peak_mb = max(self.peak_mb, self.now_mb())
+
+    def now_mb(self) -> float:
+        total = 0
+        for process in [self._me, *self._me.children(recursive=True)]:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:  # ended between the listing and the reading
+                continue
+        return total / 2**20
+
+    def reset(self) -> float:
+        """Return the peak since the last reset, and start a new one."""
+        peak, self.peak_mb = max(self.peak_mb, self.now_mb()), self.now_mb()
+        return peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+TREE: TreeMemory | None = None
+
+
 def timed(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> Any:
-    start = clock.perf_counter()
+    """Run one step; record its seconds, CPU seconds (this process and its reaped children), the process's
+    peak RSS so far and the step's own peak of the whole process tree (workers included)."""
+    assert TREE is not None
+    TREE.reset()
+    start, cpu = clock.perf_counter(), _cpu_seconds()
     value = fn()
-    seconds = clock.perf_counter() - start
-    results.append({"step": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb(), 1)})
-    print(f"{name:<28} {seconds:8.2f} s   peak RSS {peak_rss_mb():8.1f} MB", flush=True)
+    seconds, cpu = clock.perf_counter() - start, _cpu_seconds() - cpu
+    tree = TREE.reset()
+    results.append(
+        {
+            "step": name,
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "step_tree_peak_mb": round(tree, 1),
+        }
+    )
+    print(
+        f"{name:<28} {seconds:8.2f} s  cpu {cpu:8.2f} s   tree peak {tree:8.1f} MB   process peak {peak_rss_mb():8.1f} MB",
+        flush=True,
+    )
     return value
+
+
+def _cpu_seconds() -> float:
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -48,20 +115,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None, help="where to write results")
     parser.add_argument("--keep", action="store_true", help="keep the generated shop and run folder")
+    parser.add_argument(
+        "--no-steps", action="store_true", help="only the whole flow under Prefect, not each step's task on its own"
+    )
     args = parser.parse_args()
+    global TREE
+    TREE = TreeMemory()
 
     work = Path(tempfile.mkdtemp(prefix="loyalty-bench-"))
     os.environ["LOYALTY_OUTPUT_DIR"] = str(work / "out")
     os.environ["LOYALTY_STATE_DIR"] = str(work / "state")
 
+    from prefect import flow
+
     from tasks.data.snapshot import load_snapshot
     from tasks.demo.synth import DEFAULT_END, generate_shop, write_shop
     from tasks.kernel.paths import RunPaths
     from tasks.kernel.settings import Settings
+    from tasks.plan.pauses import read_variable
     from tasks.plan.planner import plan_day
     from tasks.profile.features import profile_customers
     from tasks.recommend.picks import recommend_products
-    from tasks.render.compose import render_messages
+    from tasks.render.workers import render_plan, render_processes
 
     results: list[dict[str, Any]] = []
     as_of: date = DEFAULT_END
@@ -74,46 +149,65 @@ def main() -> None:
 
     settings = Settings()
     paths = RunPaths.for_day(settings.output_dir, as_of)
-    snapshot = timed(results, "load + validate", lambda: load_snapshot.fn(str(shop), as_of, paths, settings))
-    timed(results, "profile", lambda: profile_customers.fn(paths, as_of, settings))
-    timed(results, "recommendations", lambda: recommend_products.fn(paths, as_of, settings))
     # the run sends at 06:00 in the shop's zone on its day, as the schedule does
     morning = datetime.combine(as_of, time(6), ZoneInfo(settings.shop_timezone))
-    plan = timed(results, "plan", lambda: plan_day.fn(paths, as_of, settings, morning))
-    rendered = timed(
-        results, "render (all shards)", lambda: sum(render_messages.fn(paths, s, as_of, settings) for s in plan.shards)
-    )
-    steps_total = sum(r["seconds"] for r in results if not r["step"].startswith("synth"))
+    # the planner and delivery read the operators' switches: start Prefect's temporary server before timing
+    timed(results, "setup: prefect api", lambda: read_variable("paused_campaigns"))
+    plan = None
+    if not args.no_steps:
+        timed(results, "load + validate", lambda: load_snapshot.fn(str(shop), as_of, paths, settings))
+        timed(results, "profile", lambda: profile_customers.fn(paths, as_of, settings))
+        timed(results, "recommendations", lambda: recommend_products.fn(paths, as_of, settings))
+        plan = timed(results, "plan", lambda: plan_day.fn(paths, as_of, settings, morning))
+        shards = plan.shards
+
+        @flow(name="bench-render")
+        def render_step() -> int:
+            return sum(render_plan(paths, shards, as_of, settings))
+
+        processes = min(render_processes(settings), len(shards))
+        timed(results, f"render ({processes} processes)", render_step)
+        shutil.rmtree(paths.root)
+    steps_total = sum(r["seconds"] for r in results if not r["step"].startswith(("synth", "setup")))
 
     from flows.daily_run import daily_run
 
-    shutil.rmtree(paths.root)
-    timed(
+    summary = timed(
         results,
         "whole flow under Prefect",
         lambda: daily_run(as_of=as_of, dry_run=True, data=str(shop), now=morning),
     )
+    flow_seconds = results[-1]["seconds"]
+    TREE.stop()
 
     report = {
         "benchmark": "daily_run",
         "customers": args.customers,
         "days": args.days,
         "rows": rows,
-        "quarantined": snapshot.quarantined,
-        "planned": plan.planned,
-        "to_send_by_campaign": plan.to_send_by_campaign,
-        "rendered": rendered,
+        "quarantined": summary.quarantined,
+        "planned": summary.planned,
+        "to_send_by_campaign": summary.to_send_by_campaign,
+        "rendered": summary.rendered,
+        "render_processes": render_processes(settings),
         "steps": results,
         "steps_total_seconds": round(steps_total, 2),
+        "flow_seconds": flow_seconds,
+        "flow_tree_peak_mb": results[-1]["step_tree_peak_mb"],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpus": os.cpu_count(),
     }
     target = args.json or Path(__file__).parent / "results" / f"daily_run-{args.customers}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"rows: {rows}\nplanned {plan.planned}, rendered {rendered}, quarantined {snapshot.quarantined}")
-    print(f"to send by campaign: {plan.to_send_by_campaign}")
-    print(f"steps total {steps_total:.1f} s, peak RSS {peak_rss_mb():.0f} MB -> {target}")
+    print(f"rows: {rows}\nplanned {summary.planned}, rendered {summary.rendered}, quarantined {summary.quarantined}")
+    print(f"to send by campaign: {summary.to_send_by_campaign}")
+    if not args.no_steps:
+        print(f"steps total {steps_total:.1f} s (each task on its own)")
+    print(
+        f"whole flow under Prefect {flow_seconds:.1f} s, its peak {report['flow_tree_peak_mb']:.0f} MB"
+        f" (process tree); this process's peak RSS {peak_rss_mb():.0f} MB -> {target}"
+    )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 
