@@ -10,8 +10,9 @@ Rules, in order:
   ``exclusive_groups``; a customer with interest in some of those groups and none in another never sees the
   other's products (a cat owner gets no dog food);
 * at most ``per_category`` products of a category, for variety;
-* cold start and short lists: popular products among customers of the same locale, the customer's top
-  category first (reason ``popular``).
+* cold start and short lists: popular products among customers of the same locale (all of them; interactions
+  of customers the shop does not know count as ``en``), most popular first, the customer's top category
+  (highest interest affinity) first (reason ``popular``).
 
 Output (``PICK_COLUMNS``): customer_id, rank (1 = first), product_id, score, reason, reason_product_id.
 
@@ -143,7 +144,7 @@ def pick_products(
 
     ``interactions``: customer_id, product_id, weight (``tasks/recommend/interactions.py``); ``products``: product_id,
     category, in_stock; ``customers``: customer_id, locale; ``interests``: customer_id, category, affinity
-    (for the exclusive groups); ``replenishment``: customer_id, product_id, days_until_due.
+    (for the exclusive groups and the top category of the popular fill); ``replenishment``: customer_id, product_id, days_until_due.
     """
     data = Interactions.from_frame(interactions, "customer_id", "product_id", "weight")
     return pick_for(data, products, customers, interests, replenishment, rules)
@@ -240,7 +241,8 @@ class _Shop:
     """What the rules need, by position: customers (clean, in id order) and products (the matrix's, then due ones).
 
     ``fill_*``: the popular fill (``with_popular_fill``), one list per locale plus the shop's overall list last,
-    each already in the order it is shown (``fill_list`` says which a customer gets, ``short`` who gets it).
+    each most popular first (``fill_list`` says which a customer gets, ``short`` who gets it); ``fill_by_category``
+    the same lists by category, of which a customer gets their ``top_category``'s first.
     """
 
     customer_ids: npt.NDArray[np.object_]
@@ -254,6 +256,7 @@ class _Shop:
     category: IntArray  # per product; a missing category is a category of its own
     group: IntArray  # per product: its exclusive group, -1 none
     liked: npt.NDArray[np.bool_]  # customers x exclusive groups with interest
+    top_category: IntArray  # per customer: the category of their highest positive interest, -1 none
     locale: IntArray  # per customer
     locales: int
     english: int  # the locale of interactions without one
@@ -261,6 +264,8 @@ class _Shop:
     fill_list: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per customer
     fill_products: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # lists x depth
     fill_scores: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    fill_by_category: IntArray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=np.int64))  # x categories
+    fill_by_category_scores: FloatArray = field(default_factory=lambda: np.zeros((0, 0, 0)))
 
     @classmethod
     def build(
@@ -307,6 +312,7 @@ class _Shop:
             kept = (liked_group >= 0) & (who >= 0)
             liked[who[kept], liked_group[kept]] = True
 
+        top_category = _top_categories(interests, customer_index, categories)
         locale = people["locale"].astype("string").fillna("en").to_numpy(dtype=object)
         locale_codes, locales = pd.factorize(np.append(locale, "en"))
         return cls(
@@ -321,6 +327,7 @@ class _Shop:
             category=category,
             group=group,
             liked=liked,
+            top_category=top_category,
             locale=locale_codes[:-1].astype(np.int64),
             locales=int(locales.size),
             english=int(locale_codes[-1]),
@@ -329,17 +336,23 @@ class _Shop:
     def with_popular_fill(self, short: npt.NDArray[np.bool_], rules: PickRules) -> _Shop:
         """The shop with its popular fill for the ``short`` customers (too few due and model candidates).
 
-        A locale's popularity sums the interactions of its short customers; everyone else's count as ``en``
-        (as the fill always did).
+        A locale's popularity sums the interactions of all its customers (not only the short ones); those of
+        customers the shop does not know count as ``en``. A locale without any gets the shop's overall list.
         """
         user_locale = np.full(self.customer_of_user.size, self.english, dtype=np.int64)
-        customer = self.customer_of_user
-        counted = customer >= 0
-        counted[counted] = short[customer[counted]]
-        user_locale[counted] = self.locale[customer[counted]]
-        lists, scores, has_list = _popular_lists(self.matrix, user_locale, self.locales, rules)
-        fill_list = np.where(has_list[self.locale], self.locale, self.locales).astype(np.int64)
-        return replace(self, short=short, fill_list=fill_list, fill_products=lists, fill_scores=scores)
+        known = self.customer_of_user >= 0
+        user_locale[known] = self.locale[self.customer_of_user[known]]
+        popular = _popular_lists(self.matrix, user_locale, self.locales, self.category, self.in_stock, rules)
+        fill_list = np.where(popular.has_list[self.locale], self.locale, self.locales).astype(np.int64)
+        return replace(
+            self,
+            short=short,
+            fill_list=fill_list,
+            fill_products=popular.products,
+            fill_scores=popular.scores,
+            fill_by_category=popular.by_category,
+            fill_by_category_scores=popular.by_category_scores,
+        )
 
     def frame(self, parts: list[_Picked]) -> pd.DataFrame:
         """The picks with their ids, by customer and rank (``PICK_COLUMNS``)."""
@@ -371,41 +384,84 @@ def _groups_of(categories: pd.Index, groups: list[str]) -> IntArray:
     return np.array([groups.index(head) if head in groups else -1 for head in heads], dtype=np.int64)
 
 
-def _popular_lists(
-    matrix: sp.csr_matrix, user_locale: IntArray, n_locales: int, rules: PickRules
-) -> tuple[IntArray, FloatArray, npt.NDArray[np.bool_]]:
-    """Each locale's popular products (summed weights of its customers), then the shop's overall list.
+def _top_categories(interests: pd.DataFrame, customer_index: pd.Index, categories: pd.Index) -> IntArray:
+    """Per customer: the category (a position in ``categories``) of their highest positive affinity, -1 none.
 
-    Lists of ``4 x per_customer`` products, the most popular first (ties by product id), then put in the
-    order the fill shows them: by ``-1 / (1 + popularity)`` ascending, as it always did. Returns the lists
-    (-1 past a list's end), their scores, and which locales have a list of their own.
+    Ties go to the category whose name sorts first; categories no product of the shop has are not counted.
     """
-    depth = rules.per_customer * 4
-    weights = pd.DataFrame(
-        {
-            "locale": user_locale[np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))],
-            "product": matrix.indices.astype(np.int64),
-            "w": matrix.data,
-        }
-    )
-    per_locale = weights.groupby(["locale", "product"])["w"].sum()
-    overall = weights.groupby("product")["w"].sum()
-    lists = np.full((n_locales + 1, depth), -1, dtype=np.int64)
-    scores = np.zeros((n_locales + 1, depth))
-    has_list = np.zeros(n_locales, dtype=bool)
-    locales = per_locale.index.get_level_values("locale").to_numpy()
-    in_locale = [(int(code), per_locale.loc[locales == code]) for code in np.unique(locales)]
-    for code, popularity in [*in_locale, (n_locales, overall)]:
-        product = np.asarray(popularity.index.get_level_values("product"), dtype=np.int64)
-        weight = popularity.to_numpy()
-        best = np.lexsort((product, -weight))[:depth]  # most popular first, ties by product
-        score = -1.0 / (1.0 + weight[best].astype(np.float64))  # below every model score
-        shown = np.argsort(score, kind="stable")
-        lists[code, : best.size] = product[best][shown]
-        scores[code, : best.size] = score[shown]
-        if code < n_locales:
-            has_list[code] = True
-    return lists, scores, has_list
+    top = np.full(customer_index.size, -1, dtype=np.int64)
+    likes = interests.loc[interests["affinity"] > 0]
+    who = customer_index.get_indexer(pd.Index(likes["customer_id"]))
+    category = categories.get_indexer(pd.Index(likes["category"]))
+    kept = (who >= 0) & (category >= 0)
+    if not kept.any():
+        return top
+    who, category, affinity = who[kept], category[kept], likes["affinity"].to_numpy(dtype=np.float64)[kept]
+    name_rank = np.argsort(np.argsort(categories.astype(str).to_numpy(), kind="stable"), kind="stable")
+    order = np.lexsort((name_rank[category], -affinity, who))
+    first = order[np.r_[True, who[order][1:] != who[order][:-1]]]
+    top[who[first]] = category[first]
+    return top
+
+
+@dataclass(frozen=True)
+class _PopularLists:
+    """Each locale's popular products, then the shop's overall list, most popular first (-1 past a list's end).
+
+    ``products``/``scores``: lists x depth; ``by_category``/``by_category_scores``: lists x categories x
+    category depth; ``has_list``: which locales have popular products of their own.
+    """
+
+    products: IntArray
+    scores: FloatArray
+    by_category: IntArray
+    by_category_scores: FloatArray
+    has_list: npt.NDArray[np.bool_]
+
+
+def _popular_lists(
+    matrix: sp.csr_matrix,
+    user_locale: IntArray,
+    n_locales: int,
+    category: IntArray,
+    in_stock: npt.NDArray[np.bool_],
+    rules: PickRules,
+) -> _PopularLists:
+    """Each locale's popular in-stock products (summed weights of its customers), then the shop's overall list.
+
+    The popularity is a (locales + 1) x products table; lists of ``4 x per_customer`` products (by category:
+    ``4 x per_category``), the most popular first, ties by product (the matrix's columns are in id order).
+    Scores are ``-1 / (1 + popularity)``: below every model score, higher for the more popular.
+    """
+    depth, category_depth = rules.per_customer * 4, rules.per_category * 4
+    n_lists, n_products, n_categories = n_locales + 1, matrix.shape[1], int(category.max(initial=0)) + 1
+    locale_of_entry = user_locale[np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))]
+    popularity = np.bincount(
+        locale_of_entry * n_products + matrix.indices, weights=matrix.data, minlength=n_locales * n_products
+    ).reshape(n_locales, n_products)
+    popularity = np.vstack([popularity, popularity.sum(axis=0)])
+    popularity[:, ~in_stock[:n_products]] = 0.0
+    lists, products = np.nonzero(popularity > 0)
+    weight = popularity[lists, products]
+    score = -1.0 / (1.0 + weight)
+
+    order = np.lexsort((products, -weight, lists))  # per list: most popular first, ties by product
+    rank = _cumcount(lists[order])
+    order, rank = order[rank < depth], rank[rank < depth]
+    shown = np.full((n_lists, depth), -1, dtype=np.int64)
+    scores = np.zeros((n_lists, depth))
+    shown[lists[order], rank] = products[order]
+    scores[lists[order], rank] = score[order]
+
+    order = np.lexsort((products, -weight, category[products], lists))  # the same, per list and category
+    rank = _cumcount(lists[order] * n_categories + category[products[order]])
+    order, rank = order[rank < category_depth], rank[rank < category_depth]
+    by_category = np.full((n_lists, n_categories, category_depth), -1, dtype=np.int64)
+    by_category_scores = np.zeros((n_lists, n_categories, category_depth))
+    by_category[lists[order], category[products[order]], rank] = products[order]
+    by_category_scores[lists[order], category[products[order]], rank] = score[order]
+    has_list = np.asarray((popularity[:n_locales] > 0).any(axis=1), dtype=bool)
+    return _PopularLists(shown, scores, by_category, by_category_scores, has_list)
 
 
 def _pick_block(shop: _Shop, who: IntArray, model: _Rows, rules: PickRules) -> _Picked:
@@ -415,11 +471,20 @@ def _pick_block(shop: _Shop, who: IntArray, model: _Rows, rules: PickRules) -> _
     due_at = np.repeat(shop.due_start[who], due_counts) + _offsets(due_counts)
     due_products = shop.due_products[due_at]
     # the locale's popular products for those the model and the due list found few for
+    # (their top category's first: its rows come before the locale's, and the customers' rows keep their order)
     short = who[shop.short[who]]
     lists = shop.fill_list[short]
-    fill_products = shop.fill_products[lists].ravel()
-    fill_scores = shop.fill_scores[lists].ravel()
-    fill_customers = np.repeat(short, shop.fill_products.shape[1])
+    top = shop.top_category[short]
+    liking = top >= 0
+    fill_products = np.concatenate(
+        [shop.fill_by_category[lists[liking], top[liking]].ravel(), shop.fill_products[lists].ravel()]
+    )
+    fill_scores = np.concatenate(
+        [shop.fill_by_category_scores[lists[liking], top[liking]].ravel(), shop.fill_scores[lists].ravel()]
+    )
+    fill_customers = np.concatenate(
+        [np.repeat(short[liking], shop.fill_by_category.shape[2]), np.repeat(short, shop.fill_products.shape[1])]
+    )
     listed = fill_products >= 0
     fill_products, fill_scores, fill_customers = fill_products[listed], fill_scores[listed], fill_customers[listed]
     users = shop.user_of_customer[fill_customers]

@@ -62,10 +62,6 @@ def test_a_new_customer_sees_popular_products_of_their_own_locale() -> None:
     assert tuple(picks.columns) == PICK_COLUMNS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_popular_fill sorts its score -1/(1 + popularity) ascending, so the least popular product comes first",
-)
 def test_a_new_customer_sees_the_locales_most_popular_product_first() -> None:
     picks = pick_products(
         _interactions(HISTORY), PRODUCTS, CUSTOMERS, NO_INTERESTS, NOTHING_DUE, PickRules(per_customer=2)
@@ -74,10 +70,6 @@ def test_a_new_customer_sees_the_locales_most_popular_product_first() -> None:
     assert _picks_of(picks, "new_pl") == ["pierogi", "kompot"]  # 3 buyers, then 2; not bigos (1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the docstring promises the customer's top category first in the popular fill; _popular_fill ignores interests",
-)
 def test_a_new_customer_sees_popular_products_of_their_top_category_first() -> None:
     likes_drinks = pd.DataFrame({"customer_id": ["new_pl"], "category": ["drinks"], "affinity": [1.0]})
 
@@ -88,10 +80,22 @@ def test_a_new_customer_sees_popular_products_of_their_top_category_first() -> N
     assert _picks_of(picks, "new_pl")[0] == "kompot"  # the locale's only drink, ahead of the more popular pierogi
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a locale's popularity counts only its customers with short lists; the others' interactions count as en",
-)
+def test_the_top_category_is_the_one_the_customer_likes_most() -> None:
+    interests = pd.DataFrame(
+        {
+            "customer_id": ["new_pl", "new_pl", "new_pl"],
+            "category": ["meals", "drinks", "garden"],
+            "affinity": [0.3, 0.8, 0.0],
+        }
+    )
+
+    picks = pick_products(
+        _interactions(HISTORY), PRODUCTS, CUSTOMERS, interests, NOTHING_DUE, PickRules(per_customer=3)
+    )
+
+    assert _picks_of(picks, "new_pl") == ["kompot", "pierogi", "bigos"]  # drinks (0.8) first, then by popularity
+
+
 def test_a_new_customer_gets_a_full_list_from_what_the_customers_of_their_locale_took() -> None:
     # five Polish regulars took pierogi and one more product each (the model finds plenty for them);
     # one Polish customer took seeds, which nobody else took (the model finds nothing for them)
