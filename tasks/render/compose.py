@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -310,11 +311,27 @@ def load_picks(
     return out
 
 
+# Each catalog's rows as plain dicts, made once per catalog (a pandas lookup per message was a sixth of a
+# shard's rendering, for cart, due-again and back-in-stock messages)
+# (keyed by the frame's id, with a weak reference that must still be that frame: a frame cannot be hashed)
+_PRODUCT_ROWS: dict[int, tuple[weakref.ref[pd.DataFrame], dict[str, dict[str, object]]]] = {}
+_SHOWN = ["name", "price", "currency", "url", "image_url"]
+
+
 def products_by_id(catalog: pd.DataFrame, product_ids: Sequence[str], reason: str) -> list[dict[str, object]]:
     """Products of the catalog, in the order given, with a reason; unknown ids are left out."""
-    known = [p for p in product_ids if p in catalog.index]
-    rows = catalog.loc[known, ["name", "price", "currency", "url", "image_url"]]
-    return [{**{str(k): v for k, v in r.items()}, "reason": reason} for r in rows.to_dict("records")]
+    known = _PRODUCT_ROWS.get(id(catalog))
+    if known is not None and known[0]() is catalog:
+        rows = known[1]
+    else:
+        shown = catalog[_SHOWN]
+        rows = {
+            str(product): {str(k): v for k, v in record.items()}
+            for product, record in zip(shown.index, shown.to_dict("records"), strict=True)
+        }
+        key = id(catalog)
+        _PRODUCT_ROWS[key] = (weakref.ref(catalog, lambda _: _PRODUCT_ROWS.pop(key, None)), rows)
+    return [{**rows[p], "reason": reason} for p in product_ids if p in rows]
 
 
 def new_arrivals(catalog: pd.DataFrame, as_of: date) -> list[dict[str, object]]:
