@@ -103,6 +103,22 @@ def timed(results: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> An
     return value
 
 
+def task_seconds_of_last_flow_run() -> dict[str, float]:
+    """Seconds of each task of the latest flow run (summed over a task's runs), from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])), limit=200)
+    seconds: dict[str, float] = {}
+    for task in tasks:
+        name = task.name.rsplit("-", 1)[0]
+        seconds[name] = round(seconds.get(name, 0.0) + (task.total_run_time.total_seconds()), 2)
+    return dict(sorted(seconds.items(), key=lambda kv: -kv[1]))
+
+
 def _cpu_seconds() -> float:
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
@@ -179,6 +195,10 @@ def main() -> None:
     )
     flow_seconds = results[-1]["seconds"]
     TREE.stop()
+    flow_tasks = task_seconds_of_last_flow_run()
+    print("the flow's task runs (seconds, summed per task; shards run side by side):")
+    for name, seconds in flow_tasks.items():
+        print(f"  {name:<34} {seconds:8.2f} s")
 
     report = {
         "benchmark": "daily_run",
@@ -193,6 +213,7 @@ def main() -> None:
         "steps": results,
         "steps_total_seconds": round(steps_total, 2),
         "flow_seconds": flow_seconds,
+        "flow_task_seconds": flow_tasks,
         "flow_tree_peak_mb": results[-1]["step_tree_peak_mb"],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpus": os.cpu_count(),
