@@ -109,7 +109,7 @@ _LAYOUT = (
 class LocaleCopy(BaseModel):
     """One locale's words: a subject line (plain text) and a body (Markdown), both with the templates' variables."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Subject and body")
 
     subject: str = Field(
         min_length=1,
@@ -146,12 +146,18 @@ class LocaleCopy(BaseModel):
 class SubjectVariant(BaseModel):
     """One subject line of an A/B test, per locale of the copy, and the share of messages that get it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Subject variant")
 
     share: float = Field(gt=0.0, lt=1.0, description="The share of messages with this subject (the shares sum to 1).")
-    ru: str | None = Field(None, max_length=MAX_SUBJECT_CHARS, description="The subject in Russian.")
-    pl: str | None = Field(None, max_length=MAX_SUBJECT_CHARS, description="The subject in Polish.")
-    en: str | None = Field(None, max_length=MAX_SUBJECT_CHARS, description="The subject in English.")
+    ru: str | None = Field(
+        None, max_length=MAX_SUBJECT_CHARS, title="Subject in Russian", description="The subject in Russian."
+    )
+    pl: str | None = Field(
+        None, max_length=MAX_SUBJECT_CHARS, title="Subject in Polish", description="The subject in Polish."
+    )
+    en: str | None = Field(
+        None, max_length=MAX_SUBJECT_CHARS, title="Subject in English", description="The subject in English."
+    )
 
     @field_validator("ru", "pl", "en")
     @classmethod
@@ -167,11 +173,11 @@ class SubjectVariant(BaseModel):
 class EmailCopy(BaseModel):
     """The words of an ad-hoc email, written in the form: a subject and a Markdown body per locale."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Email copy")
 
-    ru: LocaleCopy | None = Field(None, description="Russian.")
-    pl: LocaleCopy | None = Field(None, description="Polish.")
-    en: LocaleCopy | None = Field(None, description="English.")
+    ru: LocaleCopy | None = Field(None, title="Russian", description="Russian.")
+    pl: LocaleCopy | None = Field(None, title="Polish", description="Polish.")
+    en: LocaleCopy | None = Field(None, title="English", description="English.")
     missing_locale: Literal["nearest", "skip"] = Field(
         "nearest",
         description="A customer whose language the copy lacks: nearest (English, else the first language "
