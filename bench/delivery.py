@@ -718,11 +718,18 @@ def print_null_table(report: dict[str, Any]) -> None:
         ("deliver wall rate", f"{report['deliver_msgs_per_s']:,.0f} msg/s"),
         ("peak RSS", f"{report['peak_rss_mb']:,.0f} MB"),
     ]
-    lines += [(f"check: {name}", "ok" if ok else "FAILED") for name, ok in report["checks"].items()]
+    print_lines(lines, report["checks"])
+
+
+def print_lines(lines: list[tuple[str, str]], checks: dict[str, bool]) -> None:
+    """A report's lines, then its checks, as an aligned two-column table."""
+    lines = [*lines, *((f"check: {name}", "ok" if ok else "FAILED") for name, ok in checks.items())]
     width = max(len(k) for k, _ in lines)
     print()
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
+    if not all(checks.values()):
+        print("SOME CHECKS FAILED")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -746,13 +753,7 @@ def print_table(report: dict[str, Any]) -> None:
         ("Prefect task runs per run", f"{runs['per_run']} = {runs['formula']}"),
         ("task runs per 1,000 messages", f"{runs['per_1000_messages']} (-> {runs['per_1000_messages_asymptotic']})"),
     ]
-    lines += [(f"check: {name}", "ok" if ok else "FAILED") for name, ok in report["checks"].items()]
-    width = max(len(k) for k, _ in lines)
-    print()
-    for key, value in lines:
-        print(f"{key:<{width}}  {value}")
-    if not all(report["checks"].values()):
-        print("SOME CHECKS FAILED")
+    print_lines(lines, report["checks"])
 
 
 if __name__ == "__main__":
