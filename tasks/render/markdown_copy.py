@@ -76,6 +76,9 @@ FOOTERS: dict[str, tuple[str, str]] = {
     "en": ("You receive this because you agreed to hear from {shop}.", "Unsubscribe from offers"),
 }
 
+# The footer's link to the preferences page, worded as the layout words it.
+SETTINGS_LABELS: dict[str, str] = {"ru": "Настройки рассылки", "pl": "Ustawienia wiadomości", "en": "Mailing settings"}
+
 ALLOWED_TAGS = frozenset(
     {"p", "br", "strong", "em", "b", "i", "a", "ul", "ol", "li", "h1", "h2", "h3", "h4", "blockquote", "code", "pre"}
     | {"hr", "img"}
@@ -417,6 +420,8 @@ def render_copy(
         raise RenderError(f"the email layout: {exc}") from None
     text = _plain_part(words.body, values, f"{locale} body")
     text += f"\n\n--\n{footer}\n{label}: {context.unsubscribe_url}\n"
+    if context.preferences_url:
+        text += f"{SETTINGS_LABELS.get(locale, SETTINGS_LABELS[FALLBACK_LOCALE])}: {context.preferences_url}\n"
     return Rendered(subject=subject, html=_INLINER.inline(html), text=text)
 
 

@@ -146,6 +146,16 @@ def test_the_email_has_the_shop_s_layout_footer_and_unsubscribe_link() -> None:
     assert message.text.endswith(f"Wypisz się z ofert: {UNSUBSCRIBE}\n")
 
 
+def test_both_parts_link_the_preferences_page_in_the_customer_s_language() -> None:
+    settings_url = "https://shop.example.com/preferences?c=C1&t=signed"
+    message = render_copy(LAYOUT, _copy("Hej!"), "pl", "", _context(preferences_url=settings_url))
+
+    assert (
+        f'href="{settings_url.replace("&", "&amp;")}"' in message.html and "Ustawienia wiadomości</a>" in message.html
+    )
+    assert message.text.endswith(f"Wypisz się z ofert: {UNSUBSCRIBE}\nUstawienia wiadomości: {settings_url}\n")
+
+
 def test_the_text_part_reads_as_plain_text() -> None:
     text = plain_text("## Wiosna\n\n**Anno**, zajrzyj do [sklepu](https://shop.example.com/sale) — *tylko dziś*.")
 
