@@ -8,12 +8,16 @@ test leaves one of the page it failed on.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, Route
 
 from tests.conftest import REPO_ROOT
 
@@ -30,6 +34,28 @@ CHROMIUM_ARGS = [
 ]
 # Long enough for a page of the Prefect UI on a busy two-core machine; a condition, never a pause.
 UI_TIMEOUT_MS = 30_000
+
+
+def route_to_app(page: Page, app: Any, base_url: str) -> None:
+    """Answer Chromium's requests under ``base_url`` with an ASGI ``app``, called in-process (no server, no port).
+
+    The app runs on an event loop of its own thread, away from Playwright's.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+
+    def handle(route: Route) -> None:
+        request = route.request
+
+        async def call() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as http:
+                return await http.request(
+                    request.method, request.url, content=request.post_data_buffer, headers=request.headers
+                )
+
+        response = pool.submit(asyncio.run, call()).result()
+        route.fulfill(status=response.status_code, headers=dict(response.headers), body=response.content)
+
+    page.route(f"{base_url}/**", handle)
 
 
 def artifacts_dir() -> Path:

@@ -8,23 +8,20 @@ No server: Chromium's requests to the shop's address are answered by the unsubsc
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Page
 from pydantic import SecretStr
 
 from tasks.consent.tokens import Purpose, preferences_url, purpose_key
 from tasks.consent.unsubscribe import make_app
 from tasks.kernel.settings import Settings
 from tasks.state.preferences import Preferences, PreferenceStore
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, artifacts_dir
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, UI_TIMEOUT_MS, artifacts_dir, route_to_app
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -70,21 +67,7 @@ def _serve(page: Page, settings: Settings) -> PreferenceStore:
 
     store = open_state(settings).preferences
     app = make_app(settings, preferences=store, clock=lambda: SAVED_AT)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # the app's event loop, away from Playwright's
-
-    def handle(route: Route) -> None:
-        request = route.request
-
-        async def call() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
-                return await http.request(
-                    request.method, request.url, content=request.post_data_buffer, headers=request.headers
-                )
-
-        response = pool.submit(asyncio.run, call()).result()
-        route.fulfill(status=response.status_code, headers=dict(response.headers), body=response.content)
-
-    page.route(f"{SHOP}/**", handle)
+    route_to_app(page, app, SHOP)
     return store
 
 

@@ -7,21 +7,19 @@ No server: Chromium's requests to the shop's address are answered by the unsubsc
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-from playwright.sync_api import Page, Route
+from playwright.sync_api import Page
 from pydantic import SecretStr
 
 from tasks.consent.tokens import Purpose, purpose_key, survey_url
 from tasks.consent.unsubscribe import make_app
 from tasks.kernel.settings import Settings
 from tasks.state.surveys import SurveyStore
+from tests.browser.conftest import route_to_app
 from tests.conftest import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -36,21 +34,7 @@ def _serve(page: Page, settings: Settings) -> SurveyStore:
 
     store = open_state(settings).surveys
     app = make_app(settings, surveys=store, clock=lambda: datetime(2024, 6, 1, 15, tzinfo=UTC))
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)  # the app's event loop, away from Playwright's
-
-    def handle(route: Route) -> None:
-        request = route.request
-
-        async def call() -> httpx.Response:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=SHOP) as http:
-                return await http.request(
-                    request.method, request.url, content=request.post_data_buffer, headers=request.headers
-                )
-
-        response = pool.submit(asyncio.run, call()).result()
-        route.fulfill(status=response.status_code, headers=dict(response.headers), body=response.content)
-
-    page.route(f"{SHOP}/**", handle)
+    route_to_app(page, app, SHOP)
     return store
 
 
