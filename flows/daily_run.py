@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.alerts import emit_run_events
+from flows.partition import plan_in_partitions
 from flows.waves import ShardsFailedError, deliver_waves, schedule_waves, send_wave_deployment
 from tasks.consent.tokens import require_signing_secret
 from tasks.data.snapshot import load_snapshot
@@ -37,6 +38,7 @@ def daily_run(
     now: datetime | None = None,
     only: ReplayFilter | None = None,
     send_waves_as_runs: bool = False,
+    partitions_as_runs: bool = False,
 ) -> RunSummary:
     """Run a shop's day: load, validate, profile, plan, render and send, then report.
 
@@ -50,6 +52,8 @@ def daily_run(
         only: A filtered replay (``backfill``): send only these campaigns and channels, hold the rest back.
         send_waves_as_runs: Schedule one ``send-wave`` deployment run per wave at its time and end, instead of
             waiting for each wave in this process (the deployment does; the CLI and the demo send inline).
+        partitions_as_runs: With LOYALTY_PARTITIONS > 1: each partition a ``daily-partition`` deployment run that
+            the work pool's workers take (the deployment does), instead of a subflow in this process.
     """
     settings = Settings()
     as_of = as_of or business_date(settings.shop_timezone)
@@ -87,10 +91,16 @@ def daily_run(
         folder.push()
         # 6. Who hears what: candidates through the gates into a sharded send plan (the budget reads ad-hoc plans too).
         pull_adhoc_plans(settings, as_of)
-        plan = plan_day(paths, as_of, settings, now or sending_moment(), only)
-        folder.push()
-        # 7a. Render every message before sending any, shards in worker processes: a template error stops the run here.
-        rendered = render_plan(paths, plan.shards, as_of, settings)
+        if settings.partitions > 1:
+            # 6-7a. Or partition by partition, each its own flow run (workers take them when deployed), then merged.
+            plan, rendered = plan_in_partitions(
+                paths, as_of, settings, now or sending_moment(), only, as_runs=partitions_as_runs, folder=folder
+            )
+        else:
+            plan = plan_day(paths, as_of, settings, now or sending_moment(), only)
+            folder.push()
+            # 7a. Render every message before sending any, shards in worker processes: a template error stops the run.
+            rendered = sum(render_plan(paths, plan.shards, as_of, settings))
         folder.push()
         # 7b. Send shard by shard through the ledger (skipped in a dry run).
         delivery: Counter[str] = Counter()
@@ -108,9 +118,7 @@ def daily_run(
             ledger = ledger_report(settings, run_id, paths)
             folder.push()
         # 8. Report: summary file, outbox index, artifacts.
-        summary = build_summary(
-            as_of, dry_run, paths, snapshot, segments, plan, sum(rendered), delivery, ledger, kpis, only
-        )
+        summary = build_summary(as_of, dry_run, paths, snapshot, segments, plan, rendered, delivery, ledger, kpis, only)
         summary = report_run(summary, paths, plan.shards)
         # 8a. Support's call list: who is worth a call about what went wrong (CSV with phones; the artifact has none).
         report_calls(paths, as_of, settings)
@@ -142,4 +150,4 @@ def deployed_daily_run(as_of: date | None = None, dry_run: bool = False, data: s
         dry_run: Render and record everything, send nothing.
         data: Folder or s3:// prefix of the contract tables. Default: the LOYALTY_DATA setting.
     """
-    return daily_run.fn(as_of=as_of, dry_run=dry_run, data=data, send_waves_as_runs=True)
+    return daily_run.fn(as_of=as_of, dry_run=dry_run, data=data, send_waves_as_runs=True, partitions_as_runs=True)

@@ -164,6 +164,13 @@ class Settings(BaseSettings):
         description="Longest a send waits for its rate tokens (email_rate, sms_rate); then it is left for a later run.",
     )
     shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
+    partitions: int = Field(
+        1,
+        ge=1,
+        le=4096,
+        description="Partitions of the day's customers (a stable hash of the id), each planned and rendered by its own "
+        "daily-partition flow run; the deployed daily run submits them to the work pool. 1: the whole day in one run.",
+    )
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
     render_processes: int | None = Field(
         None,

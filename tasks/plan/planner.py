@@ -45,7 +45,7 @@ stops a row gives its reason:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Protocol, cast
@@ -90,6 +90,7 @@ from tasks.plan.gates import (
 )
 from tasks.plan.history import marketing_history, no_history, record_history
 from tasks.plan.offers import coupon_code, coupon_rows, redeemed_codes, registry, validity, write_registry
+from tasks.plan.partitions import Partition, PartitionResult, redeemed_anywhere
 from tasks.plan.pauses import NO_PAUSES, CampaignPauses, campaign_pauses
 from tasks.plan.points import PointsRules
 from tasks.plan.replay import ReplayFilter, hold_back
@@ -735,8 +736,12 @@ def build_plan(
     sending_at: datetime,
     key: bytes,
     pauses: CampaignPauses = NO_PAUSES,
+    redeemed: frozenset[str] | None = None,
 ) -> pd.DataFrame:
-    """Plan one day of the daily run: every campaign's candidates through every gate."""
+    """Plan one day of the daily run: every campaign's candidates through every gate.
+
+    ``redeemed``: the codes used on orders, where ``data`` holds only some customers' orders (a partition).
+    """
     planning = Planning(
         as_of=data.as_of,
         sending_at=sending_at,
@@ -745,7 +750,7 @@ def build_plan(
         suppressed=suppressed,
         history=history,
         already=already,
-        redeemed_codes=redeemed_codes(data[Table.ORDERS]),
+        redeemed_codes=redeemed_codes(data[Table.ORDERS]) if redeemed is None else redeemed,
         key=key,
         pauses=pauses,
         preferences=CustomerPreferences.from_frame(data.optional("preferences")),
@@ -892,6 +897,7 @@ def commit_shards(
     campaigns: Mapping[str, Campaign],
     *,
     history: bool = True,
+    partition: Partition | None = None,
 ) -> PlanSummary:
     """Commit a plan for sending: its coupon registry, then its send shards wave by wave; return its summary.
 
@@ -900,28 +906,63 @@ def commit_shards(
     ``history=False``: the job records its own) and every coupon code, unless the run is a dry run. Each shard's addresses are
     remembered by the suppression list before anything is sent, so an unsubscribe by customer id also
     covers the address the message went to.
+
+    ``partition``: a partition's share of the day (``tasks/plan/partitions.py``): its plan and registry under its
+    own names, its shards under its own numbers; the day's history is recorded when the parts are merged.
     """
-    paths.plan.parent.mkdir(parents=True, exist_ok=True)
-    plan.to_parquet(paths.plan, index=False)
+    plan_file = paths.plan if partition is None else partition.plan_file(paths)
+    plan_file.parent.mkdir(parents=True, exist_ok=True)
+    plan.to_parquet(plan_file, index=False)
     sends = plan.loc[plan["decision"] == Decision.SEND.value]
     codes = registry(sends, dict(campaigns), purpose_key(settings, Purpose.COUPON))
-    write_registry(codes, paths.coupons)
+    write_registry(codes, paths.coupons if partition is None else partition.coupons_file(paths))
     if not settings.dry_run:  # a rehearsal issues no code and takes no host's budget
         state = open_state(settings, dynamodb_client)
         day = run_day(paths)
         state.coupons.record(coupon_rows(codes, day))
-        if history:
+        if history and partition is None:
             record_history(state.history, plan, paths.plan, day)
     suppressions = SuppressionList.for_settings(settings)
     waves: dict[datetime, list[int]] = {}
-    shards = shard_plan(plan, people, settings.shard_size)
-    for number, (at, shard) in enumerate(shards, start=1):
+    numbers: list[int] = []
+    for k, (at, shard) in enumerate(shard_plan(plan, people, settings.shard_size)):
+        number = k + 1 if partition is None else partition.shard_number(k)
         for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
             rows = shard.loc[shard["channel"] == channel.value]
             suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
         shard.to_parquet(paths.send_shard(number), index=False)
         waves.setdefault(at, []).append(number)
-    return summarise_plan(plan, len(shards), waves)
+        numbers.append(number)
+    return summarise_plan(plan, numbers, waves)
+
+
+def merge_partitions(paths: RunPaths, settings: Settings, parts: Sequence[PartitionResult]) -> PlanSummary:
+    """The day's plan from its partitions' parts (``flows/partition.py``): the plan, the coupon registry, the send
+    history (unless a dry run), the waves; the parts' plan and registry files go once merged.
+
+    The plan's rows are the single-process plan's: every gate decides per customer. Partitions in order.
+    """
+    partitions = [Partition(r.index, r.count) for r in sorted(parts, key=lambda r: r.index)]
+    plan = pd.concat([pd.read_parquet(p.plan_file(paths)) for p in partitions], ignore_index=True)
+    plan.to_parquet(paths.plan, index=False)
+    header, lines = "", list[str]()
+    for part in partitions:  # the registry's CSV text as each partition wrote it: one header
+        first, *rows = part.coupons_file(paths).read_text(encoding="utf-8").splitlines(keepends=True)
+        header, lines = first, [*lines, *rows]
+    partial = paths.coupons.with_suffix(".csv.partial")
+    partial.write_text(header + "".join(lines), encoding="utf-8")
+    partial.replace(paths.coupons)
+    if not settings.dry_run:
+        record_history(open_state(settings, dynamodb_client).history, plan, paths.plan, run_day(paths))
+    waves: dict[datetime, list[int]] = {}
+    for result in parts:
+        for at, numbers in result.waves.items():
+            waves.setdefault(at, []).extend(numbers)
+    for part in partitions:
+        part.plan_file(paths).unlink()
+        part.coupons_file(paths).unlink()
+    ordered = {at: sorted(waves[at]) for at in sorted(waves)}
+    return summarise_plan(plan, [n for r in parts for n in r.shards], ordered)
 
 
 def run_day(paths: RunPaths) -> date:
@@ -944,34 +985,47 @@ def message_people(customers: pd.DataFrame, profile: pd.DataFrame | None) -> pd.
 
 @task(cache_policy=NO_CACHE)
 def plan_day(
-    paths: RunPaths, as_of: date, settings: Settings, sending_at: datetime, only: ReplayFilter | None = None
+    paths: RunPaths,
+    as_of: date,
+    settings: Settings,
+    sending_at: datetime,
+    only: ReplayFilter | None = None,
+    partition: Partition | None = None,
 ) -> PlanSummary:
     """Decide who hears what today: candidates, gates, decisions, coupons and send shards.
 
     ``only`` (a filtered replay): the day is planned whole, then what it leaves out is held back (``replay``).
+    ``partition``: plan only its customers (a partition's flow run); ``merge_partitions`` makes the day's plan.
     """
     progress.advance("plan")
     campaigns = daily_campaigns(survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service))
     data = shop_data(paths, as_of, settings)
+    history = marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history)
+    redeemed = None
+    if partition is not None:
+        partition.clear(paths)  # an earlier attempt's shards (its worker died) are not this attempt's
+        data, history, redeemed = partition.restrict(data), partition.only_mine(history), redeemed_anywhere(paths)
     plan = build_plan(
         campaigns,
         data,
         current_suppressions(SuppressionList.for_settings(settings)),
         delivery_rules(settings),
         ledger_lookup(settings),
-        marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history),
+        history,
         sending_at,
         purpose_key(settings, Purpose.COUPON),
         campaign_pauses(settings),
+        redeemed,
     )
     plan = hold_back(plan, only)
-    summary = commit_shards(plan, message_people(data[Table.CUSTOMERS], data["profile"]), paths, settings, campaigns)
+    people = message_people(data[Table.CUSTOMERS], data["profile"])
+    summary = commit_shards(plan, people, paths, settings, campaigns, partition=partition)
     progress.advance("render", 0, summary.to_send)
     progress.advance("send", 0, summary.to_send)
     return summary
 
 
-def summarise_plan(plan: pd.DataFrame, shards: int, waves: dict[datetime, list[int]]) -> PlanSummary:
+def summarise_plan(plan: pd.DataFrame, shards: list[int], waves: dict[datetime, list[int]]) -> PlanSummary:
     """Count the plan's decisions and reasons."""
     skipped = plan.loc[plan["decision"] == Decision.SKIPPED.value, "reason"].value_counts()
     deferred = plan.loc[plan["decision"] == Decision.DEFERRED.value, "reason"].value_counts()
@@ -982,7 +1036,7 @@ def summarise_plan(plan: pd.DataFrame, shards: int, waves: dict[datetime, list[i
         by_decision={str(k): int(v) for k, v in plan["decision"].value_counts().items()},
         deferred_by_reason={str(k): int(v) for k, v in deferred.items()},
         skipped_by_reason={str(k): int(v) for k, v in skipped.items()},
-        shards=list(range(1, shards + 1)),
+        shards=sorted(shards),
         waves=[Wave(at=at, shards=numbers) for at, numbers in waves.items()],
         to_send_by_campaign={str(k): int(v) for k, v in sending["campaign"].value_counts().sort_index().items()},
     )
