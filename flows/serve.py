@@ -19,6 +19,7 @@ from flows.audiences import audiences
 from flows.backfill import deployed_backfill
 from flows.daily_run import deployed_daily_run
 from flows.notify import notify_operators
+from flows.partition import daily_partition
 from flows.order_updates import deployed_order_updates
 from flows.process_feedback import process_feedback
 from flows.send_wave import send_wave
@@ -111,6 +112,14 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
             name="send-wave",
             description=_summary(send_wave.description),
             tags=[*TAGS, "wave"],
+        ),
+        # no schedule: the daily run (LOYALTY_PARTITIONS > 1) starts one run per partition of its customers and
+        # waits for them; any number of workers of the pool take them
+        RunnerDeployment.from_flow(
+            daily_partition,
+            name="daily-partition",
+            description=_summary(daily_partition.description),
+            tags=[*TAGS, "daily"],
         ),
         # no schedule: the operators' automations run it to publish an alert to their SNS topic (``setup-ops``)
         RunnerDeployment.from_flow(
