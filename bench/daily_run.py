@@ -49,6 +49,7 @@ class TreeMemory:
         self._every, self._stop = every, threading.Event()
         self._me = psutil.Process()
         self.peak_mb = 0.0
+        self.flow_run_peak_mb = 0.0  # the biggest single flow-run process a worker started (a partition's run)
         self._thread = threading.Thread(target=self._sample, name="tree-memory", daemon=True)
         self._thread.start()
 
@@ -60,7 +61,10 @@ class TreeMemory:
         total = 0
         for process in [self._me, *self._me.children(recursive=True)]:
             try:
-                total += process.memory_info().rss
+                rss = process.memory_info().rss
+                if "prefect.engine" in " ".join(process.cmdline()):
+                    self.flow_run_peak_mb = max(self.flow_run_peak_mb, rss / 2**20)
+                total += rss
             except psutil.Error:  # ended between the listing and the reading
                 continue
         return total / 2**20
@@ -134,6 +138,13 @@ def main() -> None:
     parser.add_argument(
         "--no-steps", action="store_true", help="only the whole flow under Prefect, not each step's task on its own"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="then the day in as many partitions, each a daily-partition deployment run on a real Prefect server: "
+        "once with one process worker and once with this many, side by side",
+    )
     args = parser.parse_args()
     global TREE
     TREE = TreeMemory()
@@ -194,11 +205,12 @@ def main() -> None:
         lambda: daily_run(as_of=as_of, dry_run=True, data=str(shop), now=morning),
     )
     flow_seconds = results[-1]["seconds"]
-    TREE.stop()
     flow_tasks = task_seconds_of_last_flow_run()
     print("the flow's task runs (seconds, summed per task; shards run side by side):")
     for name, seconds in flow_tasks.items():
         print(f"  {name:<34} {seconds:8.2f} s")
+    workers = with_workers(args.workers, work, shop, as_of, morning, results) if args.workers else None
+    TREE.stop()
 
     report = {
         "benchmark": "daily_run",
@@ -217,6 +229,7 @@ def main() -> None:
         "flow_tree_peak_mb": results[-1]["step_tree_peak_mb"],
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpus": os.cpu_count(),
+        "workers": workers,
     }
     target = args.json or Path(__file__).parent / "results" / f"daily_run-{args.customers}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +244,104 @@ def main() -> None:
     )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def with_workers(
+    workers: int, work: Path, shop: Path, as_of: date, morning: datetime, results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The day in ``workers`` partitions, each a ``daily-partition`` deployment run that process workers take:
+    a real Prefect server (SQLite, 127.0.0.1), the project's ``prefect.yaml`` deployed to its process pool; once
+    with one worker (the partitions one after another), once with ``workers``. Everything stops on the way out."""
+    import subprocess
+    import sys
+    from contextlib import ExitStack
+
+    from flows.daily_run import daily_run
+    from tasks.kernel.settings import Settings
+    from tests.prefect_servers import running_prefect_server, spawn, talking_to
+
+    assert TREE is not None
+    home = work / "prefect-home"
+    home.mkdir()
+    os.environ["LOYALTY_PARTITIONS"] = str(workers)
+    with running_prefect_server(home, PREFECT_SERVER_UI_ENABLED="false") as server:
+        # a partition's run renders in its own process: the workers are the parallelism
+        env = server.env(LOYALTY_RENDER_PROCESSES="1", LOYALTY_SHOP_TIMEZONE=Settings().shop_timezone)
+        prefect = [sys.executable, "-m", "prefect"]
+        subprocess.run(
+            [*prefect, "work-pool", "create", "loyalty-process", "--type", "process"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*prefect, "--no-prompt", "deploy", "--name", "daily-partition"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        seconds: dict[int, float] = {}
+        partitions: dict[int, list[float]] = {}
+        for n in sorted({1, workers}):
+            with ExitStack() as running:
+                for i in range(n):
+                    start = [
+                        *prefect,
+                        "worker",
+                        "start",
+                        "--pool",
+                        "loyalty-process",
+                        "--limit",
+                        "1",
+                        "--name",
+                        f"bench-{n}-{i}",
+                    ]
+                    running.enter_context(spawn(start, env, work / f"worker-{n}-{i}.log", cwd=REPO))
+                TREE.flow_run_peak_mb = 0.0
+                with talking_to(server):
+                    timed(
+                        results,
+                        f"whole flow, {workers} partitions, {n} worker{'s' if n > 1 else ''}",
+                        lambda: daily_run(
+                            as_of=as_of, dry_run=True, data=str(shop), now=morning, partitions_as_runs=True
+                        ),
+                    )
+                    partitions[n] = partition_seconds()
+            seconds[n] = results[-1]["seconds"]
+            results[-1]["partition_run_peak_mb"] = round(TREE.flow_run_peak_mb, 1)
+            results[-1]["partition_run_seconds"] = partitions[n]
+            print(
+                f"  partition runs: {', '.join(f'{s:.1f} s' for s in partitions[n])}; biggest {TREE.flow_run_peak_mb:.0f} MB"
+            )
+    speedup = seconds[1] / seconds[workers]
+    print(f"{workers} workers against 1: {seconds[1]:.1f} s -> {seconds[workers]:.1f} s, {speedup:.2f}x faster")
+    return {
+        "partitions": workers,
+        "seconds": seconds,
+        "speedup": round(speedup, 2),
+        "partition_run_seconds": partitions,
+    }
+
+
+def partition_seconds() -> list[float]:
+    """Seconds of each ``daily-partition`` run of the latest daily run, from the Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["daily-partition"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=100,
+        )
+    count = int(os.environ["LOYALTY_PARTITIONS"])
+    return sorted(round(r.total_run_time.total_seconds(), 1) for r in runs[:count])
 
 
 if __name__ == "__main__":
