@@ -119,6 +119,12 @@ class SuppressionList:
         """The hash this list stores an address under."""
         return address_hash(address, self.key)
 
+    def _hash_normal(self, address: str) -> str:
+        """``hash`` of an address already in its normal form (``ascii_address`` gives it back as it is)."""
+        if self.key is None:
+            return bare_address_hash(address)
+        return hmac.new(self.key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+
     def forms(self, address: str) -> tuple[str, ...]:
         """Every hash this list may hold an address under (keyed, and bare for older rows)."""
         return address_forms(address, self.key, self.old_keys)
@@ -158,9 +164,16 @@ class SuppressionList:
         why = SuppressionReason(reason).value
         return self._store.add_customer(stored_channel, customer_id, stored_topic, why, _now())
 
-    def remember(self, channel: Channel, customers_and_addresses: Iterable[tuple[str, str]]) -> None:
-        """Record the addresses customers are messaged at (hashed), for unsubscribes by customer id."""
-        pairs = [(str(c), self.hash(a)) for c, a in customers_and_addresses if isinstance(a, str) and a.strip()]
+    def remember(
+        self, channel: Channel, customers_and_addresses: Iterable[tuple[str, str]], *, normal_form: bool = False
+    ) -> None:
+        """Record the addresses customers are messaged at (hashed), for unsubscribes by customer id.
+
+        ``normal_form``: the addresses are already the form the engine sends to (a snapshot's, ``normalise_email``:
+        the ASCII form of an email, E.164 of a phone), so they are hashed without being validated again.
+        """
+        hashed = self._hash_normal if normal_form else self.hash
+        pairs = [(str(c), hashed(a)) for c, a in customers_and_addresses if isinstance(a, str) and a.strip()]
         if pairs:
             self._store.remember(Channel(channel).value, pairs)
 

@@ -929,7 +929,8 @@ def commit_shards(
         number = k + 1 if partition is None else partition.shard_number(k)
         for channel, column in ((Channel.EMAIL, "email"), (Channel.SMS, "phone")):
             rows = shard.loc[shard["channel"] == channel.value]
-            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True))
+            # the snapshot's addresses: already the form the engine sends to (``tasks/data/contacts.py``)
+            suppressions.remember(channel, zip(rows["customer_id"], rows[column], strict=True), normal_form=True)
         shard.to_parquet(paths.send_shard(number), index=False)
         waves.setdefault(at, []).append(number)
         numbers.append(number)

@@ -187,3 +187,23 @@ def test_a_list_opened_for_the_shop_stores_keyed_hashes_that_survive_a_secret_ro
     assert after.hash("ann@example.com") not in stored  # hashed under the earlier secret's key...
     assert not stored.isdisjoint(after.forms("ann@example.com"))  # ...which every check still tries
     assert after.reason(Channel.EMAIL, "Ann@Example.com") is SuppressionReason.COMPLAINT
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32])
+def test_addresses_remembered_in_their_normal_form_hash_as_validated_ones_do(tmp_path: Path, key: bytes | None) -> None:
+    # given: the addresses a plan sends to, as the snapshot keeps them (the ASCII form: an international domain
+    # in punycode; a phone in E.164)
+    normal = [("C1", "Ivan@xn--80aairftm.xn--p1ai"), ("C2", "Ann.Lee@example.com"), ("C3", "+48601234567")]
+    fast, checked = SuppressionList(tmp_path / "a.sqlite", key=key), SuppressionList(tmp_path / "b.sqlite", key=key)
+
+    # when: one list remembers them without validating them again, the other validates each
+    fast.remember(Channel.EMAIL, normal, normal_form=True)
+    checked.remember(Channel.EMAIL, normal)
+
+    # then: the customers' unsubscribes stop the same hashes
+    for found in (fast, checked):
+        for customer, _ in normal:
+            found.add_customer(Channel.EMAIL, customer, SuppressionReason.UNSUBSCRIBE)
+    assert fast.hashes(Channel.EMAIL) == checked.hashes(Channel.EMAIL) and len(fast.hashes(Channel.EMAIL)) == 3
+    if key is not None:  # and with the shop's key, the one the address as the customer types it hashes to
+        assert fast.hash(" Ivan@Магазин.РФ ") in fast.hashes(Channel.EMAIL)
