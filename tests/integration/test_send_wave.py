@@ -236,6 +236,41 @@ def test_a_deployed_daily_run_schedules_its_waves_as_runs_that_send_once(
     assert _emails_per_recipient() == sent
 
 
+@pytest.fixture
+def two_partitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The served daily run splits its customers in two (set before ``served`` starts its process)."""
+    monkeypatch.setenv("LOYALTY_PARTITIONS", "2")
+
+
+def test_a_deployed_daily_run_in_partitions_hands_each_to_a_daily_partition_run_of_the_pool(
+    two_partitions: None, served: PrefectServer, shop_env: datetime, tmp_path: Path
+) -> None:
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    from tasks.plan.partitions import Partition
+
+    # given: the shop of the test above, the deployments served (as a process worker would take them)
+    as_of = shop_env.date()
+    shop = write_shop(_shop(shop_env), tmp_path / "shop")
+    # when: the daily-run deployment runs
+    _run_daily(served, as_of, shop)
+    # then: it handed its two partitions to two daily-partition deployment runs, which completed
+    with _client(served) as client:
+        parts = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["daily-partition"])))
+    assert sorted(r.parameters["partition"] for r in parts) == [0, 1]
+    assert all(r.deployment_id is not None and r.state is not None and r.state.is_completed() for r in parts)
+    # and: the merged plan's shards each hold one partition's customers, its waves scheduled as before
+    paths = RunPaths.for_day(tmp_path / "out", as_of)
+    waves = planned_waves(paths)
+    shards = [n for w in waves for n in w.shards]
+    assert len(waves) == 2 and shards
+    for number in shards:
+        owner = Partition((number - 1) % 2, 2)
+        assert owner.members(pd.read_parquet(paths.send_shard(number), columns=["customer_id"])["customer_id"]).all()
+    planned = pd.read_parquet(paths.plan)["customer_id"]
+    assert {f"W{i}" for i in range(6)} <= set(planned) and not planned.duplicated().any()  # each lapsed one, once
+
+
 class _Approver:
     """A reviewer who says yes at once (the UI's approval form, answered)."""
 
