@@ -139,6 +139,8 @@ def demo(
     # The local SES takes what the demo sends as fast as it comes.
     os.environ.setdefault("LOYALTY_EMAIL_RATE", "200")
     os.environ.setdefault("LOYALTY_SMS_RATE", "50")
+    # The demo shop is small and people open its outbox: every message is written there, not a sample.
+    os.environ.setdefault("LOYALTY_OUTBOX_SAMPLE", "0")
     settings = Settings()
     shop = settings.output_dir / "demo-shop" / f"c{customers}-d{days}-s{seed}"
     if not (shop / "stock_events.csv").exists():

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from pydantic import BaseModel
 
@@ -63,6 +63,8 @@ TOKEN_FIELD = "t"
 _CUSTOMER_ID = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 _TOPIC = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SIGNATURE = re.compile(r"[A-Za-z0-9_-]{24}")
+# What ``quote_plus`` leaves as it is (``urllib.parse``'s always-safe characters)
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 class InvalidToken(ValueError):  # noqa: N818  # reads as a verdict: "raise InvalidToken"
@@ -253,7 +255,17 @@ def unsubscribe_url(key: bytes, base_url: str, customer_id: str, channel: str, t
         fields[TOPIC_FIELD] = topic
     fields[TOKEN_FIELD] = sign(key, *_unsubscribe_parts(customer_id, channel, topic))
     separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}{urlencode(fields)}"
+    return f"{base_url}{separator}{_query(fields)}"
+
+
+def _query(fields: Mapping[str, str]) -> str:
+    """``urlencode(fields)``, byte for byte, without quoting what needs none: every message carries two signed
+    links or more, and quoting each of their names, ids and tokens was a twentieth of rendering it."""
+    return "&".join(f"{_plus(name)}={_plus(value)}" for name, value in fields.items())
+
+
+def _plus(text: str) -> str:
+    return text if _URL_SAFE.fullmatch(text) else quote_plus(text)
 
 
 def parse_unsubscribe(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> Unsubscribe:
@@ -329,7 +341,7 @@ def survey_url(
     if locale is not None and _TOPIC.fullmatch(locale):
         fields[LOCALE_FIELD] = locale
     separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}{urlencode(fields)}"
+    return f"{base_url}{separator}{_query(fields)}"
 
 
 def parse_survey(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> SurveyLink:
@@ -389,7 +401,7 @@ def preferences_url(key: bytes, base_url: str, customer_id: str, channel: str, l
     if locale is not None and _TOPIC.fullmatch(locale):
         fields[LOCALE_FIELD] = locale
     separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}{urlencode(fields)}"
+    return f"{base_url}{separator}{_query(fields)}"
 
 
 def parse_preferences(keys: bytes | Sequence[bytes], fields: Mapping[str, str]) -> PreferencesLink:

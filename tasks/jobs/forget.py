@@ -81,13 +81,14 @@ def forget_customer(settings: Settings, customer_id: str) -> ForgetSummary:
     """Erase a customer from the run folders, the state backend, the ledger and the articles; suppress their addresses."""
     addresses: dict[Channel, set[str]] = {channel: set() for channel in Channel}
     files = rows = 0
+    removed_from: dict[Path, int] = {}
     # Run folders in S3 (LOYALTY_OUTPUT_DIR=s3://...): all of them come down, the erased files go back up and
     # the deleted ones are deleted there. Rare and whole: an erasure reads every run folder either way.
     with run_folder(RunPaths(root=settings.output_dir), settings):
         for path in run_files(settings.output_dir):
-            removed = _rewrite_without(path, customer_id, addresses)
+            removed = removed_from[path] = _rewrite_without(path, customer_id, addresses)
             files, rows = files + (removed > 0), rows + removed
-        deleted = _clear_outboxes(settings.output_dir, customer_id)
+        deleted = _clear_outboxes(settings.output_dir, customer_id, removed_from)
 
     suppressions = SuppressionList.for_settings(settings)
     suppression_rows = suppressions.forget(customer_id, {c: sorted(a) for c, a in addresses.items()})
@@ -152,8 +153,13 @@ def _rewrite_without(path: Path, customer_id: str, addresses: dict[Channel, set[
     return int(theirs.sum())
 
 
-def _clear_outboxes(output_dir: Path, customer_id: str) -> int:
-    """Delete the customer's messages from every outbox and their rows from its index; return files deleted."""
+def _clear_outboxes(output_dir: Path, customer_id: str, removed_from: dict[Path, int]) -> int:
+    """Delete the customer's messages from every outbox and their rows from its index; return files deleted.
+
+    A message that was rendered but not written to the outbox (``Settings.outbox_sample``) has no file: the
+    index's count of rendered messages still drops by every message of theirs the run's rendered shards held
+    (``removed_from``: rows removed per run file).
+    """
     if not output_dir.exists():
         return 0
     deleted = 0
@@ -165,19 +171,36 @@ def _clear_outboxes(output_dir: Path, customer_id: str) -> int:
                 deleted += 1
         index = outbox / "index.html"
         if index.exists():
-            _drop_index_rows(index, customer_id)
+            shards = RunPaths(root=outbox.parent).rendered_shard(0).parent
+            rendered = sum(n for path, n in removed_from.items() if path.parent == shards)
+            _drop_index_rows(index, customer_id, rendered)
     return deleted
 
 
-def _drop_index_rows(index: Path, customer_id: str) -> None:
+def _drop_index_rows(index: Path, customer_id: str, rendered: int) -> None:
+    """Drop the customer's rows from an outbox index and count them out of its totals; ``rendered``: their
+    messages in the run's rendered shards (none where the run kept no shards: its rows are counted instead)."""
     page = index.read_text(encoding="utf-8")
     row = re.compile(r"<tr><td>[^<]*</td><td>" + re.escape(html.escape(customer_id)) + r"</td>.*?</tr>", re.DOTALL)
     kept, removed = row.subn("", page)
-    if removed:
-        kept = re.sub(
-            r"<p>(\d+) messages rendered\.</p>",
-            lambda m: f"<p>{int(m.group(1)) - removed} messages rendered.</p>",
-            kept,
-            count=1,
-        )
-        index.write_text(kept, encoding="utf-8")
+    rendered = max(rendered, removed)
+    if not rendered:
+        return
+    kept = re.sub(
+        r"<p>(\d+) messages rendered\.</p>",
+        lambda m: f"<p>{int(m.group(1)) - removed} messages rendered.</p>",
+        kept,
+        count=1,
+    )
+    kept = re.sub(  # a sampled outbox: "Showing 40 of 748,470 rendered messages: ..."
+        r"<p>Showing ([\d,]+) of ([\d,]+) rendered messages",
+        lambda m: f"<p>Showing {_less(m.group(1), removed)} of {_less(m.group(2), rendered)} rendered messages",
+        kept,
+        count=1,
+    )
+    index.write_text(kept, encoding="utf-8")
+
+
+def _less(number: str, by: int) -> str:
+    """A number as the index writes it ("748,470"), less ``by``, written the same way."""
+    return f"{int(number.replace(',', '')) - by:,}"

@@ -179,6 +179,13 @@ class Settings(BaseSettings):
         description="Processes rendering the plan's shards at once (one shard per task run); default: the CPUs this "
         "process may use. 1 renders in the flow's own process.",
     )
+    outbox_sample: int = Field(
+        20,
+        ge=0,
+        description="Messages per campaign, channel and language of each render shard written to the outbox as "
+        "HTML and text files to open (the first ones in the shard's order); every message is in the rendered "
+        "Parquet either way. 0: every message (the demo writes them all).",
+    )
     dry_run: bool = Field(False, description="Render and record everything but send nothing.")
     unsubscribe_base_url: str = Field(
         "https://shop.example.com/unsubscribe", description="HTTPS one-click unsubscribe endpoint."

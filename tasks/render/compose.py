@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import weakref
@@ -397,7 +398,11 @@ def render_shard(
     articles: ArticleHistory | None = None,
     copy: EmailCopy | None = None,
 ) -> pd.DataFrame:
-    """Render every message of a plan shard, write it to the outbox, and return the rendered rows.
+    """Render every message of a plan shard, write a sample of it to the outbox, and return the rendered rows.
+
+    The outbox is a preview, the returned rows are the record: the first ``settings.outbox_sample`` messages of
+    each campaign, channel and language in the shard's order are written as files (0: every message); the rows
+    of the others have empty ``html_file`` and ``text_file``.
 
     ``picks``: each customer's products (``load_picks``); a customer without any gets none.
     ``catalog``: the products (``load_products``), for cart, replenishment, new-arrival and gift blocks.
@@ -415,6 +420,7 @@ def render_shard(
         if s.gift_categories and catalog is not None
     }
     out: list[dict[str, object]] = []
+    sample, written = settings.outbox_sample, collections.Counter[tuple[str, str, str]]()
     rows = [{str(k): v for k, v in record.items()} for record in shard.to_dict("records")]
     given = _give_articles(rows, campaigns, env, settings, as_of, articles) if articles is not None else {}
     for row in rows:
@@ -435,12 +441,16 @@ def render_shard(
             rendered = Rendered(subject="", html="", text=render_sms(env, campaign.template, context))
         else:
             rendered = render_message(env, campaign.template, context)
-        html_file, text_file = write_message(
-            outbox,
-            message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
-            None if sms else rendered.html,
-            rendered.text,
-        )
+        html_file = text_file = ""
+        group = (campaign.name, str(row["channel"]), locale)
+        if sample == 0 or written[group] < sample:  # the first ones of their campaign, channel and language
+            written[group] += 1
+            html_file, text_file = write_message(
+                outbox,
+                message_stem(campaign.name, str(row["customer_id"]), str(row["channel"])),
+                None if sms else rendered.html,
+                rendered.text,
+            )
         out.append(
             {
                 "idempotency_key": row["idempotency_key"],
@@ -493,7 +503,15 @@ def _give_articles(
     return {key: article.shown for key, article in history.give(pool, wanted).items()}
 
 
-_environments: dict[Path, tuple[tuple[tuple[str, int], ...], jinja2.Environment]] = {}
+_Stamp = tuple[tuple[str, int, int], ...]
+_environments: dict[Path, tuple[_Stamp, jinja2.Environment]] = {}
+_catalogs: dict[Path, tuple[_Stamp, dict[str, Campaign]]] = {}
+
+
+def _stamp(folder: Path) -> _Stamp:
+    """Every file of a folder with its time and size: it changes when a file is added, removed or edited."""
+    stats = ((p, p.stat()) for p in folder.rglob("*") if p.is_file())
+    return tuple(sorted((str(p), s.st_mtime_ns, s.st_size) for p, s in stats))
 
 
 def _environment(templates_dir: Path) -> jinja2.Environment:
@@ -502,17 +520,27 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     Compiling every template costs more than rendering a small shard, and checking each template's file
     before each message a tenth of the rendering; the folder is checked once per shard instead.
     """
-    stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in templates_dir.rglob("*") if p.is_file()))
+    stamp = _stamp(templates_dir)
     kept = _environments.get(templates_dir)
     if kept is None or kept[0] != stamp:
         kept = _environments[templates_dir] = (stamp, make_environment(templates_dir, auto_reload=False))
     return kept[1]
 
 
+def _campaigns(campaigns_dir: Path) -> dict[str, Campaign]:
+    """The campaign catalog, kept by the process while no file of the folder changes (reading its YAML for
+    every shard was a twentieth of rendering it)."""
+    stamp = _stamp(campaigns_dir)
+    kept = _catalogs.get(campaigns_dir)
+    if kept is None or kept[0] != stamp:
+        kept = _catalogs[campaigns_dir] = (stamp, load_catalog(campaigns_dir))
+    return dict(kept[1])
+
+
 @task(cache_policy=NO_CACHE)
 def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings) -> int:
     """Render one shard of the plan into messages and the outbox; return how many."""
-    campaigns = survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service)
+    campaigns = survey_kind(_campaigns(settings.campaigns_dir), settings.survey_is_service)
     env = _environment(settings.templates_dir)
     progress.advance("render", 0, None)
     plan = pd.read_parquet(paths.send_shard(shard))

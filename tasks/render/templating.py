@@ -10,9 +10,11 @@ never a blank) and HTML autoescaping for every ``*.html.j2``.
 from __future__ import annotations
 
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import jinja2
 import jinja2.runtime
@@ -133,13 +135,25 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and (name.endswith(".html.j2") or name.endswith(".html"))
 
 
+class _Environment(SandboxedEnvironment):
+    """The sandboxed environment with each template's globals in a plain dict, not Jinja's ``ChainMap``.
+
+    Jinja reads a template's globals on every render, and on every ``{% import %}`` it compares them with
+    the importing template's: through a ``ChainMap`` that was a tenth of rendering a message. The globals are
+    set once, in ``make_environment``, before any template is loaded, so a copy is the same.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return {**self.globals, **(d or {})}
+
+
 def make_environment(templates_dir: Path, auto_reload: bool = True) -> SandboxedEnvironment:
     """Build the sandboxed, strict, autoescaping environment for a templates folder.
 
     ``auto_reload=False``: templates are compiled once and never checked for changes again (the caller
     watches the folder; ``tasks/render/compose.py``), and none is dropped from the cache.
     """
-    env = SandboxedEnvironment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         auto_reload=auto_reload,
         cache_size=400 if auto_reload else -1,

@@ -32,7 +32,7 @@ from tasks.ledger.backend import open_ledger
 from tasks.plan.planner import PlanSummary
 from tasks.plan.replay import ReplayFilter
 from tasks.profile.kpis import Kpis
-from tasks.render.outbox import OutboxEntry, write_index
+from tasks.render.outbox import OutboxEntry, OutboxListing, write_index
 
 # "unknown": a lost answer or a crash left the send unknown; a marketing message is then not resent
 DELIVERY_OUTCOMES = tuple(DeliveryOutcome)
@@ -156,21 +156,33 @@ def ledger_report(settings: Settings, run_id: str, paths: RunPaths) -> dict[str,
     return {"unknown_in_ledger": len(unknown), "resent_transactional": len(resent)}
 
 
-def collect_outbox(paths: RunPaths, shards: list[int]) -> list[OutboxEntry]:
-    """Read what every render shard wrote to the outbox."""
+def collect_outbox(paths: RunPaths, shards: list[int]) -> OutboxListing:
+    """Read what every render shard wrote to the outbox, out of how many messages it rendered.
+
+    A shard that wrote a sample (``Settings.outbox_sample``) wrote exactly that many of each campaign, channel
+    and language it had more of: the listing's ``sample`` is read off those groups.
+    """
     entries: list[OutboxEntry] = []
+    rendered = sample = 0
     for shard in shards:
         frame = pd.read_parquet(
             paths.rendered_shard(shard),
             columns=["idempotency_key", "customer_id", "campaign", "channel", "locale", "html_file", "text_file"],
         )
+        rendered += len(frame)
+        written = (frame["text_file"].fillna("") != "").to_numpy()
+        if not written.all():
+            groups = frame.assign(written=written).groupby(["campaign", "channel", "locale"])["written"]
+            counts = groups.agg(["sum", "size"])
+            sample = max(sample, int(counts.loc[counts["sum"] < counts["size"], "sum"].max()))
         entries.extend(
             OutboxEntry(
                 key=r[0], customer_id=r[1], campaign=r[2], channel=r[3], locale=r[4], html_file=r[5], text_file=r[6]
             )
-            for r in frame.itertuples(index=False)
+            for r in frame.loc[written].itertuples(index=False)
         )
-    return entries
+    record = paths.rendered_shard(0).parent.relative_to(paths.root) / "rendered-*.parquet"
+    return OutboxListing(entries, rendered, sample, record.as_posix())
 
 
 def sent_by_channel(paths: RunPaths, shards: list[int]) -> dict[str, int]:

@@ -39,7 +39,9 @@ def test_demo_sends_then_the_second_run_sends_nothing_new(tmp_path: Path) -> Non
     assert first.returncode == 0, first.stderr[-3000:]
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     index = Path(summary["outbox_index"])
+    # the demo writes every message to its outbox, not a sample (``LOYALTY_OUTBOX_SAMPLE=0``)
     assert index.read_text().count("<tr><td>") == summary["rendered"]
+    assert f"<p>{summary['rendered']} messages rendered.</p>" in index.read_text()
     # the demo's day (a Friday) speaks through several campaigns at once, each within its budget
     assert len(summary["to_send_by_campaign"]) >= 4, summary["to_send_by_campaign"]
     assert sum(summary["to_send_by_campaign"].values()) == summary["to_send"]

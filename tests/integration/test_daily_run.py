@@ -304,6 +304,32 @@ def test_a_campaign_on_email_and_sms_sends_each_channel_once_to_those_who_agreed
     assert sms_files == [f"{c}-sms.txt" for c in want]  # an SMS has its text only in the outbox
 
 
+def test_a_sampled_outbox_shows_the_first_messages_of_each_language_and_every_message_is_still_sent(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOYALTY_OUTBOX_SAMPLE", "2")
+    shop = write_shop(_lapsed_shop(18), tmp_path / "shop")
+
+    summary = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+
+    run_dir = Path(summary.run_dir)
+    rendered = pd.concat([pd.read_parquet(p) for p in sorted((run_dir / "render").glob("rendered-*.parquet"))])
+    written = rendered.loc[rendered["text_file"] != ""]
+    # the record holds every message and delivery sends them all; the outbox has the first two of each language
+    assert summary.sent == summary.rendered == len(rendered) == _ses_sent() > len(written)
+    pd.testing.assert_frame_equal(written, rendered.groupby(["campaign", "channel", "locale"]).head(2))
+    outbox = run_dir / "outbox"
+    assert sorted(str(p.relative_to(outbox)) for p in outbox.glob("*/*")) == sorted(
+        [*written["html_file"], *written["text_file"]]
+    )
+    index = (outbox / "index.html").read_text()
+    assert index.count("<tr><td>") == len(written)
+    assert (
+        f"<p>Showing {len(written)} of {len(rendered)} rendered messages: up to 2 per campaign, channel and "
+        "language of each shard; every message is in the run folder's render/rendered-*.parquet.</p>"
+    ) in index
+
+
 def test_a_run_that_starts_at_night_holds_every_message_until_a_daytime_run(aws: str, tmp_path: Path) -> None:
     shop = write_shop(_lapsed_shop(6), tmp_path / "shop")
     night = datetime(2024, 6, 1, 23, 30, tzinfo=UTC)  # Moscow 02:30, Warsaw 01:30, London 00:30

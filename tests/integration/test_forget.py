@@ -122,6 +122,27 @@ def test_a_forgotten_customer_is_erased_everywhere_and_never_contacted_again(aws
     assert plan.loc[["L0", "L2"], "reason"].tolist() == ["duplicate", "duplicate"]
 
 
+def test_forgetting_a_customer_whose_messages_the_sampled_outbox_left_out_counts_them_out_of_its_index(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOYALTY_OUTBOX_SAMPLE", "1")
+    shop = write_shop(_shop(), tmp_path / "shop")
+    first = daily_run(as_of=AS_OF, data=str(shop), now=MORNING)
+    run_dir = Path(first.run_dir)
+    rendered = pd.concat([pd.read_parquet(p) for p in (run_dir / "render").glob("rendered-*.parquet")])
+    unlisted = str(rendered.loc[rendered["text_file"] == "", "customer_id"].iloc[0])  # rendered, no outbox file
+    shown = int((rendered["text_file"] != "").sum())
+    index = run_dir / "outbox" / "index.html"
+    assert f"Showing {shown} of {first.rendered} rendered messages" in index.read_text()
+
+    result = CliRunner().invoke(app, ["forget", unlisted, "--yes"])
+
+    assert result.exit_code == 0, result.output
+    assert "outbox messages deleted: 0 files" in result.output
+    assert _files_holding(Settings().output_dir, unlisted) == []
+    assert f"Showing {shown} of {first.rendered - 1} rendered messages" in index.read_text()
+
+
 def test_forget_erases_the_customer_from_run_folders_kept_in_s3(
     aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,7 @@ from tasks.kernel.settings import PROJECT_ROOT, Settings
 from tasks.plan.campaigns import load_catalog
 from tasks.render.compose import (
     RENDERED_COLUMNS,
+    _campaigns,
     build_context,
     gift_ideas,
     interest_group,
@@ -170,6 +171,55 @@ def test_a_shard_renders_an_email_and_an_sms_with_one_coupon_and_writes_the_outb
     assert codes[0] and set(codes[0]) == set(codes[1])  # one code per customer and occurrence, whatever the channel
     assert (tmp_path / "outbox" / "birthday" / "C1-sms.txt").read_text(encoding="utf-8") == sms["text"]
     assert (tmp_path / "outbox" / email["html_file"]).exists()
+
+
+def test_a_shard_writes_the_first_messages_of_each_campaign_channel_and_language_and_keeps_every_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # three Polish birthday emails, two Polish SMS and one English email; two of each written
+    rows = [_row(customer_id=f"P{n}", idempotency_key=f"pl-{n}") for n in range(3)]
+    rows += [_row(customer_id=f"S{n}", idempotency_key=f"sms-{n}", channel="sms") for n in range(2)]
+    rows += [_row(customer_id="E0", idempotency_key="en-0", locale="en")]
+    env = make_environment(PROJECT_ROOT / "templates")
+    sampled = settings.model_copy(update={"outbox_sample": 2})
+
+    rendered = render_shard(pd.DataFrame(rows), CATALOG, env, sampled, KEYS, AS_OF, tmp_path / "outbox")
+
+    assert len(rendered) == 6 and rendered["text"].str.len().gt(0).all()  # the record holds every message
+    files = sorted(p.name for p in (tmp_path / "outbox" / "birthday").iterdir())
+    assert files == [
+        "E0-email.html", "E0-email.txt", "P0-email.html", "P0-email.txt", "P1-email.html", "P1-email.txt",
+        "S0-sms.txt", "S1-sms.txt",
+    ]  # fmt: skip
+    third = rendered.set_index("idempotency_key").loc["pl-2"]
+    assert (third["html_file"], third["text_file"]) == ("", "")
+
+
+def test_the_campaigns_kept_between_shards_are_read_again_when_their_folder_changes(tmp_path: Path) -> None:
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    birthday = folder / "birthday.yaml"
+    birthday.write_text((PROJECT_ROOT / "campaigns" / "birthday.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    first = _campaigns(folder)
+
+    birthday.write_text(birthday.read_text(encoding="utf-8") + "enabled: false\n", encoding="utf-8")
+    (folder / "win_back.yaml").write_text(
+        (PROJECT_ROOT / "campaigns" / "win_back.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    second = _campaigns(folder)
+
+    assert list(first) == ["birthday"] and list(second) == ["win_back"]
+
+
+def test_an_outbox_sample_of_zero_writes_every_message(tmp_path: Path, settings: Settings) -> None:
+    rows = [_row(customer_id=f"P{n}", idempotency_key=f"pl-{n}") for n in range(3)]
+    env = make_environment(PROJECT_ROOT / "templates")
+    every = settings.model_copy(update={"outbox_sample": 0})
+
+    rendered = render_shard(pd.DataFrame(rows), CATALOG, env, every, KEYS, AS_OF, tmp_path / "outbox")
+
+    assert rendered["text_file"].tolist() == [f"birthday/P{n}-email.txt" for n in range(3)]
+    assert all((tmp_path / "outbox" / f).exists() for f in rendered["html_file"])
 
 
 def test_picks_are_read_for_the_customers_asked_best_three_first_with_the_reasons_product_name(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.render.outbox import OutboxEntry, message_stem, write_index, write_message
+from tasks.render.outbox import OutboxEntry, OutboxListing, message_stem, write_index, write_message
 
 
 def _entry(customer_id: str, campaign: str = "win_back", channel: str = "email", **changes: str) -> OutboxEntry:
@@ -69,8 +69,9 @@ def test_the_index_lists_every_message_sorted_with_links_and_escapes_what_it_sho
         _entry("C1", campaign="win_back", channel="sms"),
         _entry("<b>C3</b>", campaign="birthday"),
     ]
+    listing = OutboxListing(entries, rendered=3)
 
-    page = write_index(tmp_path / "outbox", entries, "Outbox <2026-03-01>").read_text(encoding="utf-8")
+    page = write_index(tmp_path / "outbox", listing, "Outbox <2026-03-01>").read_text(encoding="utf-8")
 
     assert "<title>Outbox &lt;2026-03-01&gt;</title>" in page
     assert "<p>3 messages rendered.</p>" in page
@@ -83,7 +84,21 @@ def test_the_index_lists_every_message_sorted_with_links_and_escapes_what_it_sho
 
 
 def test_an_empty_run_still_has_an_index_page(tmp_path: Path) -> None:
-    path = write_index(tmp_path / "new" / "outbox", [], "Outbox 2026-03-01")
+    path = write_index(tmp_path / "new" / "outbox", OutboxListing([], 0), "Outbox 2026-03-01")
 
     assert path == tmp_path / "new" / "outbox" / "index.html"
     assert "<p>0 messages rendered.</p>" in path.read_text(encoding="utf-8")
+
+
+def test_a_sampled_index_says_how_many_it_shows_of_how_many_and_where_the_rest_are(tmp_path: Path) -> None:
+    entries = [_entry(f"C{n}") for n in range(40)]
+    listing = OutboxListing(entries, rendered=748_470, sample=20, record="render/rendered-*.parquet")
+
+    page = write_index(tmp_path / "outbox", listing, "Outbox 2026-03-01").read_text(encoding="utf-8")
+
+    assert (
+        "<p>Showing 40 of 748,470 rendered messages: up to 20 per campaign, channel and language of each shard; "
+        "every message is in the run folder's render/rendered-*.parquet.</p>"
+    ) in page
+    assert page.count("<tr><td>") == 40
+    assert "messages rendered." not in page

@@ -154,12 +154,41 @@ def test_the_outbox_entries_are_read_from_every_render_shard(tmp_path: Path) -> 
             }
         ).to_parquet(paths.rendered_shard(shard), index=False)
 
-    entries = collect_outbox(paths, [0, 3])
+    listing = collect_outbox(paths, [0, 3])
 
-    assert [(e.key, e.customer_id, e.locale, e.text_file) for e in entries] == [
+    assert [(e.key, e.customer_id, e.locale, e.text_file) for e in listing.entries] == [
         ("k-C1", "C1", "pl", "win_back/C1-email.txt"),
         ("k-C2", "C2", "pl", "win_back/C2-email.txt"),
     ]
+    assert (listing.rendered, listing.sample) == (2, 0)  # every message has its files
+
+
+def test_a_sampled_outbox_lists_the_written_messages_out_of_every_rendered_one(tmp_path: Path) -> None:
+    # shard 0 wrote the first 2 of its Polish win-back emails, and its only English one; shard 1 wrote all it had
+    paths = RunPaths(tmp_path / "2026-03-01")
+    rows = [("win_back", "pl", True), ("win_back", "pl", True), ("win_back", "pl", False), ("win_back", "en", True)]
+    shards = {0: rows, 1: [("birthday", "ru", True)]}
+    for shard, messages in shards.items():
+        paths.rendered_shard(shard).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            [
+                {
+                    "idempotency_key": f"k-{shard}-{n}",
+                    "customer_id": f"C{shard}{n}",
+                    "campaign": campaign,
+                    "channel": "email",
+                    "locale": locale,
+                    "html_file": f"{campaign}/C{shard}{n}-email.html" if written else "",
+                    "text_file": f"{campaign}/C{shard}{n}-email.txt" if written else "",
+                }
+                for n, (campaign, locale, written) in enumerate(messages)
+            ]
+        ).to_parquet(paths.rendered_shard(shard), index=False)
+
+    listing = collect_outbox(paths, [0, 1])
+
+    assert sorted(e.key for e in listing.entries) == ["k-0-0", "k-0-1", "k-0-3", "k-1-0"]
+    assert (listing.rendered, listing.sample, listing.record) == (5, 2, "render/rendered-*.parquet")
 
 
 # A day whose waves go as their own send-wave runs: each wave's record, merged into the day's summary.
