@@ -9,7 +9,8 @@ renders their messages. Two ways, one body (``plan_partition``):
   deployment per partition, submitted to its work pool: any number of workers take them (process workers
   here, the ECS pool in production). Each reads the day's folder (S3 in production) and writes its parts
   back; the daily run waits for all, then merges;
-- inline (the CLI, the demo, backfills): the same flow as a subflow run per partition, one after another.
+- on this host (the CLI, the demo, backfills): the same flow, one run per partition in a pool of processes (as
+  many as the host has CPUs); with one CPU, subflows one after another.
 
 Either way the daily run then merges the parts into the day's plan (``merge_partitions``) and sends the waves
 as before: the plan is the single-process plan, row for row. A partition run again (its worker died, or by
@@ -19,9 +20,12 @@ ledger sends nothing twice.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.kernel.paths import RunPaths, private_files
@@ -37,7 +42,7 @@ from tasks.kernel.settings import Settings
 from tasks.plan.partitions import Partition, PartitionResult
 from tasks.plan.planner import PlanSummary, merge_partitions, plan_day
 from tasks.plan.replay import ReplayFilter
-from tasks.render.workers import render_plan
+from tasks.render.workers import api_url, render_plan, render_processes
 
 # The deployment a partition runs as, ``flow-name/deployment-name``.
 PARTITION_DEPLOYMENT = "daily-partition/daily-partition"
@@ -143,14 +148,19 @@ def plan_in_partitions(
 ) -> tuple[PlanSummary, int]:
     """Plan and render the day partition by partition, then merge the parts; return the plan and messages rendered.
 
-    ``as_runs``: each partition a ``daily-partition`` deployment run (workers take them), else a subflow here.
+    ``as_runs``: each partition a ``daily-partition`` deployment run (workers take them); else each a flow run in a
+    pool of this host's processes (as many as it has CPUs, or ``LOYALTY_RENDER_PROCESSES``), each rendering in its
+    own process; with one CPU, subflows one after another.
     ``folder``: the day's folder, pushed before the runs read it and pulled after they wrote their parts.
     """
     count = settings.partitions
     if folder is not None:  # the runs read the day's folder as S3 holds it
         folder.push()
+    processes = min(count, render_processes(settings))
     if as_runs:
         _run_deployments(as_of, count, sending_at, settings.dry_run, only)
+    elif processes > 1:
+        _run_in_processes(processes, as_of, count, sending_at, settings.dry_run, only)
     else:
         for p in range(count):
             daily_partition(as_of, p, count, sending_at, settings.dry_run, only)
@@ -161,6 +171,26 @@ def plan_in_partitions(
     ]
     summary = merge_partitions(paths, settings, results)
     return summary, sum(r.rendered for r in results)
+
+
+def _run_in_processes(
+    processes: int, as_of: date, count: int, sending_at: datetime, dry_run: bool, only: ReplayFilter | None
+) -> None:
+    """Run the partitions' flows in a pool of ``processes`` processes (``spawn``), reporting to this run's API."""
+    api = PREFECT_API_URL.value() or api_url()  # without it each process would start a server of its own
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = [pool.submit(_partition_process, api, as_of, p, count, sending_at, dry_run, only) for p in range(count)]
+        for run in runs:
+            run.result()  # a failed partition fails the day here, the others finished or cancelled with the pool
+
+
+def _partition_process(
+    api: str, as_of: date, partition: int, count: int, sending_at: datetime, dry_run: bool, only: ReplayFilter | None
+) -> None:
+    """One partition's flow run in a pool process: it renders in this process (the pool is the parallelism)."""
+    os.environ["LOYALTY_RENDER_PROCESSES"] = "1"
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        daily_partition(as_of, partition, count, sending_at, dry_run, only)
 
 
 def _run_deployments(as_of: date, count: int, sending_at: datetime, dry_run: bool, only: ReplayFilter | None) -> None:

@@ -44,7 +44,7 @@ def render_plan(paths: RunPaths, shards: Sequence[int], as_of: date, settings: S
     progress.advance("render", 0, None)  # a worker's progress stays in its process: counted here per shard
     # without a configured API (a local run on Prefect's ephemeral server) each worker would start a server of
     # its own: they report to this process's instead
-    api = PREFECT_API_URL.value() or _api_url()
+    api = PREFECT_API_URL.value() or api_url()
     with temporary_settings(updates={PREFECT_API_URL: api}), ProcessPoolTaskRunner(max_workers=processes) as runner:
         parameters = {
             "paths": unmapped(paths),
@@ -60,6 +60,6 @@ def render_plan(paths: RunPaths, shards: Sequence[int], as_of: date, settings: S
         return list(futures.result())
 
 
-def _api_url() -> str:
+def api_url() -> str:
     with get_client(sync_client=True) as client:
         return str(client.api_url)

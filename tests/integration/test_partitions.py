@@ -111,6 +111,7 @@ def test_a_partition_run_again_after_its_worker_died_sends_nothing_twice(
     # given: a small shop in two partitions, sending for real to the local SES
     monkeypatch.setenv("LOYALTY_SIGNING_SECRET", SECRET)
     monkeypatch.setenv("LOYALTY_SHARD_SIZE", "20")
+    monkeypatch.setenv("LOYALTY_RENDER_PROCESSES", "1")  # the partitions in this process: the fault below reaches them
     shop = tmp_path / "shop"
     write_shop(generate_shop(400, 200, 7, DEFAULT_END), shop)
     _in_folder(tmp_path, 2, monkeypatch)
