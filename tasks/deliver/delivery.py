@@ -1,6 +1,11 @@
 """Deliver a shard of messages through the ledger, with bounded concurrency and a rate limit.
 
-Each message is claimed in the ledger, sent, then marked; its outcome is one of ``DeliveryOutcome``:
+Each message is claimed in the ledger, sent, then marked, a batch at a time: one ledger read skips
+what is already sent or failed; one ledger call claims a batch (``claim_batch``: about a quarter-second
+of the channel's rate) and returns only once those claims are durable, then they are sent and their
+marks written in one more call. A crash therefore leaves at most about one batch claimed per shard,
+unsent or sent and unmarked: UNKNOWN after the lease, like a crash between send and mark always was.
+Its outcome is one of ``DeliveryOutcome``:
 
 - ``sent``: the provider accepted it (``reason`` ``ledger_mark_failed`` when the ledger could not record
   it: logged loudly, never resent by this run);
@@ -10,8 +15,9 @@ Each message is claimed in the ledger, sent, then marked; its outcome is one of 
   UNKNOWN: marketing is never resent; transactional is taken over and resent by a later run;
 - ``failed``: refused for good (a rejected or malformed message, an address without an ASCII form,
   or any unexpected error of this one message: its reason is the error's class name only);
-- ``retry_later``: still transient after every backoff, the rate tokens not had in time, or the ledger
-  unreachable for the claim: the claim released for a later run;
+- ``retry_later``: still transient after every backoff, the rate tokens not had in time (the first
+  attempt within ``send_token_wait`` of the claim), or the ledger unreachable for the claim: the claim
+  released for a later run;
 - ``parked``: the channel's daily quota ran out, its kill switch is on or its campaign is paused
   (``paused_campaigns``): not attempted, claim released;
 - ``suppressed``: the customer opted out (or bounced) after planning: dropped before the claim;
@@ -33,9 +39,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from uuid import UUID
 
 import pandas as pd
@@ -63,7 +70,7 @@ from tasks.kernel.enums import Channel, DeliveryOutcome, MessageKind, SendStatus
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
-from tasks.ledger.protocol import Claim, Ledger
+from tasks.ledger.protocol import Claim, Ledger, Mark
 from tasks.plan.gates import delivery_rules, quiet_now
 from tasks.plan.pauses import (
     NO_PAUSES,
@@ -105,6 +112,10 @@ class TokenBucket:
     @property
     def capacity(self) -> float:
         return self._capacity
+
+    @property
+    def rate(self) -> float:
+        return self._rate
 
     def acquire(self, tokens: float = 1.0, timeout: float = 60.0) -> bool:
         """Wait for ``tokens`` and take them; False at once (nothing taken) if they cannot be had within ``timeout`` s."""
@@ -149,7 +160,8 @@ class Backoff:
 
     def worst_case(self, connect_timeout: float, read_timeout: float) -> float:
         """The longest one message can hold its claim: every attempt waiting for tokens, connecting and reading
-        to the end, and every backoff at its ceiling."""
+        to the end, and every backoff at its ceiling. The first attempt's wait counts from the batch's claim:
+        tokens and a free send thread."""
         waits = sum(self.ceiling(attempt, throttled=True) for attempt in range(self.attempts - 1))
         return self.attempts * (self.token_wait + connect_timeout + read_timeout) + waits
 
@@ -196,6 +208,15 @@ class Outcome:
 
 # Messages between two looks at the kill switch and the suppression list.
 SWITCH_EVERY = 200
+# Seconds of a channel's rate claimed in one ledger batch: what a crash can leave claimed and unsent (or
+# sent and unmarked), UNKNOWN after the lease. A batch is never smaller than the send threads.
+CLAIM_AHEAD = 0.25
+
+
+def claim_batch(rate: float, concurrency: int) -> int:
+    """How many messages delivery claims in one ledger call (and marks in one): ``CLAIM_AHEAD`` seconds of the
+    channel's ``rate``, at least ``concurrency``, at most ``SWITCH_EVERY``."""
+    return max(concurrency, min(SWITCH_EVERY, int(rate * CLAIM_AHEAD)))
 
 
 def _nothing_paused() -> frozenset[MessageKind]:
@@ -218,18 +239,25 @@ def deliver(
 
     Every ``SWITCH_EVERY`` messages, right before their claims, delivery looks at the kill switch
     (``paused``: the kinds of message not to send now), at the campaigns paused (``campaigns``) and at
-    the suppression list (``opt_outs``).
+    the suppression list (``opt_outs``). It then skips, without a write, what the ledger holds as sent
+    or failed, and claims the rest ``claim_batch`` at a time: one ledger call, durable before any of
+    its messages goes out; they are sent on ``concurrency`` threads and marked in one ledger call.
     """
     quota_out = threading.Event()
+    size = claim_batch(bucket.rate, concurrency)
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send") as pool:
         for start in range(0, len(batch), SWITCH_EVERY):
-            chunk, held = _hold_back(batch[start : start + SWITCH_EVERY], paused(), opt_outs(), campaigns())
+            chunk = batch[start : start + SWITCH_EVERY]
+            go, held = _hold_back(chunk, paused(), opt_outs(), campaigns())
+            go, done = _skip_done(go, ledger)
             outcomes += held
-            outcomes += pool.map(
-                lambda item: _deliver_one(item, ledger, channel, bucket, quota_out, backoff, sleep), chunk
-            )
-            progress.advance("send", len(held) + len(chunk))
+            outcomes += done
+            for first in range(0, len(go), size):
+                outcomes += _deliver_batch(
+                    go[first : first + size], ledger, channel, bucket, quota_out, backoff, sleep, pool
+                )
+            progress.advance("send", len(chunk))
     return outcomes
 
 
@@ -246,15 +274,115 @@ def _hold_back(
     for item in chunk:
         claim = item.claim
         if item.message.kind in paused or campaigns.stops(claim.campaign, item.message.kind):
-            held.append(Outcome(claim.key, claim.customer_id, claim.channel, DeliveryOutcome.PARKED, 0))
+            held.append(_outcome(item, DeliveryOutcome.PARKED))
         elif is_suppressed(item.message, claim.channel, claim.customer_id, opt_outs):
-            held.append(Outcome(claim.key, claim.customer_id, claim.channel, DeliveryOutcome.SUPPRESSED, 0))
+            held.append(_outcome(item, DeliveryOutcome.SUPPRESSED))
         else:
             go.append(item)
     return go, held
 
 
-def _deliver_one(
+# Final ledger states: no claim can take such an entry, so delivery skips it without trying.
+_DONE = frozenset({SendStatus.SENT, SendStatus.FAILED})
+
+
+def _skip_done(chunk: list[Outgoing], ledger: Ledger) -> tuple[list[Outgoing], list[Outcome]]:
+    """Split off the messages the ledger already holds as sent or failed (one batched read, no write)."""
+    if not chunk:
+        return chunk, []
+    try:
+        known = ledger.statuses([item.claim.key for item in chunk])
+    except Exception as exc:  # the claims decide instead, one by one as before
+        logger.warning("ledger lookup of %d keys failed (%s): claiming them all", len(chunk), type(exc).__name__)
+        return chunk, []
+    go: list[Outgoing] = []
+    done: list[Outcome] = []
+    for item in chunk:
+        if known.get(item.claim.key) in _DONE:
+            done.append(_outcome(item, DeliveryOutcome.ALREADY_SENT))
+        else:
+            go.append(item)
+    return go, done
+
+
+def _outcome(
+    item: Outgoing,
+    name: DeliveryOutcome,
+    attempts: int = 0,
+    provider_id: str | None = None,
+    reason: str | None = None,
+) -> Outcome:
+    claim = item.claim
+    return Outcome(claim.key, claim.customer_id, claim.channel, name, attempts, provider_id, reason)
+
+
+# What a send thread hands back: the message's outcome and the ledger mark it needs (None: nothing to mark).
+_Ended = tuple[Outcome, Mark | None]
+
+
+def _deliver_batch(
+    items: list[Outgoing],
+    ledger: Ledger,
+    channel: Sender,
+    bucket: TokenBucket,
+    quota_out: threading.Event,
+    backoff: Backoff,
+    sleep: Callable[[float], None],
+    pool: ThreadPoolExecutor,
+) -> list[Outcome]:
+    """Claim a batch in one ledger call, send what it won on the pool, mark those sends in one ledger call.
+
+    Nothing one message raises reaches the others.
+    """
+    if quota_out.is_set():
+        return [_outcome(item, DeliveryOutcome.PARKED) for item in items]
+    claimed_at = time.monotonic()
+    try:
+        wins = ledger.claim_many([item.claim for item in items])
+    except Exception as exc:  # the ledger is unreachable: nothing was sent
+        reason = f"ledger_{type(exc).__name__}"
+        logger.warning("ledger claim of %d messages failed (%s): retry later", len(items), type(exc).__name__)
+        for item in items:  # a backend that took some before it failed gives them back
+            _guarded(ledger.release, item.claim.key, run_id=item.claim.run_id)
+        return [_outcome(item, DeliveryOutcome.RETRY_LATER, reason=reason) for item in items]
+    won = [item for item, win in zip(items, wins, strict=True) if win]
+    send = partial(
+        _send_one,
+        ledger=ledger,
+        channel=channel,
+        bucket=bucket,
+        quota_out=quota_out,
+        backoff=backoff,
+        sleep=sleep,
+        claimed_at=claimed_at,
+    )
+    sent = iter(_record(list(pool.map(send, won)), ledger))  # marked once the whole batch has ended
+    refused = _refused([item for item, win in zip(items, wins, strict=True) if not win], ledger)
+    return [next(sent) if win else refused[item.claim.key] for item, win in zip(items, wins, strict=True)]
+
+
+def _refused(items: list[Outgoing], ledger: Ledger) -> dict[str, Outcome]:
+    """The outcomes of messages whose claim was refused: UNKNOWN when a crash or a lost answer left the entry
+    so (marketing is never resent), else already sent (or being sent by another run)."""
+    if not items:
+        return {}
+    try:
+        known = ledger.statuses([item.claim.key for item in items])
+    except Exception as exc:  # not ours to send now, whatever it is: a later run looks again
+        reason = f"ledger_{type(exc).__name__}"
+        return {item.claim.key: _outcome(item, DeliveryOutcome.RETRY_LATER, reason=reason) for item in items}
+    return {
+        item.claim.key: _outcome(
+            item,
+            DeliveryOutcome.UNKNOWN
+            if known.get(item.claim.key) is SendStatus.UNKNOWN
+            else DeliveryOutcome.ALREADY_SENT,
+        )
+        for item in items
+    }
+
+
+def _send_one(
     item: Outgoing,
     ledger: Ledger,
     channel: Sender,
@@ -262,35 +390,19 @@ def _deliver_one(
     quota_out: threading.Event,
     backoff: Backoff,
     sleep: Callable[[float], None],
-) -> Outcome:
-    """Claim one message and send it; nothing it raises reaches the other messages."""
-    claim = item.claim
-
-    def outcome(name: DeliveryOutcome, attempts: int = 0, reason: str | None = None) -> Outcome:
-        return Outcome(claim.key, claim.customer_id, claim.channel, name, attempts, None, reason)
-
-    if quota_out.is_set():
-        return outcome(DeliveryOutcome.PARKED)
-    # take the rate token before the claim, so a crash leaves few claims between claim and send
-    if not bucket.acquire(cost(item.message), timeout=backoff.token_wait):
-        return outcome(DeliveryOutcome.RETRY_LATER, reason="rate_wait")
+    claimed_at: float,
+) -> _Ended:
+    """Send one claimed message; an unexpected error (a header MIME refuses, a bug) fails it alone."""
     try:
-        claimed = ledger.claim(claim)
-        status = None if claimed else ledger.status(claim.key)
-    except Exception as exc:  # the ledger is unreachable: nothing was sent
-        logger.warning("ledger claim of %s failed (%s): retry later", claim.key, type(exc).__name__)
-        _guarded(ledger.release, claim.key, run_id=claim.run_id)
-        return outcome(DeliveryOutcome.RETRY_LATER, reason=f"ledger_{type(exc).__name__}")
-    if not claimed:
-        # UNKNOWN: a crash or a lost answer left it unknown; marketing is never resent
-        return outcome(DeliveryOutcome.UNKNOWN if status is SendStatus.UNKNOWN else DeliveryOutcome.ALREADY_SENT)
-    try:
-        return _send_claimed(item, ledger, channel, bucket, quota_out, backoff, sleep)
-    except Exception as exc:  # anything unforeseen (a header MIME refuses, a bug): this message fails alone
-        reason = type(exc).__name__
-        logger.error("sending %s failed with %s: marked failed", claim.key, reason)
-        _guarded(ledger.mark_failed, claim.key, reason, run_id=claim.run_id)
-        return outcome(DeliveryOutcome.FAILED, 1, reason)
+        return _send_claimed(item, ledger, channel, bucket, quota_out, backoff, sleep, claimed_at)
+    except Exception as exc:
+        reason = type(exc).__name__  # the class only: an error's text may carry an address
+        logger.error("sending %s failed with %s: marked failed", item.claim.key, reason)
+        return _outcome(item, DeliveryOutcome.FAILED, 1, reason=reason), _mark(item, SendStatus.FAILED, reason)
+
+
+def _mark(item: Outgoing, status: SendStatus, detail: str) -> Mark:
+    return Mark(item.claim.key, status, detail, item.claim.run_id)
 
 
 def _send_claimed(
@@ -301,23 +413,25 @@ def _send_claimed(
     quota_out: threading.Event,
     backoff: Backoff,
     sleep: Callable[[float], None],
-) -> Outcome:
-    """Send a claimed message, retrying only what surely did not go through; mark the ledger as it ends."""
-    claim = item.claim
+    claimed_at: float,
+) -> _Ended:
+    """Send a claimed message, retrying only what surely did not go through; return the mark its end needs.
 
-    def outcome(
-        name: DeliveryOutcome, attempts: int, provider_id: str | None = None, reason: str | None = None
-    ) -> Outcome:
-        return Outcome(claim.key, claim.customer_id, claim.channel, name, attempts, provider_id, reason)
+    Its first attempt starts within ``backoff.token_wait`` of the claim (``claimed_at``, monotonic), waiting
+    for its rate tokens and a free send thread, or the claim is given back: the lease budgets that wait
+    (``Backoff.worst_case``).
+    """
+    cost_of = cost(item.message)
 
-    def give_back(name: DeliveryOutcome, attempts: int, reason: str | None = None) -> Outcome:
-        _guarded(ledger.release, claim.key, run_id=claim.run_id)
-        return outcome(name, attempts, reason=reason)
+    def give_back(name: DeliveryOutcome, attempts: int, reason: str | None = None) -> _Ended:
+        _guarded(ledger.release, item.claim.key, run_id=item.claim.run_id)
+        return _outcome(item, name, attempts, reason=reason), None
 
     for attempt in range(backoff.attempts):
         if quota_out.is_set():
             return give_back(DeliveryOutcome.PARKED, attempt)
-        if attempt and not bucket.acquire(cost(item.message), timeout=backoff.token_wait):
+        wait = backoff.token_wait - (time.monotonic() - claimed_at) if attempt == 0 else backoff.token_wait
+        if wait <= 0 or not bucket.acquire(cost_of, timeout=wait):
             return give_back(DeliveryOutcome.RETRY_LATER, attempt, "rate_wait")
         try:
             provider_id = channel.send(item.message)
@@ -327,19 +441,46 @@ def _send_claimed(
                 continue
             return give_back(DeliveryOutcome.RETRY_LATER, attempt + 1, str(exc))
         except UnknownOutcomeError as exc:  # may have gone out: never resent by this run
-            _guarded(ledger.mark_unknown, claim.key, str(exc), run_id=claim.run_id)
-            return outcome(DeliveryOutcome.UNKNOWN, attempt + 1, reason=str(exc))
+            reason = str(exc)
+            return _outcome(item, DeliveryOutcome.UNKNOWN, attempt + 1, reason=reason), _mark(
+                item, SendStatus.UNKNOWN, reason
+            )
         except QuotaExceededError as exc:
             quota_out.set()
             return give_back(DeliveryOutcome.PARKED, attempt + 1, str(exc))
         except PermanentSendError as exc:
-            _guarded(ledger.mark_failed, claim.key, str(exc), run_id=claim.run_id)
-            return outcome(DeliveryOutcome.FAILED, attempt + 1, reason=str(exc))
-        if not _guarded(ledger.mark_sent, claim.key, provider_id, run_id=claim.run_id):
-            logger.error("SENT %s (%s) but the ledger did not record it", claim.key, provider_id)
-            return outcome(DeliveryOutcome.SENT, attempt + 1, provider_id, LEDGER_MARK_FAILED)
-        return outcome(DeliveryOutcome.SENT, attempt + 1, provider_id)
+            reason = str(exc)
+            return _outcome(item, DeliveryOutcome.FAILED, attempt + 1, reason=reason), _mark(
+                item, SendStatus.FAILED, reason
+            )
+        return _outcome(item, DeliveryOutcome.SENT, attempt + 1, provider_id), _mark(item, SendStatus.SENT, provider_id)
     raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def _record(ended: list[_Ended], ledger: Ledger) -> list[Outcome]:
+    """Apply a batch's marks in one ledger call; return its outcomes.
+
+    A mark that did not apply (the ledger unreachable, or this run no longer holds the claim: its lease
+    ran out and another run took it over or made it UNKNOWN) is logged with its key; a message sent but
+    not recorded is reported ``sent`` with ``ledger_mark_failed`` and never resent by this run.
+    """
+    marks = [mark for _, mark in ended if mark is not None]
+    try:
+        applied = ledger.mark_many(marks) if marks else []
+    except Exception as exc:
+        logger.error("ledger marks of %d messages failed: %s", len(marks), type(exc).__name__)
+        applied = [False] * len(marks)
+    answers = iter(applied)
+    outcomes: list[Outcome] = []
+    for outcome, mark in ended:
+        if mark is not None and not next(answers):
+            if outcome.outcome is DeliveryOutcome.SENT:
+                logger.error("SENT %s (%s) but the ledger did not record it", outcome.key, outcome.provider_id)
+                outcome = replace(outcome, reason=LEDGER_MARK_FAILED)
+            else:
+                logger.error("ledger did not record %s of %s", mark.status.value, outcome.key)
+        outcomes.append(outcome)
+    return outcomes
 
 
 LEDGER_MARK_FAILED = "ledger_mark_failed"
@@ -380,38 +521,53 @@ def process_bucket(channel: str, rate: float, largest: float = 1.0) -> TokenBuck
         return _BUCKETS[key]
 
 
+# The rendered columns a message and its claim are made of, in ``outgoing_from_rendered``'s order.
+_OUTGOING_COLUMNS = (
+    "idempotency_key",
+    "channel",
+    "kind",
+    "to_address",
+    "to_name",
+    "subject",
+    "html",
+    "text",
+    "unsubscribe_url",
+    "campaign",
+    "customer_id",
+)
+
+
 def outgoing_from_rendered(rendered: pd.DataFrame, settings: Settings, run_id: str) -> list[Outgoing]:
     """Turn rendered rows into messages with their ledger claims."""
     items = []
-    for row in rendered.to_dict("records"):
-        kind = MessageKind(str(row["kind"]))
+    kinds = {kind.value: kind for kind in MessageKind}
+    sms = Channel.SMS.value
+    columns = (rendered[name].tolist() for name in _OUTGOING_COLUMNS)  # plain lists: no row objects, no boxing
+    for key, channel, kind_name, to, to_name, subject, html, text, url, campaign, customer_id in zip(
+        *columns, strict=True
+    ):
+        kind = kinds.get(kind_name) or MessageKind(str(kind_name))
         message: OutboundMessage
-        if row["channel"] == Channel.SMS.value:
-            message = SmsMessageOut(
-                key=str(row["idempotency_key"]),
-                to_phone=str(row["to_address"]),
-                text=str(row["text"]),
-                kind=kind,
-                opt_out_url=str(row["unsubscribe_url"]),
-            )
+        if channel == sms:
+            message = SmsMessageOut(key=str(key), to_phone=str(to), text=str(text), kind=kind, opt_out_url=str(url))
         else:
             message = EmailMessageOut(
-                key=str(row["idempotency_key"]),
-                to_address=str(row["to_address"]),
-                to_name=None if row["to_name"] is None else str(row["to_name"]),
-                subject=str(row["subject"]),
-                html=str(row["html"]),
-                text=str(row["text"]),
+                key=str(key),
+                to_address=str(to),
+                to_name=None if to_name is None else str(to_name),
+                subject=str(subject),
+                html=str(html),
+                text=str(text),
                 kind=kind,
-                unsubscribe_url=str(row["unsubscribe_url"]),
+                unsubscribe_url=str(url),
                 unsubscribe_mailto=settings.unsubscribe_mailto,
             )
         claim = Claim(
             key=message.key,
-            campaign=str(row["campaign"]),
-            channel=str(row["channel"]),
-            customer_id=str(row["customer_id"]),
-            kind=kind.value,
+            campaign=str(campaign),
+            channel=str(channel),
+            customer_id=str(customer_id),
+            kind=str(kind),  # a StrEnum's str is its value
             run_id=run_id,
         )
         items.append(Outgoing(message=message, claim=claim))
@@ -523,9 +679,8 @@ def deliver_shard(
         ledger.close()
     target = paths.delivery_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([asdict(o) for o in outcomes], columns=list(Outcome.__dataclass_fields__)).to_parquet(
-        target, index=False
-    )
+    fields = list(Outcome.__dataclass_fields__)
+    pd.DataFrame(map(attrgetter(*fields), outcomes), columns=fields).to_parquet(target, index=False)
     counts = tally(outcomes)
     get_run_logger().info("shard %d: %s", shard, dict(counts))
     return dict(counts)

@@ -1,13 +1,19 @@
-"""The AWS ledger: one DynamoDB table, conditional writes only (no transaction spans two calls)."""
+"""The AWS ledger: one DynamoDB table, conditional writes only (no transaction spans two calls).
+
+A batch (``claim_many``, ``mark_many``) is one conditional write per entry, up to ``_PARALLEL`` of
+them in flight at once: each entry keeps its own condition (``TransactWriteItems`` would cancel a
+whole batch for one entry held by another run), and a claim write is durable once answered.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -19,7 +25,18 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 
-from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, _decide, _iso, _oldest_first, _parse, _utc, _Verdict
+from tasks.ledger.protocol import (
+    LEASE,
+    Claim,
+    LedgerEntry,
+    Mark,
+    _decide,
+    _iso,
+    _oldest_first,
+    _parse,
+    _utc,
+    _Verdict,
+)
 
 # The index that reads one run's entries (infra/loyalty.yaml makes it too).
 RUN_INDEX = "by_run_id"
@@ -27,6 +44,9 @@ RUN_INDEX = "by_run_id"
 _DYNAMODB_BATCH = 100
 _UNPROCESSED_ATTEMPTS = 8
 _CLAIM_ROUNDS = 5
+# Conditional writes of one batch in flight at once (boto3 clients are thread-safe): botocore's default
+# connection pool (max_pool_connections=10), so no connection is opened and thrown away.
+_PARALLEL = 10
 _SET_UNKNOWN = "SET #status = :unknown, #updated_at = :now"
 _TAKE_OVER = (
     "SET #status = :claimed, #run_id = :run_id, #claimed_at = :now, #updated_at = :now, #attempts = #attempts + :one"
@@ -44,6 +64,30 @@ def _conditional_check_failed(exc: ClientError) -> bool:
 
 def _s(value: str) -> AttributeValueTypeDef:
     return {"S": str(value)}
+
+
+_T = TypeVar("_T")
+
+
+def _each(write: Callable[[_T], bool], items: Sequence[_T], key: Callable[[_T], str]) -> list[bool]:
+    """``write`` every item, up to ``_PARALLEL`` keys at once, the items of one key in their order; the answers
+    in order. The first error is raised once every write has ended."""
+    by_key: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_key.setdefault(key(item), []).append(index)
+    answers = [False] * len(items)
+
+    def write_key(indexes: list[int]) -> None:
+        for index in indexes:
+            answers[index] = write(items[index])
+
+    if len(by_key) <= 1:
+        for indexes in by_key.values():
+            write_key(indexes)
+        return answers
+    with ThreadPoolExecutor(max_workers=min(_PARALLEL, len(by_key)), thread_name_prefix="ledger") as pool:
+        list(pool.map(write_key, by_key.values()))
+    return answers
 
 
 class DynamoDbLedger:
@@ -92,6 +136,10 @@ class DynamoDbLedger:
                 return True
             # Someone changed the entry between our read and our write: look again.
         return False
+
+    def claim_many(self, claims: Sequence[Claim], now: datetime | None = None) -> list[bool]:
+        at = _utc(now)
+        return _each(lambda claim: self.claim(claim, at), claims, key=lambda claim: claim.key)
 
     def _insert(self, claim: Claim, kind: MessageKind, stamp: str) -> dict[str, AttributeValueTypeDef] | None:
         """Insert a fresh CLAIMED entry; None on success, else the entry that is already there."""
@@ -157,6 +205,17 @@ class DynamoDbLedger:
 
     def mark_unknown(self, key: str, reason: str, *, run_id: str | None = None) -> None:
         self._finish(key, run_id, SendStatus.UNKNOWN, "#reason", reason)
+
+    def mark_many(self, marks: Sequence[Mark]) -> list[bool]:
+        def apply(mark: Mark) -> bool:
+            name = "#provider_id" if mark.status is SendStatus.SENT else "#reason"
+            try:
+                self._finish(mark.key, mark.run_id, mark.status, name, mark.detail)
+            except LookupError:
+                return False
+            return True
+
+        return _each(apply, marks, key=lambda mark: mark.key)
 
     def _finish(self, key: str, run_id: str | None, status: SendStatus, name: str, value: str) -> None:
         condition = "#status = :claimed"

@@ -16,15 +16,24 @@ Marks are fenced: ``mark_sent``, ``mark_failed`` and ``mark_unknown`` with a
 ``run_id`` raise LookupError when that run no longer holds the claim (its lease
 ran out and another run took the entry over, or made it UNKNOWN).
 
+Batches: ``claim_many`` answers exactly what ``claim`` would for each claim in turn, and returns
+only once every claim it took is durable, so the messages of a batch may go out as soon as it
+returns (claim before send holds for each of them). ``mark_many`` applies marks like ``mark_sent`` /
+``mark_failed`` / ``mark_unknown`` and answers, per mark, whether it applied instead of raising.
+Delivery claims a shard's messages a batch at a time and marks them a batch at a time; a mark lost
+with its batch (a crash after the sends) leaves the entry CLAIMED, which after its lease is the
+UNKNOWN of a crash between send and mark. ``statuses`` lets delivery skip what is already SENT or
+FAILED (final: no rule ever moves an entry out of them) without a write.
+
 Two backends keep exactly the same rules: ``SqliteLedger`` (one file, the
-embedded default) decides inside one ``BEGIN IMMEDIATE`` transaction;
-``DynamoDbLedger`` uses conditional writes only.
+embedded default) decides inside one ``BEGIN IMMEDIATE`` transaction (one per batch);
+``DynamoDbLedger`` uses conditional writes only (one per entry; a batch's writes go out side by side).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -50,6 +59,27 @@ class Claim:
     customer_id: str
     kind: str
     run_id: str
+
+
+_FINAL_MARKS = frozenset({SendStatus.SENT, SendStatus.FAILED, SendStatus.UNKNOWN})
+
+
+@dataclass(frozen=True)
+class Mark:
+    """How a claimed send ended, to record in a batch (``mark_many``).
+
+    ``status``: SENT (``detail`` is the provider's message id), FAILED or UNKNOWN (``detail`` is the
+    reason). ``run_id``: the run that must still hold the claim (None: any holder).
+    """
+
+    key: str
+    status: SendStatus
+    detail: str
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in _FINAL_MARKS:
+            raise ValueError(f"a mark records sent, failed or unknown, not {self.status}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,12 @@ class Ledger(Protocol):
         entry is transactional and turned UNKNOWN when it is marketing.
         """
 
+    def claim_many(self, claims: Sequence[Claim], now: datetime | None = None) -> list[bool]:
+        """Claim each in turn, as ``claim`` would; return once every claim taken is durable.
+
+        One answer per claim, in order: a key repeated in the batch is won at most once.
+        """
+
     def mark_sent(self, key: str, provider_id: str, *, run_id: str | None = None) -> None:
         """Record a successful send with the provider's message id.
 
@@ -139,6 +175,10 @@ class Ledger(Protocol):
         transactional is taken over by a later run. Raises LookupError unless the key is
         CLAIMED (by ``run_id``, when given).
         """
+
+    def mark_many(self, marks: Sequence[Mark]) -> list[bool]:
+        """Apply each mark as ``mark_sent``, ``mark_failed`` or ``mark_unknown`` would; one answer per mark, in
+        order: False where that one would raise LookupError (the key not CLAIMED by the mark's run)."""
 
     def release(self, key: str, *, run_id: str | None = None) -> None:
         """Give a CLAIMED key back after a transient failure so a later attempt can send.

@@ -5,15 +5,19 @@ not even a power cut can let a second run send it again. What follows a send (``
 ``mark_failed``, ``mark_unknown``) is committed with ``synchronous=NORMAL``: it survives the process
 being killed, and a power cut can only take it back to CLAIMED, which is what a worker killed between
 send and mark leaves anyway (after the lease: UNKNOWN for marketing, never resent; a transactional
-message is taken over). A ``release`` stays synced: lost, it would hold a message back. One sync per
-message instead of two (``bench/delivery.py --channel null`` measures the ledger's share of a message).
+message is taken over). A ``release`` stays synced: lost, it would hold a message back.
+
+Batches: ``claim_many`` decides a whole batch in one transaction and one sync, ``mark_many`` marks one in
+one unsynced transaction; delivery claims and marks a batch at a time, so a message costs a share of
+two commits instead of two commits of its own (``bench/delivery.py --channel null`` measures the
+ledger's share of a message).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +28,7 @@ from tasks.kernel.enums import MessageKind, SendStatus
 if TYPE_CHECKING:
     pass
 
-from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, _decide, _iso, _parse, _utc, _Verdict
+from tasks.ledger.protocol import LEASE, Claim, LedgerEntry, Mark, _decide, _iso, _parse, _utc, _Verdict
 
 # Keys per lookup: SQLite's bound-parameter limit is far above.
 _SQLITE_BATCH = 500
@@ -69,74 +73,96 @@ class SqliteLedger:
             self._db.execute("COMMIT")
 
     def claim(self, claim: Claim, now: datetime | None = None) -> bool:
+        return self.claim_many([claim], now)[0]
+
+    def claim_many(self, claims: Sequence[Claim], now: datetime | None = None) -> list[bool]:
+        if not claims:
+            return []
         at = _iso(_utc(now))
-        kind = MessageKind(claim.kind)
-        with self._tx() as db:
-            row = db.execute("SELECT status, kind, claimed_at FROM sends WHERE key = ?", (claim.key,)).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO sends (key, campaign, channel, customer_id, kind, status, run_id,"
-                    " claimed_at, updated_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    (
-                        claim.key,
-                        claim.campaign,
-                        claim.channel,
-                        claim.customer_id,
-                        kind.value,
-                        SendStatus.CLAIMED.value,
-                        claim.run_id,
-                        at,
-                        at,
-                    ),
-                )
-                return True
-            verdict = _decide(
-                SendStatus(row["status"]), MessageKind(row["kind"]), _parse(row["claimed_at"]), _parse(at), self._lease
+        moment = _parse(at)
+        kinds = [MessageKind(claim.kind) for claim in claims]
+        claimed = SendStatus.CLAIMED.value
+        wins: list[bool] = []
+        fresh: list[tuple[str, ...]] = []
+        with self._tx() as db:  # synced: every claim is on disk before any of its messages goes out
+            # key -> (status, kind, claimed_at), kept current as the batch goes, so a repeated key is won once
+            seen = self._current(db, [claim.key for claim in claims])
+            for claim, kind in zip(claims, kinds, strict=True):
+                row = seen.get(claim.key)
+                if row is None:
+                    row_in = (claim.key, claim.campaign, claim.channel, claim.customer_id, kind.value, claimed)
+                    fresh.append((*row_in, claim.run_id, at, at))
+                    seen[claim.key] = (SendStatus.CLAIMED, kind, moment)
+                    wins.append(True)
+                    continue
+                status, stored_kind, claimed_at = row
+                verdict = _decide(status, stored_kind, claimed_at, moment, self._lease)
+                if verdict is _Verdict.MARK_UNKNOWN:
+                    db.execute(
+                        "UPDATE sends SET status = ?, updated_at = ? WHERE key = ?",
+                        (SendStatus.UNKNOWN.value, at, claim.key),
+                    )
+                    seen[claim.key] = (SendStatus.UNKNOWN, stored_kind, claimed_at)
+                elif verdict is _Verdict.TAKE_OVER:
+                    db.execute(
+                        "UPDATE sends SET status = ?, run_id = ?, claimed_at = ?, updated_at = ?,"
+                        " attempts = attempts + 1 WHERE key = ?",
+                        (SendStatus.CLAIMED.value, claim.run_id, at, at, claim.key),
+                    )
+                    seen[claim.key] = (SendStatus.CLAIMED, stored_kind, moment)
+                wins.append(verdict is _Verdict.TAKE_OVER)
+            db.executemany(
+                "INSERT INTO sends (key, campaign, channel, customer_id, kind, status, run_id,"
+                " claimed_at, updated_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                fresh,
             )
-            if verdict is _Verdict.MARK_UNKNOWN:
-                db.execute(
-                    "UPDATE sends SET status = ?, updated_at = ? WHERE key = ?",
-                    (SendStatus.UNKNOWN.value, at, claim.key),
-                )
-            elif verdict is _Verdict.TAKE_OVER:
-                db.execute(
-                    "UPDATE sends SET status = ?, run_id = ?, claimed_at = ?, updated_at = ?, attempts = attempts + 1"
-                    " WHERE key = ?",
-                    (SendStatus.CLAIMED.value, claim.run_id, at, at, claim.key),
-                )
-            return verdict is _Verdict.TAKE_OVER
+        return wins
+
+    @staticmethod
+    def _current(db: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[SendStatus, MessageKind, datetime]]:
+        found: dict[str, tuple[SendStatus, MessageKind, datetime]] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _SQLITE_BATCH):
+            batch = wanted[start : start + _SQLITE_BATCH]
+            rows = db.execute(
+                f"SELECT key, status, kind, claimed_at FROM sends WHERE key IN ({','.join('?' * len(batch))})", batch
+            )
+            for key, status, kind, claimed_at in rows:
+                found[key] = (SendStatus(status), MessageKind(kind), _parse(claimed_at))
+        return found
 
     def mark_sent(self, key: str, provider_id: str, *, run_id: str | None = None) -> None:
-        self._finish(key, run_id, SendStatus.SENT, provider_id=provider_id)
+        self._finish(Mark(key, SendStatus.SENT, provider_id, run_id))
 
     def mark_failed(self, key: str, reason: str, *, run_id: str | None = None) -> None:
-        self._finish(key, run_id, SendStatus.FAILED, reason=reason)
+        self._finish(Mark(key, SendStatus.FAILED, reason, run_id))
 
     def mark_unknown(self, key: str, reason: str, *, run_id: str | None = None) -> None:
-        self._finish(key, run_id, SendStatus.UNKNOWN, reason=reason)
+        self._finish(Mark(key, SendStatus.UNKNOWN, reason, run_id))
 
-    def _finish(
-        self,
-        key: str,
-        run_id: str | None,
-        status: SendStatus,
-        provider_id: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        query = "UPDATE sends SET status = ?, provider_id = ?, reason = ?, updated_at = ? WHERE key = ? AND status = ?"
-        args: tuple[str | None, ...] = (
-            status.value,
-            provider_id,
-            reason,
-            _iso(_utc(None)),
-            key,
-            SendStatus.CLAIMED.value,
+    def _finish(self, mark: Mark) -> None:
+        if not self.mark_many([mark])[0]:
+            held = "" if mark.run_id is None else f" by {mark.run_id}"
+            raise LookupError(f"ledger entry {mark.key} is not claimed{held}")
+
+    def mark_many(self, marks: Sequence[Mark]) -> list[bool]:
+        if not marks:
+            return []
+        at = _iso(_utc(None))
+        any_run = (
+            "UPDATE sends SET status = ?, provider_id = ?, reason = ?, updated_at = ? WHERE key = ? AND status = ?"
         )
-        if run_id is not None:
-            query, args = query + " AND run_id = ?", (*args, run_id)
+        one_run = any_run + " AND run_id = ?"
+        claimed = SendStatus.CLAIMED.value
+        applied: list[bool] = []
         with self._tx(synced=False) as db:  # after the send: see the module's docstring
-            if db.execute(query, args).rowcount != 1:
-                raise LookupError(f"ledger entry {key} is not claimed" + ("" if run_id is None else f" by {run_id}"))
+            for mark in marks:
+                sent = mark.status is SendStatus.SENT
+                provider_id, reason = (mark.detail, None) if sent else (None, mark.detail)
+                args: tuple[str | None, ...] = (mark.status.value, provider_id, reason, at, mark.key, claimed)
+                query, args = (any_run, args) if mark.run_id is None else (one_run, (*args, mark.run_id))
+                applied.append(db.execute(query, args).rowcount == 1)
+        return applied
 
     def release(self, key: str, *, run_id: str | None = None) -> None:
         query = "DELETE FROM sends WHERE key = ? AND status = ?"

@@ -25,7 +25,7 @@ from tasks.kernel.enums import MessageKind, SendStatus
 from tasks.kernel.settings import Settings
 from tasks.ledger.backend import open_ledger
 from tasks.ledger.dynamodb import DynamoDbLedger, create_ledger_table
-from tasks.ledger.protocol import Claim, Ledger
+from tasks.ledger.protocol import Claim, Ledger, Mark
 from tasks.ledger.sqlite import SqliteLedger
 
 LEASE = timedelta(minutes=15)
@@ -173,6 +173,76 @@ def test_entries_and_counts_are_per_run(ledger: Ledger) -> None:
     assert [e.key for e in ledger.entries(run_id="run-2")] == ["b", ORDER_KEY]
     assert ledger.count(run_id="run-2") == {"sent": 1, "claimed": 1}
     assert ledger.count(run_id="run-3") == {}
+
+
+# --- batches: what delivery uses -------------------------------------------------
+
+
+def test_a_batch_claim_answers_as_claiming_one_by_one_would(ledger: Ledger) -> None:
+    ledger.claim(_claim(key="sent"), now=T0)
+    ledger.mark_sent("sent", "provider-1")
+    ledger.claim(_claim(key="in-flight", run_id="run-other"), now=T0 + LEASE)
+    ledger.claim(_claim(key="marketing-crashed"), now=T0)
+    ledger.claim(_order(key="order-crashed"), now=T0)
+    batch = [
+        _claim(key="sent", run_id="run-2"),
+        _claim(key="in-flight", run_id="run-2"),
+        _claim(key="marketing-crashed", run_id="run-2"),
+        _order(key="order-crashed", run_id="run-2"),
+        _claim(key="fresh", run_id="run-2"),
+        _claim(key="fresh", run_id="run-2"),  # the same key twice in one batch: won once
+    ]
+
+    wins = ledger.claim_many(batch, now=T0 + LEASE + timedelta(minutes=1))
+
+    assert sorted(zip([c.key for c in batch], wins, strict=True)) == sorted(
+        [
+            ("sent", False),
+            ("in-flight", False),
+            ("marketing-crashed", False),
+            ("order-crashed", True),
+            ("fresh", True),
+            ("fresh", False),
+        ]
+    )
+    assert ledger.statuses(c.key for c in batch) == {
+        "sent": SendStatus.SENT,
+        "in-flight": SendStatus.CLAIMED,
+        "marketing-crashed": SendStatus.UNKNOWN,  # never sent again
+        "order-crashed": SendStatus.CLAIMED,
+        "fresh": SendStatus.CLAIMED,
+    }
+    assert {e.key: (e.run_id, e.attempts) for e in ledger.entries(run_id="run-2")} == {
+        "order-crashed": ("run-2", 2),
+        "fresh": ("run-2", 1),
+    }
+    assert ledger.claim_many([]) == []
+
+
+def test_a_batch_of_marks_applies_those_whose_run_holds_the_claim_and_says_which_did_not(ledger: Ledger) -> None:
+    for key in ("a", "b", "c"):
+        ledger.claim(_claim(key=key), now=T0)
+    ledger.claim(_claim(key="theirs", run_id="run-2"), now=T0)
+    marks = [
+        Mark("a", SendStatus.SENT, "provider-a", "run-1"),
+        Mark("b", SendStatus.FAILED, "MessageRejected", "run-1"),
+        Mark("c", SendStatus.UNKNOWN, "ReadTimeoutError", "run-1"),
+        Mark("theirs", SendStatus.SENT, "provider-x", "run-1"),  # fenced: run-2 holds it
+        Mark("never-claimed", SendStatus.SENT, "provider-y", "run-1"),
+        Mark("a", SendStatus.FAILED, "too late", "run-1"),  # already marked sent
+    ]
+
+    applied = ledger.mark_many(marks)
+
+    assert applied == [True, True, True, False, False, False]
+    entries = {e.key: (e.status, e.provider_id, e.reason) for e in ledger.entries()}
+    assert entries == {
+        "a": (SendStatus.SENT, "provider-a", None),
+        "b": (SendStatus.FAILED, None, "MessageRejected"),
+        "c": (SendStatus.UNKNOWN, None, "ReadTimeoutError"),
+        "theirs": (SendStatus.CLAIMED, None, None),
+    }
+    assert ledger.mark_many([]) == []
 
 
 # --- the lease: claims abandoned by a crash between send and mark -------------
@@ -335,6 +405,38 @@ def test_two_processes_claiming_the_same_keys_split_them_exactly(store: Store) -
     assert sum(wins.values()) == 300
     ledger = store.open()
     assert ledger.count() == {"claimed": 300}
+    ledger.close()
+
+
+def _race_in_batches(store: Store, claims: list[Claim], start, queue) -> None:  # type: ignore[no-untyped-def]
+    ledger = store.open()
+    start.wait(timeout=120)
+    wins = sum(sum(ledger.claim_many(claims[i : i + 50])) for i in range(0, len(claims), 50))
+    queue.put((claims[0].run_id, wins))
+    ledger.close()
+
+
+def test_two_processes_claiming_the_same_keys_in_batches_split_them_exactly(store: Store) -> None:
+    store.open().close()  # create the schema once
+    claims = [_claim(key=f"k{i}") for i in range(300)]
+    ctx = multiprocessing.get_context("spawn")
+    start, queue = ctx.Barrier(2), ctx.Queue()
+    batches = [
+        [replace(claim, run_id="run-a") for claim in claims],
+        [replace(claim, run_id="run-b") for claim in reversed(claims)],
+    ]
+    procs = [ctx.Process(target=_race_in_batches, args=(store, batch, start, queue)) for batch in batches]
+    for proc in procs:
+        proc.start()
+    wins = dict(queue.get(timeout=300) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+
+    assert sum(wins.values()) == 300
+    ledger = store.open()
+    assert ledger.count() == {"claimed": 300}
+    assert Counter(e.run_id for e in ledger.entries()) == Counter(wins)
     ledger.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
@@ -188,7 +189,7 @@ def test_an_unexpected_error_of_one_message_fails_it_alone(ledger: SqliteLedger)
 
 def test_a_ledger_that_cannot_claim_makes_the_message_retry_later(ledger: SqliteLedger) -> None:
     broken = MagicMock(wraps=ledger)
-    broken.claim.side_effect = OSError("disk I/O error")
+    broken.claim_many.side_effect = OSError("disk I/O error")
     channel = FakeChannel()
 
     [outcome] = deliver([_email(1)], broken, channel, TokenBucket(100), concurrency=1, backoff=FAST)
@@ -318,3 +319,66 @@ def test_the_kill_switch_set_by_an_operator_stops_everything(monkeypatch: pytest
 
     assert paused_kinds("email", Settings()) == set(MessageKind)
     assert paused_kinds("email", Settings(paused_channels={"email"})) == set(MessageKind)
+
+
+# --- 7. batches: claimed together, durable before any of them is sent ----------------------------------------------
+
+
+def test_a_message_another_run_holds_is_skipped_and_the_rest_of_its_batch_goes(ledger: SqliteLedger) -> None:
+    held = _email(2, run_id="run-other")
+    assert ledger.claim(held.claim)  # another run is sending it right now
+    channel = FakeChannel()
+
+    outcomes = {o.key: o.outcome for o in _run([_email(i) for i in range(5)], ledger, channel)}
+
+    assert outcomes == {_email(i).claim.key: "already_sent" if i == 2 else "sent" for i in range(5)}
+    assert sorted(channel.calls) == sorted(_email(i).claim.key for i in (0, 1, 3, 4))
+    [entry] = [e for e in ledger.entries() if e.key == held.claim.key]
+    assert (entry.status, entry.run_id) == (SendStatus.CLAIMED, "run-other")  # its claim untouched
+
+
+def test_a_rerun_skips_what_is_sent_without_claiming_it_again(ledger: SqliteLedger) -> None:
+    _run([_email(i) for i in range(5)], ledger, FakeChannel())
+    watched = MagicMock(wraps=ledger)
+    again = FakeChannel()
+
+    outcomes = _run([_email(i, run_id="run-2") for i in range(5)], watched, again)
+
+    assert tally(outcomes) == {"already_sent": 5}
+    assert again.calls == []
+    watched.claim_many.assert_not_called()  # one read for the chunk, no write transaction per message
+
+
+class Killed(BaseException):
+    """The worker process dies: nothing after it runs, nothing is marked."""
+
+
+def test_a_worker_killed_between_its_batch_claim_and_the_sends_never_sends_a_marketing_message_twice(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    batch = [_email(i) for i in range(4)] + [_email(4, MessageKind.TRANSACTIONAL)]
+    delivered: list[str] = []
+    dead = threading.Event()
+
+    def dies_at_the_third_send(message: OutboundMessage, call: int) -> None:
+        if dead.is_set() or len(delivered) == 2:
+            dead.set()
+            raise Killed
+        delivered.append(message.key)
+
+    with pytest.raises(Killed):
+        deliver(batch, SqliteLedger(path), FakeChannel(dies_at_the_third_send), TokenBucket(10_000), concurrency=1)
+
+    # the whole batch was claimed, durably, before its first send; nothing was marked
+    assert SqliteLedger(path).statuses(o.claim.key for o in batch) == {o.claim.key: SendStatus.CLAIMED for o in batch}
+    # after the lease, the next run: marketing is never resent (UNKNOWN), the order update is (at least once)
+    later = SqliteLedger(path, lease=timedelta(0))
+    again = FakeChannel()
+    rerun = [_email(i, run_id="run-2") for i in range(4)] + [_email(4, MessageKind.TRANSACTIONAL, run_id="run-2")]
+    outcomes = {o.key: o.outcome for o in deliver(rerun, later, again, TokenBucket(10_000), concurrency=1)}
+
+    assert len(delivered) == 2
+    assert again.calls == [batch[4].claim.key]
+    assert outcomes == {o.claim.key: "sent" if o is batch[4] else "unknown" for o in batch}
+    assert later.statuses(o.claim.key for o in batch[:4]) == {o.claim.key: SendStatus.UNKNOWN for o in batch[:4]}
