@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -77,25 +78,38 @@ def write_table(paths: RunPaths, table: Table, clean: pd.DataFrame) -> None:
 
 
 def read_table(
-    paths: RunPaths, table: Table, columns: list[str] | None = None, arrow_strings: bool = False
+    paths: RunPaths,
+    table: Table,
+    columns: list[str] | None = None,
+    arrow_strings: bool = False,
+    rows: Callable[[pa.Table], pa.Table] | None = None,
 ) -> pd.DataFrame:
     """Read one clean table of the run.
 
     ``arrow_strings``: text columns as ``string[pyarrow]`` (one buffer per column, about a quarter of
     the memory of Python strings) for readers of the big tables that only compare and hash text.
+    ``rows``: keep only some rows, chosen on the Arrow table before it becomes a frame (a partition's customers).
     """
-    return read_parquet(paths.table(table), columns, arrow_strings)
+    return read_parquet(paths.table(table), columns, arrow_strings, rows)
 
 
-def read_parquet(file: Path, columns: list[str] | None = None, arrow_strings: bool = False) -> pd.DataFrame:
+def read_parquet(
+    file: Path,
+    columns: list[str] | None = None,
+    arrow_strings: bool = False,
+    rows: Callable[[pa.Table], pa.Table] | None = None,
+) -> pd.DataFrame:
     """Read a Parquet file as pandas does; with ``arrow_strings``, text as ``string[pyarrow]``."""
-    if not arrow_strings:
+    if not arrow_strings and rows is None:
         return pd.read_parquet(file, columns=columns)
     as_arrow = pd.StringDtype("pyarrow")
     mapping = {pa.string(): as_arrow, pa.large_string(): as_arrow}
+    table = pq.read_table(file, columns=columns)
+    if rows is not None:
+        table = rows(table)
     # the Arrow table is ours alone: let the conversion free its columns as it goes
-    frame: pd.DataFrame = pq.read_table(file, columns=columns).to_pandas(
-        types_mapper=mapping.get, split_blocks=True, self_destruct=True
+    frame: pd.DataFrame = table.to_pandas(
+        types_mapper=mapping.get if arrow_strings else None, split_blocks=True, self_destruct=True
     )
     return frame
 

@@ -4,9 +4,9 @@ The daily run computes what is global once (snapshot, profile with its CLV fit a
 recommendation model and picks, the keys); what is per customer (planning through every gate, rendering)
 runs once per partition, each its own flow run (``flows/partition.py``). Every gate decides per customer
 (consent, suppression by address, preferences, the budget over a customer's own days, the holdout hash), so
-a partition's plan is exactly the single-process plan's rows of its customers. Two things are read whole by
-every partition because another customer's rows decide them: the codes redeemed on orders (a coupon can be
-passed on to a friend) and nothing else.
+a partition's plan is exactly the single-process plan's rows of its customers. A partition reads each table's
+rows of its customers only, filtered in Arrow before they become a frame; one column is read whole, because
+other customers' rows decide it: the codes redeemed on orders (a coupon can be passed on to a friend).
 
 A partition writes its plan and coupon registry under its own names and its send shards under numbers no
 other partition uses (``partition + 1 + k * count``); the daily run then merges the parts into the day's plan
@@ -15,7 +15,7 @@ and registry (``merge_partitions``), and sends the waves as before.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths
 from tasks.plan.offers import redeemed_codes
-from tasks.plan.triggers import ShopData
 
 # SipHash-2-4 under pandas' fixed key: the same partition for an id in every process, on every host.
 _HASH_KEY = "loyalty-flows-16"
@@ -67,15 +68,19 @@ class Partition:
             return frame
         return frame.loc[self.members(frame["customer_id"])].reset_index(drop=True)
 
-    def restrict(self, data: ShopData) -> ShopData:
-        """The day's tables as this partition's customers see them: every table keyed by customer, filtered."""
-        whole = data.load
-        return ShopData(
-            as_of=data.as_of,
-            load=lambda name: self.only_mine(whole(name)),
-            points=data.points,
-            closed_incidents=data.closed_incidents,
-        )
+    def arrow_rows(self, customers: Path) -> Callable[[pa.Table], pa.Table]:
+        """A filter of Arrow tables to this partition's customers' rows (``customers``: the run's customers table):
+        applied before a table becomes a frame, so a partition never holds the other partitions' rows as objects."""
+        ids = pq.read_table(customers, columns=["customer_id"]).column("customer_id").to_pandas()
+        mine = pa.array(ids.loc[self.members(ids)].astype(str).to_numpy(dtype=object), type=pa.string())
+
+        def keep(table: pa.Table) -> pa.Table:
+            if "customer_id" not in table.column_names or self.count == 1:
+                return table
+            column = table.column("customer_id")
+            return table.filter(pc.is_in(column, value_set=mine.cast(column.type)))
+
+        return keep
 
     def shard_number(self, k: int) -> int:
         """The number of the partition's ``k``-th send shard (from 0): no other partition has it."""

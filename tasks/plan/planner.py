@@ -837,16 +837,22 @@ def redeemed_rows(
 TRIGGER_EVENT_COLUMNS = ("customer_id", "product_id", "type", "at")
 
 
-def shop_data(paths: RunPaths, as_of: date, settings: Settings) -> ShopData:
-    """The day's tables for the triggers, read from the run's folder on first use."""
+def shop_data(paths: RunPaths, as_of: date, settings: Settings, partition: Partition | None = None) -> ShopData:
+    """The day's tables for the triggers, read from the run's folder on first use (``partition``: its customers')."""
+    rows = None if partition is None else partition.arrow_rows(paths.table(Table.CUSTOMERS))
 
     def load(name: str) -> pd.DataFrame:
+        frame = _load(name)
+        return frame if partition is None or name in {t.value for t in Table} else partition.only_mine(frame)
+
+    def _load(name: str) -> pd.DataFrame:
         if name in {t.value for t in Table}:
             if not paths.table(Table(name)).exists():
                 raise KeyError(name)  # an optional table the shop does not give (``ShopData.optional``)
             if name == Table.EVENTS.value:  # the biggest table, read by the cart trigger only: its columns, compactly
-                return read_table(paths, Table.EVENTS, columns=list(TRIGGER_EVENT_COLUMNS), arrow_strings=True)
-            return read_table(paths, Table(name))
+                columns = list(TRIGGER_EVENT_COLUMNS)
+                return read_table(paths, Table.EVENTS, columns=columns, arrow_strings=True, rows=rows)
+            return read_table(paths, Table(name), rows=rows)
         if name == "profile":
             return pd.read_parquet(paths.profile)
         if name == "preferences":  # the daily run's copy of the customers' preferences (``merge_preferences``)
@@ -1000,12 +1006,12 @@ def plan_day(
     """
     progress.advance("plan")
     campaigns = daily_campaigns(survey_kind(load_catalog(settings.campaigns_dir), settings.survey_is_service))
-    data = shop_data(paths, as_of, settings)
+    data = shop_data(paths, as_of, settings, partition)
     history = marketing_history(settings.output_dir, as_of, exclude=paths.plan, store=open_state(settings).history)
     redeemed = None
     if partition is not None:
         partition.clear(paths)  # an earlier attempt's shards (its worker died) are not this attempt's
-        data, history, redeemed = partition.restrict(data), partition.only_mine(history), redeemed_anywhere(paths)
+        history, redeemed = partition.only_mine(history), redeemed_anywhere(paths)
     plan = build_plan(
         campaigns,
         data,
