@@ -19,8 +19,8 @@ from flows.audiences import audiences
 from flows.backfill import deployed_backfill
 from flows.daily_run import deployed_daily_run
 from flows.notify import notify_operators
-from flows.partition import daily_partition
 from flows.order_updates import deployed_order_updates
+from flows.partition import daily_partition
 from flows.process_feedback import process_feedback
 from flows.send_wave import send_wave
 from flows.survey_report import survey_report
