@@ -119,6 +119,10 @@ class RunPaths:
     def rendered_shard(self, number: int) -> Path:
         return self.root / "render" / f"rendered-{number:05d}.parquet"
 
+    def shard_picks(self, number: int) -> Path:
+        """A send shard's customers' picks, split from the day's before rendering (gone once it is rendered)."""
+        return self.root / "render" / f"picks-{number:05d}.parquet"
+
     def delivery_shard(self, number: int) -> Path:
         return self.root / "delivery" / f"outcomes-{number:05d}.parquet"
 

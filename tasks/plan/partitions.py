@@ -100,7 +100,8 @@ class Partition:
 
     def clear(self, paths: RunPaths) -> None:
         """Remove what an earlier attempt of this partition wrote (a worker that died): its shards and parts."""
-        for folder, prefix in ((paths.plan.parent, "send-"), (paths.rendered_shard(1).parent, "rendered-")):
+        render = paths.rendered_shard(1).parent
+        for folder, prefix in ((paths.plan.parent, "send-"), (render, "rendered-"), (render, "picks-")):
             for file in folder.glob(f"{prefix}*.parquet") if folder.exists() else ():
                 if self.owns_shard(int(file.stem.removeprefix(prefix))):
                     file.unlink(missing_ok=True)

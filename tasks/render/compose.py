@@ -13,6 +13,8 @@ from urllib.parse import quote, urlencode
 
 import jinja2
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from babel.dates import format_date
 from babel.numbers import format_currency
 from prefect import task
@@ -293,12 +295,16 @@ def load_products(paths: RunPaths) -> pd.DataFrame:
 
 
 def load_picks(
-    paths: RunPaths, customer_ids: Sequence[str], catalog: pd.DataFrame | None = None
+    paths: RunPaths, customer_ids: Sequence[str], catalog: pd.DataFrame | None = None, source: Path | None = None
 ) -> dict[str, list[dict[str, object]]]:
-    """The day's picks of these customers with the products' names, links and prices, best first."""
-    if not paths.recommendations.exists() or not customer_ids:
+    """The day's picks of these customers with the products' names, links and prices, best first.
+
+    ``source``: a shard's own picks (``split_picks``) instead of the day's file of every customer's.
+    """
+    source = source or paths.recommendations
+    if not source.exists() or not customer_ids:
         return {}
-    picks = pd.read_parquet(paths.recommendations, filters=[("customer_id", "in", list(customer_ids))])
+    picks = pd.read_parquet(source, filters=[("customer_id", "in", list(customer_ids))])
     picks = picks.loc[picks["rank"] <= PRODUCTS_SHOWN]
     if picks.empty:
         return {}
@@ -310,6 +316,30 @@ def load_picks(
     for record in shown.to_dict("records"):
         out.setdefault(str(record["customer_id"]), []).append({str(k): v for k, v in record.items()})
     return out
+
+
+def split_picks(paths: RunPaths, shards: Sequence[int]) -> None:
+    """Each send shard's customers' shown picks in a file of its own (``paths.shard_picks``), for ``render_messages``.
+
+    The day's picks file holds every customer's: a shard filtering it reads it whole (0.5 s at a million
+    customers), and a million-customer day has hundreds of shards. Split here, it is read once.
+    """
+    if not paths.recommendations.exists() or not shards:
+        return
+    whose = pd.concat(
+        [pd.read_parquet(paths.send_shard(n), columns=["customer_id"]).assign(shard=n) for n in shards],
+        ignore_index=True,
+    ).drop_duplicates()
+    whose["customer_id"] = whose["customer_id"].astype(str)
+    picks = pd.read_parquet(paths.recommendations, filters=[("rank", "<=", PRODUCTS_SHOWN)])
+    picks["customer_id"] = picks["customer_id"].astype(str)
+    split = dict(tuple(picks.merge(whose, on="customer_id").groupby("shard", sort=False)))
+    schema = pq.read_schema(paths.recommendations).remove_metadata()  # an empty part keeps the columns' types
+    for n in shards:  # a shard whose customers have no picks gets an empty file: it must not read the day's
+        part = split[n].drop(columns="shard") if n in split else picks.iloc[:0]
+        target = paths.shard_picks(n)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False), target)
 
 
 # Each catalog's rows as plain dicts, made once per catalog (a pandas lookup per message was a sixth of a
@@ -545,12 +575,14 @@ def render_messages(paths: RunPaths, shard: int, as_of: date, settings: Settings
     progress.advance("render", 0, None)
     plan = pd.read_parquet(paths.send_shard(shard))
     catalog = load_products(paths)
-    picks = load_picks(paths, plan["customer_id"].astype(str).unique().tolist(), catalog)
+    own = paths.shard_picks(shard)
+    picks = load_picks(paths, plan["customer_id"].astype(str).unique().tolist(), catalog, own if own.exists() else None)
     keys = MessageKeys.for_settings(settings)
     history = ArticleHistory.for_settings(settings)
     rendered = render_shard(plan, campaigns, env, settings, keys, as_of, paths.outbox, picks, catalog, history)
     target = paths.rendered_shard(shard)
     target.parent.mkdir(parents=True, exist_ok=True)
     rendered.to_parquet(target, index=False)
+    own.unlink(missing_ok=True)
     progress.advance("render", len(rendered))
     return len(rendered)

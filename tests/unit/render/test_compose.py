@@ -252,6 +252,37 @@ def test_picks_are_read_for_the_customers_asked_best_three_first_with_the_reason
     assert load_picks(RunPaths(tmp_path / "no-run"), ["C1"], CATALOG_PRODUCTS) == {}
 
 
+def test_each_shard_gets_its_customers_shown_picks_the_same_as_the_days_file_gives(tmp_path: Path) -> None:
+    from tasks.kernel.paths import RunPaths
+    from tasks.render.compose import split_picks
+
+    paths = RunPaths(tmp_path / "run")
+    paths.recommendations.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": ["C1"] * 4 + ["C2", "C3"],
+            "rank": [2, 1, 3, 4, 1, 1],
+            "product_id": ["P2", "P1", "P4", "P3", "P1", "P2"],
+            "score": [0.5, 0.9, 0.1, 0.05, 0.7, 0.3],
+            "reason": ["because_of", "due_again", "popular", "popular", "popular", "popular"],
+            "reason_product_id": ["P1", "P1", None, None, None, None],
+        }
+    ).to_parquet(paths.recommendations, index=False)
+    paths.send_shard(1).parent.mkdir(parents=True)
+    # C1 has an email in shard 1 and an SMS in shard 2; C4 (shard 3) has no picks
+    for number, customers in ((1, ["C1", "C2"]), (2, ["C1"]), (3, ["C4"])):
+        pd.DataFrame({"customer_id": customers}).to_parquet(paths.send_shard(number), index=False)
+
+    split_picks(paths, [1, 2, 3])
+
+    day = load_picks(paths, ["C1", "C2"], CATALOG_PRODUCTS)
+    assert load_picks(paths, ["C1", "C2"], CATALOG_PRODUCTS, paths.shard_picks(1)) == day
+    assert load_picks(paths, ["C1"], CATALOG_PRODUCTS, paths.shard_picks(2)) == {"C1": day["C1"]}
+    assert len(pd.read_parquet(paths.shard_picks(2))) == 3  # the three a message shows, not the fourth
+    assert paths.shard_picks(3).exists()  # empty, so the shard does not fall back to reading every customer's
+    assert load_picks(paths, ["C4"], CATALOG_PRODUCTS, paths.shard_picks(3)) == {}
+
+
 def test_a_reminder_that_goes_a_day_late_says_the_real_distance_to_the_occasion(settings: Settings) -> None:
     # the 3-days-before reminder (step 2) deferred to two days before the birthday
     row = _row(step=2, send_day=pd.Timestamp("2026-04-18"), coupon_valid_until="2026-04-23")
