@@ -36,6 +36,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.kernel.memory import give_back_memory
 from tasks.kernel.paths import RunPaths, private_files
 from tasks.kernel.runstore import RunFolder, run_folder
 from tasks.kernel.settings import Settings
@@ -178,7 +179,11 @@ def _run_in_processes(
 ) -> None:
     """Run the partitions' flows in a pool of ``processes`` processes (``spawn``), reporting to this run's API."""
     api = PREFECT_API_URL.value() or api_url()  # without it each process would start a server of its own
-    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    give_back_memory()  # the day's global steps' freed pages, before the partitions' processes start
+    # a process per partition (max_tasks_per_child=1): a partition's memory goes back when it ends, not held
+    # by a pool process for the next partition
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=spawn, max_tasks_per_child=1) as pool:
         runs = [pool.submit(_partition_process, api, as_of, p, count, sending_at, dry_run, only) for p in range(count)]
         for run in runs:
             run.result()  # a failed partition fails the day here, the others finished or cancelled with the pool

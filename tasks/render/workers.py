@@ -20,9 +20,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from tasks.kernel import progress
+from tasks.kernel.memory import give_back_memory
 from tasks.kernel.paths import RunPaths
 from tasks.kernel.settings import Settings
-from tasks.render.compose import render_messages
+from tasks.render.compose import render_messages, split_picks
 
 
 def render_processes(settings: Settings) -> int:
@@ -38,7 +39,9 @@ def render_plan(paths: RunPaths, shards: Sequence[int], as_of: date, settings: S
 
     Called from a flow. A failed shard raises its error here, as the flow's own task runner would.
     """
+    split_picks(paths, shards)  # read the day's picks once, not once per shard
     processes = min(render_processes(settings), len(shards))
+    give_back_memory()  # the plan's freed pages, before the render processes start beside this one
     if processes <= 1:
         return list(render_messages.map(unmapped(paths), list(shards), unmapped(as_of), unmapped(settings)).result())
     progress.advance("render", 0, None)  # a worker's progress stays in its process: counted here per shard
