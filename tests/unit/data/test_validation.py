@@ -157,6 +157,30 @@ def test_the_run_writes_each_table_as_it_is_validated_with_the_same_rows_and_qua
     assert paths.nulled.read_text() == at_once.nulled.read_text()
 
 
+def test_tables_checked_side_by_side_give_the_snapshot_checked_one_at_a_time(tmp_path: Path) -> None:
+    from tasks.demo.synth import generate_shop
+
+    frames = {t: f.astype(str) for t, f in generate_shop(customers=300, days=120, seed=3, end=AS_OF).items()}
+    orders, events = frames[Table.ORDERS], frames[Table.EVENTS]
+    # a bad email (emptied), a bad customer, an order of nobody, an unknown event
+    frames[Table.CUSTOMERS].loc[0, "email"] = "nope"
+    frames[Table.CUSTOMERS].loc[1, "created_at"] = "never"
+    frames[Table.ORDERS].loc[orders.index[3], "customer_id"] = "C404"
+    frames[Table.EVENTS].loc[events.index[5], "type"] = "teleport"
+    shop = str(write_shop(frames, tmp_path / "shop"))
+
+    one = validate_snapshot(load_raw(shop), AS_OF, threads=1)
+    two = validate_snapshot(load_raw(shop), AS_OF, threads=2)
+
+    assert set(one.quarantine["reason"]) == {"unparseable_date", "dangling_foreign_key", "unknown_enum"}
+    assert len(one.nulled) > 0
+    assert list(two.frames) == list(one.frames) and two.counts == one.counts
+    for table, frame in one.frames.items():
+        pd.testing.assert_frame_equal(two.frames[table], frame, obj=table.value)
+    pd.testing.assert_frame_equal(two.quarantine, one.quarantine)
+    pd.testing.assert_frame_equal(two.nulled, one.nulled)
+
+
 def test_phones_are_normalised_to_e164_in_the_customers_country(tmp_path: Path) -> None:
     customers = _validate(tmp_path, tiny_shop()).frames[Table.CUSTOMERS].set_index("customer_id")
 
