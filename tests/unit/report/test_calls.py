@@ -8,7 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.report.calls import CALL_COLUMNS, CallFileError, CallRules, read_outcomes, select_calls
+from tasks.report.calls import (
+    ARTIFACT_ROWS,
+    CALL_COLUMNS,
+    CallFileError,
+    CallRules,
+    call_list_artifact,
+    read_outcomes,
+    select_calls,
+)
 from tasks.state.calls import CallOutcome
 
 AS_OF = date(2024, 6, 1)
@@ -96,6 +104,26 @@ def test_two_incidents_in_30_days_put_anyone_on_the_list_most_valuable_first() -
     assert listed["customer_id"].tolist() == ["V", "T1", "T1"]
     assert set(listed.loc[listed["customer_id"] == "T1", "why"]) == {"repeat incidents"}
     assert listed.loc[listed["customer_id"] == "T1", "phone"].tolist() == ["", ""]  # T1 gave no phone
+
+
+def test_a_long_call_list_shows_its_most_valuable_rows_in_the_artifact_and_says_how_many_there_are() -> None:
+    found = _incidents(
+        ("T1", "O1", "late_delivery", "2024-05-10T10:00:00Z"),
+        ("T1", "O2", "cancelled", "2024-05-30T10:00:00Z"),
+        ("V", "O3", "returned", "2024-05-31T10:00:00Z"),
+    )
+    listed = _select(found)
+    long = pd.concat([listed] * (ARTIFACT_ROWS // 2), ignore_index=True)  # a big shop's day: 1.5 x ARTIFACT_ROWS
+
+    table, description = call_list_artifact(long, AS_OF)
+    short, whole = call_list_artifact(listed, AS_OF)
+
+    assert len(table) == ARTIFACT_ROWS and table[0]["customer_id"] == "V"
+    assert f"{len(long)} incidents" in description and f"the first {ARTIFACT_ROWS} here" in description
+    assert (
+        [row["customer_id"] for row in short] == ["V", "T1", "T1"] and "here;" not in whole and "the first" not in whole
+    )
+    assert not any(key in row for row in table for key in ("phone", "first_name", "last_name"))
 
 
 def test_an_incident_older_than_the_list_window_is_not_listed() -> None:
