@@ -228,7 +228,8 @@ def main() -> None:
     print("the flow's task runs (seconds, summed per task; shards run side by side):")
     for name, seconds in flow_tasks.items():
         print(f"  {name:<34} {seconds:8.2f} s")
-    workers = with_workers(args.workers, work, shop, as_of, morning, results) if args.workers else None
+    partitions = Settings().partitions_for(args.customers)  # as the daily run splits this shop (LOYALTY_PARTITIONS)
+    workers = with_workers(args.workers, partitions, work, shop, as_of, morning, results) if args.workers else None
     TREE.stop()
 
     report = {
@@ -269,7 +270,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def with_workers(
-    workers: int, work: Path, shop: Path, as_of: date, morning: datetime, results: list[dict[str, Any]]
+    workers: int, partitions: int, work: Path, shop: Path, as_of: date, morning: datetime, results: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The day in ``workers`` partitions, each a ``daily-partition`` deployment run that process workers take:
     a real Prefect server (SQLite, 127.0.0.1), the project's ``prefect.yaml`` deployed to its process pool; once
@@ -285,7 +286,8 @@ def with_workers(
     assert TREE is not None
     home = work / "prefect-home"
     home.mkdir()
-    os.environ["LOYALTY_PARTITIONS"] = str(workers)
+    partitions = max(partitions, workers)  # at least one partition a worker
+    os.environ["LOYALTY_PARTITIONS"] = str(partitions)
     with running_prefect_server(home, PREFECT_SERVER_UI_ENABLED="false") as server:
         # a partition's run renders in its own process: the workers are the parallelism
         # workers look for runs every 2 s (Prefect's default: 10 s), so the bench measures the work, not the polling
@@ -330,7 +332,7 @@ def with_workers(
                 with talking_to(server):
                     timed(
                         results,
-                        f"whole flow, {workers} partitions, {n} worker{'s' if n > 1 else ''}",
+                        f"whole flow, {partitions} partitions, {n} worker{'s' if n > 1 else ''}",
                         lambda: daily_run(
                             as_of=as_of, dry_run=True, data=str(shop), now=morning, partitions_as_runs=True
                         ),
@@ -345,7 +347,7 @@ def with_workers(
     speedup = seconds[1] / seconds[workers]
     print(f"{workers} workers against 1: {seconds[1]:.1f} s -> {seconds[workers]:.1f} s, {speedup:.2f}x faster")
     return {
-        "partitions": workers,
+        "partitions": partitions,
         "seconds": seconds,
         "speedup": round(speedup, 2),
         "partition_run_seconds": partitions,

@@ -75,6 +75,9 @@ def daily_run(
     with private_files(), paths.exclusive(on_wait=waiting), run_folder(paths, settings) as folder:
         # 1-2. Load the tables as of the date; bad rows go to quarantine.
         snapshot = load_snapshot(data or settings.data, as_of, paths, settings)
+        # LOYALTY_PARTITIONS, else one partition per LOYALTY_PARTITION_CUSTOMERS customers: a big shop is split
+        partitions = settings.partitions_for(snapshot.customers)
+        settings = settings.model_copy(update={"partitions": partitions})
         # 2b. Survey answers up to the day, as data: detractors become incidents, promoters are thanked.
         snapshot_answers(paths, as_of, settings)
         # 2c. Customers' preferences: their profile facts fill the shop's gaps, their choices go to the planner.
@@ -91,7 +94,8 @@ def daily_run(
         folder.push()
         # 6. Who hears what: candidates through the gates into a sharded send plan (the budget reads ad-hoc plans too).
         pull_adhoc_plans(settings, as_of)
-        if settings.partitions > 1:
+        if partitions > 1:
+            logger.info("Planning %d customers in %d partitions", snapshot.customers, partitions)
             # 6-7a. Or partition by partition, each its own flow run (workers take them when deployed), then merged.
             plan, rendered = plan_in_partitions(
                 paths, as_of, settings, now or sending_moment(), only, as_runs=partitions_as_runs, folder=folder

@@ -154,7 +154,7 @@ def plan_in_partitions(
     own process; with one CPU, subflows one after another.
     ``folder``: the day's folder, pushed before the runs read it and pulled after they wrote their parts.
     """
-    count = settings.partitions
+    count = settings.partitions or 1
     if folder is not None:  # the runs read the day's folder as S3 holds it
         folder.push()
     processes = min(count, render_processes(settings))

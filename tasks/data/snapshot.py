@@ -38,6 +38,11 @@ class SnapshotSummary(BaseModel):
         )
 
     @property
+    def customers(self) -> int:
+        """Customers loaded clean."""
+        return self.rows.get("customers", {}).get("clean", 0)
+
+    @property
     def quarantined(self) -> int:
         return sum(r["quarantined"] for r in self.rows.values())
 

@@ -164,12 +164,19 @@ class Settings(BaseSettings):
         description="Longest a send waits for its rate tokens (email_rate, sms_rate); then it is left for a later run.",
     )
     shard_size: int = Field(5000, ge=1, description="Messages per delivery task run: Prefect orchestrates shards.")
-    partitions: int = Field(
-        1,
+    partitions: int | None = Field(
+        None,
         ge=1,
         le=4096,
         description="Partitions of the day's customers (a stable hash of the id), each planned and rendered by its own "
-        "daily-partition flow run; the deployed daily run submits them to the work pool. 1: the whole day in one run.",
+        "daily-partition flow run; the deployed daily run submits them to the work pool. 1: the whole day in one run. "
+        "Unset: one per partition_customers customers loaded.",
+    )
+    partition_customers: int = Field(
+        250_000,
+        ge=1,
+        description="With partitions unset, customers per partition: a bigger shop is split (a partition of 250,000 "
+        "customers plans and renders in about 3 GB).",
     )
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
     render_processes: int | None = Field(
@@ -357,3 +364,8 @@ class Settings(BaseSettings):
     def shared_backend(self) -> Literal["sqlite", "dynamodb"]:
         """The backend of contact-deciding state: ``state_backend``, else ``ledger_backend`` (its alias)."""
         return self.state_backend or self.ledger_backend
+
+    def partitions_for(self, customers: int) -> int:
+        """The day's partitions for a shop of ``customers``: ``partitions`` if set, else one per
+        ``partition_customers`` (at least one)."""
+        return self.partitions or max(1, -(-customers // self.partition_customers))

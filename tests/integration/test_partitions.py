@@ -72,10 +72,12 @@ def test_the_partitioned_day_plans_and_renders_exactly_what_one_process_does(
     shop = tmp_path / "shop"
     write_shop(generate_shop(2000, 365, 7, DEFAULT_END), shop)
 
-    # when: the day runs in one process, and in three partitions
+    # when: the day runs in one process, and in three partitions: the shop's size decides (700 customers each)
     _in_folder(tmp_path / "one", 1, monkeypatch)
     one = daily_run(as_of=DEFAULT_END, data=str(shop), dry_run=True, now=_morning(DEFAULT_END))
-    _in_folder(tmp_path / "three", 3, monkeypatch)
+    _in_folder(tmp_path / "three", 1, monkeypatch)
+    monkeypatch.delenv("LOYALTY_PARTITIONS")
+    monkeypatch.setenv("LOYALTY_PARTITION_CUSTOMERS", "700")
     three = daily_run(as_of=DEFAULT_END, data=str(shop), dry_run=True, now=_morning(DEFAULT_END))
 
     # then: the same plan row for row (every decision and reason), the same coupons, the same messages
