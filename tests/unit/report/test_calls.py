@@ -92,14 +92,16 @@ def test_a_vip_with_an_open_incident_is_listed_with_what_support_needs_and_a_sin
     assert (row["coupon"], row["percent_off"]) == ("SORRY-ABC", "20")
 
 
-def test_two_incidents_in_30_days_put_anyone_on_the_list_most_valuable_first() -> None:
-    found = _incidents(
-        ("T1", "O1", "late_delivery", "2024-05-10T10:00:00Z"),
-        ("T1", "O2", "cancelled", "2024-05-30T10:00:00Z"),
-        ("V", "O3", "returned", "2024-05-31T10:00:00Z"),
-    )
+# T1's two incidents in 30 days and V's one (a VIP)
+REPEATED = (
+    ("T1", "O1", "late_delivery", "2024-05-10T10:00:00Z"),
+    ("T1", "O2", "cancelled", "2024-05-30T10:00:00Z"),
+    ("V", "O3", "returned", "2024-05-31T10:00:00Z"),
+)
 
-    listed = _select(found)
+
+def test_two_incidents_in_30_days_put_anyone_on_the_list_most_valuable_first() -> None:
+    listed = _select(_incidents(*REPEATED))
 
     assert listed["customer_id"].tolist() == ["V", "T1", "T1"]
     assert set(listed.loc[listed["customer_id"] == "T1", "why"]) == {"repeat incidents"}
@@ -107,12 +109,7 @@ def test_two_incidents_in_30_days_put_anyone_on_the_list_most_valuable_first() -
 
 
 def test_a_long_call_list_shows_its_most_valuable_rows_in_the_artifact_and_says_how_many_there_are() -> None:
-    found = _incidents(
-        ("T1", "O1", "late_delivery", "2024-05-10T10:00:00Z"),
-        ("T1", "O2", "cancelled", "2024-05-30T10:00:00Z"),
-        ("V", "O3", "returned", "2024-05-31T10:00:00Z"),
-    )
-    listed = _select(found)
+    listed = _select(_incidents(*REPEATED))
     long = pd.concat([listed] * (ARTIFACT_ROWS // 2), ignore_index=True)  # a big shop's day: 1.5 x ARTIFACT_ROWS
 
     table, description = call_list_artifact(long, AS_OF)
