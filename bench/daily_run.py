@@ -156,7 +156,8 @@ def main() -> None:
         "--workers",
         type=int,
         default=0,
-        help="then the day in as many partitions, each a daily-partition deployment run on a real Prefect server: "
+        help="then the day in its partitions (as the daily run splits it, at least one a worker), each a daily-partition "
+        "deployment run on a real Prefect server: "
         "once with one process worker and once with this many, side by side",
     )
     args = parser.parse_args()
@@ -223,7 +224,7 @@ def main() -> None:
         "whole flow under Prefect",
         lambda: daily_run(as_of=as_of, dry_run=True, data=str(shop), now=morning),
     )
-    flow_seconds = results[-1]["seconds"]
+    flow_seconds, flow_peak = results[-1]["seconds"], results[-1]["step_tree_peak_mb"]
     flow_tasks = task_seconds_of_last_flow_run()
     print("the flow's task runs (seconds, summed per task; shards run side by side):")
     for name, seconds in flow_tasks.items():
@@ -246,7 +247,7 @@ def main() -> None:
         "steps_total_seconds": round(steps_total, 2),
         "flow_seconds": flow_seconds,
         "flow_task_seconds": flow_tasks,
-        "flow_tree_peak_mb": results[-1]["step_tree_peak_mb"],
+        "flow_tree_peak_mb": flow_peak,  # the whole flow's on this host, not the worker runs' after it
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "cpus": os.cpu_count(),
         "workers": workers,
@@ -272,8 +273,8 @@ REPO = Path(__file__).resolve().parent.parent
 def with_workers(
     workers: int, partitions: int, work: Path, shop: Path, as_of: date, morning: datetime, results: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The day in ``workers`` partitions, each a ``daily-partition`` deployment run that process workers take:
-    a real Prefect server (SQLite, 127.0.0.1), the project's ``prefect.yaml`` deployed to its process pool; once
+    """The day in ``partitions`` partitions (at least ``workers``), each a ``daily-partition`` deployment run that
+    process workers take: a real Prefect server (SQLite, 127.0.0.1), the project's ``prefect.yaml`` deployed to its process pool; once
     with one worker (the partitions one after another), once with ``workers``. Everything stops on the way out."""
     import subprocess
     import sys
@@ -312,7 +313,7 @@ def with_workers(
             capture_output=True,
         )
         seconds: dict[int, float] = {}
-        partitions: dict[int, list[float]] = {}
+        runs: dict[int, list[float]] = {}  # each partition run's seconds, per number of workers
         for n in sorted({1, workers}):
             with ExitStack() as running:
                 for i in range(n):
@@ -337,12 +338,12 @@ def with_workers(
                             as_of=as_of, dry_run=True, data=str(shop), now=morning, partitions_as_runs=True
                         ),
                     )
-                    partitions[n] = partition_seconds()
+                    runs[n] = partition_seconds()
             seconds[n] = results[-1]["seconds"]
             results[-1]["partition_run_peak_mb"] = round(TREE.flow_run_peak_mb, 1)
-            results[-1]["partition_run_seconds"] = partitions[n]
+            results[-1]["partition_run_seconds"] = runs[n]
             print(
-                f"  partition runs: {', '.join(f'{s:.1f} s' for s in partitions[n])}; biggest {TREE.flow_run_peak_mb:.0f} MB"
+                f"  partition runs: {', '.join(f'{s:.1f} s' for s in runs[n])}; biggest {TREE.flow_run_peak_mb:.0f} MB"
             )
     speedup = seconds[1] / seconds[workers]
     print(f"{workers} workers against 1: {seconds[1]:.1f} s -> {seconds[workers]:.1f} s, {speedup:.2f}x faster")
@@ -350,7 +351,7 @@ def with_workers(
         "partitions": partitions,
         "seconds": seconds,
         "speedup": round(speedup, 2),
-        "partition_run_seconds": partitions,
+        "partition_run_seconds": runs,
     }
 
 

@@ -176,7 +176,7 @@ class Settings(BaseSettings):
         250_000,
         ge=1,
         description="With partitions unset, customers per partition: a bigger shop is split (a partition of 250,000 "
-        "customers plans and renders in about 3 GB).",
+        "customers plans and renders in one process of about 5 GB).",
     )
     task_workers: int = Field(2, ge=1, le=32, description="Task runs at once (bounded thread pool).")
     render_processes: int | None = Field(
