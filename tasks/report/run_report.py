@@ -212,7 +212,7 @@ def build_summary(
     return RunSummary(
         as_of=as_of,
         dry_run=dry_run,
-        customers_loaded=snapshot.rows["customers"]["clean"],
+        customers_loaded=snapshot.customers,
         quarantined=snapshot.quarantined,
         quarantined_by_reason=snapshot.quarantined_by_reason,
         nulled_by_column=snapshot.nulled_by_column,
