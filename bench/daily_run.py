@@ -347,10 +347,17 @@ def with_workers(
             )
     speedup = seconds[1] / seconds[workers]
     print(f"{workers} workers against 1: {seconds[1]:.1f} s -> {seconds[workers]:.1f} s, {speedup:.2f}x faster")
+    # the one-worker run's time outside its partition runs: the day's global steps and the merge (more workers
+    # do not share them), each run's process start-up and the workers' polling
+    outside = seconds[1] - sum(runs[1])
+    print(
+        f"  outside the partition runs (one worker): {outside:.1f} s of {seconds[1]:.1f} s ({outside / seconds[1]:.0%})"
+    )
     return {
         "partitions": partitions,
         "seconds": seconds,
         "speedup": round(speedup, 2),
+        "seconds_outside_partition_runs": round(outside, 1),
         "partition_run_seconds": runs,
     }
 

@@ -76,11 +76,14 @@ def plan_id(path: Path) -> str:
 def record_history(store: HistoryStore, plan: pd.DataFrame, path: Path, day: date) -> None:
     """Keep what a committed plan (written at ``path``) sends or holds out, replacing what it held before."""
     rows = sent_history(plan, day)
+    days = rows["day"].dt.date.to_numpy()  # dates in one pass: a Timestamp per row was most of this step's time
     store.record_plan(
         plan_id(path),
         [
-            HistoryRow(c, p, int(s), o, k, d, pd.Timestamp(t).date())
-            for c, p, s, o, k, d, t in rows[[*HISTORY_COLUMNS, "day"]].itertuples(index=False, name=None)
+            HistoryRow(c, p, int(s), o, k, d, t)
+            for (c, p, s, o, k, d), t in zip(
+                rows[list(HISTORY_COLUMNS)].itertuples(index=False, name=None), days, strict=True
+            )
         ],
     )
 

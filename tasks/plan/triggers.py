@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tasks.kernel.enums import EventType, OrderStatus, PointsBasis, Table
@@ -145,12 +146,15 @@ def _holiday(trigger: HolidayTrigger, data: ShopData, start: date, end: date) ->
     if "default" in trigger.dates:
         month_day = month_day.fillna(trigger.dates["default"])
     having = month_day.notna().to_numpy()
-    parts = month_day[having].str.split("-", expand=True).astype(int) if having.any() else None
+    # "MM-DD" split once per distinct date (a handful), not once per customer
+    codes, distinct = pd.factorize(month_day[having])
+    parsed = np.array([[int(part) for part in str(md).split("-")] for md in distinct], dtype=np.int64).reshape(-1, 2)
+    months, days = parsed[codes, 0], parsed[codes, 1]
     frames = []
     for year in range(start.year, end.year + 1):
-        if parts is None:
+        if not having.any():
             break
-        day = birthday_in_year(parts[0].to_numpy(), parts[1].to_numpy(), np.full(len(parts), year))
+        day = birthday_in_year(months, days, np.full(months.size, year))
         frames.append(_frame(customers.loc[having, "customer_id"].to_numpy(), day, pd.NA))
     return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
 
@@ -164,7 +168,7 @@ def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.
         at = orders[["order_id", "customer_id", "created_at"]].rename(columns={"created_at": "at"})
     else:
         events = data[Table.ORDER_EVENTS]
-        reached = events.loc[events["status"].astype(str) == trigger.status.value, ["order_id", "at"]]
+        reached = events.loc[_equals(events["status"], trigger.status.value), ["order_id", "at"]]
         reached = reached.sort_values("at", kind="stable").drop_duplicates("order_id")
         at = reached.merge(orders[["order_id", "customer_id"]], on="order_id", how="inner")
     day = customers_local_day(pd.to_datetime(at["at"], utc=True), at["customer_id"], data[Table.CUSTOMERS])
@@ -233,11 +237,11 @@ def _replenishment(trigger: ReplenishmentTrigger, data: ShopData, start: date, e
 def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
     """Cart adds not followed by a removal or an order of the product (up to the data's end)."""
     events = data[Table.EVENTS]
-    kind = events["type"].astype(str)
-    adds = _cart_rows(events, kind == EventType.CART_ADD.value)
+    kind = events["type"]  # compared as read (Arrow strings): no Python string per event
+    adds = _cart_rows(events, kind.eq(EventType.CART_ADD.value))
     if adds.empty:
         return _frame([], [], [])
-    removes = _cart_rows(events, kind == EventType.CART_REMOVE.value)
+    removes = _cart_rows(events, kind.eq(EventType.CART_REMOVE.value))
     orders = data[Table.ORDERS]
     bought = data[Table.ORDER_ITEMS][["order_id", "product_id"]].merge(
         orders.loc[~orders["status"].astype(str).isin(NOT_PURCHASES), ["order_id", "customer_id", "created_at"]],
@@ -256,6 +260,11 @@ def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.Da
     grouped = open_adds.sort_values(["customer_id", "day", "product_id"]).groupby(["customer_id", "day"], sort=False)
     carts = grouped["product_id"].agg(" ".join).reset_index()
     return _frame(carts["customer_id"].to_numpy(), carts["day"].to_numpy(), carts["product_id"].to_numpy())
+
+
+def _equals(column: pd.Series, value: str) -> npt.NDArray[np.bool_]:
+    """Where a text column equals ``value`` (missing: no), compared as stored."""
+    return np.asarray(column.eq(value).to_numpy(dtype=bool, na_value=False))
 
 
 def _cart_rows(events: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:

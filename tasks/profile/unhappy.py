@@ -98,7 +98,7 @@ def incidents(
                     "order_id": rows.index.to_numpy(),
                     "product_id": pd.NA,
                     "reason": reason,
-                    "at": when.loc[rows.index].to_numpy(),
+                    "at": when.loc[rows.index].array,  # the times as they are: to_numpy makes a Timestamp each
                 }
             )
         )

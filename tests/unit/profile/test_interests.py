@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from unittest.mock import patch
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tasks.profile import interests
 from tasks.profile.interests import INTEREST_COLUMNS, category_affinity, top_category
 
 AS_OF = date(2026, 3, 1)
@@ -121,3 +125,47 @@ def test_the_top_category_of_a_tie_is_the_alphabetically_first() -> None:
 
     assert _affinity(affinity, "A") == pytest.approx({"books": 0.5, "toys": 0.5})
     assert top_category(affinity).to_dict() == {"A": "books"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C", "D"]),
+            st.sampled_from(["o1", "o2", "o3"]),
+            st.sampled_from([*CATEGORIES.index, "unknown"]),
+            st.floats(0.5, 500),
+            st.integers(0, 400),
+        ),
+        max_size=30,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "E"]),
+            st.sampled_from([*CATEGORIES.index, "unknown"]),
+            st.sampled_from(["view", "cart_add", "wishlist_add", "review"]),
+            st.integers(0, 400),
+            st.one_of(st.none(), st.integers(1, 5)),
+        ),
+        max_size=30,
+    ),
+)
+def test_sums_in_one_dense_array_and_by_sorted_codes_are_the_same_to_the_last_bit(
+    lines: list[tuple[str, str, str, float, int]], events: list[tuple[str, str, str, int, int | None]]
+) -> None:
+    # given: a shop's purchase lines and events (days before the date)
+    day = pd.Timestamp(AS_OF)
+
+    def stamp(days: int) -> str:
+        return str((day - pd.Timedelta(days=days)).date())
+
+    bought = _lines([(c, o, p, a, stamp(d)) for c, o, p, a, d in lines])
+    seen = _events([(c, p, t, stamp(d), r) for c, p, t, d, r in events])
+
+    # when: the pairs summed densely (the shop fits), and by sorting (a shop too big for the dense array)
+    dense = category_affinity(bought, seen, CATEGORIES, AS_OF)
+    with patch.object(interests, "DENSE_PAIRS", 0):
+        sorted_ = category_affinity(bought, seen, CATEGORIES, AS_OF)
+
+    # then: the same rows, the same affinities exactly
+    pd.testing.assert_frame_equal(dense, sorted_, check_exact=True)
