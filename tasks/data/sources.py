@@ -200,7 +200,8 @@ def _parse_csv(raw: bytes, names: list[str], threads: bool) -> tuple[pa.Table | 
             read_options=pacsv.ReadOptions(block_size=1 << 24, use_threads=threads),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                # large strings: what pandas' Arrow strings hold, so the frame takes the columns without a copy
+                column_types={n: pa.large_string() for n in names},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -212,10 +213,12 @@ def _parse_csv(raw: bytes, names: list[str], threads: bool) -> tuple[pa.Table | 
 
 def _csv_header(raw: bytes, name: str) -> list[str]:
     """Return the header's column names, or refuse an empty or non-UTF-8 file naming it."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # no copy of the file (strip and split would make one)
         raise ContractError(f"{name}: empty file; the first line must name the table's columns")
-    _refuse_text(raw.split(b"\n", 1)[0], name)
-    names = next(csv.reader([raw.split(b"\n", 1)[0].decode("utf-8-sig")]), [])
+    end = raw.find(b"\n")
+    first = raw if end < 0 else raw[:end]
+    _refuse_text(first, name)
+    names = next(csv.reader([first.decode("utf-8-sig")]), [])
     if not any(n.strip() for n in names):
         raise ContractError(f"{name}: line 1: empty; the first line must name the table's columns")
     return names

@@ -39,7 +39,7 @@ INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_at_rules=True, load_
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters mark a slot: no template or value has them
 _SLOT = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _HTML_SPACE = " \t\n\x0c\r"
-_NOT_SLOTTED = ("\r", "\x00", _OPEN, _CLOSE)  # the parser rewrites \r and \0; the marks are ours
+_NOT_SLOTTED = re.compile(f"[\r\x00{_OPEN}{_CLOSE}]")  # the parser rewrites \r and \0; the marks are ours
 _STYLED_BY = frozenset({"class", "id", "style"})  # attributes that decide which rules apply, or that get rewritten
 _RAW_TEXT = frozenset({"script", "style", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext"})
 _TAG = re.compile(r"<(/?)([^\s/>]+)((?:\s+[^\s/>=]+(?:=\"[^\"]*\")?)*)\s*/?>")
@@ -82,13 +82,14 @@ def slot_value(eval_ctx: jinja2.nodes.EvalContext, value: object) -> object:
     if slots is None or not eval_ctx.autoescape or hasattr(value, "__html__") or isinstance(value, jinja2.Undefined):
         return value
     text = str(value)
-    core = text.strip(_HTML_SPACE)
+    lead = text.lstrip(_HTML_SPACE)
+    core = lead.rstrip(_HTML_SPACE)
     if not core:
         return value
-    if any(mark in text for mark in _NOT_SLOTTED):
+    if _NOT_SLOTTED.search(text):
         slots.usable = False
         return value
-    start = len(text) - len(text.lstrip(_HTML_SPACE))
+    start = len(text) - len(lead)
     slots.values.append(core)
     return Markup(f"{text[:start]}{_OPEN}{len(slots.values) - 1}{_CLOSE}{text[start + len(core) :]}")
 
