@@ -146,17 +146,18 @@ def _holiday(trigger: HolidayTrigger, data: ShopData, start: date, end: date) ->
     if "default" in trigger.dates:
         month_day = month_day.fillna(trigger.dates["default"])
     having = month_day.notna().to_numpy()
+    if not having.any():
+        return _frame([], [], [])
     # "MM-DD" split once per distinct date (a handful), not once per customer
     codes, distinct = pd.factorize(month_day[having])
-    parsed = np.array([[int(part) for part in str(md).split("-")] for md in distinct], dtype=np.int64).reshape(-1, 2)
+    parsed = np.array([[int(part) for part in str(md).split("-")] for md in distinct], dtype=np.int64)
     months, days = parsed[codes, 0], parsed[codes, 1]
-    frames = []
-    for year in range(start.year, end.year + 1):
-        if not having.any():
-            break
-        day = birthday_in_year(months, days, np.full(months.size, year))
-        frames.append(_frame(customers.loc[having, "customer_id"].to_numpy(), day, pd.NA))
-    return pd.concat(frames, ignore_index=True) if frames else _frame([], [], [])
+    ids = customers.loc[having, "customer_id"].to_numpy()
+    frames = [
+        _frame(ids, birthday_in_year(months, days, np.full(months.size, year)), pd.NA)
+        for year in range(start.year, end.year + 1)
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.DataFrame:
