@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from tasks.kernel.enums import EventType, OrderStatus, PointsBasis, Table
@@ -46,6 +45,7 @@ from tasks.plan.points import (
 )
 from tasks.profile.birthdays import birthday_in_year
 from tasks.profile.features import NOT_PURCHASES, customers_local_day, purchases_by_day
+from tasks.profile.interests import text_equals
 from tasks.state.calls import incident_key
 
 OCCURRENCE_COLUMNS = ("customer_id", "occurrence", "detail")
@@ -169,7 +169,7 @@ def _order(trigger: OrderTrigger, data: ShopData, start: date, end: date) -> pd.
         at = orders[["order_id", "customer_id", "created_at"]].rename(columns={"created_at": "at"})
     else:
         events = data[Table.ORDER_EVENTS]
-        reached = events.loc[_equals(events["status"], trigger.status.value), ["order_id", "at"]]
+        reached = events.loc[text_equals(events["status"], trigger.status.value), ["order_id", "at"]]
         reached = reached.sort_values("at", kind="stable").drop_duplicates("order_id")
         at = reached.merge(orders[["order_id", "customer_id"]], on="order_id", how="inner")
     day = customers_local_day(pd.to_datetime(at["at"], utc=True), at["customer_id"], data[Table.CUSTOMERS])
@@ -261,11 +261,6 @@ def _cart(trigger: CartTrigger, data: ShopData, start: date, end: date) -> pd.Da
     grouped = open_adds.sort_values(["customer_id", "day", "product_id"]).groupby(["customer_id", "day"], sort=False)
     carts = grouped["product_id"].agg(" ".join).reset_index()
     return _frame(carts["customer_id"].to_numpy(), carts["day"].to_numpy(), carts["product_id"].to_numpy())
-
-
-def _equals(column: pd.Series, value: str) -> npt.NDArray[np.bool_]:
-    """Where a text column equals ``value`` (missing: no), compared as stored."""
-    return np.asarray(column.eq(value).to_numpy(dtype=bool, na_value=False))
 
 
 def _cart_rows(events: pd.DataFrame, rows: pd.Series) -> pd.DataFrame:

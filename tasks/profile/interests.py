@@ -62,10 +62,10 @@ def category_affinity(
     event_pair = np.where(cat_events >= 0, in_events.astype(np.int64) * width + cat_events, -1)
     event_decay = _decay(events["at"], as_of, half_life_days)
     masks = {
-        "cart": _is(kind, EventType.CART_ADD.value),
-        "wishlist": _is(kind, EventType.WISHLIST_ADD.value),
-        "views": _is(kind, EventType.VIEW.value),
-        "reviews": (_is(kind, EventType.REVIEW.value)) & (rating >= 4),
+        "cart": text_equals(kind, EventType.CART_ADD.value),
+        "wishlist": text_equals(kind, EventType.WISHLIST_ADD.value),
+        "views": text_equals(kind, EventType.VIEW.value),
+        "reviews": (text_equals(kind, EventType.REVIEW.value)) & (rating >= 4),
     }
     for name, mask in masks.items():
         signals.append((name, event_pair[mask], event_decay[mask]))
@@ -119,8 +119,9 @@ def _sum_by_pair(codes: np.ndarray, values: np.ndarray, cells: int) -> tuple[np.
     return pairs, np.bincount(inverse, weights=values)
 
 
-def _is(column: pd.Series, value: str) -> np.ndarray:
-    """Where a text column equals ``value``, as a bool array (no Python string per row)."""
+def text_equals(column: pd.Series, value: str) -> np.ndarray:
+    """Where a text column equals ``value`` (missing: no), as a bool array compared as stored: no Python string
+    per row (the planner's triggers use it on the events too)."""
     return np.asarray(column.eq(value).to_numpy(dtype=bool, na_value=False))
 
 
