@@ -52,6 +52,10 @@ class TreeMemory:
         self._me = psutil.Process()
         self.peak_mb = 0.0
         self.flow_run_peak_mb = 0.0  # the biggest single flow-run process a worker started (a partition's run)
+        # CPU seconds (user + system) of each process of the tree as last sampled, with its kind and lifetime;
+        # ``start_cpu_window`` sets the baseline that ``cpu_window`` counts from
+        self._cpu: dict[int, tuple[str, float, float, float]] = {}  # pid: kind, cpu, created, last seen
+        self._base: dict[int, float] = {}
         self._thread = threading.Thread(target=self._sample, name="tree-memory", daemon=True)
         self._thread.start()
 
@@ -64,12 +68,43 @@ class TreeMemory:
         for process in [self._me, *self._me.children(recursive=True)]:
             try:
                 rss = process.memory_info().rss
-                if "prefect.engine" in " ".join(process.cmdline()):
+                kind = self._kind(process)
+                if kind == "flow runs":
                     self.flow_run_peak_mb = max(self.flow_run_peak_mb, rss / 2**20)
+                times = process.cpu_times()  # its own, not its reaped children's: every descendant is sampled
+                self._cpu[process.pid] = (kind, times.user + times.system, process.create_time(), clock.time())
                 total += rss
             except psutil.Error:  # ended between the listing and the reading
                 continue
         return total / 2**20
+
+    def _kind(self, process: psutil.Process) -> str:
+        if process.pid == self._me.pid:
+            return "this process"
+        command = " ".join(process.cmdline())
+        for marker, kind in (("prefect.engine", "flow runs"), ("worker start", "workers"), ("server start", "server")):
+            if marker in command:
+                return kind
+        return "other"
+
+    def start_cpu_window(self) -> None:
+        """Count CPU seconds from now (``cpu_window``)."""
+        self._cpu.clear()  # processes that ended before now are not counted
+        self.now_mb()
+        self._base = {pid: cpu for pid, (_, cpu, _, _) in self._cpu.items()}
+
+    def cpu_window(self) -> tuple[dict[str, float], list[tuple[float, float]]]:
+        """CPU seconds since ``start_cpu_window`` by kind of process (to the last sample: up to ``every`` seconds
+        of a process that ended are not seen), and each flow run's (CPU seconds, seconds it lived)."""
+        self.now_mb()
+        by_kind: dict[str, float] = {}
+        runs: list[tuple[float, float]] = []
+        for pid, (kind, cpu, created, seen) in self._cpu.items():
+            used = cpu - self._base.get(pid, 0.0)
+            by_kind[kind] = by_kind.get(kind, 0.0) + used
+            if kind == "flow runs" and pid not in self._base:
+                runs.append((used, seen - created))
+        return by_kind, sorted(runs)
 
     def reset(self) -> float:
         """Return the peak since the last reset, and start a new one."""
@@ -313,6 +348,7 @@ def with_workers(
             capture_output=True,
         )
         seconds: dict[int, float] = {}
+        cpu: dict[int, dict[str, float]] = {}  # CPU seconds of the run by kind of process, per number of workers
         runs: dict[int, list[float]] = {}  # each partition run's seconds, per number of workers
         for n in sorted({1, workers}):
             with ExitStack() as running:
@@ -330,6 +366,7 @@ def with_workers(
                     ]
                     running.enter_context(spawn(start, env, work / f"worker-{n}-{i}.log", cwd=REPO))
                 TREE.flow_run_peak_mb = 0.0
+                TREE.start_cpu_window()
                 with talking_to(server):
                     timed(
                         results,
@@ -340,11 +377,24 @@ def with_workers(
                     )
                     runs[n] = partition_seconds()
             seconds[n] = results[-1]["seconds"]
+            cpu[n], processes = TREE.cpu_window()
             results[-1]["partition_run_peak_mb"] = round(TREE.flow_run_peak_mb, 1)
             results[-1]["partition_run_seconds"] = runs[n]
+            results[-1]["cpu_seconds_by_process"] = {kind: round(used, 1) for kind, used in sorted(cpu[n].items())}
+            # each partition's process: CPU seconds and the cores it kept busy over its life (1.0: one core)
+            results[-1]["partition_processes"] = [
+                {"cpu_seconds": round(used, 1), "seconds": round(alive, 1), "cores": round(used / alive, 2)}
+                for used, alive in processes
+                if alive > 0
+            ]
             print(
                 f"  partition runs: {', '.join(f'{s:.1f} s' for s in runs[n])}; biggest {TREE.flow_run_peak_mb:.0f} MB"
             )
+            print(
+                "  their processes, CPU s / s alive: "
+                + ", ".join(f"{used:.0f}/{alive:.0f} ({used / alive:.2f} cores)" for used, alive in processes if alive)
+            )
+            print("  CPU seconds: " + ", ".join(f"{kind} {used:.1f}" for kind, used in sorted(cpu[n].items())))
     speedup = seconds[1] / seconds[workers]
     print(f"{workers} workers against 1: {seconds[1]:.1f} s -> {seconds[workers]:.1f} s, {speedup:.2f}x faster")
     # the one-worker run's time outside its partition runs: the day's global steps and the merge (more workers
@@ -353,12 +403,18 @@ def with_workers(
     print(
         f"  outside the partition runs (one worker): {outside:.1f} s of {seconds[1]:.1f} s ({outside / seconds[1]:.0%})"
     )
+    partition_cpu = cpu[1].get("flow runs", 0.0)
+    print(
+        f"  one worker: its partition processes used {partition_cpu:.0f} CPU s over {sum(runs[1]):.0f} s of partition "
+        f"runs ({partition_cpu / sum(runs[1]):.2f} cores busy); with {workers}: {cpu[workers].get('flow runs', 0.0):.0f} CPU s"
+    )
     return {
         "partitions": partitions,
         "seconds": seconds,
         "speedup": round(speedup, 2),
         "seconds_outside_partition_runs": round(outside, 1),
         "partition_run_seconds": runs,
+        "partition_cpu_seconds": {n: round(c.get("flow runs", 0.0), 1) for n, c in cpu.items()},
     }
 
 
