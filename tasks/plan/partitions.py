@@ -5,8 +5,9 @@ recommendation model and picks, the keys); what is per customer (planning throug
 runs once per partition, each its own flow run (``flows/partition.py``). Every gate decides per customer
 (consent, suppression by address, preferences, the budget over a customer's own days, the holdout hash), so
 a partition's plan is exactly the single-process plan's rows of its customers. A partition reads each table's
-rows of its customers only, filtered in Arrow before they become a frame; one column is read whole, because
-other customers' rows decide it: the codes redeemed on orders (a coupon can be passed on to a friend).
+rows of its customers only (the tables keyed by order: its customers' orders' rows), filtered in Arrow before
+they become a frame; one column is read whole, because other customers' rows decide it: the codes redeemed on
+orders (a coupon can be passed on to a friend).
 
 A partition writes its plan and coupon registry under its own names and its send shards under numbers no
 other partition uses (``partition + 1 + k * count``); the daily run then merges the parts into the day's plan
@@ -79,6 +80,20 @@ class Partition:
                 return table
             column = table.column("customer_id")
             return table.filter(pc.is_in(column, value_set=mine.cast(column.type)))
+
+        return keep
+
+    def arrow_order_rows(self, orders: Path, mine: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+        """A filter of the tables keyed by order (order items, order events: no ``customer_id``) to the orders of
+        this partition's customers (``mine``: ``arrow_rows``), so a partition's order triggers work on its share
+        of the shop's order history, not on every customer's."""
+        ids = mine(pq.read_table(orders, columns=["order_id", "customer_id"])).column("order_id").combine_chunks()
+
+        def keep(table: pa.Table) -> pa.Table:
+            if "order_id" not in table.column_names or self.count == 1:
+                return table
+            column = table.column("order_id")
+            return table.filter(pc.is_in(column, value_set=ids.cast(column.type)))
 
         return keep
 

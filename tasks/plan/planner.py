@@ -53,6 +53,7 @@ from typing import Protocol, cast
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
@@ -833,6 +834,8 @@ def redeemed_rows(
     return out
 
 
+# The tables keyed by order, without a customer_id: a partition reads its customers' orders' rows of them.
+ORDER_KEYED = frozenset({Table.ORDER_ITEMS, Table.ORDER_EVENTS})
 # The columns of the events table the triggers read (the cart trigger).
 TRIGGER_EVENT_COLUMNS = ("customer_id", "product_id", "type", "at")
 
@@ -840,6 +843,14 @@ TRIGGER_EVENT_COLUMNS = ("customer_id", "product_id", "type", "at")
 def shop_data(paths: RunPaths, as_of: date, settings: Settings, partition: Partition | None = None) -> ShopData:
     """The day's tables for the triggers, read from the run's folder on first use (``partition``: its customers')."""
     rows = None if partition is None else partition.arrow_rows(paths.table(Table.CUSTOMERS))
+    by_order: list[Callable[[pa.Table], pa.Table]] = []  # the partition's orders' rows, made on first use
+
+    def rows_of(table: Table) -> Callable[[pa.Table], pa.Table] | None:
+        if partition is None or rows is None or partition.count == 1 or table not in ORDER_KEYED:
+            return rows
+        if not by_order:
+            by_order.append(partition.arrow_order_rows(paths.table(Table.ORDERS), rows))
+        return by_order[0]
 
     def load(name: str) -> pd.DataFrame:
         frame = _load(name)
@@ -852,7 +863,7 @@ def shop_data(paths: RunPaths, as_of: date, settings: Settings, partition: Parti
             if name == Table.EVENTS.value:  # the biggest table, read by the cart trigger only: its columns, compactly
                 columns = list(TRIGGER_EVENT_COLUMNS)
                 return read_table(paths, Table.EVENTS, columns=columns, arrow_strings=True, rows=rows)
-            return read_table(paths, Table(name), rows=rows)
+            return read_table(paths, Table(name), rows=rows_of(Table(name)))
         if name == "profile":
             return pd.read_parquet(paths.profile)
         if name == "preferences":  # the daily run's copy of the customers' preferences (``merge_preferences``)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import boto3
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import flows.partition as partition_flow
@@ -61,6 +62,27 @@ def test_the_stable_hash_splits_customers_evenly_and_the_same_way_every_time() -
     counts = pd.Series(first).value_counts()
     assert set(counts.index) == {0, 1, 2, 3} and counts.min() > 7_000  # 7,500 each on average
     assert Partition(2, 4).members(ids).sum() == counts[2]
+
+
+def test_a_partition_reads_the_order_keyed_tables_of_its_customers_orders_only(tmp_path: Path) -> None:
+    # given: 3,000 customers with an order or two each, and their order items (keyed by order, no customer_id)
+    customers = pd.DataFrame({"customer_id": [f"C{i:05d}" for i in range(3000)]})
+    orders = pd.DataFrame(
+        {"order_id": [f"O{i:05d}" for i in range(4500)], "customer_id": [f"C{i % 3000:05d}" for i in range(4500)]}
+    )
+    items = pd.DataFrame({"order_id": [f"O{i % 4500:05d}" for i in range(9000)], "product_id": "P1"})
+    customers.to_parquet(tmp_path / "customers.parquet")
+    orders.to_parquet(tmp_path / "orders.parquet")
+    part = Partition(1, 3)
+
+    # when: partition 1 of 3 filters the order items as it reads them
+    mine = part.arrow_rows(tmp_path / "customers.parquet")
+    kept = part.arrow_order_rows(tmp_path / "orders.parquet", mine)(pa.Table.from_pandas(items)).to_pandas()
+
+    # then: exactly the items of its customers' orders, every one of them
+    its_orders = set(orders.loc[part.members(orders["customer_id"]), "order_id"])
+    assert set(kept["order_id"]) == its_orders and 1200 < len(its_orders) < 1800
+    assert len(kept) == items["order_id"].isin(its_orders).sum()
 
 
 def test_the_partitioned_day_plans_and_renders_exactly_what_one_process_does(
