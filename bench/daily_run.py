@@ -82,7 +82,12 @@ class TreeMemory:
         if process.pid == self._me.pid:
             return "this process"
         command = " ".join(process.cmdline())
-        for marker, kind in (("prefect.engine", "flow runs"), ("worker start", "workers"), ("server start", "server")):
+        for marker, kind in (
+            ("prefect.engine", "flow runs"),
+            ("worker start", "workers"),
+            ("server start", "server"),
+            ("prefect.server.api.server", "temporary server"),  # Prefect's own, started by the first step
+        ):
             if marker in command:
                 return kind
         return "other"
