@@ -74,26 +74,23 @@ class Partition:
         applied before a table becomes a frame, so a partition never holds the other partitions' rows as objects."""
         ids = pq.read_table(customers, columns=["customer_id"]).column("customer_id").to_pandas()
         mine = pa.array(ids.loc[self.members(ids)].astype(str).to_numpy(dtype=object), type=pa.string())
-
-        def keep(table: pa.Table) -> pa.Table:
-            if "customer_id" not in table.column_names or self.count == 1:
-                return table
-            column = table.column("customer_id")
-            return table.filter(pc.is_in(column, value_set=mine.cast(column.type)))
-
-        return keep
+        return self._rows_with("customer_id", mine)
 
     def arrow_order_rows(self, orders: Path, mine: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
         """A filter of the tables keyed by order (order items, order events: no ``customer_id``) to the orders of
         this partition's customers (``mine``: ``arrow_rows``), so a partition's order triggers work on its share
         of the shop's order history, not on every customer's."""
         ids = mine(pq.read_table(orders, columns=["order_id", "customer_id"])).column("order_id").combine_chunks()
+        return self._rows_with("order_id", ids)
+
+    def _rows_with(self, key: str, values: pa.Array) -> Callable[[pa.Table], pa.Table]:
+        """A filter of Arrow tables to the rows whose ``key`` is one of ``values`` (a table without it: whole)."""
 
         def keep(table: pa.Table) -> pa.Table:
-            if "order_id" not in table.column_names or self.count == 1:
+            if key not in table.column_names or self.count == 1:
                 return table
-            column = table.column("order_id")
-            return table.filter(pc.is_in(column, value_set=ids.cast(column.type)))
+            column = table.column(key)
+            return table.filter(pc.is_in(column, value_set=values.cast(column.type)))
 
         return keep
 
