@@ -71,6 +71,9 @@ CALL_COLUMNS = (
 )
 # The columns the Prefect artifact shows: no phone, no name (the UI is not the private run folder).
 ARTIFACT_COLUMNS = ("customer_id", "why", "locale", "order_id", "reason", "at", "messages", "coupon", "attempts")
+# The columns of the profile and of the customers table the list reads.
+PROFILE_COLUMNS = ("customer_id", "vip", "predicted_clv", "monetary_total", "orders")
+CUSTOMER_COLUMNS = ("customer_id", "timezone", "first_name", "phone", "locale")
 # Outcomes after which an incident needs no further call.
 _DONE = (CallOutcome.REACHED.value, CallOutcome.RESOLVED.value)
 
@@ -116,10 +119,9 @@ def select_calls(
         return pd.DataFrame(columns=list(CALL_COLUMNS))
     found = incidents.reset_index(drop=True)
     day = customers_local_day(pd.to_datetime(found["at"], utc=True), found["customer_id"], customers)
+    day = day.reset_index(drop=True)  # by position, as ``found``
     found = found.assign(
-        customer_id=found["customer_id"].astype(str),
-        day=pd.to_datetime(day.to_numpy()).strftime("%Y-%m-%d"),
-        incident=incident_keys(found, day.reset_index(drop=True)),
+        customer_id=found["customer_id"].astype(str), day=pd.to_datetime(day.to_numpy()).strftime("%Y-%m-%d")
     )
     age = (pd.Timestamp(as_of) - pd.to_datetime(found["day"])).dt.days
     found = found.loc[(age >= 0).to_numpy()].assign(age=age)
@@ -139,6 +141,8 @@ def select_calls(
     }
     rows = found.loc[(found["age"] <= rules.list_days).to_numpy()]
     rows = rows.loc[[bool(why[c]) for c in rows["customer_id"]]]
+    # keys of the listed incidents only (a Python string each): not of the whole history of incidents
+    rows = rows.assign(incident=incident_keys(rows, day.loc[rows.index]))
     # who is not: asked for no contact; reached or resolved about this incident; too many calls unanswered
     said = calls.astype({"customer_id": str, "incident": str, "outcome": str})
     no_contact = set(said.loc[said["outcome"] == CallOutcome.WANTS_NO_CONTACT.value, "customer_id"])
@@ -153,7 +157,8 @@ def select_calls(
     if rows.empty:
         return pd.DataFrame(columns=list(CALL_COLUMNS))
     people = customers.assign(customer_id=customers["customer_id"].astype(str)).set_index("customer_id")
-    phones = people["phone"].where(people["phone"].notna(), "").astype(str).str.strip()
+    listed = people.reindex(rows["customer_id"])  # each row's customer (none: an unknown id)
+    phones = listed["phone"].where(listed["phone"].notna(), "").astype(str).str.strip().to_numpy()
     messages = _messages(sent)
     offered = _coupons(coupons)
     spent = profile.set_index(profile["customer_id"].astype(str))["monetary_total"]
@@ -161,9 +166,11 @@ def select_calls(
         {
             "list_day": as_of.isoformat(),
             "customer_id": rows["customer_id"].to_numpy(),
-            "first_name": [_text(people["first_name"].get(c)) for c in rows["customer_id"]],
-            "phone": [phones.get(c, "") if c not in no_contact else "" for c in rows["customer_id"]],
-            "locale": [_text(people["locale"].get(c)) for c in rows["customer_id"]],
+            "first_name": [_text(name) for name in listed["first_name"]],
+            "phone": [
+                phone if c not in no_contact else "" for c, phone in zip(rows["customer_id"], phones, strict=True)
+            ],
+            "locale": [_text(locale) for locale in listed["locale"]],
             "why": [why[c] for c in rows["customer_id"]],
             "order_id": [_text(o) for o in rows["order_id"]],
             "incident": rows["incident"].to_numpy(),
@@ -240,9 +247,9 @@ def call_list(paths: RunPaths, as_of: date, settings: Settings) -> pd.DataFrame:
         columns=["customer_id", "incident", "outcome"],
     )
     return select_calls(
-        pd.read_parquet(paths.profile),
+        pd.read_parquet(paths.profile, columns=list(PROFILE_COLUMNS)),
         pd.read_parquet(incidents_file),
-        read_table(paths, Table.CUSTOMERS),
+        read_table(paths, Table.CUSTOMERS, list(CUSTOMER_COLUMNS)),
         calls,
         sent,
         codes,
