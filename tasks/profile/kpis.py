@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -117,7 +119,11 @@ def traffic_alert(views: pd.Series, as_of: date, drop_threshold: float = 0.4, ba
 
 def daily_counts(stamps: pd.Series, start: date, end: date) -> pd.Series:
     """Count timestamps per UTC day from ``start`` to ``end`` (both included), zeros for empty days."""
-    days = pd.to_datetime(stamps, utc=True).dt.tz_convert(None).dt.floor("D")
+    at = pd.to_datetime(stamps, utc=True)
+    at = at.loc[
+        ((at >= pd.Timestamp(start, tz="UTC")) & (at < pd.Timestamp(end + timedelta(days=1), tz="UTC"))).to_numpy()
+    ]
+    days = at.dt.tz_convert(None).dt.floor("D")  # the days from start to end only: no other day is counted
     index = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D")
     return days.value_counts().reindex(index, fill_value=0).sort_index()
 
@@ -148,16 +154,21 @@ def retention_cohorts(days: pd.DataFrame, as_of: date, months: int = 12) -> pd.D
     return table
 
 
+def _views(events: pa.Table) -> pa.Table:
+    """The view events of an Arrow table of events."""
+    return events.filter(pc.equal(events.column("type"), EventType.VIEW.value))
+
+
 @task(cache_policy=NO_CACHE)
 def report_kpis(paths: RunPaths, as_of: date, settings: Settings) -> Kpis:
     """Compute the day's KPIs; write kpis.json, cohorts.csv and two PNG charts; publish them as artifacts."""
     from tasks.kernel.paths import detail_file
 
     progress.advance("KPIs")
-    profile = pd.read_parquet(paths.profile)
+    profile = pd.read_parquet(paths.profile, columns=["orders", "avg_interpurchase_days", "lifecycle"])
     days = pd.read_parquet(detail_file(paths.profile, "purchase_days"))  # the profile step's local purchase days
-    events = read_table(paths, Table.EVENTS, ["type", "at"])
-    views = events.loc[events["type"] == EventType.VIEW.value, "at"]
+    # the views' times only: the other events are dropped in Arrow, before any becomes a row of a frame
+    views = read_table(paths, Table.EVENTS, ["type", "at"], rows=_views)["at"]
     kpis = compute_kpis(profile, days, views, as_of, settings.traffic_drop_threshold)
     cohorts = retention_cohorts(days, as_of)
     folder = paths.root / "kpis"

@@ -92,8 +92,9 @@ def test_a_fall_of_exactly_the_threshold_raises_the_alert_and_quiet_days_count_a
 
 def test_views_are_counted_per_utc_day_with_zeros_for_days_without_any() -> None:
     stamps = pd.Series([_utc("2026-06-28 23:30"), _utc("2026-06-30 00:10"), _utc("2026-06-30 12:00")])
+    outside = pd.Series([_utc("2026-06-27 23:59"), _utc("2026-07-01 00:00")])  # a minute before, the first after
 
-    counts = daily_counts(stamps, date(2026, 6, 28), date(2026, 6, 30))
+    counts = daily_counts(pd.concat([stamps, outside], ignore_index=True), date(2026, 6, 28), date(2026, 6, 30))
 
     assert counts.to_dict() == {
         pd.Timestamp("2026-06-28"): 1,
