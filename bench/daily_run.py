@@ -87,6 +87,7 @@ class TreeMemory:
             ("worker start", "workers"),
             ("server start", "server"),
             ("prefect.server.api.server", "temporary server"),  # Prefect's own, started by the first step
+            ("multiprocessing.spawn", "this process's pools"),  # the load step's validation processes
         ):
             if marker in command:
                 return kind
