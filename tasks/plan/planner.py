@@ -45,6 +45,7 @@ stops a row gives its reason:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -843,14 +844,15 @@ TRIGGER_EVENT_COLUMNS = ("customer_id", "product_id", "type", "at")
 def shop_data(paths: RunPaths, as_of: date, settings: Settings, partition: Partition | None = None) -> ShopData:
     """The day's tables for the triggers, read from the run's folder on first use (``partition``: its customers')."""
     rows = None if partition is None else partition.arrow_rows(paths.table(Table.CUSTOMERS))
-    by_order: list[Callable[[pa.Table], pa.Table]] = []  # the partition's orders' rows, made on first use
+
+    @functools.cache  # the partition's orders' ids: read once, on first use, for every table keyed by order
+    def by_order(partition: Partition, rows: Callable[[pa.Table], pa.Table]) -> Callable[[pa.Table], pa.Table]:
+        return partition.arrow_order_rows(paths.table(Table.ORDERS), rows)
 
     def rows_of(table: Table) -> Callable[[pa.Table], pa.Table] | None:
         if partition is None or rows is None or partition.count == 1 or table not in ORDER_KEYED:
             return rows
-        if not by_order:
-            by_order.append(partition.arrow_order_rows(paths.table(Table.ORDERS), rows))
-        return by_order[0]
+        return by_order(partition, rows)
 
     def load(name: str) -> pd.DataFrame:
         frame = _load(name)
