@@ -89,8 +89,9 @@ def daily_run(
         # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
         kpis = report_kpis(paths, as_of, settings)
         folder.push()
-        # 5. Products picked for each customer (recommender + the shop's rules), for the messages.
-        recommend_products(paths, as_of, settings)
+        # 5. Products picked for each customer (recommender + the shop's rules), for the messages; in partitions,
+        # the model is fitted here and each partition picks for its customers.
+        recommend_products(paths, as_of, settings, partitioned=partitions > 1)
         folder.push()
         # 6. Who hears what: candidates through the gates into a sharded send plan (the budget reads ad-hoc plans too).
         pull_adhoc_plans(settings, as_of)

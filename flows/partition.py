@@ -1,9 +1,9 @@
 """A day's customers in partitions, each planned and rendered by its own flow run: the ``daily-partition`` deployment.
 
 With ``LOYALTY_PARTITIONS=N`` (N > 1) the daily run computes what is global once (snapshot, profile, KPIs,
-recommendations), then hands each partition of its customers (a stable hash of the id,
-``tasks/plan/partitions.py``) to a ``daily-partition`` flow run, which plans them through every gate and
-renders their messages. Two ways, one body (``plan_partition``):
+the recommendation model), then hands each partition of its customers (a stable hash of the id,
+``tasks/plan/partitions.py``) to a ``daily-partition`` flow run, which picks their products, plans them through
+every gate and renders their messages. Two ways, one body (``plan_partition``):
 
 - as runs (the deployed daily run, ``bench/daily_run.py --workers``): one run of the ``daily-partition``
   deployment per partition, submitted to its work pool: any number of workers take them (process workers
@@ -12,7 +12,7 @@ renders their messages. Two ways, one body (``plan_partition``):
 - on this host (the CLI, the demo, backfills): the same flow, one run per partition in a pool of processes (as
   many as the host has CPUs); with one CPU, subflows one after another.
 
-Either way the daily run then merges the parts into the day's plan (``merge_partitions``) and sends the waves
+Either way the daily run then merges the parts into the day's plan (``merge_partitions``) and picks, and sends the waves
 as before: the plan is the single-process plan, row for row. A partition run again (its worker died, or by
 hand) first removes what its earlier attempt wrote; nothing is sent before every partition is merged, and the
 ledger sends nothing twice.
@@ -36,6 +36,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.kernel.enums import Table
 from tasks.kernel.memory import give_back_memory
 from tasks.kernel.paths import RunPaths, private_files
 from tasks.kernel.runstore import RunFolder, run_folder
@@ -43,6 +44,7 @@ from tasks.kernel.settings import Settings
 from tasks.plan.partitions import Partition, PartitionResult
 from tasks.plan.planner import PlanSummary, merge_partitions, plan_day
 from tasks.plan.replay import ReplayFilter
+from tasks.recommend.picks import merge_picks, recommend_partition
 from tasks.render.workers import api_url, render_plan, render_processes
 
 # The deployment a partition runs as, ``flow-name/deployment-name``.
@@ -80,9 +82,12 @@ def plan_partition(
     sending_at: datetime,
     only: ReplayFilter | None = None,
 ) -> PartitionResult:
-    """Plan and render one partition's customers into the run folder; write and return what it made."""
-    summary = plan_day(paths, as_of, settings, sending_at, only, partition)
-    rendered = render_plan(paths, summary.shards, as_of, settings)
+    """Pick products for, plan and render one partition's customers into the run folder; write and return what it
+    made (its picks from the day's fitted model, which the daily run merges with the others')."""
+    summary = plan_day(paths, as_of, settings, sending_at, only, partition)  # first: it clears an earlier attempt's
+    picks = partition.picks_file(paths)
+    recommend_partition(paths, settings, partition.arrow_rows(paths.table(Table.CUSTOMERS)), picks)
+    rendered = render_plan(paths, summary.shards, as_of, settings, picks)
     result = PartitionResult(
         index=partition.index,
         count=partition.count,
@@ -166,11 +171,12 @@ def plan_in_partitions(
         for p in range(count):
             daily_partition(as_of, p, count, sending_at, settings.dry_run, only)
     if folder is not None:
-        folder.pull(("plan/", "render/", "offers/", "outbox/"))
+        folder.pull(("plan/", "render/", "offers/", "outbox/", "profile/recommendations-part-"))
     results = [
         PartitionResult.model_validate_json(Partition(p, count).summary_file(paths).read_text()) for p in range(count)
     ]
     summary = merge_partitions(paths, settings, results)
+    merge_picks([Partition(p, count).picks_file(paths) for p in range(count)], paths.recommendations)
     return summary, sum(r.rendered for r in results)
 
 

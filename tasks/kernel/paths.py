@@ -100,6 +100,11 @@ class RunPaths:
         return self.root / "profile" / "recommendations.parquet"
 
     @property
+    def recommender(self) -> Path:
+        """A partitioned day's interaction matrix and fitted model, from which each partition picks for its customers."""
+        return self.root / "profile" / "recommender"
+
+    @property
     def segments(self) -> Path:
         """The day's primary segment per customer; ``reset`` leaves it: a re-run overwrites it."""
         return self.root / "segments" / "membership.parquet"

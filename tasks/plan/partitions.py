@@ -110,6 +110,10 @@ class Partition:
     def summary_file(self, paths: RunPaths) -> Path:
         return paths.plan.with_name(f"part-{self.index:03d}-of-{self.count:03d}.json")
 
+    def picks_file(self, paths: RunPaths) -> Path:
+        """The partition's customers' picks (``recommend_partition``), merged into the day's by the daily run."""
+        return paths.recommendations.with_name(f"recommendations-part-{self.index:03d}-of-{self.count:03d}.parquet")
+
     def clear(self, paths: RunPaths) -> None:
         """Remove what an earlier attempt of this partition wrote (a worker that died): its shards and parts."""
         render = paths.rendered_shard(1).parent
@@ -117,7 +121,7 @@ class Partition:
             for file in folder.glob(f"{prefix}*.parquet") if folder.exists() else ():
                 if self.owns_shard(int(file.stem.removeprefix(prefix))):
                     file.unlink(missing_ok=True)
-        for file in (self.plan_file(paths), self.coupons_file(paths), self.summary_file(paths)):
+        for file in (self.plan_file(paths), self.coupons_file(paths), self.summary_file(paths), self.picks_file(paths)):
             file.unlink(missing_ok=True)
 
 

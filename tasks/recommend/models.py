@@ -26,8 +26,10 @@ rank,item_id,score`` out (``loyalty recommend``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -82,6 +84,18 @@ class Interactions:
         summed.eliminate_zeros()
         return cls(summed.astype(np.float32), pd.Index(users), pd.Index(items))
 
+    def save(self, folder: Path) -> None:
+        """Write the matrix and its ids into ``folder`` (``load`` reads them back as they were)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        sp.save_npz(folder / "interactions.npz", self.matrix, compressed=False)
+        for name in ("users", "items"):
+            pd.DataFrame({"id": getattr(self, name)}).to_parquet(folder / f"{name}.parquet", index=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> Interactions:
+        ids = {name: pd.Index(pd.read_parquet(folder / f"{name}.parquet")["id"]) for name in ("users", "items")}
+        return cls(sp.csr_matrix(sp.load_npz(folder / "interactions.npz")), ids["users"], ids["items"])
+
 
 @dataclass(frozen=True)
 class TopK:
@@ -103,8 +117,13 @@ class Model(Protocol):
 
     def fit(self, matrix: sp.csr_matrix) -> Model: ...
 
-    def top(self, seen: sp.csr_matrix, k: int) -> TopK:
-        """Top-k per row of ``seen`` (a block of customers' interactions), their own products left out."""
+    def top(self, seen: sp.csr_matrix, k: int, widest: int | None = None) -> TopK:
+        """Top-k per row of ``seen`` (a block of customers' interactions), their own products left out.
+
+        ``widest``: the most products a customer of the block has (default: of these rows). Candidates are
+        cut at ``k + widest``: the same ``widest`` gives a row the same top-k, ties included, whatever other
+        rows are scored with it.
+        """
         ...
 
 
@@ -145,6 +164,11 @@ def _dense_top_k(scores: npt.NDArray[np.floating], k: int, columns: IntArray | N
     return TopK(rows.astype(np.int64), items.astype(np.int64), chosen[keep].astype(np.float64), ranks.astype(np.int64))
 
 
+def _widest(seen: sp.csr_matrix, widest: int | None) -> int:
+    """The most products a customer of the block has: ``widest`` if given, else of ``seen``'s rows."""
+    return int(np.diff(seen.indptr).max(initial=0)) if widest is None else widest
+
+
 def _without_seen(candidates: sp.csr_matrix, seen: sp.csr_matrix) -> sp.csr_matrix:
     """Drop the entries of ``candidates`` where the customer has the product already."""
     mask = seen.copy()
@@ -166,8 +190,8 @@ class Popular:
         self.counts = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
         return self
 
-    def top(self, seen: sp.csr_matrix, k: int) -> TopK:
-        n = min(self.counts.size, k + int(np.diff(seen.indptr).max(initial=0)))
+    def top(self, seen: sp.csr_matrix, k: int, widest: int | None = None) -> TopK:
+        n = min(self.counts.size, k + _widest(seen, widest))
         best = np.argsort(-self.counts, kind="stable")[:n]
         rows = seen.shape[0]
         candidates = sp.csr_matrix(
@@ -210,10 +234,10 @@ class ItemKNN:
         """Similarity of each of a customer's products to a candidate (0 where not a kept neighbour)."""
         return np.asarray(self.lookup[theirs, candidates], dtype=np.float64).ravel()
 
-    def top(self, seen: sp.csr_matrix, k: int) -> TopK:
+    def top(self, seen: sp.csr_matrix, k: int, widest: int | None = None) -> TopK:
         from sparse_dot_topn import sp_matmul_topn
 
-        n = k + int(np.diff(seen.indptr).max(initial=0))
+        n = k + _widest(seen, widest)
         candidates = sp_matmul_topn(
             sp.csr_matrix(seen, dtype=np.float32), self.similarity, top_n=n, n_threads=self.threads
         )
@@ -247,7 +271,7 @@ class Ease:
         """The weight of each of a customer's products in a candidate's score."""
         return np.asarray(self.weights[theirs, candidates], dtype=np.float64)
 
-    def top(self, seen: sp.csr_matrix, k: int) -> TopK:
+    def top(self, seen: sp.csr_matrix, k: int, widest: int | None = None) -> TopK:  # scores every product
         # float32 as computed: the same order as in float64, half the memory and time to partition
         scores = np.asarray(sp.csr_matrix(seen, dtype=np.float32) @ self.weights, dtype=np.float32)
         rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
@@ -266,6 +290,40 @@ def make_model(name: str, n_items: int) -> Model:
     if name == "ease":
         return Ease()
     raise RecommendError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
+
+
+# What a fitted model keeps, by model: written as arrays (no pickles: a run folder may come from S3).
+_FITTED = {"popular": "counts", "item_knn": "similarity", "ease": "weights"}
+
+
+def save_model(model: Model, folder: Path) -> None:
+    """Write a fitted model into ``folder``: its name and parameters, and what it learned."""
+    folder.mkdir(parents=True, exist_ok=True)
+    learned = getattr(model, _FITTED[model.name])
+    parameters = {k: v for k, v in vars(model).items() if k not in (_FITTED[model.name], "lookup")}
+    (folder / "model.json").write_text(json.dumps(parameters))
+    if sp.issparse(learned):
+        sp.save_npz(folder / "model.npz", learned, compressed=False)
+    else:
+        np.save(folder / "model.npy", learned, allow_pickle=False)
+
+
+def load_model(folder: Path) -> Model:
+    """The model ``save_model`` wrote, as fitted."""
+    parameters = json.loads((folder / "model.json").read_text())
+    name = parameters["name"]
+    kinds: dict[str, type[Popular] | type[ItemKNN] | type[Ease]] = {
+        "popular": Popular,
+        "item_knn": ItemKNN,
+        "ease": Ease,
+    }
+    model = kinds[name](**parameters)
+    if name == "item_knn":
+        similarity = sp.csr_matrix(sp.load_npz(folder / "model.npz"))
+        model.similarity, model.lookup = similarity, similarity.sorted_indices()  # type: ignore[union-attr]
+    else:
+        setattr(model, _FITTED[name], np.load(folder / "model.npy", allow_pickle=False))
+    return model
 
 
 def _blocks(seen_counts: IntArray, k: int, dense_width: int | None = None) -> Iterator[IntArray]:
@@ -296,25 +354,32 @@ def top_k(model: Model, matrix: sp.csr_matrix, k: int, popular: Popular | None =
 
 
 def top_k_blocks(
-    model: Model, matrix: sp.csr_matrix, k: int, popular: Popular | None = None
+    model: Model, matrix: sp.csr_matrix, k: int, popular: Popular | None = None, rows: IntArray | None = None
 ) -> Iterator[tuple[IntArray, TopK]]:
     """``top_k`` one block of customers at a time: (the block's customer rows, their top-k by row and rank).
 
     For callers that use each block's answer and let it go, so nothing grows with customers x products or
     holds every customer's candidates at once. Customers without interactions are in no block.
+
+    ``rows``: score only these rows of the matrix (a partition's customers), each as when every row is scored:
+    the blocks are cut over every row, and each block's rows are scored with the block's ``widest``.
     """
     seen_counts = np.diff(matrix.indptr).astype(np.int64)
+    wanted = seen_counts > 0
+    if rows is not None:
+        wanted &= np.isin(np.arange(seen_counts.size), rows)
     dense_width = matrix.shape[1] if getattr(model, "dense_scores", False) else None
     for block in _blocks(seen_counts, k, dense_width):
-        block = block[seen_counts[block] > 0]
+        widest = int(seen_counts[block].max(initial=0))
+        block = block[wanted[block]]
         if block.size == 0:
             continue
         seen = matrix[block]
-        found = model.top(seen, k)
+        found = model.top(seen, k, widest)
         parts = [TopK(block[found.rows], found.items, found.scores, found.ranks)]
         short = np.flatnonzero(np.bincount(found.rows, minlength=block.size) < k)
         if popular is not None and short.size:
-            parts.append(_fill(popular, seen, block, short, found, k))
+            parts.append(_fill(popular, seen, block, short, found, k, widest + k))
         yield block, _joined(parts)
 
 
@@ -330,13 +395,16 @@ def _joined(parts: list[TopK]) -> TopK:
     return TopK(rows[order], items[order], scores[order], ranks[order])
 
 
-def _fill(popular: Popular, seen: sp.csr_matrix, block: IntArray, short: IntArray, found: TopK, k: int) -> TopK:
-    """Popular products after the model's, for the customers of a block it found fewer than k for."""
+def _fill(
+    popular: Popular, seen: sp.csr_matrix, block: IntArray, short: IntArray, found: TopK, k: int, widest: int
+) -> TopK:
+    """Popular products after the model's, for the customers of a block it found fewer than k for (``widest``: the
+    most products one of the block's customers has, with the model's picks)."""
     have = sp.csr_matrix(
         (np.ones(found.rows.size), (found.rows, found.items)), shape=seen.shape
     )  # the model's picks count as seen for the fill
     taken = (seen + have)[short]
-    extra = popular.top(taken, k)
+    extra = popular.top(taken, k, widest)
     already = np.bincount(found.rows, minlength=seen.shape[0])[short]
     rank = extra.ranks + already[extra.rows]
     keep = rank <= k

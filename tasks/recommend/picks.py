@@ -25,19 +25,22 @@ customers x products, and no table of candidates holds Python strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data.snapshot import read_table
+from tasks.data.snapshot import read_parquet, read_table
 from tasks.kernel import progress
 from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths, detail_file
@@ -49,7 +52,9 @@ from tasks.recommend.models import (
     Interactions,
     Model,
     Popular,
+    load_model,
     make_model,
+    save_model,
     top_k_blocks,
 )
 
@@ -147,38 +152,70 @@ def pick_products(
     (for the exclusive groups and the top category of the popular fill); ``replenishment``: customer_id, product_id, days_until_due.
     """
     data = Interactions.from_frame(interactions, "customer_id", "product_id", "weight")
-    return pick_for(data, products, customers, interests, replenishment, rules)
+    return pick_for(Recommender.fit(data, rules), products, customers, interests, replenishment, rules)
+
+
+@dataclass(frozen=True)
+class Recommender:
+    """What picks are made from, the same for every customer of the day: the interaction matrix and the model fitted
+    on it (``None``: no interactions). Fitted once per day; a partition loads it and picks for its customers."""
+
+    data: Interactions
+    model: Model | None
+
+    @classmethod
+    def fit(cls, data: Interactions, rules: PickRules) -> Recommender:
+        return cls(data, make_model(rules.model, data.matrix.shape[1]).fit(data.matrix) if data.matrix.nnz else None)
+
+    def save(self, folder: Path) -> None:
+        """Write the matrix and the fitted model into ``folder`` (what ``load`` reads)."""
+        shutil.rmtree(folder, ignore_errors=True)
+        self.data.save(folder)
+        if self.model is not None:
+            save_model(self.model, folder / "model")
+
+    @classmethod
+    def load(cls, folder: Path) -> Recommender:
+        return cls(Interactions.load(folder), load_model(folder / "model") if (folder / "model").exists() else None)
 
 
 def pick_for(
-    data: Interactions,
+    recommender: Recommender,
     products: pd.DataFrame,
     customers: pd.DataFrame,
     interests: pd.DataFrame,
     replenishment: pd.DataFrame,
     rules: PickRules = PickRules(),
+    everyone: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``pick_products`` from the interaction matrix, in blocks of customers.
+    """``pick_products`` from the interaction matrix and its fitted model, in blocks of customers.
 
     The model scores customers block by block (``top_k_blocks``), each block's candidates kept as compact
     integer arrays (4 ``per_customer`` per customer, never customers x products); the popular fill, which
     needs every customer's count of candidates, is built next; then each block is picked, and the customers
     without a model block after them, ``PICK_BLOCK_CUSTOMERS`` at a time. The reasons are weighed for the
     model's picks only (the rules do not look at them), and ids are put back once, on the final picks.
+
+    ``customers``: those to pick for; ``everyone``: all the shop's customers (customer_id, locale), whose locales
+    make the popular lists (default: ``customers``). A partition picks for its customers the rows the whole shop's
+    picks have for them.
     """
-    shop = _Shop.build(data, products, customers, interests, replenishment, rules)
-    model = make_model(rules.model, data.matrix.shape[1]).fit(data.matrix) if data.matrix.nnz else None
+    data, model = recommender.data, recommender.model
+    shop = _Shop.build(data, products, customers, interests, replenishment, rules, everyone)
     blocks: list[tuple[IntArray, _Rows]] = []
     found = shop.due_start[1:] - shop.due_start[:-1]
     if model is not None:
         popular = model if isinstance(model, Popular) else None  # short lists are filled by locale below
-        for users, top in top_k_blocks(model, data.matrix, rules.per_customer * 4, popular):
+        mine = np.flatnonzero(shop.customer_of_user >= 0)  # only customers of the shop (of the partition) are scored
+        for users, top in top_k_blocks(model, data.matrix, rules.per_customer * 4, popular, mine):
             who = shop.customer_of_user[users]
-            mine = shop.customer_of_user[top.rows]
-            clean = mine >= 0  # clean customers only
+            mine_of = shop.customer_of_user[top.rows]
+            clean = mine_of >= 0  # clean customers only
             unknown = np.full(int(clean.sum()), -1)  # weighed once picked
-            blocks.append((np.sort(who[who >= 0]), _Rows.of(mine[clean], top.items[clean], top.scores[clean], unknown)))
-            found += np.bincount(mine[clean], minlength=found.size)
+            blocks.append(
+                (np.sort(who[who >= 0]), _Rows.of(mine_of[clean], top.items[clean], top.scores[clean], unknown))
+            )
+            found += np.bincount(mine_of[clean], minlength=found.size)
     shop = shop.with_popular_fill(found < 2 * rules.per_customer, rules)
     parts: list[_Picked] = []
     picked = np.zeros(shop.customer_ids.size, dtype=bool)
@@ -259,7 +296,7 @@ class _Shop:
     top_category: IntArray  # per customer: the category of their highest positive interest, -1 none
     locale: IntArray  # per customer
     locales: int
-    english: int  # the locale of interactions without one
+    user_locale: IntArray  # per matrix row: its customer's locale among all the shop's (``en`` for one it lacks)
     short: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per customer
     fill_list: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per customer
     fill_products: IntArray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # lists x depth
@@ -276,21 +313,28 @@ class _Shop:
         interests: pd.DataFrame,
         replenishment: pd.DataFrame,
         rules: PickRules,
+        everyone: pd.DataFrame | None = None,
     ) -> _Shop:
         people = customers.drop_duplicates("customer_id").sort_values("customer_id", kind="stable")
         customer_ids = people["customer_id"].to_numpy(dtype=object)
         customer_index = pd.Index(customer_ids)
+        shop_people = people if everyone is None else everyone.drop_duplicates("customer_id")
+        shop_index = pd.Index(shop_people["customer_id"].to_numpy(dtype=object))
         customer_of_user = customer_index.get_indexer(np.asarray(data.users, dtype=object)).astype(np.int64)
         user_of_customer = np.full(customer_ids.size, -1, dtype=np.int64)
         is_customer = customer_of_user >= 0
         user_of_customer[customer_of_user[is_customer]] = np.flatnonzero(is_customer)
 
         due = replenishment.loc[replenishment["days_until_due"] <= rules.due_within_days]
-        due_customer = customer_index.get_indexer(due["customer_id"].to_numpy(dtype=object))
+        # the products are the whole shop's (the matrix's, then any other due for one of its customers): the same
+        # positions, categories and popular lists whichever customers are picked for
+        due_ids = due["customer_id"].to_numpy(dtype=object)
+        shop_due = due["product_id"].to_numpy(dtype=object)[shop_index.get_indexer(due_ids) >= 0]
+        due_customer = customer_index.get_indexer(due_ids)
         due_product = due["product_id"].to_numpy(dtype=object)[due_customer >= 0]
         due_customer = due_customer[due_customer >= 0]
         items = np.asarray(data.items, dtype=object)
-        extra = pd.Index(due_product).unique().difference(pd.Index(items), sort=False)
+        extra = pd.Index(shop_due).unique().difference(pd.Index(items), sort=False)
         product_ids = np.concatenate([items, np.asarray(extra, dtype=object)])
         product_index = pd.Index(product_ids)
         order = np.argsort(due_customer, kind="stable")
@@ -313,8 +357,11 @@ class _Shop:
             liked[who[kept], liked_group[kept]] = True
 
         top_category = _top_categories(interests, customer_index, categories)
-        locale = people["locale"].astype("string").fillna("en").to_numpy(dtype=object)
-        locale_codes, locales = pd.factorize(np.append(locale, "en"))
+        shop_locale = shop_people["locale"].astype("string").fillna("en").to_numpy(dtype=object)
+        shop_codes, locales = pd.factorize(np.append(shop_locale, "en"))
+        of_user = shop_index.get_indexer(np.asarray(data.users, dtype=object))
+        user_locale = np.where(of_user >= 0, shop_codes[np.maximum(of_user, 0)], shop_codes[-1]).astype(np.int64)
+        locale = pd.Index(locales).get_indexer(people["locale"].astype("string").fillna("en").to_numpy(dtype=object))
         return cls(
             customer_ids=customer_ids,
             product_ids=product_ids,
@@ -328,9 +375,9 @@ class _Shop:
             group=group,
             liked=liked,
             top_category=top_category,
-            locale=locale_codes[:-1].astype(np.int64),
+            locale=locale.astype(np.int64),
             locales=int(locales.size),
-            english=int(locale_codes[-1]),
+            user_locale=user_locale,
         )
 
     def with_popular_fill(self, short: npt.NDArray[np.bool_], rules: PickRules) -> _Shop:
@@ -339,10 +386,7 @@ class _Shop:
         A locale's popularity sums the interactions of all its customers (not only the short ones); those of
         customers the shop does not know count as ``en``. A locale without any gets the shop's overall list.
         """
-        user_locale = np.full(self.customer_of_user.size, self.english, dtype=np.int64)
-        known = self.customer_of_user >= 0
-        user_locale[known] = self.locale[self.customer_of_user[known]]
-        popular = _popular_lists(self.matrix, user_locale, self.locales, self.category, self.in_stock, rules)
+        popular = _popular_lists(self.matrix, self.user_locale, self.locales, self.category, self.in_stock, rules)
         fill_list = np.where(popular.has_list[self.locale], self.locale, self.locales).astype(np.int64)
         return replace(
             self,
@@ -540,8 +584,12 @@ def _cumcount(keys: IntArray) -> IntArray:
 
 
 @task(cache_policy=NO_CACHE)
-def recommend_products(paths: RunPaths, as_of: date, settings: Settings) -> int:
-    """Pick every customer's products for the day's messages; write them beside the profile; return how many."""
+def recommend_products(paths: RunPaths, as_of: date, settings: Settings, partitioned: bool = False) -> None:
+    """Pick every customer's products for the day's messages; write them beside the profile.
+
+    ``partitioned``: the day's partitions pick for their customers (``recommend_partition``): fit the model here,
+    once for the shop, and write it with the interaction matrix (``RunPaths.recommender``) instead.
+    """
     progress.advance("recommend")
     orders = read_table(paths, Table.ORDERS, ["order_id", "customer_id", "created_at", "status"], arrow_strings=True)
     items = read_table(paths, Table.ORDER_ITEMS, ["order_id", "product_id"], arrow_strings=True)
@@ -551,14 +599,50 @@ def recommend_products(paths: RunPaths, as_of: date, settings: Settings) -> int:
     del orders, items, events  # the tables are the biggest things here: only the matrix goes on
     data = Interactions.from_frame(interactions, "customer_id", "product_id", "weight")
     del interactions
+    rules = PickRules.from_settings(settings)
+    recommender = Recommender.fit(data, rules)
+    if partitioned:
+        recommender.save(paths.recommender)
+        return
     picks = pick_for(
-        data,
+        recommender,
         read_table(paths, Table.PRODUCTS, ["product_id", "category", "in_stock"]),
         read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"]),
         pd.read_parquet(detail_file(paths.profile, "interests")),
         pd.read_parquet(detail_file(paths.profile, "replenishment")),
-        PickRules.from_settings(settings),
+        rules,
     )
     paths.recommendations.parent.mkdir(parents=True, exist_ok=True)
     picks.to_parquet(paths.recommendations, index=False)
-    return int(picks["customer_id"].nunique())
+
+
+@task(cache_policy=NO_CACHE)
+def recommend_partition(
+    paths: RunPaths, settings: Settings, mine: Callable[[pa.Table], pa.Table], target: Path
+) -> None:
+    """A partition's customers' picks (``mine``: its filter of the tables' rows) into ``target``, from the day's
+    fitted model: the rows the whole day's picks have for them. The popular lists weigh every customer's locale.
+    """
+    everyone = read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"])
+    picks = pick_for(
+        Recommender.load(paths.recommender),
+        read_table(paths, Table.PRODUCTS, ["product_id", "category", "in_stock"]),
+        read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"], rows=mine),
+        read_parquet(detail_file(paths.profile, "interests"), rows=mine),
+        pd.read_parquet(detail_file(paths.profile, "replenishment")),  # whole: its products are the shop's
+        PickRules.from_settings(settings),
+        everyone,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    picks.to_parquet(target, index=False)
+
+
+def merge_picks(parts: Sequence[Path], target: Path) -> None:
+    """The day's picks file from its partitions' files, in their order; each part goes once merged."""
+    tables = [pq.read_table(part).replace_schema_metadata(None) for part in parts]
+    partial = target.with_suffix(".parquet.partial")
+    # a partition whose customers have no reason product has an all-null column: promoted to the others' type
+    pq.write_table(pa.concat_tables(tables, promote_options="default"), partial)
+    partial.replace(target)
+    for part in parts:
+        part.unlink()

@@ -318,23 +318,25 @@ def load_picks(
     return out
 
 
-def split_picks(paths: RunPaths, shards: Sequence[int]) -> None:
+def split_picks(paths: RunPaths, shards: Sequence[int], source: Path | None = None) -> None:
     """Each send shard's customers' shown picks in a file of its own (``paths.shard_picks``), for ``render_messages``.
 
     The day's picks file holds every customer's: a shard filtering it reads it whole (0.5 s at a million
     customers), and a million-customer day has hundreds of shards. Split here, it is read once.
+    ``source``: a partition's picks file instead of the day's.
     """
-    if not paths.recommendations.exists() or not shards:
+    source = source or paths.recommendations
+    if not source.exists() or not shards:
         return
     whose = pd.concat(
         [pd.read_parquet(paths.send_shard(n), columns=["customer_id"]).assign(shard=n) for n in shards],
         ignore_index=True,
     ).drop_duplicates()
     whose["customer_id"] = whose["customer_id"].astype(str)
-    picks = pd.read_parquet(paths.recommendations, filters=[("rank", "<=", PRODUCTS_SHOWN)])
+    picks = pd.read_parquet(source, filters=[("rank", "<=", PRODUCTS_SHOWN)])
     picks["customer_id"] = picks["customer_id"].astype(str)
     split = dict(tuple(picks.merge(whose, on="customer_id").groupby("shard", sort=False)))
-    schema = pq.read_schema(paths.recommendations).remove_metadata()  # an empty part keeps the columns' types
+    schema = pq.read_schema(source).remove_metadata()  # an empty part keeps the columns' types
     for n in shards:  # a shard whose customers have no picks gets an empty file: it must not read the day's
         part = split[n].drop(columns="shard") if n in split else picks.iloc[:0]
         target = paths.shard_picks(n)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import cast
 
 from prefect import get_client, unmapped
@@ -34,12 +35,15 @@ def render_processes(settings: Settings) -> int:
     return len(usable) if usable else os.cpu_count() or 1
 
 
-def render_plan(paths: RunPaths, shards: Sequence[int], as_of: date, settings: Settings) -> list[int]:
+def render_plan(
+    paths: RunPaths, shards: Sequence[int], as_of: date, settings: Settings, picks: Path | None = None
+) -> list[int]:
     """Render every shard of the plan (``render_messages``, one task run each); return each shard's count.
 
     Called from a flow. A failed shard raises its error here, as the flow's own task runner would.
+    ``picks``: the customers' picks (a partition's own file), instead of the day's.
     """
-    split_picks(paths, shards)  # read the day's picks once, not once per shard
+    split_picks(paths, shards, picks)  # read the day's picks once, not once per shard
     processes = min(render_processes(settings), len(shards))
     give_back_memory()  # the plan's freed pages, before the render processes start beside this one
     if processes <= 1:

@@ -47,6 +47,11 @@ def _sorted_plan(run: Path) -> pd.DataFrame:
     return plan.sort_values(["idempotency_key", "channel"]).reset_index(drop=True)
 
 
+def _picks(run: Path) -> pd.DataFrame:
+    picks = pd.read_parquet(run / "profile" / "recommendations.parquet")
+    return picks.sort_values(["customer_id", "rank"]).reset_index(drop=True)
+
+
 def _rendered(run: Path) -> pd.DataFrame:
     frames = [pd.read_parquet(f) for f in sorted((run / "render").glob("rendered-*.parquet"))]
     rendered = pd.concat(frames, ignore_index=True).drop(columns=["html_file", "text_file"])
@@ -102,7 +107,11 @@ def test_the_partitioned_day_plans_and_renders_exactly_what_one_process_does(
     monkeypatch.setenv("LOYALTY_PARTITION_CUSTOMERS", "700")
     three = daily_run(as_of=DEFAULT_END, data=str(shop), dry_run=True, now=_morning(DEFAULT_END))
 
-    # then: the same plan row for row (every decision and reason), the same coupons, the same messages
+    # then: the same picks (each partition picked for its customers from the day's model), row for row
+    picks = _picks(Path(one.run_dir))
+    assert picks["customer_id"].nunique() > 1500 and set(picks["reason"]) == {"because_of", "due_again", "popular"}
+    pd.testing.assert_frame_equal(picks, _picks(Path(three.run_dir)))
+    # the same plan row for row (every decision and reason), the same coupons, the same messages
     plan = _sorted_plan(Path(one.run_dir))
     assert len(plan) > 1000 and plan["decision"].nunique() >= 3
     pd.testing.assert_frame_equal(plan, _sorted_plan(Path(three.run_dir)))
@@ -123,6 +132,7 @@ def test_the_partitioned_day_plans_and_renders_exactly_what_one_process_does(
         owner = Partition((number - 1) % 3, 3)
         assert owner.members(pd.read_parquet(shard, columns=["customer_id"])["customer_id"]).all()
     assert not list((run / "plan").glob("part-*.parquet")) and not list((run / "offers").glob("coupons-part-*"))
+    assert not list((run / "profile").glob("recommendations-part-*"))
 
 
 def _ses_sent() -> int:

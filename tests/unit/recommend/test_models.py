@@ -113,7 +113,7 @@ def test_ease_is_scored_in_blocks_of_customers_by_the_whole_catalog(monkeypatch:
     whole = top_k(model, matrix, 5)
     sizes: list[int] = []
     score = model.top
-    monkeypatch.setattr(model, "top", lambda seen, k: (sizes.append(seen.shape[0]), score(seen, k))[1])
+    monkeypatch.setattr(model, "top", lambda seen, k, widest: (sizes.append(seen.shape[0]), score(seen, k, widest))[1])
     monkeypatch.setattr(recommend, "BLOCK_CELLS", 40 * 25)  # 25 customers x 40 products
 
     blocked = top_k(model, matrix, 5)

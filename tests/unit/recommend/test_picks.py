@@ -221,3 +221,69 @@ def test_picking_in_tiny_blocks_gives_the_same_picks_as_one_block(monkeypatch: p
     pd.testing.assert_frame_equal(blocked, whole)
     assert set(whole["customer_id"]) == set(shop[2]["customer_id"])  # everyone, the newcomers too
     assert set(whole["reason"]) == {"due_again", "because_of", "popular"}
+
+
+def _tied_shop(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """200 products, 80 customers (10 without history) with 1 to 24 products each, every weight 1.0: scores tie."""
+    rng = np.random.default_rng(seed)
+    categories = np.array(["cat_food", "dog_food", "drinks", "meals", "garden"])
+    products = pd.DataFrame(
+        {
+            "product_id": [f"P{i:03d}" for i in range(200)],
+            "category": categories[rng.integers(0, 5, 200)],
+            "in_stock": rng.random(200) < 0.9,
+        }
+    )
+    customers = pd.DataFrame(
+        {"customer_id": [f"C{i:03d}" for i in range(80)], "locale": rng.choice(["en", "pl", "ru"], 80)}
+    )
+    buyers = np.repeat(np.arange(70), rng.integers(1, 25, 70))
+    interactions = pd.DataFrame(
+        {
+            "customer_id": [f"C{b:03d}" for b in buyers],
+            "product_id": [f"P{i:03d}" for i in rng.integers(0, 200, buyers.size)],
+            "weight": 1.0,
+        }
+    )
+    interests = pd.DataFrame(
+        {"customer_id": customers["customer_id"], "category": rng.choice(categories, 80), "affinity": rng.random(80)}
+    )
+    due = interactions.iloc[rng.integers(0, len(interactions), 25)][["customer_id", "product_id"]].assign(
+        days_until_due=rng.integers(0, 14, 25)
+    )
+    return interactions, products, customers, interests, due
+
+
+@pytest.mark.parametrize("model", ["item_knn", "ease", "popular"])
+def test_a_partition_picks_for_its_customers_what_the_whole_shop_picks_for_them(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    # given: a shop whose scores tie at the cut of the candidates, picked in blocks of a few customers (seed 8:
+    # the item-item model's candidates for a customer depended on who else was in their block)
+    interactions, products, customers, interests, due = _tied_shop(8)
+    rules = PickRules(per_customer=4, model=model)
+    monkeypatch.setattr(models, "BLOCK_CELLS", 150)
+    recommender = picks.Recommender.fit(
+        models.Interactions.from_frame(interactions, "customer_id", "product_id", "weight"), rules
+    )
+    whole = picks.pick_for(recommender, products, customers, interests, due, rules)
+
+    # when: three partitions each pick for a third of the customers (the due list and the locales whole)
+    thirds = [customers.iloc[p::3] for p in range(3)]
+    parts = [
+        picks.pick_for(
+            recommender,
+            products,
+            third,
+            interests[interests["customer_id"].isin(third["customer_id"])],
+            due,
+            rules,
+            everyone=customers,
+        )
+        for third in thirds
+    ]
+
+    # then: together, the whole shop's picks row for row
+    merged = pd.concat(parts, ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
+    pd.testing.assert_frame_equal(merged, whole.sort_values(["customer_id", "rank"], ignore_index=True))
+    assert set(whole["reason"]) >= {"due_again", "popular"} and whole["customer_id"].nunique() == 80
