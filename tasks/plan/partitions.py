@@ -1,8 +1,8 @@
 """Customers split into partitions by a stable hash of their id: what a partition's flow run plans and renders.
 
 The daily run computes what is global once (snapshot, profile with its CLV fit and RFM scores, KPIs, the
-recommendation model and picks, the keys); what is per customer (planning through every gate, rendering)
-runs once per partition, each its own flow run (``flows/partition.py``). Every gate decides per customer
+recommendation model, the keys); what is per customer (picking products, planning through every gate,
+rendering) runs once per partition, each its own flow run (``flows/partition.py``). Every gate decides per customer
 (consent, suppression by address, preferences, the budget over a customer's own days, the holdout hash), so
 a partition's plan is exactly the single-process plan's rows of its customers. A partition reads each table's
 rows of its customers only (the tables keyed by order: its customers' orders' rows), filtered in Arrow before
