@@ -176,20 +176,31 @@ def test_pick_rules_come_from_the_settings() -> None:
     )
 
 
+CATEGORIES = np.array(["cat_food", "dog_food", "drinks", "meals", "garden"])
+
+
+def _catalog(
+    rng: np.random.Generator, products: int, in_stock: float, customers: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Products in 5 categories (cat and dog food among them), some out of stock; customers in 3 locales."""
+    width = len(str(products - 1))
+    catalog = pd.DataFrame(
+        {
+            "product_id": [f"P{i:0{width}d}" for i in range(products)],
+            "category": CATEGORIES[rng.integers(0, 5, products)],
+            "in_stock": rng.random(products) < in_stock,
+        }
+    )
+    people = pd.DataFrame(
+        {"customer_id": [f"C{i:03d}" for i in range(customers)], "locale": rng.choice(["en", "pl", "ru"], customers)}
+    )
+    return catalog, people
+
+
 def _random_shop(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """A shop with everything the rules look at: 3 locales, cat and dog food, stock-outs, due products, newcomers."""
     rng = np.random.default_rng(seed)
-    categories = np.array(["cat_food", "dog_food", "drinks", "meals", "garden"])
-    products = pd.DataFrame(
-        {
-            "product_id": [f"P{i:02d}" for i in range(30)],
-            "category": categories[rng.integers(0, 5, 30)],
-            "in_stock": rng.random(30) < 0.85,
-        }
-    )
-    customers = pd.DataFrame(
-        {"customer_id": [f"C{i:03d}" for i in range(60)], "locale": rng.choice(["en", "pl", "ru"], 60)}
-    )
+    products, customers = _catalog(rng, 30, 0.85, 60)
     buyers = rng.integers(0, 50, 500)  # C050-C059 have no history; X1 is not a clean customer
     interactions = pd.DataFrame(
         {
@@ -199,7 +210,7 @@ def _random_shop(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, p
         }
     )
     interests = pd.DataFrame(
-        {"customer_id": customers["customer_id"], "category": rng.choice(categories, 60), "affinity": rng.random(60)}
+        {"customer_id": customers["customer_id"], "category": rng.choice(CATEGORIES, 60), "affinity": rng.random(60)}
     )
     due = interactions.iloc[rng.integers(0, 500, 25)][["customer_id", "product_id"]].assign(
         days_until_due=rng.integers(0, 14, 25)
@@ -226,17 +237,7 @@ def test_picking_in_tiny_blocks_gives_the_same_picks_as_one_block(monkeypatch: p
 def _tied_shop(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """200 products, 80 customers (10 without history) with 1 to 24 products each, every weight 1.0: scores tie."""
     rng = np.random.default_rng(seed)
-    categories = np.array(["cat_food", "dog_food", "drinks", "meals", "garden"])
-    products = pd.DataFrame(
-        {
-            "product_id": [f"P{i:03d}" for i in range(200)],
-            "category": categories[rng.integers(0, 5, 200)],
-            "in_stock": rng.random(200) < 0.9,
-        }
-    )
-    customers = pd.DataFrame(
-        {"customer_id": [f"C{i:03d}" for i in range(80)], "locale": rng.choice(["en", "pl", "ru"], 80)}
-    )
+    products, customers = _catalog(rng, 200, 0.9, 80)
     buyers = np.repeat(np.arange(70), rng.integers(1, 25, 70))
     interactions = pd.DataFrame(
         {
@@ -246,7 +247,7 @@ def _tied_shop(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.
         }
     )
     interests = pd.DataFrame(
-        {"customer_id": customers["customer_id"], "category": rng.choice(categories, 80), "affinity": rng.random(80)}
+        {"customer_id": customers["customer_id"], "category": rng.choice(CATEGORIES, 80), "affinity": rng.random(80)}
     )
     due = interactions.iloc[rng.integers(0, len(interactions), 25)][["customer_id", "product_id"]].assign(
         days_until_due=rng.integers(0, 14, 25)
