@@ -623,15 +623,15 @@ def recommend_partition(
     """A partition's customers' picks (``mine``: its filter of the tables' rows) into ``target``, from the day's
     fitted model: the rows the whole day's picks have for them. The popular lists weigh every customer's locale.
     """
-    everyone = read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"])
+    people = pq.read_table(paths.table(Table.CUSTOMERS), columns=["customer_id", "locale"])  # read once, filtered
     picks = pick_for(
         Recommender.load(paths.recommender),
         read_table(paths, Table.PRODUCTS, ["product_id", "category", "in_stock"]),
-        read_table(paths, Table.CUSTOMERS, ["customer_id", "locale"], rows=mine),
+        mine(people).to_pandas(),
         read_parquet(detail_file(paths.profile, "interests"), rows=mine),
         pd.read_parquet(detail_file(paths.profile, "replenishment")),  # whole: its products are the shop's
         PickRules.from_settings(settings),
-        everyone,
+        people.to_pandas(),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     picks.to_parquet(target, index=False)
