@@ -8,10 +8,13 @@ A deployment never offers a simulated clock: the flows that take ``now`` (for te
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from prefect import serve
+from prefect.client.orchestration import get_client
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 
 from flows.adhoc_campaign import deployed_adhoc_campaign
@@ -39,6 +42,8 @@ AUDIENCES_CRON = "0 7 * * *"
 # Mondays 08:00 in the shop's time zone: the survey report of the week that just ended.
 SURVEY_REPORT_CRON = "0 8 * * 1"
 TAGS = ["loyalty-flows"]
+
+logger = logging.getLogger("loyalty.serve")
 
 
 def _summary(docstring: str | None) -> str:
@@ -132,5 +137,39 @@ def deployments(settings: Settings) -> list[RunnerDeployment]:
 
 
 def serve_all(settings: Settings) -> None:
-    """Serve every deployment from this process until it stops; stopping pauses their schedules."""
-    serve(*deployments(settings))
+    """Serve every deployment from this process until it stops; stopping pauses their schedules.
+
+    Prefect's runner pauses them as it shuts down, but only once it has started: a Ctrl-C (or SIGTERM) while
+    it is still registering the deployments or entering its client would leave their schedules on, and the
+    server would go on scheduling runs nobody takes. So whatever stops it, every deployment it registered is
+    paused on the way out; pausing twice is harmless.
+    """
+    served = deployments(settings)
+    try:
+        serve(*served)
+    except KeyboardInterrupt:  # Prefect's serve catches it once its runner runs; while registering it comes through
+        logger.info("stopped before serving; pausing what was registered")
+    finally:
+        _pause(served)
+
+
+def _pause(served: list[RunnerDeployment]) -> None:
+    """Pause each served deployment the server knows and has not paused; a server that is gone is only logged."""
+    paused = 0
+    try:
+        with get_client(sync_client=True) as client:
+            for deployment in served:
+                try:
+                    found = client.read_deployment_by_name(deployment.full_name)
+                except ObjectNotFound:
+                    continue  # stopped before this one was registered
+                if not found.paused:
+                    client.pause_deployment(found.id)
+                    paused += 1
+    except Exception as err:  # on the way out, whatever the API does: tell the operator and stop
+        logger.warning(
+            "could not pause the served deployments' schedules (%s): pause them in the UI", type(err).__name__
+        )
+        return
+    if paused:
+        logger.info("paused %d deployment(s) the runner had not paused", paused)

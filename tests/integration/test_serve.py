@@ -119,16 +119,8 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
         )
         _assert_runs_at_six_local(runs, timezone)
         scheduled = time.monotonic() - started
-        # when: serve has registered all its deployments and polls (a Ctrl-C while it is still registering
-        # them stops it before its runner starts, so nothing is paused), the operator stops it (Ctrl-C)
-        wait_for(
-            "serve to poll",
-            lambda: True if "being served" in log.read_text(errors="replace") else None,
-            120,
-            exited(serve, log),
-        )
-        # serve pauses its schedules as it shuts down; on a loaded machine (CI runs the whole suite) that can take
-        # longer than the usual 20 s grace, and a kill before it leaves the schedule running
+        # when: the operator stops it (Ctrl-C), its runner started or not; pausing can take a while on a loaded
+        # machine (CI runs the whole suite), longer than the usual 20 s grace, and a kill would leave it running
         stop(serve, signal.SIGINT, grace=90)
     # then: the schedule is paused, so runs do not pile up with nobody to execute them
     paused = wait_for(
@@ -139,6 +131,23 @@ def test_loyalty_serve_schedules_daily_run_at_six_in_the_shops_timezone(
         f"\nserve: deployment registered {registered:.1f} s, runs scheduled {scheduled:.1f} s after start "
         f"(server startup {prefect_server.startup_seconds:.1f} s)"
     )
+
+
+def test_loyalty_serve_stopped_while_it_registers_leaves_no_schedule_running(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    # given: `loyalty serve` registering its deployments, daily-run first
+    _forget_deployment(prefect_server)
+    log = tmp_path / "serve.log"
+    with spawn([sys.executable, "-c", SERVE], prefect_server.env(), log, cwd=REPO_ROOT) as serve:
+        wait_for(f"deployment {DEPLOYMENT}", lambda: _deployment(prefect_server), 120, exited(serve, log))
+        # when: the operator stops it at once, before Prefect's runner has started (it pauses only once started)
+        stop(serve, signal.SIGINT, grace=90)
+    # then: every deployment it registered with a schedule is paused, so no runs pile up for nobody
+    with _client(prefect_server) as client:
+        registered = [d for d in client.read_deployments() if d.schedules and "loyalty-flows" in d.tags]
+    assert any(d.name == "daily-run" for d in registered)
+    assert all(d.paused for d in registered), [(d.name, d.paused) for d in registered]
 
 
 def test_prefect_deploy_of_prefect_yaml_schedules_the_same_run(prefect_server: PrefectServer, tmp_path: Path) -> None:
