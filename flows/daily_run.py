@@ -83,15 +83,24 @@ def daily_run(
         # 2c. Customers' preferences: their profile facts fill the shop's gaps, their choices go to the planner.
         merge_preferences(paths, as_of, settings)
         folder.push()
-        # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
-        segments = profile_customers(paths, as_of, settings)
-        folder.push()
-        # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
-        kpis = report_kpis(paths, as_of, settings)
-        folder.push()
-        # 5. Products picked for each customer (recommender + the shop's rules), for the messages; in partitions,
-        # the model is fitted here and each partition picks for its customers.
-        recommend_products(paths, as_of, settings, partitioned=partitions > 1)
+        # 5 (in partitions). The recommendation model is fitted from the tables alone, so it is fitted beside the
+        # profile and the KPIs, in the flow's second thread (SciPy and Arrow let go of the GIL); each partition
+        # then picks for its customers. The folder is pushed once the fit is written, not while it is written.
+        fitting = recommend_products.submit(paths, as_of, settings, partitioned=True) if partitions > 1 else None
+        try:
+            # 3. One profile row per customer: RFM, lifecycle, predicted value, interests, incidents, birthday.
+            segments = profile_customers(paths, as_of, settings)
+            # 4. The shop's KPIs, retention cohorts and traffic alert, as files and artifacts.
+            kpis = report_kpis(paths, as_of, settings)
+        finally:  # a failed step fails the run with the fit finished, not writing into a folder no longer ours
+            if fitting is not None:
+                fitting.wait()
+        if fitting is None:
+            folder.push()
+            # 5. Products picked for each customer (recommender + the shop's rules), for the messages.
+            recommend_products(paths, as_of, settings)
+        else:
+            fitting.result()
         folder.push()
         # 6. Who hears what: candidates through the gates into a sharded send plan (the budget reads ad-hoc plans too).
         pull_adhoc_plans(settings, as_of)
