@@ -16,7 +16,6 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +24,6 @@ from tasks.data.contacts import normalise_phone
 from tasks.demo.synth.frames import generate_shop
 from tasks.kernel.addresses import _domain, ascii_address, validated_address
 from tasks.kernel.enums import Table
-
-
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # Linux: KiB, macOS: bytes
 
 
 def _timed(check: Callable[[str], str | None], values: list[str]) -> tuple[float, list[str | None]]:
@@ -94,18 +88,21 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         f"  {'phone: phonenumbers parse + valid + E.164':<42} {phone_seconds:7.2f} s  {phone_seconds / max(1, len(phones)) * 1e6:7.2f} us a value"
     )
     speedup = whole_seconds / rows["email: ascii_address"]["seconds"]
-    print(f"ascii_address against email_validator: {speedup:.1f}x; peak RSS {_peak_rss_mb():.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     result: dict[str, object] = {
         "benchmark": "contacts",
         "customers": args.customers,
         "checks": rows,
         "email_speedup": round(speedup, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "peak_rss_mb": round(peak, 1),
         "python": platform.python_version(),
     }
+    written = ""
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+        written = f" -> {args.json}"
+    print(f"ascii_address against email_validator: {speedup:.1f}x; peak RSS {peak:.0f} MiB{written}")
     return result
 
 
