@@ -22,14 +22,13 @@ from pathlib import Path
 
 from tasks.data.contacts import normalise_phone
 from tasks.demo.synth.frames import generate_shop
-from tasks.kernel.addresses import _domain, ascii_address, validated_address
+from tasks.kernel.addresses import ascii_address, clear_caches, validated_address
 from tasks.kernel.enums import Table
 
 
 def _timed(check: Callable[[str], str | None], values: list[str]) -> tuple[float, list[str | None]]:
     """Seconds for ``check`` over every value (caches emptied first), and its answers."""
-    ascii_address.cache_clear()
-    _domain.cache_clear()
+    clear_caches()
     started = time.perf_counter()
     answers = [check(v) for v in values]
     return time.perf_counter() - started, answers
