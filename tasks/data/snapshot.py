@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from tasks.data.contract import LOAD_ORDER
-from tasks.data.sources import load_raw
+from tasks.data.sources import iter_raw
 from tasks.data.validation import TableCounts, ValidatedSnapshot, validate_snapshot
 from tasks.kernel import progress
 from tasks.kernel.aws import s3_client
@@ -123,9 +124,14 @@ def read_parquet(
 def load_snapshot(source: str, as_of: date, paths: RunPaths, settings: Settings) -> SnapshotSummary:
     """Load and validate the shop's tables as of a date; quarantine bad rows."""
     progress.advance("load and validate")
-    raw = load_raw(source, lambda: s3_client(settings))
+    # the source is found (every file or object there) and its first table read before the day's folder is
+    # touched: a wrong location leaves the earlier run's folder as it was
+    tables = iter_raw(source, lambda: s3_client(settings))
+    first = next(tables, None)
     paths.reset()
-    # each clean table is written as it is validated, then let go with its raw table: one table in memory at a time
-    snapshot = validate_snapshot(raw, as_of, keep=lambda table, clean: write_table(paths, table, clean))
+    # each table is validated as soon as it and the tables it points at are read (the next is read meanwhile),
+    # its clean frame written, then let go with its raw table
+    read = itertools.chain([first] if first is not None else [], tables)
+    snapshot = validate_snapshot(read, as_of, keep=lambda table, clean: write_table(paths, table, clean))
     write_snapshot(snapshot, paths)  # the quarantine and the emptied cells
     return summarise(snapshot)

@@ -18,7 +18,7 @@ import gzip as gzip_module
 import io
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,16 +49,26 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 def load_raw(source: str, s3_client: S3ClientFactory | None = None) -> dict[Table, RawTable]:
     """Read every contract table from ``source`` with cells as text and row numbers added (an absent optional
     table is left out)."""
+    return dict(iter_raw(source, s3_client))
+
+
+def iter_raw(source: str, s3_client: S3ClientFactory | None = None) -> Iterator[tuple[Table, RawTable]]:
+    """``load_raw``'s tables one at a time, in ``LOAD_ORDER``: a folder's file is read when the next table is
+    asked for, so validation can start on the customers while the events are read. A missing table is refused
+    before any is read."""
     if source.startswith("s3://"):
         location = _s3_location(source)
         if s3_client is None:
             raise ContractError(f"{source}: an S3 source needs AWS settings")
-        return _load_s3(location, s3_client())
+        yield from _load_s3(location, s3_client()).items()
+        return
     folder = Path(source)
     if not folder.is_dir():
         raise ContractError(f"{source}: no such folder")
     found = {table: _find_file(folder, table) for table in LOAD_ORDER}
-    return {table: _read(table, path.name, path.read_bytes(), path.name) for table, path in found.items() if path}
+    for table, path in found.items():
+        if path is not None:
+            yield table, _read(table, path.name, path.read_bytes(), path.name)
 
 
 def _s3_location(source: str) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,7 +111,7 @@ def visible_until(as_of: date) -> pd.Timestamp:
 
 
 def validate_snapshot(
-    raw: dict[Table, RawTable],
+    raw: dict[Table, RawTable] | Iterable[tuple[Table, RawTable]],
     as_of: date,
     keep: Callable[[Table, pd.DataFrame], None] | None = None,
     threads: int = VALIDATION_THREADS,
@@ -118,12 +119,15 @@ def validate_snapshot(
     """Validate every table given, each once the tables its foreign keys point at are done, as of the end of
     ``as_of`` (an absent optional table stays absent).
 
+    ``raw``: the tables read, or the reader's ``(table, raw table)`` pairs in ``LOAD_ORDER`` (``iter_raw``): then
+    the next table is read in a thread of its own while those already read are validated, so the customers are
+    being checked while the events are still being read.
     ``threads``: tables validated at once. A table's checks are mostly Arrow compute, which runs without the GIL:
     the events (the biggest table: it needs only customers and products) are checked beside the orders and
     their items.
     ``keep``: takes each table's clean frame as soon as it is validated (the daily run writes it), and the
-    snapshot's ``frames`` stay empty; each raw table is then dropped from ``raw`` once validated, so only the
-    tables being validated are in memory.
+    snapshot's ``frames`` stay empty; each raw table is then let go once validated, so only the tables read and
+    not yet validated are in memory.
     """
     cutoff = visible_until(as_of)
     frames: dict[Table, pd.DataFrame] = {}
@@ -132,36 +136,58 @@ def validate_snapshot(
     quarantines: dict[Table, pd.DataFrame] = {}
     nulled: dict[Table, pd.DataFrame] = {}
     counts: dict[Table, TableCounts] = {}
-    waiting = [t for t in LOAD_ORDER if t in raw]
-    order = list(waiting)
-    running: dict[Future[_TableResult], Table] = {}
-    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="validate") as pool:
-        while waiting or running:
-            # ready: every table its keys point at is done (one the shop did not give fails in its check, as before)
-            ready = [
-                t for t in waiting if all(fk.table in counts or fk.table not in order for fk in SPECS[t].foreign_keys)
-            ]
-            for table in ready:
-                waiting.remove(table)
+    given = raw if isinstance(raw, dict) else None  # a dict given loses each table once it is validated
+    pairs = iter(raw) if given is None else ((t, given[t]) for t in LOAD_ORDER if t in given)
+    read: dict[Table, RawTable] = {}  # read, not yet handed to a validation thread
+    order: list[Table] = []  # every table read so far, in LOAD_ORDER
+    running: dict[Future[Any], Table | None] = {}  # validation jobs, and the next read (None)
+    finished = False  # the reader has read every table
+
+    def settled(table: Table) -> bool:
+        """Validated, or known absent: the reader has finished, or gone past it (it reads in LOAD_ORDER)."""
+        if table in counts or table in order:
+            return table in counts
+        return finished or (bool(order) and LOAD_ORDER.index(table) < LOAD_ORDER.index(order[-1]))
+
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="read") as reader,
+        ThreadPoolExecutor(max(1, threads), thread_name_prefix="validate") as pool,
+    ):
+        running[reader.submit(next, pairs, None)] = None
+        while running or read:
+            # ready: read, and every table its keys point at is done (one the shop did not give fails in its check)
+            for ready in [t for t in read if all(settled(fk.table) for fk in SPECS[t].foreign_keys)]:
                 # a parent's keys are final once it is done: the worker reads them, nobody writes them again
-                job = pool.submit(_validate_table, SPECS[table], raw[table], cutoff, known_keys, future_keys)
-                running[job] = table
+                raw_table = read.pop(ready)
+                running[pool.submit(_validate_table, SPECS[ready], raw_table, cutoff, known_keys, future_keys)] = ready
+                del raw_table  # the job holds it until it is validated
+            assert running, f"tables waiting on tables never read: {sorted(read)}"  # LOAD_ORDER is topological
             done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for job in done:
-                table = running.pop(job)
-                result = job.result()
+            for ended in done:
+                table = running.pop(ended)
+                if table is None:  # the reader: a table more, or the end (its error, if any, is raised here)
+                    pair: tuple[Table, RawTable] | None = ended.result()
+                    if pair is None:
+                        finished = True
+                    else:
+                        read[pair[0]] = pair[1]
+                        order.append(pair[0])
+                        running[reader.submit(next, pairs, None)] = None
+                    continue
+                result: _TableResult = ended.result()
                 if keep is None:
                     frames[table] = result.clean
                 else:
                     keep(table, result.clean)
-                    del raw[table]
+                    if given is not None:
+                        del given[table]
                 future_keys[table] = result.future_keys
                 known_keys[table] = result.known_keys
                 quarantines[table] = result.quarantine
                 nulled[table] = result.nulled
                 assert result.counts.clean + result.counts.quarantined + result.counts.future == result.counts.input
                 counts[table] = result.counts
-                del result, job  # its clean frame is not held while the next tables are validated
+                del result, ended  # its clean frame is not held while the next tables are validated
                 if keep is not None:
                     pa.default_memory_pool().release_unused()  # give the freed Arrow buffers back
     quarantine = pd.concat([quarantines[t] for t in order], ignore_index=True)
@@ -483,7 +509,9 @@ def _enum(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
 
 
 def _email(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
-    normal = _map_unique(_normalise_email, text)
+    # in this process: most addresses are answered from their domain's cached check (``ascii_address``) in a few
+    # microseconds, less than sending them to worker processes and back costs
+    normal = _map_unique(_normalise_email, text, processes=False)
     return normal, [(R.INVALID_EMAIL, normal.isna())]
 
 
@@ -499,15 +527,15 @@ def _phone(column: Column, text: pd.Series, parsed: pd.DataFrame) -> _Parsed:
 PARALLEL_MIN_VALUES = 20_000
 
 
-def _map_unique(func: Callable[[str], str | None], values: pd.Series) -> pd.Series:
-    """Apply a slow per-value check once per distinct value, on every core when there are many.
+def _map_unique(func: Callable[[str], str | None], values: pd.Series, processes: bool = True) -> pd.Series:
+    """Apply a slow per-value check once per distinct value, on every core when there are many (``processes``).
 
     ``func`` lives in ``tasks/data/contacts.py``: a worker imports that light module, not this one.
     """
     codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=False)
     distinct = [str(v) for v in uniques]
     workers = os.cpu_count() or 1
-    if len(distinct) < PARALLEL_MIN_VALUES or workers < 2:
+    if not processes or len(distinct) < PARALLEL_MIN_VALUES or workers < 2:
         results = [func(v) for v in distinct]
     else:
         try:

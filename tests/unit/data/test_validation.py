@@ -10,7 +10,7 @@ import pytest
 
 from tasks.data.contract import ContractError
 from tasks.data.snapshot import load_snapshot, summarise, write_snapshot
-from tasks.data.sources import check_source, load_raw
+from tasks.data.sources import check_source, iter_raw, load_raw
 from tasks.data.validation import validate_snapshot
 from tasks.kernel.enums import Table
 from tasks.kernel.paths import RunPaths
@@ -171,14 +171,44 @@ def test_tables_checked_side_by_side_give_the_snapshot_checked_one_at_a_time(tmp
 
     one = validate_snapshot(load_raw(shop), AS_OF, threads=1)
     two = validate_snapshot(load_raw(shop), AS_OF, threads=2)
+    # each table checked as soon as it and its parents are read, the next one read meanwhile (the daily run's way)
+    read_along = validate_snapshot(iter_raw(shop), AS_OF, threads=2)
 
     assert set(one.quarantine["reason"]) == {"unparseable_date", "dangling_foreign_key", "unknown_enum"}
     assert len(one.nulled) > 0
-    assert list(two.frames) == list(one.frames) and two.counts == one.counts
-    for table, frame in one.frames.items():
-        pd.testing.assert_frame_equal(two.frames[table], frame, obj=table.value)
-    pd.testing.assert_frame_equal(two.quarantine, one.quarantine)
-    pd.testing.assert_frame_equal(two.nulled, one.nulled)
+    for other in (two, read_along):
+        assert list(other.frames) == list(one.frames) and other.counts == one.counts
+        for table, frame in one.frames.items():
+            pd.testing.assert_frame_equal(other.frames[table], frame, obj=table.value)
+        pd.testing.assert_frame_equal(other.quarantine, one.quarantine)
+        pd.testing.assert_frame_equal(other.nulled, one.nulled)
+
+
+def test_a_table_that_cannot_be_read_while_others_are_checked_fails_the_load_naming_its_file(tmp_path: Path) -> None:
+    folder = write_shop(tiny_shop(), tmp_path / "shop")
+    (folder / "events.csv").write_text("event_id,when\nE1,2024-01-01\n")  # not the events' columns
+    validated: list[Table] = []
+
+    with pytest.raises(ContractError, match=r"events.csv: .*column"):
+        validate_snapshot(iter_raw(str(folder)), AS_OF, keep=lambda table, _: validated.append(table))
+
+    assert Table.EVENTS not in validated
+
+
+def test_a_load_from_a_wrong_place_leaves_the_days_earlier_run_as_it_was(tmp_path: Path) -> None:
+    folder = write_shop(tiny_shop(), tmp_path / "shop")
+    settings = Settings(output_dir=tmp_path / "out")
+    paths = RunPaths.for_day(tmp_path / "out", AS_OF)
+    load_snapshot.fn(str(folder), AS_OF, paths, settings)
+    before = sorted(p.relative_to(paths.root) for p in paths.root.rglob("*"))
+    gone = write_shop(tiny_shop(), tmp_path / "gone")
+    (gone / "orders.csv").unlink()
+
+    for wrong in (tmp_path / "nowhere", gone):
+        with pytest.raises(ContractError):
+            load_snapshot.fn(str(wrong), AS_OF, paths, settings)
+
+    assert sorted(p.relative_to(paths.root) for p in paths.root.rglob("*")) == before
 
 
 def test_phones_are_normalised_to_e164_in_the_customers_country(tmp_path: Path) -> None:
