@@ -31,6 +31,7 @@ An optional table the shop does not give (no file) is absent from the snapshot, 
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
 import zoneinfo
@@ -140,7 +141,8 @@ def validate_snapshot(
     pairs = iter(raw) if given is None else ((t, given[t]) for t in LOAD_ORDER if t in given)
     read: dict[Table, RawTable] = {}  # read, not yet handed to a validation thread
     order: list[Table] = []  # every table read so far, in LOAD_ORDER
-    running: dict[Future[Any], Table | None] = {}  # validation jobs, and the next read (None)
+    running: dict[Future[Any], tuple[Table, int] | None] = {}  # validation jobs (table, part), the next read (None)
+    parts: dict[Table, list[_TableResult | None]] = {}  # each table's parts' results as they come
     finished = False  # the reader has read every table
 
     def settled(table: Table) -> bool:
@@ -158,14 +160,19 @@ def validate_snapshot(
             # ready: read, and every table its keys point at is done (one the shop did not give fails in its check)
             for ready in [t for t in read if all(settled(fk.table) for fk in SPECS[t].foreign_keys)]:
                 # a parent's keys are final once it is done: the worker reads them, nobody writes them again
-                raw_table = read.pop(ready)
-                running[pool.submit(_validate_table, SPECS[ready], raw_table, cutoff, known_keys, future_keys)] = ready
-                del raw_table  # the job holds it until it is validated
+                pieces = _row_parts(SPECS[ready], read.pop(ready))
+                parts[ready] = [None] * len(pieces)
+                for n, piece in enumerate(pieces):
+                    running[pool.submit(_validate_table, SPECS[ready], piece, cutoff, known_keys, future_keys)] = (
+                        ready,
+                        n,
+                    )
+                del pieces, piece  # the jobs hold them until they are validated
             assert running, f"tables waiting on tables never read: {sorted(read)}"  # LOAD_ORDER is topological
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for ended in done:
-                table = running.pop(ended)
-                if table is None:  # the reader: a table more, or the end (its error, if any, is raised here)
+                job = running.pop(ended)
+                if job is None:  # the reader: a table more, or the end (its error, if any, is raised here)
                     pair: tuple[Table, RawTable] | None = ended.result()
                     if pair is None:
                         finished = True
@@ -174,7 +181,12 @@ def validate_snapshot(
                         order.append(pair[0])
                         running[reader.submit(next, pairs, None)] = None
                     continue
-                result: _TableResult = ended.result()
+                table, n = job
+                parts[table][n] = ended.result()
+                del ended
+                if any(part is None for part in parts[table]):
+                    continue
+                result = _joined([part for part in parts.pop(table) if part is not None])
                 if keep is None:
                     frames[table] = result.clean
                 else:
@@ -187,7 +199,7 @@ def validate_snapshot(
                 nulled[table] = result.nulled
                 assert result.counts.clean + result.counts.quarantined + result.counts.future == result.counts.input
                 counts[table] = result.counts
-                del result, ended  # its clean frame is not held while the next tables are validated
+                del result  # its clean frame is not held while the next tables are validated
                 if keep is not None:
                     pa.default_memory_pool().release_unused()  # give the freed Arrow buffers back
     quarantine = pd.concat([quarantines[t] for t in order], ignore_index=True)
@@ -197,6 +209,45 @@ def validate_snapshot(
         quarantine=quarantine,
         counts={t: counts[t] for t in order},
         nulled=pd.concat([nulled[t] for t in order], ignore_index=True),
+    )
+
+
+# A table without a key longer than this is checked in parts of about this many rows, side by side: its rows are
+# judged one by one (no duplicates to find across them), and the biggest table (the events) would otherwise be
+# checked by one thread while the other has finished.
+PART_ROWS = 4_000_000
+
+
+def _row_parts(spec: TableSpec, raw: RawTable) -> list[RawTable]:
+    """The table in parts of consecutive rows to check side by side (``PART_ROWS``), or whole if it has a key."""
+    rows = len(raw.frame)
+    if spec.key or rows <= PART_ROWS:
+        return [raw]
+    bounds = np.linspace(0, rows, -(-rows // PART_ROWS) + 1).astype(int)
+    return [
+        RawTable(raw.table, raw.frame.iloc[start:end], raw.source, raw.malformed_rows if start == 0 else ())
+        for start, end in itertools.pairwise(bounds)
+    ]
+
+
+def _joined(parts: list[_TableResult]) -> _TableResult:
+    """One table's result from its parts' (in row order): what checking it whole gives."""
+    if len(parts) == 1:
+        return parts[0]
+    counts = TableCounts(
+        *(sum(getattr(p.counts, f) for p in parts) for f in ("input", "clean", "quarantined", "future"))
+    )
+    return _TableResult(
+        clean=pd.concat([p.clean for p in parts], ignore_index=True),
+        # the rows set aside by the reader are in the first part's: sorted among all by row, as whole
+        quarantine=pd.concat([p.quarantine for p in parts], ignore_index=True).sort_values(
+            "row", kind="stable", ignore_index=True
+        ),
+        # a part without emptied cells has an untyped empty frame: left out, as whole it adds nothing
+        nulled=pd.concat([p.nulled for p in parts if len(p.nulled)] or [parts[0].nulled], ignore_index=True),
+        future_keys=parts[0].future_keys,  # a table checked in parts has no key
+        known_keys=parts[0].known_keys,
+        counts=counts,
     )
 
 

@@ -157,7 +157,10 @@ def test_the_run_writes_each_table_as_it_is_validated_with_the_same_rows_and_qua
     assert paths.nulled.read_text() == at_once.nulled.read_text()
 
 
-def test_tables_checked_side_by_side_give_the_snapshot_checked_one_at_a_time(tmp_path: Path) -> None:
+def test_tables_checked_side_by_side_give_the_snapshot_checked_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.data import validation
     from tasks.demo.synth import generate_shop
 
     frames = {t: f.astype(str) for t, f in generate_shop(customers=300, days=120, seed=3, end=AS_OF).items()}
@@ -167,16 +170,29 @@ def test_tables_checked_side_by_side_give_the_snapshot_checked_one_at_a_time(tmp
     frames[Table.CUSTOMERS].loc[1, "created_at"] = "never"
     frames[Table.ORDERS].loc[orders.index[3], "customer_id"] = "C404"
     frames[Table.EVENTS].loc[events.index[5], "type"] = "teleport"
+    frames[Table.EVENTS].loc[events.index[-7], "product_id"] = "P404"
+    frames[Table.EVENTS].loc[events.index[-9], "rating"] = "11"  # an optional cell emptied, late in the table
     shop = str(write_shop(frames, tmp_path / "shop"))
+    with (tmp_path / "shop" / "events.csv").open("a") as file:
+        file.write("C1,P1\n")  # a row the reader sets aside: its number is the last
 
     one = validate_snapshot(load_raw(shop), AS_OF, threads=1)
     two = validate_snapshot(load_raw(shop), AS_OF, threads=2)
     # each table checked as soon as it and its parents are read, the next one read meanwhile (the daily run's way)
     read_along = validate_snapshot(iter_raw(shop), AS_OF, threads=2)
+    # and the tables without a key (events, order events) checked in parts of 700 rows, side by side
+    monkeypatch.setattr(validation, "PART_ROWS", 700)
+    in_parts = validate_snapshot(iter_raw(shop), AS_OF, threads=2)
 
-    assert set(one.quarantine["reason"]) == {"unparseable_date", "dangling_foreign_key", "unknown_enum"}
-    assert len(one.nulled) > 0
-    for other in (two, read_along):
+    assert set(one.quarantine["reason"]) == {
+        "unparseable_date",
+        "dangling_foreign_key",
+        "unknown_enum",
+        "malformed_row",
+    }
+    assert len(one.nulled) > 0 and "events" in set(one.nulled["table"])
+    assert len(frames[Table.EVENTS]) > 3 * 700
+    for other in (two, read_along, in_parts):
         assert list(other.frames) == list(one.frames) and other.counts == one.counts
         for table, frame in one.frames.items():
             pd.testing.assert_frame_equal(other.frames[table], frame, obj=table.value)
