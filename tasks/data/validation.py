@@ -123,9 +123,9 @@ def validate_snapshot(
     ``raw``: the tables read, or the reader's ``(table, raw table)`` pairs in ``LOAD_ORDER`` (``iter_raw``): then
     the next table is read in a thread of its own while those already read are validated, so the customers are
     being checked while the events are still being read.
-    ``threads``: tables validated at once. A table's checks are mostly Arrow compute, which runs without the GIL:
-    the events (the biggest table: it needs only customers and products) are checked beside the orders and
-    their items.
+    ``threads``: tables (or parts of one, ``PART_ROWS``) validated at once. A table's checks are mostly Arrow
+    compute, which runs without the GIL: the events (the biggest table: it needs only customers and products)
+    are checked beside the orders and their items.
     ``keep``: takes each table's clean frame as soon as it is validated (the daily run writes it), and the
     snapshot's ``frames`` stay empty; each raw table is then let go once validated, so only the tables read and
     not yet validated are in memory.
